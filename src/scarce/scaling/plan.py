@@ -1,0 +1,107 @@
+"""Compute-optimal planning from a fitted L(N, D) = E + A/N^alpha + B/D^beta: what to train, and how long.
+
+For a compute budget C the plan is the Chinchilla allocation N_opt(C), D_opt(C) = C/(6·N_opt) and
+its predicted loss; for a target loss it is the least compute whose optimal run reaches it. Wall
+time is C / (hardware FLOP/s x MFU). When the law comes with bootstrap draws, every column gets a
+percentile interval by planning once per draw -- the plan inherits the fit's uncertainty, which far
+from the fitted compute range is large.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scarce.errors import UserError
+from scarce.scaling.chinchilla import compute_optimal, flops_for_loss, optimal_loss
+from scarce.scaling.laws import LEVEL, Estimate, Fit, quantiles
+
+LAW_PARAMS = ("E", "A", "B", "alpha", "beta")
+COLUMNS = ("params", "tokens", "tokens_per_param", "flops", "loss", "hours")
+
+
+@dataclass
+class PlanRow:
+    """One planned run; each column is an Estimate (interval nan when the law has no draws)."""
+
+    label: str
+    """What was asked, e.g. 'C=1e+21' or 'L=2.1'."""
+    columns: dict[str, Estimate]
+
+
+def _law_arrays(law: Fit | dict) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Point values and bootstrap draws of E, A, B, alpha, beta from a Fit or a plain dict of numbers."""
+    if isinstance(law, Fit):
+        point = {k: law.value(k) for k in LAW_PARAMS}
+        draws = {k: law.draws[k] for k in LAW_PARAMS} if all(k in law.draws for k in LAW_PARAMS) else {}
+        return point, draws
+    missing = [k for k in LAW_PARAMS if k not in law]
+    if missing:
+        raise UserError(f"the law lacks {', '.join(missing)} (need E, A, B, alpha, beta)")
+    return {k: float(law[k]) for k in LAW_PARAMS}, {}
+
+
+def _columns(flops, p: dict, flops_per_s: float | None, mfu: float) -> dict[str, np.ndarray]:
+    """The plan's numbers for compute `flops` under law parameters p (arrays broadcast together)."""
+    n, d = compute_optimal(flops, p["A"], p["B"], p["alpha"], p["beta"])
+    with np.errstate(invalid="ignore"):
+        cols = {"params": n, "tokens": d, "tokens_per_param": d / n, "flops": np.broadcast_to(flops, n.shape),
+                "loss": optimal_loss(flops, *(p[k] for k in LAW_PARAMS))}
+    if flops_per_s:
+        cols["hours"] = cols["flops"] / (flops_per_s * mfu) / 3600.0
+    return cols
+
+
+def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | None = None,
+         mfu: float = 0.4, level: float = LEVEL) -> list[PlanRow]:
+    """Rows of (params, tokens, tokens:params, FLOPs, predicted loss, hours) for budgets and target losses.
+
+    `law` is an approach-3 Fit (intervals from its draws) or a dict with E, A, B, alpha, beta.
+    A target at or below E (in some draws) is unreachable there: its compute is infinite.
+    """
+    if not budgets and not target_losses:
+        raise UserError("give at least one compute budget or target loss to plan for")
+    if flops_per_s is not None and flops_per_s <= 0:
+        raise UserError("--flops-per-s must be positive")
+    if not 0 < mfu <= 1:
+        raise UserError(f"MFU must be in (0, 1], got {mfu}")
+    point, draws = _law_arrays(law)
+    rows = []
+    for c in budgets:
+        rows.append(_row(f"C={c:.3g}", lambda p, c=c: np.full(np.shape(p["E"]), float(c)), point, draws,
+                         flops_per_s, mfu, level))
+    for t in target_losses:
+        rows.append(_row(f"L={t:g}", lambda p, t=t: flops_for_loss(t, *(p[k] for k in LAW_PARAMS)), point, draws,
+                         flops_per_s, mfu, level))
+    if any(np.isinf(r.columns["flops"].value) for r in rows):
+        bad = [r.label for r in rows if np.isinf(r.columns["flops"].value)]
+        raise UserError(f"target loss at or below the fitted asymptote E={point['E']:.4g}: {', '.join(bad)}")
+    return rows
+
+
+def _row(label: str, flops_of, point, draws, flops_per_s, mfu, level) -> PlanRow:
+    """One plan row: the point plan, and per-draw plans for the intervals."""
+    p_cols = _columns(flops_of(point), point, flops_per_s, mfu)
+    d_cols = _columns(flops_of(draws), draws, flops_per_s, mfu) if draws else {}
+    out = {}
+    for k, v in p_cols.items():
+        lo, hi = quantiles(d_cols[k], level) if k in d_cols else (float("nan"), float("nan"))
+        out[k] = Estimate(float(v), lo, hi)
+    return PlanRow(label, out)
+
+
+def plan_to_json_dict(rows: list[PlanRow]) -> dict:
+    """`{"<label>:<column>": {"value", "low", "high"}}`, the same shape as every fit's JSON."""
+    clean = lambda v: float(v) if np.isfinite(v) else None
+    return {f"{r.label}:{k}": {"value": clean(e.value), "low": clean(e.low), "high": clean(e.high)}
+            for r in rows for k, e in r.columns.items()}
+
+
+def format_plan(rows: list[PlanRow]) -> str:
+    """A readable table: one line per row, each cell 'value [low, high]'."""
+    cols = [c for c in COLUMNS if c in rows[0].columns]
+    cell = lambda e: f"{e.value:.3g}" + (f" [{e.low:.3g}, {e.high:.3g}]" if np.isfinite(e.low) else "")
+    table = [["plan"] + cols] + [[r.label] + [cell(r.columns[c]) for c in cols] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in table)
