@@ -398,7 +398,7 @@ def fit_approach2(params, flops, loss, *, n_boot: int = 1000, seed: int = 0, lev
     if n_groups >= 4:
         wb[1:] = bootstrap_weights(rng, n_groups, n_boot)
     slope, _ = _weighted_line(lc, logn, wb)
-    ok = np.all([m[2] for m in minima], axis=0) & (count_distinct(lc, wb) >= 2)
+    ok = np.all([m[1] for m in minima], axis=0) & (count_distinct(lc, wb) >= 2)
     values = {"a": slope, "b": 1 - slope}
     for g in range(n_groups):
         tag = f"C={np.exp(lc[g]):.3g}"
@@ -407,19 +407,21 @@ def fit_approach2(params, flops, loss, *, n_boot: int = 1000, seed: int = 0, lev
     point, draws = split_rows(values, ok)
     fit = Fit("chinchilla2", summarise(point, draws, level), N.size, n_boot, int((~ok[1:]).sum()), level,
               draws=draws, data={"params": N, "flops": C, "loss": L, "group": gid, "log_flops": lc,
-                                 "log_n_opt": logn[0], "coef": np.stack([m[3] for m in minima])})
+                                 "log_n_opt": logn[0], "coef": np.stack([m[2] for m in minima]),
+                                 "center": np.array([m[3] for m in minima])})
     _flag_approach2(fit, N, gid, logn[0], n_groups)
     return fit
 
 
 def _group_minimum(logn, loss, rng, n_boot: int, g: int, lc: float):
-    """The parabola minimum of one budget, for the data (row 0) and each resample of its points."""
+    """The parabola minimum of one budget for the data (row 0) and each resample of its points, whether
+    each is a minimum, and the data's coefficients in u = log N - center."""
     if np.unique(logn).size < 3:
         raise UserError(f"IsoFLOP budget C={np.exp(lc):.3g} has {np.unique(logn).size} model sizes; "
                         "a parabola needs at least 3")
     w = with_data_row(bootstrap_weights(rng, logn.size, n_boot), logn.size)
     u, _, ok, c = _parabola_minima(logn, loss, w)
-    return u, None, ok, c[0]
+    return u, ok, c[0], logn.mean()
 
 
 def _weighted_line(x: np.ndarray, y: np.ndarray, w: np.ndarray):

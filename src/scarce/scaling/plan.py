@@ -44,8 +44,8 @@ def _law_arrays(law: Fit | dict) -> tuple[dict[str, float], dict[str, np.ndarray
 
 def _columns(flops, p: dict, flops_per_s: float | None, mfu: float) -> dict[str, np.ndarray]:
     """The plan's numbers for compute `flops` under law parameters p (arrays broadcast together)."""
-    n, d = compute_optimal(flops, p["A"], p["B"], p["alpha"], p["beta"])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # an unreachable target has infinite compute: inf/inf
+        n, d = compute_optimal(flops, p["A"], p["B"], p["alpha"], p["beta"])
         cols = {"params": n, "tokens": d, "tokens_per_param": d / n, "flops": np.broadcast_to(flops, n.shape),
                 "loss": optimal_loss(flops, *(p[k] for k in LAW_PARAMS))}
     if flops_per_s:

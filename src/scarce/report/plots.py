@@ -1,0 +1,318 @@
+"""PNG renderings of scaling-law fits: the points, the fitted curve with its bootstrap band, and the
+asymptote with its interval, on log axes.
+
+Figures are built on matplotlib's object API with the Agg canvas created inside each function, so
+importing this module touches no global matplotlib state (no pyplot, no backend switch) and
+rendering works on headless machines. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from scarce.atomic import atomic_write
+
+BAND_ALPHA = 0.25
+LEVEL_PCT = (2.5, 97.5)
+
+
+def _figure(ncols: int = 1):
+    """A figure on an Agg canvas and its axes (one per column)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4 * ncols, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+
+
+def _log_axes(ax, xlabel: str, ylabel: str) -> None:
+    """Log-log axes, labelled; call after plotting (the y ticks depend on the data range)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    _loss_ticks(ax)
+
+
+def _loss_ticks(ax) -> None:
+    """Plain, evenly spaced y tick labels when y spans less than a decade (losses), where log ticks
+    would label only one or two values."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+    lo, hi = ax.get_ylim()
+    if lo <= 0 or hi / lo >= 10:
+        return
+    ticks = MaxNLocator(nbins=7).tick_values(lo, hi)
+    ax.set_yticks(ticks[(ticks >= lo) & (ticks <= hi)])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(lo, hi)
+
+
+def _band(ax, x, curves: np.ndarray, color, label: str | None = None) -> None:
+    """Shade the pointwise 95% band of curves (draws, len(x)), ignoring non-finite draws."""
+    if curves.size == 0:
+        return
+    lo, hi = np.nanpercentile(np.where(np.isfinite(curves), curves, np.nan), LEVEL_PCT, axis=0)
+    ax.fill_between(x, lo, hi, color=color, alpha=BAND_ALPHA, lw=0, label=label)
+
+
+def _asymptote(ax, est, color="tab:red", name: str = "E") -> None:
+    """The asymptote as a dashed line with its interval as a shaded strip."""
+    ax.axhline(est.value, color=color, ls="--", lw=1, label=f"{name} = {est.value:.3g}")
+    if np.isfinite(est.low) and np.isfinite(est.high):
+        ax.axhspan(est.low, est.high, color=color, alpha=0.12, lw=0,
+                   label=f"{name} 95% CI [{est.low:.3g}, {est.high:.3g}]")
+
+
+def _span(x: np.ndarray, left: float = 0.5, right: float = 10.0, n: int = 200) -> np.ndarray:
+    """Log-spaced x from a bit left of the data to `right` times its maximum (the extrapolation shown)."""
+    return np.geomspace(x.min() * left, x.max() * right, n)
+
+
+def _ci_text(fit, names) -> str:
+    e = fit.estimates
+    part = lambda k: f"{k} = {e[k].value:.3g}" + (f" [{e[k].low:.3g}, {e[k].high:.3g}]" if np.isfinite(e[k].low) else "")
+    return ",  ".join(part(k) for k in names)
+
+
+def _power_curves(fit, x: np.ndarray, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The fitted E + A·x^-alpha at x, and the same for each bootstrap draw (draws, len(x))."""
+    E, A, al = (fit.value(prefix + k) for k in ("E", "A", "alpha"))
+    d = fit.draws
+    if d.get("E") is None:
+        return E + A * x**-al, np.empty((0, x.size))
+    return E + A * x**-al, d["E"][:, None] + d["A"][:, None] * x[None, :] ** -d["alpha"][:, None]
+
+
+# ----------------------------------------------------------------------------- one renderer per fit
+
+
+def plot_power_law(fit, path, *, xlabel: str = "x", ylabel: str = "loss", title: str | None = None) -> None:
+    """Points, the fitted power law extended 10x past the data, its band, and the asymptote E."""
+    fig, (ax,) = _figure()
+    x, y = fit.data["x"], fit.data["y"]
+    xs = _span(x)
+    curve, curves = _power_curves(fit, xs)
+    _band(ax, xs, curves, "tab:blue", "fit 95% band")
+    ax.plot(xs, curve, color="tab:blue", label="fit E + A·x^(-alpha)")
+    ax.scatter(x, y, color="black", s=18, zorder=3, label=f"data ({x.size} points)")
+    _asymptote(ax, fit["E"])
+    _log_axes(ax, xlabel, ylabel)
+    ax.set_title(title or f"{ylabel} vs {xlabel}: power law with asymptote")
+    ax.legend(fontsize=8, title=_ci_text(fit, ["alpha"]), title_fontsize=8)
+    _save(fig, path)
+
+
+def plot_joint(fit, path, *, title: str | None = None, **_) -> None:
+    """Left: loss against members per size with the stage-1 fits; right: E_N against size with stage 2."""
+    fig, (ax1, ax2) = _figure(2)
+    d = fit.data
+    colors = _colors(d["sizes"].size)
+    ks = _span(d["members"], 0.8, 4)
+    for i, n in enumerate(d["sizes"]):
+        m = d["params"] == n
+        e_n = fit.value(f"E_N={n:.4g}")
+        ax1.scatter(d["members"][m], d["loss"][m], color=colors[i], s=16, zorder=3, label=f"N = {n:.3g}")
+        ax1.plot(ks, e_n + d["A_N"][i] * ks ** -d["alpha_N"][i], color=colors[i], lw=1)
+        ax1.axhline(e_n, color=colors[i], ls=":", lw=1)
+    _log_axes(ax1, "ensemble members K", "loss")
+    ax1.set_title("stage 1: L(K) = E_N + A_N·K^(-alpha_N) per size (dotted: E_N)")
+    ax1.legend(fontsize=8)
+    _joint_stage2(ax2, fit, colors)
+    fig.suptitle(title or "joint limit over model size and ensemble members")
+    _save(fig, path)
+
+
+def _joint_stage2(ax, fit, colors) -> None:
+    sizes = fit.data["sizes"]
+    ests = [fit[f"E_N={n:.4g}"] for n in sizes]
+    ns = _span(sizes, 0.5, 30)
+    curve, curves = _power_curves(fit, ns)
+    _band(ax, ns, curves, "tab:blue", "fit 95% band")
+    ax.plot(ns, curve, color="tab:blue", label="E_N = E + A·N^(-alpha)")
+    val = np.array([e.value for e in ests])
+    err = np.array([[e.value - e.low, e.high - e.value] for e in ests]).T
+    ax.errorbar(sizes, val, yerr=np.nan_to_num(err), fmt="o", color="black", ms=4, capsize=3, zorder=3,
+                label="E_N with 95% CI")
+    _asymptote(ax, fit["E"])
+    _log_axes(ax, "parameters N", "asymptotic loss E_N")
+    ax.set_title("stage 2: " + _ci_text(fit, ["alpha"]))
+    ax.legend(fontsize=8)
+
+
+def plot_efficiency(fit, path, *, title: str | None = None, **_) -> None:
+    """The reference curve (fit or empirical frontier), the new point, and the horizontal gap D -> D_ref."""
+    fig, (ax,) = _figure()
+    d = fit.data
+    D, L = d["ref_tokens"], d["ref_loss"]
+    loss, tokens = float(d["loss"][0]), float(d["tokens"][0])
+    d_ref = fit.value("D_ref")
+    xs = np.geomspace(min(D.min(), tokens) * 0.5, max(D.max(), min(d_ref, D.max() * 1e3)) * 2, 200)
+    if fit.kind == "efficiency":
+        curve, curves = _power_curves(fit, xs)
+        _band(ax, xs, curves, "tab:blue", "reference fit 95% band")
+        ax.plot(xs, curve, color="tab:blue", label="reference fit E + A·D^(-alpha)")
+        _asymptote(ax, fit["E"])
+    else:
+        ax.plot(d["front_tokens"], d["front_loss"], color="tab:blue", marker="o", ms=3,
+                label="reference best-loss frontier")
+    ax.scatter(D, L, color="black", s=14, zorder=3, label="reference runs")
+    ax.scatter([tokens], [loss], marker="*", s=140, color="tab:orange", zorder=4, label="new recipe")
+    if np.isfinite(d_ref):
+        ax.annotate("", xy=(d_ref, loss), xytext=(tokens, loss),
+                    arrowprops={"arrowstyle": "->", "color": "tab:orange"})
+        ax.scatter([d_ref], [loss], marker="|", s=200, color="tab:orange", zorder=4)
+    _log_axes(ax, "tokens D", "loss")
+    flag = "  (extrapolated)" if fit.flags.get("extrapolated") else ""
+    ax.set_title(title or f"data efficiency: {_ci_text(fit, ['efficiency'])}{flag}", fontsize=10)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_data_constrained(fit, path, *, title: str | None = None, **_) -> None:
+    """Loss against tokens for each unique-data budget, with the fitted curves and the fresh-data law."""
+    from scarce.scaling.laws import effective_data
+
+    fig, (ax,) = _figure()
+    d = fit.data
+    E, B, beta, r_star = (fit.value(k) for k in ("E", "B", "beta", "R_star"))
+    xs = _span(d["tokens"], 0.5, 3)
+    uniques = np.unique(d["unique_tokens"])
+    colors = _colors(uniques.size)
+    for i, u in enumerate(uniques):
+        m = d["unique_tokens"] == u
+        ax.scatter(d["tokens"][m], d["loss"][m], color=colors[i], s=16, zorder=3, label=f"U = {u:.3g}")
+        ax.plot(xs, E + B * effective_data(u, xs, r_star) ** -beta, color=colors[i], lw=1)
+    ax.plot(xs, E + B * xs**-beta, color="gray", ls="-.", lw=1, label="all-fresh data (D' = D)")
+    _asymptote(ax, fit["E"])
+    _log_axes(ax, "tokens seen D", "loss")
+    ax.set_title(title or "data-constrained scaling: " + _ci_text(fit, ["R_star", "beta"]), fontsize=10)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_chinchilla3(fit, path, *, title: str | None = None, **_) -> None:
+    """Left: loss against compute with the compute-optimal frontier L*(C) and E; right: N_opt, D_opt."""
+    from scarce.scaling.chinchilla import compute_optimal, optimal_loss
+
+    fig, (ax1, ax2) = _figure(2)
+    d, dr = fit.data, fit.draws
+    C = 6 * d["params"] * d["tokens"]
+    cs = _span(C, 0.5, 100)
+    names = ("E", "A", "B", "alpha", "beta")
+    p = [fit.value(k) for k in names]
+    sc = ax1.scatter(C, d["loss"], c=np.log10(d["params"]), cmap="viridis", s=12, zorder=3)
+    fig.colorbar(sc, ax=ax1, label="log10 parameters")
+    col = lambda k: dr[k][:, None] if dr.get(k) is not None and dr[k].size else None
+    if col("E") is not None:
+        _band(ax1, cs, optimal_loss(cs[None, :], *(col(k) for k in names)), "tab:blue", "frontier 95% band")
+    ax1.plot(cs, optimal_loss(cs, *p), color="tab:blue", label="compute-optimal loss L*(C)")
+    _asymptote(ax1, fit["E"])
+    _log_axes(ax1, "training FLOPs C = 6ND", "loss")
+    ax1.set_title(_ci_text(fit, ["alpha", "beta"]), fontsize=9)
+    ax1.legend(fontsize=8)
+    n, dd = compute_optimal(cs, *p[1:])
+    for values, name, color in ((n, "N_opt (params)", "tab:green"), (dd, "D_opt (tokens)", "tab:purple")):
+        ax2.plot(cs, values, color=color, label=name)
+    if col("E") is not None:
+        nd, ddd = compute_optimal(cs[None, :], *(col(k) for k in names[1:]))
+        _band(ax2, cs, nd, "tab:green")
+        _band(ax2, cs, ddd, "tab:purple")
+    _log_axes(ax2, "training FLOPs C", "compute-optimal size")
+    ax2.set_title("allocation: " + _ci_text(fit, ["a", "b"]), fontsize=9)
+    ax2.legend(fontsize=8)
+    fig.suptitle(title or "Chinchilla approach 3: L = E + A/N^alpha + B/D^beta")
+    _save(fig, path)
+
+
+def plot_chinchilla2(fit, path, *, title: str | None = None, **_) -> None:
+    """Left: the IsoFLOP parabolas and their minima; right: N_opt against C with the fitted power law."""
+    fig, (ax1, ax2) = _figure(2)
+    d = fit.data
+    groups = np.unique(d["group"])
+    colors = _colors(groups.size)
+    for g in groups:
+        m = d["group"] == g
+        ln = np.log(d["params"][m])
+        u = np.linspace(ln.min(), ln.max(), 100) - d["center"][g]
+        c0, c1, c2 = d["coef"][g]
+        ax1.scatter(d["params"][m], d["loss"][m], color=colors[g], s=14, zorder=3,
+                    label=f"C = {np.exp(d['log_flops'][g]):.2g}")
+        ax1.plot(np.exp(u + d["center"][g]), c0 + c1 * u + c2 * u * u, color=colors[g], lw=1)
+        ax1.axvline(np.exp(d["log_n_opt"][g]), color=colors[g], ls=":", lw=1)
+    _log_axes(ax1, "parameters N", "loss")
+    ax1.set_title("IsoFLOP parabolas in log N (dotted: minima)", fontsize=9)
+    ax1.legend(fontsize=8)
+    _optimum_panel(ax2, fit, np.exp(d["log_flops"]), np.exp(d["log_n_opt"]), "IsoFLOP minima")
+    fig.suptitle(title or "Chinchilla approach 2 (IsoFLOP)")
+    _save(fig, path)
+
+
+def plot_chinchilla1(fit, path, *, title: str | None = None, **_) -> None:
+    """Left: training curves against compute and their lower envelope; right: N_opt along the envelope."""
+    fig, (ax1, ax2) = _figure(2)
+    d = fit.data
+    sizes = np.unique(d["params"])
+    colors = _colors(sizes.size)
+    for i, n in enumerate(sizes):
+        m = d["params"] == n
+        order = np.argsort(d["tokens"][m])
+        ax1.plot((6 * n * d["tokens"][m])[order], d["loss"][m][order], color=colors[i], lw=1, label=f"N = {n:.3g}")
+    ax1.plot(np.exp(d["env_log_flops"]), d["env_loss"], color="black", lw=2, ls="--", label="envelope")
+    _log_axes(ax1, "training FLOPs C = 6ND", "loss")
+    ax1.set_title("training curves and their lowest-loss envelope", fontsize=9)
+    ax1.legend(fontsize=7, ncol=2)
+    _optimum_panel(ax2, fit, np.exp(d["env_log_flops"]), np.exp(d["env_log_n"]), "envelope N_opt")
+    fig.suptitle(title or "Chinchilla approach 1 (training-curve envelope)")
+    _save(fig, path)
+
+
+def _optimum_panel(ax, fit, C: np.ndarray, n_opt: np.ndarray, label: str) -> None:
+    """N_opt points against C with the least-squares power law N_opt ∝ C^a through them (slope = a)."""
+    a = fit.value("a")
+    k = np.exp(np.mean(np.log(n_opt) - a * np.log(C)))
+    cs = _span(C, 0.5, 10)
+    ax.scatter(C, n_opt, color="black", s=16, zorder=3, label=label)
+    ax.plot(cs, k * cs**a, color="tab:green", label="N_opt ∝ C^a")
+    draws = fit.draws.get("a")
+    if draws is not None and draws.size:
+        lc0 = np.mean(np.log(C))  # pivot the slope draws at the centre of the data
+        _band(ax, cs, k * np.exp(a * lc0) * np.exp(draws[:, None] * (np.log(cs)[None, :] - lc0)), "tab:green",
+              "95% band of the slope")
+    _log_axes(ax, "training FLOPs C", "parameters N_opt")
+    ax.set_title(_ci_text(fit, ["a", "b"]), fontsize=9)
+    ax.legend(fontsize=8)
+
+
+def _colors(n: int):
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(n - 1, 1) * 0.9) for i in range(n)]
+
+
+RENDERERS = {
+    "power_law": plot_power_law,
+    "joint": plot_joint,
+    "efficiency": plot_efficiency,
+    "efficiency_empirical": plot_efficiency,
+    "data_constrained": plot_data_constrained,
+    "chinchilla1": plot_chinchilla1,
+    "chinchilla2": plot_chinchilla2,
+    "chinchilla3": plot_chinchilla3,
+}
+
+
+def plot_fit(fit, path, **labels) -> None:
+    """Render any scarce.scaling Fit to a PNG at path (labels such as xlabel/ylabel go to the renderer)."""
+    RENDERERS[fit.kind](fit, path, **labels)
