@@ -1,0 +1,81 @@
+"""`scarce prepare`: tokenize a corpus into a token store (train / select / val)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+from scarce.data.corpora import DEFAULT_SOURCE
+from scarce.data.store import SPLITS, TokenStore, prepare
+
+SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
+_COUNT = re.compile(r"(\d[\d_]*(?:\.\d*)?(?:e\d+)?)([kmgbt]?)", re.IGNORECASE)
+
+
+def parse_count(text: str) -> int:
+    """A positive whole number written as `2000000`, `2_000_000`, `2M`, `500k`, `1.5B` or `1e6`."""
+    match = _COUNT.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (write e.g. 2000000, 2M, 500k or 1e6)")
+    number, suffix = match.groups()
+    mult = SUFFIXES.get(suffix.lower(), 1)
+    try:  # int() keeps big plain numbers exact; float() reads 1.5 and 1e6
+        value = int(number) * mult if number.replace("_", "").isdigit() else float(number) * mult
+    except ValueError:
+        value = 0
+    if value != int(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of tokens")
+    return int(value)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="tokenize a corpus into a token store (train / select / val)",
+        description="Split a corpus by document into val, select and train token arrays with exact budgets, "
+        "training a byte-level BPE on train documents only. Re-running with the same arguments reuses the store.",
+    )
+    p.add_argument("--corpus", default=DEFAULT_SOURCE, metavar="SOURCE",
+                   help="'stdlib' (Python's standard library, the default), 'files:PATH' (.txt/.jsonl file or "
+                   "folder) or 'hf:NAME[:CONFIG]' (a Hugging Face dataset or local data folder; needs scarce[hf])")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to create the token store in")
+    p.add_argument("--vocab-size", type=parse_count, default=4096, metavar="V",
+                   help="BPE vocabulary size, <|endoftext|> included (default 4096)")
+    p.add_argument("--train-tokens", type=parse_count, required=True, metavar="N",
+                   help="exact size of the train split, e.g. 2M, 500k or 1e6")
+    p.add_argument("--select-tokens", type=parse_count, default=250_000, metavar="N",
+                   help="exact size of the select split, for choosing checkpoints and hyperparameters (default 250k)")
+    p.add_argument("--val-tokens", type=parse_count, default=250_000, metavar="N",
+                   help="exact size of the val split, for reporting only (default 250k)")
+    p.add_argument("--tokenizer", choices=["bpe", "gpt2"], default="bpe",
+                   help="'bpe' trains one on the train documents (default); 'gpt2' loads GPT-2's via tiktoken")
+    p.add_argument("--tokenizer-bytes", type=parse_count, default=0, metavar="N",
+                   help="train the BPE on at most N bytes of train documents (default: all of them)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="encoder threads (default: all cores)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
+                    args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,
+                    threads=args.threads)
+    print(summary(store, time.perf_counter() - start))
+    return 0
+
+
+def summary(store: TokenStore, seconds: float) -> str:
+    """A short table of the splits, then tokenizer, corpus size and speed."""
+    m = store.manifest
+    lines = [f"{'split':<8}{'tokens':>14}{'bytes':>15}{'bytes/token':>13}{'documents':>11}"]
+    for name in SPLITS:
+        s = m["splits"][name]
+        lines.append(f"{name:<8}{s['tokens']:>14,}{s['bytes']:>15,}{s['bytes'] / s['tokens']:>13.2f}{s['documents']:>11,}")
+    mb = m["corpus"]["bytes"] / 1e6
+    tok = m["tokenizer"]
+    lines.append(f"tokenizer {tok['kind']} ({tok['vocab_size']:,} tokens); corpus {mb:.1f} MB in "
+                 f"{m['corpus']['documents']:,} documents; {seconds:.1f} s ({mb / max(seconds, 1e-9):.1f} MB/s)")
+    lines.append(f"token store {store.path} (fingerprint {store.fingerprint})")
+    return "\n".join(lines)

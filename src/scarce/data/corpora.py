@@ -1,0 +1,161 @@
+"""Corpus sources behind one interface: a source string in, documents (str) out.
+
+Sources:
+- `stdlib`: the running Python's standard-library `.py` files (site-packages and dist-packages left
+  out), one document per file, in sorted path order. It ships with every Python, so the default
+  corpus needs no download and tests and benchmarks can rely on it.
+- `files:PATH`: a `.txt` file, a `.jsonl` file with a `text` field per line (one document per line),
+  or a folder of such files (searched recursively, sorted). A `.txt` file is one document, unless it
+  holds lines that are exactly `<|endoftext|>`: those separate documents (the convention of GPT-2
+  style text dumps such as TinyStories' `.txt` release).
+- `hf:NAME[:CONFIG]`: the `text` field of the `train` split of a Hugging Face dataset, streamed.
+  NAME may be a local folder of json/jsonl/parquet/csv files (`hf:/data/mycorpus`). Needs the `hf`
+  extra.
+
+Documents that are empty or only whitespace are skipped everywhere: they carry no text to learn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sysconfig
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from scarce.errors import UserError
+
+DEFAULT_SOURCE = "stdlib"
+TXT_SEPARATOR = "<|endoftext|>"
+FILE_SUFFIXES = (".txt", ".jsonl")
+
+
+def iter_documents(source: str) -> Iterator[str]:
+    """Yield the non-empty documents of `source`, in a deterministic order."""
+    kind, _, arg = source.partition(":")
+    if kind == "stdlib" and not arg:
+        docs = _stdlib_documents()
+    elif kind == "files" and arg:
+        docs = _files_documents(Path(arg).expanduser())
+    elif kind == "hf" and arg:
+        docs = _hf_documents(arg)
+    else:
+        raise UserError(
+            f"unknown corpus source {source!r}; use 'stdlib', 'files:PATH' (a .txt/.jsonl file or a folder) "
+            "or 'hf:NAME[:CONFIG]'"
+        )
+    return (d for d in docs if d.strip())
+
+
+def read_corpus(source: str) -> list[str]:
+    """All documents of `source` in memory; UserError if there are none (nothing to train on)."""
+    docs = list(iter_documents(source))
+    if not docs:
+        raise UserError(f"corpus {source!r} holds no non-empty documents; point --corpus at some text")
+    return docs
+
+
+def document_hash(doc: str) -> bytes:
+    """sha256 of a document's UTF-8 text: decides its split and its place in the store's order."""
+    return hashlib.sha256(doc.encode("utf-8")).digest()
+
+
+def fingerprint(doc_hashes: Iterable[bytes]) -> str:
+    """sha256 over the sorted document hashes: names the corpus content, whatever order it came in."""
+    h = hashlib.sha256()
+    for d in sorted(doc_hashes):
+        h.update(d)
+    return h.hexdigest()
+
+
+def describe(source: str) -> str:
+    """One line saying where the documents of `source` come from (for summaries and manifests)."""
+    kind, _, arg = source.partition(":")
+    if kind == "stdlib":
+        return f"Python standard library .py files under {_stdlib_root()}"
+    if kind == "files":
+        return f"text files under {Path(arg).expanduser().resolve()}"
+    if kind == "hf":
+        return f"Hugging Face dataset {arg} (train split, text field)"
+    return f"unknown source {source!r}"
+
+
+def _stdlib_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def _stdlib_documents() -> Iterator[str]:
+    root = _stdlib_root()
+    skip = {"site-packages", "dist-packages"}
+    paths = sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts))
+    for p in paths:
+        # A few test files are deliberately not UTF-8; replacing bad bytes keeps the corpus deterministic.
+        yield p.read_bytes().decode("utf-8", errors="replace")
+
+
+def _files_documents(path: Path) -> Iterator[str]:
+    if not path.exists():
+        raise UserError(f"corpus path {path} does not exist; check the path after 'files:'")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FILE_SUFFIXES)
+        if not files:
+            raise UserError(f"corpus folder {path} holds no .txt or .jsonl files")
+    elif path.suffix in FILE_SUFFIXES:
+        files = [path]
+    else:
+        raise UserError(f"corpus file {path} is neither .txt nor .jsonl; convert it or point at a folder")
+    # Checks above run at call time; reading happens lazily, file by file.
+    return (doc for f in files for doc in (_jsonl_documents(f) if f.suffix == ".jsonl" else _txt_documents(f)))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not valid UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8") from None
+
+
+def _txt_documents(path: Path) -> Iterator[str]:
+    text = _read_text(path)
+    doc: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.strip() == TXT_SEPARATOR:
+            yield "".join(doc)
+            doc = []
+        else:
+            doc.append(line)
+    yield "".join(doc)
+
+
+def _jsonl_documents(path: Path) -> Iterator[str]:
+    for i, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line)["text"]
+        except (json.JSONDecodeError, TypeError, KeyError):
+            raise UserError(f"{path}:{i} is not a JSON object with a 'text' field") from None
+        if not isinstance(text, str):
+            raise UserError(f"{path}:{i}: the 'text' field is {type(text).__name__}, not a string")
+        yield text
+
+
+def _hf_documents(arg: str) -> Iterator[str]:
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("corpus 'hf:...' needs the datasets package: pip install 'scarce[hf]'") from None
+    name, _, config = arg.partition(":")
+    try:
+        ds = datasets.load_dataset(name, config or None, split="train", streaming=True)
+    except Exception as e:  # the library raises many types (missing files, network, bad config)
+        raise UserError(f"could not load Hugging Face dataset {arg!r}: {e}") from None
+    return _hf_texts(ds, arg)
+
+
+def _hf_texts(ds: Iterable[dict], arg: str) -> Iterator[str]:
+    for i, row in enumerate(ds):
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise UserError(f"dataset {arg!r} row {i} has no string 'text' field (columns: {sorted(row)})")
+        yield text

@@ -1,0 +1,498 @@
+"""The token store: a folder holding a corpus cut into train/select/val token arrays.
+
+Layout: `manifest.json` (what was asked, what came out, sha256s), `tokenizer.json`, and `train.bin`,
+`select.bin`, `val.bin`: flat little-endian token arrays (uint16 when the vocabulary fits, else uint32),
+every document followed by `<|endoftext|>`.
+
+How `prepare` splits, and why:
+1. Documents are deduplicated and ordered by the sha256 of their text. The order is a fixed
+   pseudo-random shuffle that does not depend on the order the corpus came in, and identical texts
+   (now one document) can never land in two splits.
+2. Splits are filled in that order with whole documents: val, then select, then train, each to its
+   exact token budget. The last document of a split is cut to hit the budget; its remainder is
+   dropped, never moved to the next split, so no document straddles two splits.
+3. The tokenizer must never see val or select text, but how many documents val and select take is
+   only known after tokenizing. So a prefix of the order is held out from tokenizer training, sized
+   generously in bytes (`HELDOUT_BYTES_PER_TOKEN` per val+select token). If val and select do not fit
+   inside it, the prefix doubles and the tokenizer is trained again (rare, deterministic). Held-out
+   documents that val and select do not use go to train, which is harmless.
+4. Nothing in steps 1-3 depends on the train budget, so stores cut from one corpus with train budgets
+   N, 2N, 4N... share the tokenizer, val and select, and their train splits are nested prefixes.
+   `derive_store` cuts such a smaller store from a bigger one without tokenizing again.
+
+The whole corpus is held in memory: the store is meant for scarce data (up to a few GB of text).
+Everything is written into a temporary folder beside `out` and renamed into place at the end, so a
+failed or killed `prepare` leaves no half-written store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from scarce import __version__
+from scarce.data import corpora
+from scarce.data.tokenizer import Tokenizer, load_tokenizer, named_tokenizer, set_threads, train_bpe
+from scarce.errors import UserError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "select", "val")
+FILL_ORDER = ("val", "select", "train")
+MANIFEST, TOKENIZER = "manifest.json", "tokenizer.json"
+HELDOUT_BYTES_PER_TOKEN = 6.0  # above what byte-level BPE reaches on code or prose, so one try suffices
+ENCODE_BATCH_BYTES = 4_000_000  # big batches keep every encoder thread busy
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PrepareRequest:
+    """What `prepare` was asked for; a store is reused only for an identical request and corpus."""
+
+    source: str
+    """Corpus source (see `scarce.data.corpora`)."""
+    vocab_size: int
+    """Tokens in the trained BPE, `<|endoftext|>` included (ignored for a named tokenizer)."""
+    train_tokens: int
+    select_tokens: int
+    val_tokens: int
+    """Exact token budgets of the splits."""
+    tokenizer: str = "bpe"
+    """'bpe' trains one on the train documents; 'gpt2' loads GPT-2's through tiktoken."""
+    tokenizer_bytes: int = 0
+    """Train the BPE on at most this many bytes of train documents (0: all of them)."""
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "train_tokens", "select_tokens", "val_tokens"):
+            _check_positive(name, getattr(self, name))
+        if self.tokenizer_bytes != 0:
+            _check_positive("tokenizer_bytes", self.tokenizer_bytes)
+
+    def budgets(self) -> dict[str, int]:
+        return {"train": self.train_tokens, "select": self.select_tokens, "val": self.val_tokens}
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise UserError(f"{name} must be a positive integer, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a store
+
+
+class TokenStore:
+    """A validated token store. `split(name)` maps a split's tokens read-only, without loading them."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.manifest = _read_manifest(self.path)
+        self.dtype = np.dtype(self.manifest["dtype"]).newbyteorder("<")
+        tok = self.manifest["tokenizer"]
+        self.vocab_size: int = tok["vocab_size"]
+        self.eot_id: int = tok["eot_id"]
+        for name in SPLITS:
+            self._check_bin(name)
+        if not (self.path / TOKENIZER).is_file():
+            raise UserError(f"token store {self.path} lacks {TOKENIZER}; prepare it again")
+        self.fingerprint = store_fingerprint(self.manifest)
+        self._maps: dict[str, np.memmap] = {}
+        self._tokenizer: Tokenizer | None = None
+
+    def _check_bin(self, name: str) -> None:
+        path = self.path / f"{name}.bin"
+        want = self.manifest["splits"][name]["tokens"] * self.dtype.itemsize
+        if not path.is_file():
+            raise UserError(f"token store {self.path} lacks {path.name}; prepare it again")
+        if path.stat().st_size != want:
+            raise UserError(
+                f"{path} holds {path.stat().st_size:,} bytes but the manifest says {want:,}; "
+                "the store is damaged, prepare it again"
+            )
+
+    def split(self, name: str) -> np.memmap:
+        """The tokens of split 'train', 'select' or 'val', memory-mapped read-only."""
+        if name not in SPLITS:
+            raise UserError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        if name not in self._maps:
+            self._maps[name] = np.memmap(self.path / f"{name}.bin", dtype=self.dtype, mode="r")
+        return self._maps[name]
+
+    def split_bytes(self, name: str) -> int:
+        """UTF-8 bytes of the text a split's tokens encode (the denominator of bits per byte)."""
+        self.split(name)  # validates the name
+        return int(self.manifest["splits"][name]["bytes"])
+
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.path / TOKENIZER)
+        return self._tokenizer
+
+    def token_bytes(self) -> np.ndarray:
+        """(vocab_size,) int32: bytes of text per token, 0 for `<|endoftext|>`."""
+        return self.tokenizer().token_bytes()
+
+    def verify(self) -> None:
+        """Recompute the sha256 of every file against the manifest (slow for big stores)."""
+        checks = {TOKENIZER: self.manifest["tokenizer"]["sha256"]}
+        checks.update({f"{n}.bin": self.manifest["splits"][n]["sha256"] for n in SPLITS})
+        for file, want in checks.items():
+            if _sha256_file(self.path / file) != want:
+                raise UserError(f"{self.path / file} does not match its sha256 in the manifest; prepare it again")
+
+    def __repr__(self) -> str:
+        tokens = {n: self.manifest["splits"][n]["tokens"] for n in SPLITS}
+        return f"TokenStore({str(self.path)!r}, fingerprint={self.fingerprint}, tokens={tokens})"
+
+
+def open_store(path: str | os.PathLike) -> TokenStore:
+    """Open and validate the token store at `path` (UserError if it is missing or damaged)."""
+    return TokenStore(path)
+
+
+def store_fingerprint(manifest: dict) -> str:
+    """A short stable id of the store's content: tokenizer and split hashes, not paths or dates."""
+    parts = [manifest["tokenizer"]["sha256"]] + [manifest["splits"][n]["sha256"] for n in SPLITS]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.is_dir():
+        raise UserError(f"no token store at {path}; create one with `scarce prepare --out {path}`")
+    file = path / MANIFEST
+    if not file.is_file():
+        raise UserError(f"{path} is not a token store (no {MANIFEST}); create one with `scarce prepare --out {path}`")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+        _check_manifest(manifest)
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{file} is damaged or not a scarce manifest ({e}); prepare the store again") from None
+    return manifest
+
+
+def _check_manifest(m: dict) -> None:
+    if m["format_version"] != FORMAT_VERSION:
+        raise ValueError(f"format_version {m['format_version']}, this scarce reads {FORMAT_VERSION}")
+    np.dtype(m["dtype"])
+    _require(m["tokenizer"], ("vocab_size", "eot_id", "sha256"), "tokenizer")
+    for name in SPLITS:
+        _require(m["splits"][name], ("tokens", "bytes", "documents", "sha256"), f"splits.{name}")
+        tokens = m["splits"][name]["tokens"]
+        if not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"splits.{name}.tokens is {tokens!r}")
+
+
+def _require(d: dict, keys: tuple[str, ...], where: str) -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise KeyError(f"{where} lacks {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing a store
+
+
+def prepare(
+    corpus: str,
+    out: str | os.PathLike,
+    vocab_size: int,
+    train_tokens: int,
+    select_tokens: int,
+    val_tokens: int,
+    tokenizer: str | None = None,
+    tokenizer_bytes: int = 0,
+    threads: int | None = None,
+    log: Log = print,
+) -> TokenStore:
+    """Tokenize `corpus` into a token store at `out` (see the module docstring for the method).
+
+    An existing complete store at `out` made from the same request and corpus is reused.
+    """
+    request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
+                             tokenizer or "bpe", tokenizer_bytes)
+    out = Path(out)
+    existing = _existing_request(out)
+    if existing is not None and existing["request"] != asdict(request):
+        raise _exists_error(out, "a different request")
+    set_threads(threads)
+    docs, corpus_info = _ordered_documents(corpus)
+    if existing is not None:
+        if existing["corpus"]["fingerprint"] != corpus_info["fingerprint"]:
+            raise _exists_error(out, "the same request on a corpus that has changed since")
+        log(f"reusing the token store at {out} (same corpus and request)")
+        return open_store(out)
+    tok, arrays, heldout = _tokenize_splits(docs, request)
+    manifest = _manifest(request, corpus_info, tok, arrays, heldout)
+    _write_store(out, manifest, lambda d: _write_files(d, tok, arrays))
+    return open_store(out)
+
+
+def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, train_tokens: int,
+                 log: Log = print) -> TokenStore:
+    """A store with the first `train_tokens` of `base`'s train split and the same tokenizer, select
+    and val: what `prepare` would make with that train budget, without tokenizing again."""
+    base = base if isinstance(base, TokenStore) else open_store(base)
+    _check_positive("train_tokens", train_tokens)
+    held = base.manifest["splits"]["train"]["tokens"]
+    if train_tokens > held:
+        raise UserError(f"{base.path} has {held:,} train tokens, fewer than the {train_tokens:,} asked; "
+                        "derive from a bigger store or prepare a new one")
+    request = {**base.manifest["request"], "train_tokens": int(train_tokens)}
+    out = Path(out)
+    existing = _existing_request(out)
+    if existing is not None:
+        same_base = existing.get("derived_from", {}).get("fingerprint") == base.fingerprint
+        if existing["request"] == request and same_base:
+            log(f"reusing the token store at {out} (same base and train budget)")
+            return open_store(out)
+        raise _exists_error(out, "different content")
+    train = np.asarray(base.split("train")[:train_tokens])
+    manifest = json.loads(json.dumps(base.manifest))  # deep copy
+    manifest.update(request=request, created_at=_now(), derived_from={"path": str(base.path), "fingerprint": base.fingerprint})
+    manifest["splits"]["train"] = _split_stats(train, base.token_bytes(), base.eot_id)
+
+    def write(d: Path) -> None:
+        for name in ("select", "val"):
+            shutil.copyfile(base.path / f"{name}.bin", d / f"{name}.bin")
+        shutil.copyfile(base.path / TOKENIZER, d / TOKENIZER)
+        train.tofile(d / "train.bin")
+
+    _write_store(out, manifest, write)
+    return open_store(out)
+
+
+def _existing_request(out: Path) -> dict | None:
+    """The manifest of a store already at `out`; None if `out` is free (absent or an empty folder)."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return None
+    try:
+        return open_store(out).manifest
+    except UserError:
+        raise _exists_error(out, "something that is not a complete token store") from None
+
+
+def _exists_error(out: Path, what: str) -> UserError:
+    return UserError(f"{out} already holds {what}; choose another --out or remove {out}")
+
+
+def _ordered_documents(source: str) -> tuple[list[str], dict]:
+    """The corpus deduplicated and sorted by document hash, and a description of it."""
+    by_hash: dict[bytes, str] = {}
+    seen = 0
+    for doc in corpora.read_corpus(source):
+        by_hash.setdefault(corpora.document_hash(doc), doc)
+        seen += 1
+    order = sorted(by_hash)
+    docs = [by_hash[h] for h in order]
+    if len(docs) < len(FILL_ORDER):
+        raise UserError(f"corpus {source!r} holds {len(docs)} distinct document(s); splits are by document, "
+                        f"so it needs at least {len(FILL_ORDER)}")
+    info = {
+        "description": corpora.describe(source),
+        "fingerprint": corpora.fingerprint(order),
+        "documents": len(docs),
+        "bytes": sum(len(d.encode("utf-8")) for d in docs),
+        "duplicates_dropped": seen - len(docs),
+    }
+    return docs, info
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizing and filling the splits
+
+
+class _Encoded:
+    """Token arrays of the documents (each ending in EOT), encoded lazily in large batches, so a
+    small budget on a big corpus tokenizes only what it needs."""
+
+    def __init__(self, tok: Tokenizer, docs: list[str]) -> None:
+        self.tok, self.docs, self.arrays = tok, docs, []
+        self.dtype = np.dtype("<u2" if tok.vocab_size <= 2**16 else "<u4")
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        while len(self.arrays) <= i:
+            self._encode_next_batch()
+        return self.arrays[i]
+
+    def _encode_next_batch(self) -> None:
+        start, end, size = len(self.arrays), len(self.arrays), 0
+        while end < len(self.docs) and size < ENCODE_BATCH_BYTES:
+            size += len(self.docs[end])
+            end += 1
+        eot = [self.tok.eot_id]
+        for ids in self.tok.encode_batch(self.docs[start:end]):
+            self.arrays.append(np.array(ids + eot, dtype=self.dtype))
+
+    def tokens(self, start: int = 0, end: int | None = None) -> int:
+        """Token count of documents [start, end), encoding them if needed."""
+        end = len(self) if end is None else end
+        return sum(len(self[i]) for i in range(start, end))
+
+
+def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
+    """Pick the tokenizer and cut the splits; returns (tokenizer, split arrays, held-out info)."""
+    if req.tokenizer != "bpe":
+        enc = _Encoded(named_tokenizer(req.tokenizer), docs)
+        arrays, _ = _fill(enc, req.budgets())
+        return enc.tok, arrays, {"documents": 0, "bytes": 0}
+    doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
+    heldout_tokens = req.val_tokens + req.select_tokens
+    factor = HELDOUT_BYTES_PER_TOKEN
+    while True:
+        k, at_cap = _heldout_size(doc_bytes, heldout_tokens, factor)
+        enc = _Encoded(train_bpe(_tokenizer_documents(docs, doc_bytes, k, req.tokenizer_bytes), req.vocab_size), docs)
+        ends = _fill_ends(enc, req.budgets(), FILL_ORDER[:2])
+        if ends["select"] <= k:
+            arrays, _ = _fill(enc, req.budgets())
+            return enc.tok, arrays, {"documents": k, "bytes": int(doc_bytes[:k].sum())}
+        if at_cap:
+            raise UserError(
+                f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
+                f"documents held out from tokenizer training (at most half the corpus, which holds "
+                f"{enc.tokens():,} tokens); lower --val-tokens / --select-tokens or add text"
+            )
+        factor *= 2
+
+
+def _heldout_size(doc_bytes: np.ndarray, tokens: int, factor: float) -> tuple[int, bool]:
+    """How many leading documents to hide from tokenizer training, and whether that hit the cap
+    (half the corpus bytes, and at least one document left to train on)."""
+    cum = np.cumsum(doc_bytes)
+    want = int(np.searchsorted(cum, tokens * factor)) + 1
+    cap = min(max(1, int(np.searchsorted(cum, cum[-1] / 2, side="right"))), len(doc_bytes) - 1)
+    return min(want, cap), want >= cap
+
+
+def _tokenizer_documents(docs: list[str], doc_bytes: np.ndarray, start: int, max_bytes: int) -> list[str]:
+    """The train-side documents the BPE learns from: all after the held-out prefix, or a byte-capped run."""
+    if not max_bytes:
+        return docs[start:]
+    end = start + int(np.searchsorted(np.cumsum(doc_bytes[start:]), max_bytes, side="right"))
+    return docs[start:max(end, start + 1)]
+
+
+def _fill_ends(enc: _Encoded, budgets: dict[str, int], names: tuple[str, ...]) -> dict[str, int]:
+    """For each split in fill order, the index one past its last document."""
+    ends, pos = {}, 0
+    for name in names:
+        need, start = budgets[name], pos
+        while need > 0:
+            if pos == len(enc):
+                raise _shortfall(enc, budgets, name, start)
+            need -= len(enc[pos])
+            pos += 1
+        ends[name] = pos
+    return ends
+
+
+def _fill(enc: _Encoded, budgets: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Cut val, select and train from the documents in order, each to its exact budget."""
+    ends = _fill_ends(enc, budgets, FILL_ORDER)
+    arrays, start = {}, 0
+    for name in FILL_ORDER:
+        joined = np.concatenate([enc[i] for i in range(start, ends[name])])
+        arrays[name] = joined[:budgets[name]]  # cuts the last document; its remainder is dropped
+        start = ends[name]
+    return arrays, ends
+
+
+def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) -> UserError:
+    """The error for a corpus too small for the budgets: how many tokens it holds, and what is left."""
+    total, left = enc.tokens(), enc.tokens(start)
+    before = " and ".join(FILL_ORDER[:FILL_ORDER.index(name)])
+    left_text = f"; {left:,} remain for {name} after {before}" if before else ""
+    asked = ", ".join(f"{n} {budgets[n]:,}" for n in FILL_ORDER)
+    return UserError(
+        f"the corpus holds {total:,} tokens in {len(enc):,} documents{left_text}, too few for the budgets "
+        f"({asked}; splits take whole documents and drop the cut remainder); "
+        f"lower --{name}-tokens to at most {left:,} or add text"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+
+
+def _split_stats(tokens: np.ndarray, token_bytes: np.ndarray, eot_id: int) -> dict:
+    counts = np.bincount(tokens, minlength=len(token_bytes))
+    ends_cut = len(tokens) > 0 and tokens[-1] != eot_id  # the last document was cut short
+    return {
+        "tokens": int(len(tokens)),
+        "bytes": int(counts.astype(np.int64) @ token_bytes.astype(np.int64)),
+        "documents": int(counts[eot_id]) + int(ends_cut),
+        "sha256": hashlib.sha256(np.ascontiguousarray(tokens)).hexdigest(),
+    }
+
+
+def _manifest(req: PrepareRequest, corpus_info: dict, tok: Tokenizer, arrays: dict[str, np.ndarray],
+              heldout: dict) -> dict:
+    token_bytes = tok.token_bytes()
+    return {
+        "format_version": FORMAT_VERSION,
+        "scarce_version": __version__,
+        "created_at": _now(),
+        "source": req.source,
+        "request": asdict(req),
+        "corpus": corpus_info,
+        "tokenizer": {**tok.describe(), "sha256": hashlib.sha256(tok.to_json().encode()).hexdigest(),
+                      "heldout": heldout},
+        "dtype": "uint16" if arrays["train"].dtype.itemsize == 2 else "uint32",
+        "splits": {n: {"file": f"{n}.bin", **_split_stats(arrays[n], token_bytes, tok.eot_id)} for n in SPLITS},
+    }
+
+
+def _write_files(folder: Path, tok: Tokenizer, arrays: dict[str, np.ndarray]) -> None:
+    (folder / TOKENIZER).write_text(tok.to_json(), encoding="utf-8")
+    for name, arr in arrays.items():
+        arr.tofile(folder / f"{name}.bin")
+
+
+def _write_store(out: Path, manifest: dict, write_files: Callable[[Path], None]) -> None:
+    """Build the store in a temporary folder beside `out`, then rename it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh hidden name; mkdir (unlike mkdtemp) honours the umask, so the store gets normal permissions.
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.mkdir()
+        write_files(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _fsync_files(tmp)
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # an empty folder the user made beforehand
+        os.rename(tmp, out)
+    except OSError as e:
+        raise UserError(f"could not write the token store to {out}: {e}") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_files(folder: Path) -> None:
+    """Flush the files to disk before the rename publishes them, so a crash cannot expose empty files."""
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
