@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sysconfig
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -85,12 +86,13 @@ def _stdlib_root() -> Path:
 
 
 def _stdlib_documents() -> Iterator[str]:
-    root = _stdlib_root()
-    skip = {"site-packages", "dist-packages"}
-    paths = sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts))
-    for p in paths:
+    paths = []
+    for folder, subdirs, files in os.walk(_stdlib_root()):
+        subdirs[:] = [d for d in subdirs if d not in ("site-packages", "dist-packages")]  # not the stdlib
+        paths += [os.path.join(folder, f) for f in files if f.endswith(".py")]
+    for p in sorted(paths):
         # A few test files are deliberately not UTF-8; replacing bad bytes keeps the corpus deterministic.
-        yield p.read_bytes().decode("utf-8", errors="replace")
+        yield Path(p).read_bytes().decode("utf-8", errors="replace")
 
 
 def _files_documents(path: Path) -> Iterator[str]:

@@ -49,7 +49,8 @@ SPLITS = ("train", "select", "val")
 FILL_ORDER = ("val", "select", "train")
 MANIFEST, TOKENIZER = "manifest.json", "tokenizer.json"
 HELDOUT_BYTES_PER_TOKEN = 6.0  # above what byte-level BPE reaches on code or prose, so one try suffices
-ENCODE_BATCH_BYTES = 4_000_000  # big batches keep every encoder thread busy
+ENCODE_BATCH_BYTES = 4_000_000  # big batches keep every encoder thread busy...
+FIRST_BATCH_BYTES = 50_000  # ...but small budgets should not wait for megabytes they do not use
 Log = Callable[[str], None]
 
 
@@ -257,7 +258,7 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
     train = np.asarray(base.split("train")[:train_tokens])
     manifest = json.loads(json.dumps(base.manifest))  # deep copy
     manifest.update(request=request, created_at=_now(), derived_from={"path": str(base.path), "fingerprint": base.fingerprint})
-    manifest["splits"]["train"] = _split_stats(train, base.token_bytes(), base.eot_id)
+    manifest["splits"]["train"] = _split_stats("train", train, base.token_bytes(), base.eot_id)
 
     def write(d: Path) -> None:
         for name in ("select", "val"):
@@ -310,11 +311,11 @@ def _ordered_documents(source: str) -> tuple[list[str], dict]:
 
 
 class _Encoded:
-    """Token arrays of the documents (each ending in EOT), encoded lazily in large batches, so a
-    small budget on a big corpus tokenizes only what it needs."""
+    """Token arrays of the documents (each ending in EOT), encoded lazily in batches that double up
+    to ENCODE_BATCH_BYTES, so a small budget on a big corpus tokenizes little more than it needs."""
 
     def __init__(self, tok: Tokenizer, docs: list[str]) -> None:
-        self.tok, self.docs, self.arrays = tok, docs, []
+        self.tok, self.docs, self.arrays, self.done_chars = tok, docs, [], 0
         self.dtype = np.dtype("<u2" if tok.vocab_size <= 2**16 else "<u4")
 
     def __len__(self) -> int:
@@ -327,9 +328,11 @@ class _Encoded:
 
     def _encode_next_batch(self) -> None:
         start, end, size = len(self.arrays), len(self.arrays), 0
-        while end < len(self.docs) and size < ENCODE_BATCH_BYTES:
+        limit = min(ENCODE_BATCH_BYTES, max(FIRST_BATCH_BYTES, self.done_chars))
+        while end < len(self.docs) and size < limit:
             size += len(self.docs[end])
             end += 1
+        self.done_chars += size
         eot = [self.tok.eot_id]
         for ids in self.tok.encode_batch(self.docs[start:end]):
             self.arrays.append(np.array(ids + eot, dtype=self.dtype))
@@ -369,7 +372,8 @@ def _heldout_size(doc_bytes: np.ndarray, tokens: int, factor: float) -> tuple[in
     """How many leading documents to hide from tokenizer training, and whether that hit the cap
     (half the corpus bytes, and at least one document left to train on)."""
     cum = np.cumsum(doc_bytes)
-    want = int(np.searchsorted(cum, tokens * factor)) + 1
+    # At least one document each for val and select, whatever their size.
+    want = max(int(np.searchsorted(cum, tokens * factor)) + 1, len(FILL_ORDER) - 1)
     cap = min(max(1, int(np.searchsorted(cum, cum[-1] / 2, side="right"))), len(doc_bytes) - 1)
     return min(want, cap), want >= cap
 
@@ -424,10 +428,11 @@ def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) ->
 # Files
 
 
-def _split_stats(tokens: np.ndarray, token_bytes: np.ndarray, eot_id: int) -> dict:
+def _split_stats(name: str, tokens: np.ndarray, token_bytes: np.ndarray, eot_id: int) -> dict:
     counts = np.bincount(tokens, minlength=len(token_bytes))
     ends_cut = len(tokens) > 0 and tokens[-1] != eot_id  # the last document was cut short
     return {
+        "file": f"{name}.bin",
         "tokens": int(len(tokens)),
         "bytes": int(counts.astype(np.int64) @ token_bytes.astype(np.int64)),
         "documents": int(counts[eot_id]) + int(ends_cut),
@@ -448,7 +453,7 @@ def _manifest(req: PrepareRequest, corpus_info: dict, tok: Tokenizer, arrays: di
         "tokenizer": {**tok.describe(), "sha256": hashlib.sha256(tok.to_json().encode()).hexdigest(),
                       "heldout": heldout},
         "dtype": "uint16" if arrays["train"].dtype.itemsize == 2 else "uint32",
-        "splits": {n: {"file": f"{n}.bin", **_split_stats(arrays[n], token_bytes, tok.eot_id)} for n in SPLITS},
+        "splits": {n: _split_stats(n, arrays[n], token_bytes, tok.eot_id) for n in SPLITS},
     }
 
 

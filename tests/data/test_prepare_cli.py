@@ -1,0 +1,86 @@
+"""`scarce prepare` end to end: a summary on success, one `error:` line and status 2 on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from scarce.cli import main
+from scarce.data.cli import parse_count
+from scarce.data.store import open_store
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = [json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:2000]}) for p in files]
+    (folder / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f"files:{folder}"
+
+
+def _args(corpus: str, out: Path, **overrides: str) -> list[str]:
+    opts = {"--corpus": corpus, "--out": str(out), "--vocab-size": "300", "--train-tokens": "20k",
+            "--select-tokens": "2_000", "--val-tokens": "2e3", **overrides}
+    return ["prepare"] + [x for kv in opts.items() for x in kv]
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_prepare_prints_summary_and_reuses(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAYON_RS_NUM_CPUS", "2")  # --threads sets it; restored after the test
+    assert main(_args(corpus, tmp_path / "s", **{"--threads": "1"})) == 0
+    out = capsys.readouterr().out
+    assert "bytes/token" in out and "20,000" in out and f"token store {tmp_path / 's'}" in out
+    store = open_store(tmp_path / "s")
+    assert [len(store.split(n)) for n in ("train", "select", "val")] == [20_000, 2_000, 2_000]
+    assert main(_args(corpus, tmp_path / "s", **{"--threads": "1"})) == 0
+    assert "reusing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--train-tokens", "2X", "argument --train-tokens: '2X' is not a count"),
+    ("--val-tokens", "0", "not a positive whole number"),
+    ("--vocab-size", "12", "--vocab-size must be >= 257"),
+    ("--threads", "0", "--threads must be >= 1"),
+    ("--tokenizer", "llama", "argument --tokenizer: invalid choice"),
+    ("--corpus", "ftp:somewhere", "unknown corpus source 'ftp:somewhere'"),
+    ("--corpus", "files:/no/such/dir", "does not exist"),
+    ("--train-tokens", "1e9", "the corpus holds"),
+])
+def test_bad_input_is_one_line_and_status_2(corpus, tmp_path, capsys, option, value, message):
+    assert main(_args(corpus, tmp_path / "s", **{option: value})) == 2
+    assert message in _error_line(capsys)
+    assert not (tmp_path / "s").exists()
+
+
+def test_existing_store_with_other_request(corpus, tmp_path, capsys):
+    assert main(_args(corpus, tmp_path / "s")) == 0
+    capsys.readouterr()
+    assert main(_args(corpus, tmp_path / "s", **{"--train-tokens": "10k"})) == 2
+    assert "already holds a different request; choose another --out" in _error_line(capsys)
+
+
+def test_missing_required_option(capsys):
+    assert main(["prepare", "--train-tokens", "1M"]) == 2
+    assert "--out" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("text, value", [("2M", 2_000_000), ("500k", 500_000), ("1e6", 1_000_000),
+                                         ("1.5B", 1_500_000_000), ("2_048", 2048), ("7", 7)])
+def test_parse_count(text, value):
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "M", "2X", "-5", "1.25k5", "0.5", "1_"])
+def test_parse_count_rejects(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_count(text)

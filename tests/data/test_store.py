@@ -1,0 +1,296 @@
+"""The token store: determinism, disjoint splits, exact budgets, atomic writes, validation, nesting."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scarce.data import store as store_mod
+from scarce.data.store import SPLITS, derive_store, open_store, prepare
+from scarce.data.tokenizer import EOT, load_tokenizer, named_tokenizer
+from scarce.errors import UserError
+
+VOCAB = 320
+BUDGETS = {"train_tokens": 60_000, "select_tokens": 8_000, "val_tokens": 8_000}
+N_DOCS = 160  # the stdlib has ~170 top-level modules
+MARK = re.compile(r"MARK(\d{4})X")
+
+
+def _sources(n: int) -> list[str]:
+    """Real text (the first stdlib modules, cut to 1.5 kB) so BPE has something to learn."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(root.glob("*.py"))[:n]
+    return [p.read_text(encoding="utf-8", errors="replace")[:1500] for p in files]
+
+
+def _write_corpus(folder: Path, texts: list[str]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"text": t}) for t in texts]
+    (folder / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f"files:{folder}"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    """~300 kB of documents, each starting with a unique marker MARKnnnnX."""
+    texts = [f"MARK{i:04d}X\n{t}" for i, t in enumerate(_sources(N_DOCS))]
+    return _write_corpus(tmp_path_factory.mktemp("corpus"), texts)
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+    return prepare(corpus, tmp_path_factory.mktemp("stores") / "base", VOCAB, **BUDGETS, log=lambda _: None)
+
+
+def _shas(store) -> dict:
+    m = store.manifest
+    return {"tokenizer": m["tokenizer"]["sha256"], **{n: m["splits"][n]["sha256"] for n in SPLITS}}
+
+
+def _markers(store, name: str) -> list[str]:
+    return MARK.findall(store.tokenizer().decode(store.split(name)))
+
+
+def test_budgets_exact_and_manifest(built):
+    m = built.manifest
+    for name in SPLITS:
+        assert len(built.split(name)) == BUDGETS[f"{name}_tokens"] == m["splits"][name]["tokens"]
+    assert built.dtype == np.uint16 and built.split("train").dtype == np.uint16
+    assert m["tokenizer"]["kind"] == "bpe" and built.vocab_size == VOCAB
+    assert m["request"]["vocab_size"] == VOCAB and m["request"]["train_tokens"] == BUDGETS["train_tokens"]
+    assert m["corpus"]["documents"] == N_DOCS and len(m["corpus"]["fingerprint"]) == 64
+    assert len(built.fingerprint) == 16
+    built.verify()
+
+
+def test_splits_are_disjoint_by_document(built):
+    found = {name: _markers(built, name) for name in SPLITS}
+    for name, marks in found.items():
+        assert len(marks) == len(set(marks)), f"a document appears twice in {name}"
+        assert len(marks) >= built.manifest["splits"][name]["documents"] - 1  # the cut one may lose its marker
+    assert not set(found["val"]) & set(found["select"])
+    assert not set(found["val"]) & set(found["train"])
+    assert not set(found["select"]) & set(found["train"])
+
+
+def test_documents_end_with_eot_and_bytes_add_up(built):
+    tok = built.tokenizer()
+    for name in SPLITS:
+        tokens = np.asarray(built.split(name))
+        text_bytes = len(tok.decode(tokens[tokens != built.eot_id]).encode("utf-8"))
+        # A cut can split a multi-byte character, which decodes to U+FFFD; the corpus here is ASCII.
+        assert built.split_bytes(name) == text_bytes
+        eots = int((tokens == built.eot_id).sum())
+        assert built.manifest["splits"][name]["documents"] in (eots, eots + 1)
+
+
+def test_tokenizer_never_sees_val_or_select(corpus, tmp_path, monkeypatch):
+    seen: list[str] = []
+    train_bpe = store_mod.train_bpe
+
+    def spy(docs, vocab_size):
+        seen.extend(docs)
+        return train_bpe(docs, vocab_size)
+
+    monkeypatch.setattr(store_mod, "train_bpe", spy)
+    store = prepare(corpus, tmp_path / "s", VOCAB, **BUDGETS, log=lambda _: None)
+    trained_on = set(MARK.findall("".join(seen)))
+    assert trained_on and not trained_on & set(_markers(store, "val") + _markers(store, "select"))
+
+
+def test_deterministic_and_independent_of_corpus_order(built, tmp_path):
+    texts = [f"MARK{i:04d}X\n{t}" for i, t in enumerate(_sources(N_DOCS))]
+    shuffled = _write_corpus(tmp_path / "shuffled", texts[::-1])
+    again = prepare(shuffled, tmp_path / "again", VOCAB, **BUDGETS, log=lambda _: None)
+    assert _shas(again) == _shas(built) and again.fingerprint == built.fingerprint
+    assert again.manifest["corpus"]["fingerprint"] == built.manifest["corpus"]["fingerprint"]
+
+
+def test_heldout_grows_when_val_select_do_not_fit(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "HELDOUT_BYTES_PER_TOKEN", 0.5)  # a far too small first guess
+    calls = []
+    train_bpe = store_mod.train_bpe
+    monkeypatch.setattr(store_mod, "train_bpe", lambda docs, v: calls.append(len(docs)) or train_bpe(docs, v))
+    store = prepare(corpus, tmp_path / "s", VOCAB, **BUDGETS, log=lambda _: None)
+    assert len(calls) >= 2 and calls == sorted(calls, reverse=True)  # retrained on fewer documents
+    assert [len(store.split(n)) for n in SPLITS] == [BUDGETS[f"{n}_tokens"] for n in SPLITS]
+    assert store.manifest["tokenizer"]["heldout"]["documents"] >= store.manifest["splits"]["val"]["documents"]
+
+
+def test_duplicates_are_dropped(tmp_path):
+    texts = _sources(40)
+    store = prepare(_write_corpus(tmp_path / "c", texts + texts[:5]), tmp_path / "s", 300,
+                    train_tokens=2000, select_tokens=500, val_tokens=500, log=lambda _: None)
+    assert store.manifest["corpus"]["duplicates_dropped"] == 5
+
+
+def test_too_many_tokens_says_what_the_corpus_holds(corpus, built, tmp_path):
+    out = tmp_path / "s"
+    with pytest.raises(UserError, match=r"the corpus holds [\d,]+ tokens .* lower --train-tokens to at most") as e:
+        prepare(corpus, out, VOCAB, 10**8, 8_000, 8_000, log=lambda _: None)
+    held = int(re.search(r"holds ([\d,]+) tokens", str(e.value)).group(1).replace(",", ""))
+    assert held > sum(BUDGETS.values())
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing half-written
+    with pytest.raises(UserError, match="val \\+ select ask for"):
+        prepare(corpus, out, VOCAB, 1000, 45_000, 45_000, log=lambda _: None)  # > half the corpus
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field, value", [("train_tokens", 0), ("select_tokens", -5), ("val_tokens", 1.5),
+                                          ("vocab_size", 100)])
+def test_bad_budgets(corpus, tmp_path, field, value):
+    kwargs = {"vocab_size": VOCAB, **BUDGETS, field: value}
+    with pytest.raises(UserError, match="vocab-size must be|positive integer"):
+        prepare(corpus, tmp_path / "s", log=lambda _: None, **kwargs)
+    assert not (tmp_path / "s").exists()
+
+
+def test_empty_and_tiny_corpora(tmp_path):
+    with pytest.raises(UserError, match="no non-empty documents"):
+        prepare(_write_corpus(tmp_path / "empty", ["", " \n"]), tmp_path / "s", VOCAB, 10, 10, 10)
+    with pytest.raises(UserError, match="at least 3"):
+        prepare(_write_corpus(tmp_path / "two", ["a b c", "d e f"]), tmp_path / "s", VOCAB, 1, 1, 1)
+    assert not (tmp_path / "s").exists()
+
+
+def test_failed_write_leaves_nothing(corpus, tmp_path, monkeypatch):
+    def boom(folder, tok, arrays):
+        (folder / "train.bin").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_mod, "_write_files", boom)
+    with pytest.raises(UserError, match="disk full"):
+        prepare(corpus, tmp_path / "s", VOCAB, **BUDGETS, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reuse_and_conflicts(corpus, built, tmp_path):
+    messages: list[str] = []
+    again = prepare(corpus, built.path, VOCAB, **BUDGETS, log=messages.append)
+    assert "reusing" in messages[0] and again.fingerprint == built.fingerprint
+    with pytest.raises(UserError, match="different request.*another --out"):
+        prepare(corpus, built.path, VOCAB, **{**BUDGETS, "train_tokens": 50_000}, log=lambda _: None)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a complete token store"):
+        prepare(corpus, other, VOCAB, **BUDGETS, log=lambda _: None)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_empty_out_folder_is_used(corpus, tmp_path):
+    (tmp_path / "s").mkdir()
+    store = prepare(corpus, tmp_path / "s", VOCAB, train_tokens=1000, select_tokens=100, val_tokens=100,
+                    log=lambda _: None)
+    assert len(store.split("train")) == 1000
+
+
+def _damaged_copy(built, tmp_path) -> Path:
+    path = tmp_path / "copy"
+    shutil.copytree(built.path, path)
+    return path
+
+
+def test_open_rejects_missing_and_corrupt_stores(built, tmp_path):
+    with pytest.raises(UserError, match="no token store at"):
+        open_store(tmp_path / "nowhere")
+    path = _damaged_copy(built, tmp_path)
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match="damaged or not a scarce manifest"):
+        open_store(path)
+    manifest = dict(built.manifest, splits={"train": {"tokens": 5}})
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="damaged or not a scarce manifest"):
+        open_store(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(UserError, match="not a token store"):
+        open_store(path)
+
+
+def test_open_rejects_wrong_size_or_missing_bin(built, tmp_path):
+    path = _damaged_copy(built, tmp_path)
+    with open(path / "val.bin", "ab") as f:
+        f.write(b"\0\0")
+    with pytest.raises(UserError, match="val.bin holds .* manifest says"):
+        open_store(path)
+    (path / "val.bin").unlink()
+    with pytest.raises(UserError, match="lacks val.bin"):
+        open_store(path)
+
+
+def test_verify_catches_changed_tokens(built, tmp_path):
+    path = _damaged_copy(built, tmp_path)
+    data = bytearray((path / "select.bin").read_bytes())
+    data[10] ^= 1
+    (path / "select.bin").write_bytes(bytes(data))
+    store = open_store(path)  # same size: only the hash notices
+    with pytest.raises(UserError, match="select.bin does not match"):
+        store.verify()
+
+
+def test_split_is_read_only_and_names_checked(built):
+    with pytest.raises(ValueError):
+        built.split("train")[0] = 1
+    with pytest.raises(UserError, match="unknown split"):
+        built.split("test")
+
+
+def test_derived_stores_are_nested(corpus, built, tmp_path):
+    half = derive_store(built, tmp_path / "half", 30_000, log=lambda _: None)
+    quarter = derive_store(half.path, tmp_path / "quarter", 15_000, log=lambda _: None)
+    for small in (half, quarter):
+        for name in ("select", "val"):
+            assert small.manifest["splits"][name] == built.manifest["splits"][name]
+        assert small.manifest["tokenizer"] == built.manifest["tokenizer"]
+        n = len(small.split("train"))
+        assert np.array_equal(small.split("train"), built.split("train")[:n])
+    # A derived store is exactly what prepare makes with that train budget.
+    direct = prepare(corpus, tmp_path / "direct", VOCAB, **{**BUDGETS, "train_tokens": 30_000}, log=lambda _: None)
+    assert _shas(direct) == _shas(half) and direct.manifest["splits"] == half.manifest["splits"]
+    messages: list[str] = []
+    derive_store(built, tmp_path / "half", 30_000, log=messages.append)
+    assert "reusing" in messages[0]
+    with pytest.raises(UserError, match="has 60,000 train tokens"):
+        derive_store(built, tmp_path / "big", 70_000)
+    with pytest.raises(UserError, match="already holds"):
+        derive_store(built, tmp_path / "half", 20_000)
+
+
+def test_stdlib_store_with_small_budgets(tmp_path):
+    store = prepare("stdlib", tmp_path / "s", 300, train_tokens=20_000, select_tokens=5_000, val_tokens=5_000,
+                    tokenizer_bytes=1_000_000, log=lambda _: None)
+    assert store.manifest["corpus"]["documents"] > 1000
+    assert [len(store.split(n)) for n in SPLITS] == [20_000, 5_000, 5_000]
+
+
+def test_tokenizer_roundtrip_and_token_bytes(built, tmp_path):
+    tok = built.tokenizer()
+    text = f"def f(x):\n    return x  # caf\u00e9 {EOT}\n"
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text and built.eot_id not in ids  # EOT in text stays text
+    tb = built.token_bytes()
+    assert tb.shape == (built.vocab_size,) and tb.dtype == np.int32
+    assert tb[built.eot_id] == 0 and (np.delete(tb, built.eot_id) >= 1).all()
+    assert int(tb[ids].sum()) == len(text.encode("utf-8"))
+    tok.save(tmp_path / "tok.json")
+    assert load_tokenizer(tmp_path / "tok.json").encode_batch([text, "x"]) == tok.encode_batch([text, "x"])
+
+
+def test_big_vocab_uses_uint32():
+    class Big:
+        vocab_size, eot_id = 70_000, 0
+
+    assert store_mod._Encoded(Big(), ["a"]).dtype == np.dtype("<u4")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tiktoken") is not None, reason="tiktoken installed")
+def test_gpt2_without_tiktoken_is_a_user_error():
+    with pytest.raises(UserError, match="tiktoken"):
+        named_tokenizer("gpt2")
