@@ -160,9 +160,9 @@ def _efficiency(args) -> int:
 def _chinchilla(args) -> int:
     from scarce.scaling import chinchilla
 
-    N, D, L = _chinchilla_points(args.csv, args.drop_highest_loss, min_rows=6 if args.method == 3 else 4)
+    N, D, L, C = _chinchilla_points(args.csv, args.drop_highest_loss, min_rows=6 if args.method == 3 else 4)
     if args.method == 2:
-        fit = _run(chinchilla.fit_approach2, N, 6 * N * D, L, args=args)
+        fit = _run(chinchilla.fit_approach2, N, C, L, args=args)
     else:
         fn = chinchilla.fit_approach3 if args.method == 3 else chinchilla.fit_approach1
         fit = _run(fn, N, D, L, args=args)
@@ -182,7 +182,7 @@ def _plan(args) -> int:
     from scarce.scaling.plan import format_plan, plan, plan_to_json_dict
 
     if args.csv:
-        law = _run(fit_approach3, *_chinchilla_points(args.csv, args.drop_highest_loss, 6), args=args)
+        law = _run(fit_approach3, *_chinchilla_points(args.csv, args.drop_highest_loss, 6)[:3], args=args)
         _print_warnings(law)
     else:
         law = _read_law_json(args.law_json)
@@ -196,16 +196,17 @@ def _plan(args) -> int:
 
 
 def _chinchilla_points(path: str, drop: int, min_rows: int):
-    """params, tokens, loss from a CSV with tokens or flops (tokens = flops / (6·params))."""
+    """params, tokens, loss, flops from a CSV with tokens or flops or both (C = 6·N·D fills the missing one)."""
     from scarce.scaling.csvio import read_columns
 
     cols = read_columns(path, ["params", "loss"], any_of=[["tokens", "flops"]], min_rows=min_rows + max(drop, 0))
     N, L = cols["params"], cols["loss"]
     D = cols["tokens"] if "tokens" in cols else cols["flops"] / (6 * N)
+    C = cols["flops"] if "flops" in cols else 6 * N * D
     if drop < 0:
         raise UserError("--drop-highest-loss must be >= 0")
     keep = np.sort(np.argsort(L, kind="stable")[: L.size - drop])
-    return N[keep], D[keep], L[keep]
+    return N[keep], D[keep], L[keep], C[keep]
 
 
 def _read_law_json(path: str) -> dict:
