@@ -18,6 +18,7 @@ Documents that are empty or only whitespace are skipped everywhere: they carry n
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import sysconfig
@@ -156,7 +157,14 @@ def _hf_documents(arg: str) -> Iterator[str]:
 
 
 def _hf_texts(ds: Iterable[dict], arg: str) -> Iterator[str]:
-    for i, row in enumerate(ds):
+    rows = iter(ds)
+    for i in itertools.count():
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as e:  # files are read lazily while streaming: a bad one fails here
+            raise UserError(f"reading Hugging Face dataset {arg!r} failed at row {i}: {e}") from None
         text = row.get("text")
         if not isinstance(text, str):
             raise UserError(f"dataset {arg!r} row {i} has no string 'text' field (columns: {sorted(row)})")

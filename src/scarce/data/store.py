@@ -220,7 +220,7 @@ def prepare(
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
                              tokenizer or "bpe", tokenizer_bytes)
     out = Path(out)
-    existing = _existing_request(out)
+    existing = _existing_manifest(out)
     if existing is not None and existing["request"] != asdict(request):
         raise _exists_error(out, "a different request")
     set_threads(threads)
@@ -248,7 +248,7 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
                         "derive from a bigger store or prepare a new one")
     request = {**base.manifest["request"], "train_tokens": int(train_tokens)}
     out = Path(out)
-    existing = _existing_request(out)
+    existing = _existing_manifest(out)
     if existing is not None:
         same_base = existing.get("derived_from", {}).get("fingerprint") == base.fingerprint
         if existing["request"] == request and same_base:
@@ -270,7 +270,7 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
     return open_store(out)
 
 
-def _existing_request(out: Path) -> dict | None:
+def _existing_manifest(out: Path) -> dict | None:
     """The manifest of a store already at `out`; None if `out` is free (absent or an empty folder)."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
