@@ -347,8 +347,7 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, d
     """Pick the tokenizer and cut the splits; returns (tokenizer, split arrays, held-out info)."""
     if req.tokenizer != "bpe":
         enc = _Encoded(named_tokenizer(req.tokenizer), docs)
-        arrays, _ = _fill(enc, req.budgets())
-        return enc.tok, arrays, {"documents": 0, "bytes": 0}
+        return enc.tok, _fill(enc, req.budgets()), {"documents": 0, "bytes": 0}
     doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
     heldout_tokens = req.val_tokens + req.select_tokens
     factor = HELDOUT_BYTES_PER_TOKEN
@@ -357,8 +356,7 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, d
         enc = _Encoded(train_bpe(_tokenizer_documents(docs, doc_bytes, k, req.tokenizer_bytes), req.vocab_size), docs)
         ends = _fill_ends(enc, req.budgets(), FILL_ORDER[:2])
         if ends["select"] <= k:
-            arrays, _ = _fill(enc, req.budgets())
-            return enc.tok, arrays, {"documents": k, "bytes": int(doc_bytes[:k].sum())}
+            return enc.tok, _fill(enc, req.budgets()), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
         if at_cap:
             raise UserError(
                 f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
@@ -400,7 +398,7 @@ def _fill_ends(enc: _Encoded, budgets: dict[str, int], names: tuple[str, ...]) -
     return ends
 
 
-def _fill(enc: _Encoded, budgets: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _fill(enc: _Encoded, budgets: dict[str, int]) -> dict[str, np.ndarray]:
     """Cut val, select and train from the documents in order, each to its exact budget."""
     ends = _fill_ends(enc, budgets, FILL_ORDER)
     arrays, start = {}, 0
@@ -408,7 +406,7 @@ def _fill(enc: _Encoded, budgets: dict[str, int]) -> tuple[dict[str, np.ndarray]
         joined = np.concatenate([enc[i] for i in range(start, ends[name])])
         arrays[name] = joined[:budgets[name]]  # cuts the last document; its remainder is dropped
         start = ends[name]
-    return arrays, ends
+    return arrays
 
 
 def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) -> UserError:
