@@ -1,0 +1,311 @@
+"""Typed run configuration and named presets.
+
+A run is described by one `RunConfig` (data, model, optimiser, training loop). Every field is
+documented under its definition and checked in `__post_init__`, so a bad value fails early with a
+message naming the field. Presets are plain functions returning a `RunConfig`; a variant calls its
+base preset and replaces fields. The full resolved config is saved beside every checkpoint, and
+the hash of its semantic part names the run (`run_id`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scarce.errors import UserError
+
+
+def _check(cond: bool, name: str, message: str) -> None:
+    if not cond:
+        raise ValueError(f"{name}: {message}")
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 4
+    """Number of transformer blocks: the size dial. Width and heads derive from it."""
+    aspect_ratio: int = 32
+    """Width per layer of depth: width = depth * aspect_ratio, rounded up to a multiple of head_dim."""
+    head_dim: int = 32
+    """Dimension of each attention head; heads = width // head_dim."""
+    width: int = 0
+    """Model width; 0 derives it from depth and aspect_ratio."""
+    vocab_size: int = 0
+    """Vocabulary size; 0 takes it from the token store."""
+    seq_len: int = 256
+    """Context length in tokens (the training window)."""
+    tie_embeddings: bool = True
+    """Share the token embedding and the output head."""
+    mlp_ratio: float = 4.0
+    """Hidden size of the MLP as a multiple of width."""
+    dropout: float = 0.0
+    """Dropout on attention probabilities and on the attention and MLP residual outputs."""
+    rope_base: float = 10000.0
+    """Base of the rotary position embedding frequencies."""
+
+    def __post_init__(self):
+        _check(self.depth >= 1, "model.depth", "must be >= 1")
+        _check(self.aspect_ratio >= 1, "model.aspect_ratio", "must be >= 1")
+        _check(self.head_dim >= 2 and self.head_dim % 2 == 0, "model.head_dim", "must be an even number >= 2")
+        _check(self.width >= 0, "model.width", "must be >= 0 (0 derives it from depth)")
+        _check(self.width == 0 or self.width % self.head_dim == 0, "model.width", "must be a multiple of head_dim")
+        _check(self.vocab_size >= 0, "model.vocab_size", "must be >= 0 (0 takes it from the data)")
+        _check(self.seq_len >= 2, "model.seq_len", "must be >= 2")
+        _check(self.mlp_ratio > 0, "model.mlp_ratio", "must be > 0")
+        _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        _check(self.rope_base > 1, "model.rope_base", "must be > 1")
+
+    @property
+    def d_model(self) -> int:
+        if self.width:
+            return self.width
+        return math.ceil(self.depth * self.aspect_ratio / self.head_dim) * self.head_dim
+
+    @property
+    def n_heads(self) -> int:
+        return self.d_model // self.head_dim
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(round(self.mlp_ratio * self.d_model))
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-3
+    """Peak learning rate of the matrices (and of every group without its own)."""
+    embed_lr: float = 0.0
+    """Peak learning rate of the embedding and head; 0 uses lr."""
+    weight_decay: float = 0.1
+    """Decoupled (AdamW) weight decay on matrices. Fixed-data recipes use 10-30x the usual 0.1."""
+    decay_embeddings: bool = False
+    """Also decay the embedding (and tied head). Norms, scalars and biases are never decayed."""
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 disables clipping."""
+    schedule: str = "cosine"
+    """Learning-rate schedule: 'cosine' (warmup, cosine to final_lr_frac), 'wsd' (warmup, stable, linear
+    warmdown over the last warmdown_frac) or 'constant' (warmup then flat)."""
+    warmup_frac: float = 0.05
+    """Fraction of the steps spent in linear warmup."""
+    final_lr_frac: float = 0.1
+    """Learning rate at the end, as a fraction of the peak (cosine floor; wsd end point)."""
+    warmdown_frac: float = 0.2
+    """Fraction of the steps in the final linear decay of 'wsd'."""
+
+    def __post_init__(self):
+        _check(self.lr > 0, "optim.lr", "must be > 0")
+        _check(self.embed_lr >= 0, "optim.embed_lr", "must be >= 0")
+        _check(0 <= self.weight_decay <= 100, "optim.weight_decay", "must be in [0, 100]")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2", "must be in [0, 1)")
+        _check(self.eps > 0, "optim.eps", "must be > 0")
+        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        _check(self.schedule in ("cosine", "wsd", "constant"), "optim.schedule", "must be cosine, wsd or constant")
+        _check(0 <= self.warmup_frac < 1, "optim.warmup_frac", "must be in [0, 1)")
+        _check(0 <= self.final_lr_frac <= 1, "optim.final_lr_frac", "must be in [0, 1]")
+        _check(0 <= self.warmdown_frac <= 1, "optim.warmdown_frac", "must be in [0, 1]")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 0.0
+    """Horizon in passes over the train split (fractions allowed). Exactly one horizon may be set;
+    with none, the horizon is tokens_per_param_default x parameters (the size dial's default)."""
+    tokens: int = 0
+    """Horizon in training tokens."""
+    tokens_per_param: float = 0.0
+    """Horizon as a tokens:params ratio (Chinchilla: ~20)."""
+    batch_size: int = 16
+    """Sequences per micro-batch (per process)."""
+    grad_accum: int = 1
+    """Micro-batches per optimiser step."""
+    seed: int = 0
+    """Seeds the initialisation, the data order and dropout."""
+    eval_every: int = 0
+    """Evaluate on select and val every this many steps; 0 means about 8 times per run."""
+    eval_tokens: int = 0
+    """Tokens of each split used per evaluation; 0 uses the whole split."""
+    log_every: int = 10
+    """Steps between log lines."""
+    window_jitter: bool = True
+    """Shift the window grid by a random offset each epoch, so the same text is cut differently."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu' or 'cuda'."""
+    precision: str = "auto"
+    """'auto' (bf16 autocast on CUDA, fp32 on CPU), 'fp32' or 'bf16'."""
+    compile: bool = False
+    """torch.compile the model (worth it on GPU; ~10% on CPU after a 30-45 s compile)."""
+    threads: int = 0
+    """CPU threads for this process; 0 keeps torch's default. Run parallel work as 1-thread processes."""
+
+    def __post_init__(self):
+        set_horizons = sum(x > 0 for x in (self.epochs, self.tokens, self.tokens_per_param))
+        _check(set_horizons <= 1, "train.epochs/tokens/tokens_per_param", "set at most one horizon")
+        _check(min(self.epochs, self.tokens, self.tokens_per_param) >= 0, "train horizon", "must be >= 0")
+        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(self.grad_accum >= 1, "train.grad_accum", "must be >= 1")
+        _check(self.eval_every >= 0 and self.eval_tokens >= 0, "train.eval_every/eval_tokens", "must be >= 0")
+        _check(self.log_every >= 1, "train.log_every", "must be >= 1")
+        _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
+        _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
+        _check(self.threads >= 0, "train.threads", "must be >= 0")
+
+
+TOKENS_PER_PARAM_DEFAULT = 20.0
+"""Default horizon of the size dial when no horizon is set (Hoffmann et al.'s compute-optimal ratio)."""
+
+# Fields that change how a run is executed, not what it computes: left out of the run id.
+NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads")}
+
+
+@dataclass
+class RunConfig:
+    data: str = ""
+    """Path of the token store."""
+    preset: str = ""
+    """Name of the preset this config started from (informational)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tags: dict = field(default_factory=dict)
+    """Free-form labels (sweep name, ensemble id, member index); part of the run id."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        return _from_dict(cls, d, "")
+
+    def run_id(self, data_fingerprint: str = "") -> str:
+        """Hash of the semantic config: the same experiment gets the same id wherever it runs."""
+        d = self.to_dict()
+        d["data"] = data_fingerprint or d["data"]
+        for section, name in NON_SEMANTIC_FIELDS:
+            d[section].pop(name, None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _from_dict(cls, d: dict, prefix: str):
+    if not isinstance(d, dict):
+        raise UserError(f"config{' ' + prefix if prefix else ''}: expected an object, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise UserError(f"unknown config field {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _coerce(value, hint, name: str):
+    """Check a JSON value against a field's type; ints are accepted where floats are expected."""
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if not ok:
+        raise UserError(f"config field {name}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `section.field=value` strings (value parsed as JSON, else taken as a string)."""
+    d = cfg.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not of the form section.field=value (e.g. optim.lr=1e-3)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parts = key.split(".")
+        target = d
+        for p in parts[:-1]:
+            if not isinstance(target.get(p), dict):
+                raise UserError(f"override {item!r}: unknown config section {p!r}")
+            target = target[p]
+        if parts[-1] not in target:
+            raise UserError(f"override {item!r}: unknown config field {key!r}")
+        target[parts[-1]] = value
+    return RunConfig.from_dict(d)
+
+
+def set_horizon(cfg: RunConfig, epochs: float = 0.0, tokens: int = 0, tokens_per_param: float = 0.0) -> RunConfig:
+    """Replace the horizon (only one of the three may be non-zero)."""
+    train = dataclasses.replace(cfg.train, epochs=epochs, tokens=tokens, tokens_per_param=tokens_per_param)
+    return dataclasses.replace(cfg, train=train)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets: the size dial is `depth`; width and heads follow from the aspect ratio and head_dim.
+
+PRESETS: dict[str, Callable[[], RunConfig]] = {}
+
+
+def preset(fn: Callable[[], RunConfig]) -> Callable[[], RunConfig]:
+    PRESETS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def get_preset(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    cfg = PRESETS[name]()
+    cfg.preset = name
+    return cfg
+
+
+def by_depth(depth: int, aspect_ratio: int, head_dim: int, seq_len: int, lr: float) -> RunConfig:
+    """A member of a model family: everything else derives from depth (width, heads, horizon)."""
+    model = ModelConfig(depth=depth, aspect_ratio=aspect_ratio, head_dim=head_dim, seq_len=seq_len)
+    return RunConfig(model=model, optim=OptimConfig(lr=lr))
+
+
+@preset
+def tiny() -> RunConfig:
+    """~0.8M non-embedding parameters (width 128): learns something on a CPU in a minute."""
+    cfg = by_depth(4, 32, 32, 256, 3e-3)
+    cfg.train = TrainConfig(epochs=1.0)
+    return cfg
+
+
+@preset
+def small() -> RunConfig:
+    """~6M non-embedding parameters (width 288), T=256: the CPU workhorse."""
+    cfg = by_depth(6, 48, 48, 256, 2e-3)
+    cfg.train = TrainConfig(epochs=1.0)
+    return cfg
+
+
+@preset
+def medium() -> RunConfig:
+    """~25M non-embedding parameters (width 512), T=512."""
+    return by_depth(8, 64, 64, 512, 1.5e-3)
+
+
+@preset
+def gpt2_small() -> RunConfig:
+    """GPT-2 small shape: 12 layers, width 768, 12 heads, T=1024 (~85M non-embedding parameters)."""
+    cfg = by_depth(12, 64, 64, 1024, 6e-4)
+    cfg.train = TrainConfig(batch_size=32)
+    return cfg

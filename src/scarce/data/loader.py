@@ -1,0 +1,64 @@
+"""Training and evaluation batches from a flat token array.
+
+Training cuts the train split into windows of seq_len + 1 tokens on a grid, shuffles the windows
+afresh every epoch (seeded by run seed and epoch) and, with jitter, shifts the grid by a random
+offset each epoch so repeated epochs see the text cut differently. The batch of a step is a pure
+function of (seed, step), which makes resuming trivial and keeps ranks disjoint under DDP: rank r
+takes its own slice of each step's windows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from scarce.errors import UserError
+
+
+class WindowLoader:
+    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, grad_accum: int = 1,
+                 seed: int = 0, rank: int = 0, world: int = 1, jitter: bool = True):
+        self.tokens, self.T, self.B = tokens, seq_len, batch_size
+        self.accum, self.seed, self.rank, self.world, self.jitter = grad_accum, seed, rank, world, jitter
+        # With jitter the grid may start anywhere in [0, T): keep windows that fit for every offset.
+        usable = len(tokens) - 1 - (seq_len - 1 if jitter else 0)
+        self.windows = max(usable, 0) // seq_len
+        per_step = batch_size * grad_accum * world
+        self.steps_per_epoch = self.windows // per_step
+        if self.steps_per_epoch < 1:
+            raise UserError(
+                f"the train split ({len(tokens):,} tokens) holds {self.windows} windows of {seq_len + 1} tokens, "
+                f"fewer than one step needs ({per_step}); lower train.batch_size or model.seq_len, or prepare more tokens"
+            )
+        self._epoch, self._offset, self._perm = -1, 0, np.empty(0, dtype=np.int64)
+
+    def _order(self, epoch: int) -> tuple[int, np.ndarray]:
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._offset = int(rng.integers(self.T)) if self.jitter else 0
+            self._perm = rng.permutation(self.windows)
+            self._epoch = epoch
+        return self._offset, self._perm
+
+    def batch(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets (B, T) int64 of micro-batch `micro` of optimiser step `step` (this rank's part)."""
+        epoch, within = divmod(step, self.steps_per_epoch)
+        offset, perm = self._order(epoch)
+        start = ((within * self.accum + micro) * self.world + self.rank) * self.B
+        starts = offset + perm[start:start + self.B] * self.T  # (B,)
+        rows = self.tokens[starts[:, None] + np.arange(self.T + 1)].astype(np.int64)  # (B, T+1)
+        rows = torch.from_numpy(rows)
+        return rows[:, :-1], rows[:, 1:]
+
+
+def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int = 0):
+    """Consecutive non-overlapping windows over a split: yields (inputs, targets) of shape (b, T)."""
+    n = (len(tokens) - 1) // seq_len
+    if max_tokens:
+        n = min(n, max(1, max_tokens // seq_len))
+    if n < 1:
+        raise UserError(f"the split holds {len(tokens)} tokens, fewer than one window of {seq_len + 1}")
+    for i in range(0, n, batch_size):
+        starts = np.arange(i, min(i + batch_size, n)) * seq_len
+        rows = torch.from_numpy(tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64))
+        yield rows[:, :-1], rows[:, 1:]

@@ -1,0 +1,24 @@
+"""Rotary position embedding (Su et al., 2021): rotate pairs of query/key channels by position."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Rotary(nn.Module):
+    """Caches cos/sin tables for up to `max_len` positions; applied to (B, H, T, D) tensors."""
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        t = torch.arange(max_len, dtype=torch.float32)
+        freqs = torch.outer(t, inv_freq)  # (T, D/2)
+        self.register_buffer("cos", freqs.cos()[None, None], persistent=False)  # (1, 1, T, D/2)
+        self.register_buffer("sin", freqs.sin()[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T = x.size(-2)
+        cos, sin = self.cos[..., :T, :].to(x.dtype), self.sin[..., :T, :].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)  # halves, as in GPT-NeoX / nanochat
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)

@@ -1,0 +1,134 @@
+"""The run store: one SQLite row per run, finished or failed, in a results root.
+
+The row is keyed by the run id (the hash of the run's resolved config), so a sweep can ask whether
+a point is already done. It holds the config, status, key metrics, paths, timings, the git commit
+and package versions. Several processes may write at once (SQLite's own locking, WAL journal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from scarce.errors import UserError
+
+DEFAULT_ROOT = "scarce-results"
+METRIC_COLUMNS = ("val_loss", "val_bpb", "select_loss", "params", "tokens_seen", "flops", "wall_seconds")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    preset TEXT,
+    sweep TEXT,
+    group_id TEXT,
+    data TEXT,
+    config TEXT NOT NULL,
+    summary TEXT,
+    val_loss REAL, val_bpb REAL, select_loss REAL, params INTEGER, tokens_seen INTEGER,
+    flops REAL, wall_seconds REAL,
+    started_at REAL, finished_at REAL,
+    git_commit TEXT, versions TEXT, error TEXT
+)
+"""
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    """The results root: the argument, else $SCARCE_RESULTS, else ./scarce-results."""
+    return Path(root or os.environ.get("SCARCE_RESULTS") or DEFAULT_ROOT)
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = results_root(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.root / "runs.db", timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(SCHEMA)
+            self.db.commit()
+        except (OSError, sqlite3.DatabaseError) as e:
+            raise UserError(f"cannot open the run store in {self.root}: {e}") from None
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    def start(self, run_id: str, config: dict, run_dir: str | os.PathLike, data: str = "") -> None:
+        tags = config.get("tags", {})
+        self.db.execute(
+            "INSERT OR REPLACE INTO runs (id, status, run_dir, preset, sweep, group_id, data, config, started_at,"
+            " git_commit, versions) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, str(Path(run_dir).resolve()), config.get("preset", ""), tags.get("sweep"), tags.get("group"),
+             data, json.dumps(config, sort_keys=True), time.time(), git_commit(), json.dumps(versions())),
+        )
+        self.db.commit()
+
+    def finish(self, run_id: str, summary: dict) -> None:
+        values = [summary.get(c) for c in METRIC_COLUMNS]
+        self.db.execute(
+            f"UPDATE runs SET status='done', summary=?, finished_at=?, error=NULL, "
+            f"{', '.join(c + '=?' for c in METRIC_COLUMNS)} WHERE id=?",
+            (json.dumps(summary, sort_keys=True), time.time(), *values, run_id),
+        )
+        self.db.commit()
+
+    def fail(self, run_id: str, error: str) -> None:
+        self.db.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=?", (error, time.time(), run_id))
+        self.db.commit()
+
+    def get(self, run_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _row(row) if row else None
+
+    def list(self, sweep: str | None = None, status: str | None = None, group: str | None = None,
+             where: dict | None = None) -> list[dict]:
+        """Rows in start order, filtered by sweep, status, ensemble group and config fields
+        (`where={"model.depth": 4}` matches the resolved config)."""
+        sql, args = "SELECT * FROM runs WHERE 1=1", []
+        for column, value in (("sweep", sweep), ("status", status), ("group_id", group)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                args.append(value)
+        rows = [_row(r) for r in self.db.execute(sql + " ORDER BY started_at", args)]
+        return [r for r in rows if _matches(r["config"], where or {})]
+
+
+def _row(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    for key in ("config", "summary", "versions"):
+        d[key] = json.loads(d[key]) if d.get(key) else None
+    return d
+
+
+def _matches(config: dict, where: dict) -> bool:
+    for key, want in where.items():
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value != want and str(value) != str(want):
+            return False
+    return True
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+
+    import scarce
+
+    return {"scarce": scarce.__version__, "torch": torch.__version__, "numpy": numpy.__version__}

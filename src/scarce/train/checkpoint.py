@@ -1,0 +1,100 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else; never pickle.
+
+A checkpoint is a folder `checkpoints/step_XXXXXXXX/` holding `model.safetensors`,
+`optim.safetensors` and `state.json`. It is written under a temporary name and renamed into place,
+then `checkpoints/latest.json` is pointed at it (also atomically), so a kill at any moment leaves
+the previous checkpoint intact. The weights chosen on the select split live in `best.safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from scarce import atomic
+from scarce.errors import UserError
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not Path(path).is_file():
+        raise UserError(f"checkpoint file {path} does not exist")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"checkpoint {path} is corrupt or truncated ({str(e).splitlines()[0][:120]})") from None
+
+
+def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state_keys": {}}
+    for idx, state in sd["state"].items():
+        keys = []
+        for name, value in state.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{idx}.{name}"] = t
+            keys.append(name)
+        meta["state_keys"][str(idx)] = keys
+    return tensors, meta
+
+
+def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state = {int(idx): {name: tensors[f"{idx}.{name}"] for name in keys} for idx, keys in meta["state_keys"].items()}
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (ValueError, KeyError) as e:
+        raise UserError(f"optimizer state does not match the model ({e}); the checkpoint is from another config") from None
+
+
+def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trainer_state: dict, keep: int = 1) -> Path:
+    ckdir = Path(run_dir) / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    final = ckdir / f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=ckdir))
+    tmp.chmod(0o755)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
+        opt_tensors, opt_meta = optimizer_to_flat(optimizer)
+        save_file({k: v.contiguous().cpu() for k, v in opt_tensors.items()}, str(tmp / "optim.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, **trainer_state}, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic.write_json(ckdir / "latest.json", {"step": step, "dir": final.name})
+    _prune(ckdir, keep)
+    return final
+
+
+def _prune(ckdir: Path, keep: int) -> None:
+    steps = sorted(p for p in ckdir.glob("step_*") if p.is_dir())
+    for p in steps[:-keep] if keep > 0 else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict, dict, dict] | None:
+    """(model tensors, optimizer tensors, state) of the latest checkpoint, or None when there is none."""
+    ckdir = Path(run_dir) / "checkpoints"
+    pointer = ckdir / "latest.json"
+    if not pointer.exists():
+        return None
+    try:
+        latest = json.loads(pointer.read_text())
+        folder = ckdir / latest["dir"]
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"checkpoint in {ckdir} is corrupt or incomplete ({e}); start a new run with another --out") from None
+    return load_weights(folder / "model.safetensors"), load_weights(folder / "optim.safetensors"), state

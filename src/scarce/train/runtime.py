@@ -1,0 +1,74 @@
+"""Where and how a run executes: device, precision, threads, distributed rank, and the FLOP/s peak."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+from scarce.config import TrainConfig
+from scarce.errors import UserError
+
+# Dense bf16 peaks of common accelerators (FLOP/s), for MFU on GPUs.
+GPU_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+
+
+@dataclass
+class Runtime:
+    device: str
+    precision: str
+    rank: int = 0
+    world: int = 1
+
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def make_runtime(cfg: TrainConfig) -> Runtime:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" else "fp32"
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if device == "cuda" and world > 1:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return Runtime(device=device, precision=precision, rank=rank, world=world)
+
+
+@functools.cache
+def peak_flops(device: str, threads: int) -> float:
+    """The machine's fp32 matmul peak on CPU, measured here (a ~0.3 s probe); a table value on GPUs."""
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+        return next((v for k, v in GPU_PEAKS.items() if k in name), 989e12)
+    return measure_matmul_flops(1024, 0.3)
+
+
+def measure_matmul_flops(n: int = 1024, seconds: float = 1.0) -> float:
+    """Best sustained FLOP/s of an n x n x n fp32 matmul on this CPU with the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
+    return best

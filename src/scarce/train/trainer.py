@@ -1,0 +1,286 @@
+"""The training loop: multi-epoch training over a fixed train split, evaluation on select and val,
+atomic checkpoints, bit-identical resume, and a row in the run store.
+
+The batch of each step is a pure function of (seed, step) and dropout is reseeded per step, so a
+resumed run replays exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from scarce import atomic
+from scarce.config import TOKENS_PER_PARAM_DEFAULT, RunConfig
+from scarce.data.loader import WindowLoader
+from scarce.data.store import TokenStore, open_store
+from scarce.errors import UserError
+from scarce.eval.loss import evaluate
+from scarce.model.gpt import GPT, flops_per_token, param_counts
+from scarce.runs.store import RunStore
+from scarce.train import checkpoint as ckpt
+from scarce.train.optim import build_optimizer, set_lr
+from scarce.train.runtime import Runtime, make_runtime, peak_flops
+from scarce.train.schedule import lr_multiplier
+
+
+@dataclass
+class TrainState:
+    """What the loop carries between steps and across a resume (saved as JSON in each checkpoint)."""
+
+    step: int = 0
+    wall_seconds: float = 0.0
+    best_select: float = math.inf
+    best: dict = field(default_factory=dict)  # the eval record of the best-on-select checkpoint
+    last_eval: dict = field(default_factory=dict)
+
+
+def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
+    """Fill what comes from the data (vocabulary) and check the model fits it."""
+    if cfg.model.vocab_size == 0:
+        cfg.model.vocab_size = store.vocab_size
+    elif cfg.model.vocab_size != store.vocab_size:
+        raise UserError(
+            f"vocabulary mismatch: the model has vocab_size {cfg.model.vocab_size} but the token store "
+            f"{store.path} has {store.vocab_size}; prepare the data with --vocab-size {cfg.model.vocab_size} "
+            f"or drop the model.vocab_size override"
+        )
+    return cfg
+
+
+def total_steps(cfg: RunConfig, loader: WindowLoader, params: int) -> int:
+    t = cfg.train
+    tokens_per_step = loader.B * loader.accum * loader.world * loader.T
+    if t.epochs:
+        return max(1, round(t.epochs * loader.steps_per_epoch))
+    tokens = t.tokens or (t.tokens_per_param or TOKENS_PER_PARAM_DEFAULT) * params
+    return max(1, math.ceil(tokens / tokens_per_step))
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: Path, results: str | None = None, quiet: bool = False):
+        self.run_dir, self.quiet = Path(run_dir), quiet
+        self.store = open_store(cfg.data)
+        self.cfg = resolve_config(cfg, self.store)
+        self.rt: Runtime = make_runtime(cfg.train)
+        self.results = results
+        torch.manual_seed(cfg.train.seed)
+        self.model = GPT(cfg.model).to(self.rt.device)
+        self.optimizer = build_optimizer(self.model, cfg.optim, self.rt.device)
+        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        t = cfg.train
+        self.loader = WindowLoader(self.store.split("train"), cfg.model.seq_len, t.batch_size, t.grad_accum,
+                                   t.seed, self.rt.rank, self.rt.world, t.window_jitter)
+        self.params = param_counts(self.model)
+        self.steps = total_steps(cfg, self.loader, self.params["total"])
+        self.eval_every = t.eval_every or max(1, self.steps // 8)
+        self.tokens_per_step = t.batch_size * t.grad_accum * self.rt.world * cfg.model.seq_len
+        self.flops_per_token = flops_per_token(self.model)
+        self.token_bytes = self.store.token_bytes()
+        self.state = TrainState()
+        self.run_id = cfg.run_id(self.store.fingerprint)
+
+    # -- evaluation and checkpoints ---------------------------------------------------------
+    def evaluate(self, step: int) -> dict:
+        record = {"type": "eval", "step": step, "tokens_seen": step * self.tokens_per_step,
+                  "flops": step * self.tokens_per_step * self.flops_per_token}
+        for split in ("select", "val"):
+            r = evaluate(self.model, self.store.split(split), self.token_bytes, self.cfg.model.seq_len,
+                         self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device, self.rt.autocast)
+            record[f"{split}_loss"], record[f"{split}_bpb"] = r["loss"], r["bpb"]
+        return record
+
+    def checkpoint(self, record: dict) -> None:
+        s = self.state
+        if record["select_loss"] < s.best_select:
+            s.best_select, s.best = record["select_loss"], record
+            ckpt.save_weights(self.run_dir / "checkpoints" / "best.safetensors", self.model.state_dict())
+        s.last_eval = record
+        state = {k: v for k, v in vars(s).items() if k != "step"}
+        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict(), self.optimizer, state)
+
+    def restore(self) -> None:
+        loaded = ckpt.load_checkpoint(self.run_dir)
+        if loaded is None:
+            return
+        model_state, opt_tensors, state = loaded
+        try:
+            self.model.load_state_dict(model_state)
+        except RuntimeError as e:
+            raise UserError(f"checkpoint in {self.run_dir} does not fit the model ({str(e).splitlines()[0]})") from None
+        ckpt.optimizer_from_flat(self.optimizer, opt_tensors, state.pop("optimizer"))
+        self.state = TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
+        self._truncate_metrics(self.state.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log records written after the checkpoint: the resumed run writes them again."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.exists():
+            keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            atomic.write_text(path, "".join(line + "\n" for line in keep))
+
+    # -- the loop --------------------------------------------------------------------------
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training objective of one micro-batch; subclasses (distillation) extend it."""
+        return self.forward(x, y)
+
+    def train_step(self, step: int) -> torch.Tensor:
+        torch.manual_seed(self.cfg.train.seed * 1_000_003 + step)  # dropout masks depend on (seed, step) only
+        set_lr(self.optimizer, lr_multiplier(step, self.steps, self.cfg.optim))
+        accum = self.cfg.train.grad_accum
+        total = torch.zeros((), device=self.rt.device)
+        for micro in range(accum):
+            x, y = self.loader.batch(step, micro)
+            with self.rt.autocast():
+                loss = self.compute_loss(x.to(self.rt.device), y.to(self.rt.device)) / accum
+            loss.backward()
+            total += loss.detach()
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def run(self, stop_at_step: int | None = None) -> dict | None:
+        """Train to the horizon (or, for tests, stop as if killed after `stop_at_step` steps)."""
+        self.model.train()
+        start_step, t_start, wall0 = self.state.step, time.perf_counter(), self.state.wall_seconds
+        peak = peak_flops(self.rt.device, torch.get_num_threads())
+        self.log_header(peak)
+        loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
+        for step in range(start_step, self.steps):
+            loss_sum += self.train_step(step).cpu()
+            loss_n += 1
+            self.state.step = step + 1
+            self.state.wall_seconds = wall0 + time.perf_counter() - t_start
+            done = step + 1
+            if done % self.cfg.train.log_every == 0 or done == self.steps:
+                dt = time.perf_counter() - t_log
+                self.log_train(done, (loss_sum / loss_n).item(), loss_n * self.tokens_per_step / dt, peak,
+                               (time.perf_counter() - t_start) / (done - start_step))
+                loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
+            if done % self.eval_every == 0 or done == self.steps:
+                record = self.evaluate(done)
+                self.log_eval(record)
+                self.checkpoint(record)
+                t_log = time.perf_counter()
+            if stop_at_step is not None and done >= stop_at_step:
+                return None
+        return self.summary()
+
+    def summary(self) -> dict:
+        best, last, s = self.state.best, self.state.last_eval, self.state
+        summary = {
+            "run_id": self.run_id, "val_loss": best["val_loss"], "val_bpb": best["val_bpb"],
+            "select_loss": best["select_loss"], "select_bpb": best["select_bpb"], "best_step": best["step"],
+            "final_val_loss": last["val_loss"], "final_select_loss": last["select_loss"],
+            "params": self.params["total"], "non_embedding_params": self.params["non_embedding"],
+            "tokens_seen": s.step * self.tokens_per_step, "flops": s.step * self.tokens_per_step * self.flops_per_token,
+            "flops_per_token": self.flops_per_token, "steps": s.step,
+            "epochs": s.step / self.loader.steps_per_epoch, "wall_seconds": s.wall_seconds,
+            "device": self.rt.device, "precision": self.rt.precision, "data": self.store.fingerprint,
+        }
+        atomic.write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    # -- logging ----------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if not self.quiet and self.rt.is_main:
+            print(text, flush=True)
+
+    def log_header(self, peak: float) -> None:
+        c, p = self.cfg, self.params
+        self.say(f"run {self.run_id} -> {self.run_dir}")
+        self.say(f"model depth {c.model.depth} width {c.model.d_model} heads {c.model.n_heads} | params "
+                 f"{p['total']:,} ({p['non_embedding']:,} non-embedding) | {self.flops_per_token:.3g} FLOPs/token")
+        self.say(f"device {self.rt.device} precision {self.rt.precision} compile {c.train.compile} threads "
+                 f"{torch.get_num_threads()} | peak {peak / 1e9:.0f} GFLOP/s | {self.steps} steps of "
+                 f"{self.tokens_per_step:,} tokens ({self.steps / self.loader.steps_per_epoch:.2f} epochs)")
+
+    def log_train(self, step: int, loss: float, tok_s: float, peak: float, sec_per_step: float) -> None:
+        epoch = step / self.loader.steps_per_epoch
+        lr = self.optimizer.param_groups[0]["lr"]
+        mfu = tok_s * self.flops_per_token / peak
+        eta = sec_per_step * (self.steps - step)
+        bar = progress_bar(step / self.steps)
+        self.say(f"{bar} step {step}/{self.steps} | epoch {epoch:.2f} | loss {loss:.4f} | lr {lr:.2e} | "
+                 f"{tok_s / 1e3:.1f}k tok/s | MFU {100 * mfu:.1f}% | ETA {format_seconds(eta)}")
+        self.write_metric({"type": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr,
+                           "tok_s": tok_s, "mfu": mfu, "wall_seconds": self.state.wall_seconds})
+
+    def log_eval(self, record: dict) -> None:
+        self.say(f"eval step {record['step']} | select {record['select_loss']:.4f} ({record['select_bpb']:.4f} bpb) | "
+                 f"val {record['val_loss']:.4f} ({record['val_bpb']:.4f} bpb)")
+        self.write_metric(record)
+
+    def write_metric(self, record: dict) -> None:
+        if self.rt.is_main:
+            atomic.append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
+
+
+def progress_bar(frac: float, width: int = 20) -> str:
+    n = int(round(frac * width))
+    return "[" + "#" * n + "." * (width - n) + "]"
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
+          stop_at_step: int | None = None) -> dict | None:
+    """Train a new run into `run_dir` (which must not hold a run yet); returns the summary."""
+    run_dir = Path(run_dir)
+    if (run_dir / "config.json").exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with `scarce train --resume {run_dir}` "
+                        f"or choose another --out")
+    if not cfg.data:
+        raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
+    cfg.data = str(Path(cfg.data).resolve())
+    trainer = Trainer(cfg, run_dir, results, quiet)
+    atomic.write_json(run_dir / "config.json", trainer.cfg.to_dict())
+    return _run_recorded(trainer, stop_at_step)
+
+
+def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
+           stop_at_step: int | None = None) -> dict | None:
+    """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise UserError(f"{run_dir} is not a run directory (no config.json); check the path")
+    try:
+        cfg = RunConfig.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+    trainer = Trainer(cfg, run_dir, results, quiet)
+    trainer.restore()
+    if trainer.state.step >= trainer.steps and trainer.state.best:
+        trainer.say(f"{run_dir} is already complete")
+        return trainer.summary()
+    return _run_recorded(trainer, stop_at_step)
+
+
+def _run_recorded(trainer: Trainer, stop_at_step: int | None) -> dict | None:
+    runs = RunStore(trainer.results) if trainer.rt.is_main else None
+    if runs:
+        runs.start(trainer.run_id, trainer.cfg.to_dict(), trainer.run_dir, trainer.store.fingerprint)
+    try:
+        summary = trainer.run(stop_at_step)
+    except BaseException as e:
+        if runs:
+            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+        raise
+    if runs and summary is not None:
+        runs.finish(trainer.run_id, summary)
+        trainer.say(f"done: val {summary['val_loss']:.4f} nats/token, {summary['val_bpb']:.4f} bpb "
+                    f"(checkpoint of step {summary['best_step']}, chosen on select) in "
+                    f"{format_seconds(summary['wall_seconds'])} -> {trainer.run_dir}/summary.json")
+    return summary
