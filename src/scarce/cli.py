@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "scarce.train.cli",
     "scarce.runs.cli",
     "scarce.scaling.cli",
+    "scarce.ensemble_cli",
+    "scarce.recipes.cli",
 ]
 
 
