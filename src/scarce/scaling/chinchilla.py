@@ -148,9 +148,7 @@ def batched_lbfgs(fun, x0: np.ndarray, group: np.ndarray, *, history: int = 10, 
         s, y = x_new - x[idx], g_new - g[idx]
         sy = (s * y).sum(1)
         upd = moved & (sy > 1e-12 * s.norm(dim=1) * y.norm(dim=1))  # keep the curvature pairs positive
-        ui = idx[upd]
-        hist_s[:, ui], hist_y[:, ui], rho[:, ui] = hist_s[:, ui].roll(-1, 0), hist_y[:, ui].roll(-1, 0), rho[:, ui].roll(-1, 0)
-        hist_s[-1, ui], hist_y[-1, ui], rho[-1, ui] = s[upd], y[upd], 1.0 / sy[upd]
+        _push_pairs(hist_s, hist_y, rho, idx[upd], s[upd], y[upd], sy[upd])
         rel = (f[idx] - f_new) / torch.clamp(torch.maximum(f[idx].abs(), f_new.abs()), min=1.0)
         x[idx], f[idx], g[idx] = x_new, f_new, g_new
         n_iter[idx] += 1
@@ -162,6 +160,13 @@ def batched_lbfgs(fun, x0: np.ndarray, group: np.ndarray, *, history: int = 10, 
             f_check = f.clone()
     status[status < 0] = 1
     return LbfgsResult(x.double().numpy(), f.double().numpy(), status.numpy(), n_iter.numpy())
+
+
+def _push_pairs(hist_s, hist_y, rho, rows, s, y, sy) -> None:
+    """Append one (s, y) curvature pair to each of `rows`' histories, dropping its oldest pair."""
+    for h in (hist_s, hist_y, rho):
+        h[:, rows] = h[:, rows].roll(-1, 0)
+    hist_s[-1, rows], hist_y[-1, rows], rho[-1, rows] = s, y, 1.0 / sy
 
 
 def _two_loop(g, hs, hy, rho):
