@@ -235,8 +235,9 @@ def format_seconds(s: float) -> str:
 
 
 def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
-          stop_at_step: int | None = None) -> dict | None:
-    """Train a new run into `run_dir` (which must not hold a run yet); returns the summary."""
+          stop_at_step: int | None = None, trainer_cls: type[Trainer] = Trainer) -> dict | None:
+    """Train a new run into `run_dir` (which must not hold a run yet); returns the summary.
+    `trainer_cls` is a Trainer subclass with another objective (distillation)."""
     run_dir = Path(run_dir)
     if (run_dir / "config.json").exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `scarce train --resume {run_dir}` "
@@ -244,13 +245,13 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     if not cfg.data:
         raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
     cfg.data = str(Path(cfg.data).resolve())
-    trainer = Trainer(cfg, run_dir, results, quiet)
+    trainer = trainer_cls(cfg, run_dir, results, quiet)
     atomic.write_json(run_dir / "config.json", trainer.cfg.to_dict())
     return _run_recorded(trainer, stop_at_step)
 
 
 def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
-           stop_at_step: int | None = None) -> dict | None:
+           stop_at_step: int | None = None, trainer_cls: type[Trainer] = Trainer) -> dict | None:
     """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
@@ -260,7 +261,7 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
         cfg = RunConfig.from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
-    trainer = Trainer(cfg, run_dir, results, quiet)
+    trainer = trainer_cls(cfg, run_dir, results, quiet)
     trainer.restore()
     if trainer.state.step >= trainer.steps and trainer.state.best:
         trainer.say(f"{run_dir} is already complete")
