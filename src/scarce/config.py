@@ -247,7 +247,13 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
         if parts[-1] not in target:
             raise UserError(f"override {item!r}: unknown config field {key!r}")
         target[parts[-1]] = value
+        if key in HORIZON_FIELDS and value:  # a new horizon replaces the preset's
+            for other in HORIZON_FIELDS - {key}:
+                d["train"][other.split(".")[1]] = 0
     return RunConfig.from_dict(d)
+
+
+HORIZON_FIELDS = {"train.epochs", "train.tokens", "train.tokens_per_param"}
 
 
 def set_horizon(cfg: RunConfig, epochs: float = 0.0, tokens: int = 0, tokens_per_param: float = 0.0) -> RunConfig:

@@ -1,0 +1,47 @@
+"""Shared fixtures: a small token store cut from the embedded stdlib corpus, and 1-thread torch.
+
+Tests run torch on one thread: tiny models gain nothing from two, and a two-thread process slows
+badly when another process shares the CPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def stdlib_store(tmp_path_factory):
+    """A stdlib token store: vocab 512, 400k train tokens, 20k select and val tokens."""
+    from scarce.data.store import prepare
+
+    out = tmp_path_factory.mktemp("stores") / "stdlib"
+    return prepare("stdlib", out, vocab_size=512, train_tokens=400_000, select_tokens=20_000,
+                   val_tokens=20_000, tokenizer_bytes=2_000_000, log=lambda *a, **k: None)
+
+
+@pytest.fixture
+def tiny_config():
+    """Returns make(store, **overrides) -> RunConfig for a very small model."""
+    return make_tiny_config
+
+
+def make_tiny_config(store, **overrides):
+    """A very small model for fast tests (depth 2, width 64, T 64)."""
+    from scarce.config import apply_overrides, get_preset
+
+    cfg = get_preset("tiny")
+    items = {"model.depth": 2, "model.head_dim": 16, "model.seq_len": 64, "train.batch_size": 8,
+             "train.threads": 1, "train.log_every": 1000}
+    items.update(overrides)
+    cfg = apply_overrides(cfg, [f"{k}={_json(v)}" for k, v in items.items()])
+    cfg.data = str(store.path)
+    return cfg
+
+
+def _json(v):
+    import json
+
+    return json.dumps(v)

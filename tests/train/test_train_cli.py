@@ -1,0 +1,89 @@
+"""`scarce train` / `scarce runs` from the command line, and each user error as one line with exit 2."""
+
+import json
+
+import pytest
+
+from scarce.cli import main
+
+SMALL = ["--set", "model.depth=1", "--set", "model.head_dim=16", "--set", "model.seq_len=32",
+         "--set", "train.batch_size=4", "--set", "train.eval_tokens=512", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture
+def run_args(stdlib_store, tmp_path):
+    def make(out, *extra):
+        return ["train", "--data", str(stdlib_store.path), "--out", str(tmp_path / out),
+                "--results", str(tmp_path / "results"), "--tokens", "2048", *SMALL, *extra]
+    return make
+
+
+def one_line_error(capsys, argv, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    assert match in err, err
+
+
+def test_train_then_runs_json(run_args, tmp_path, capsys):
+    assert main(run_args("run", "--seed", "3")) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["runs", "--results", str(tmp_path / "results"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and rows[0]["status"] == "done" and rows[0]["val_loss"] == summary["val_loss"]
+    assert rows[0]["config"]["train"]["seed"] == 3 and rows[0]["versions"]["torch"]
+    assert main(["runs", "--results", str(tmp_path / "results"), "--where", "train.seed=4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_unknown_preset(run_args, capsys, tmp_path):
+    one_line_error(capsys, run_args("a", "--preset", "huge"), "unknown preset")
+    assert not (tmp_path / "a").exists()
+
+
+def test_unknown_option(run_args, capsys):
+    one_line_error(capsys, run_args("a", "--learning-rate", "1"), "unrecognized arguments")
+
+
+def test_malformed_value(run_args, capsys, tmp_path):
+    one_line_error(capsys, run_args("a", "--set", "optim.lr=fast"), "optim.lr")
+    one_line_error(capsys, run_args("a", "--epochs", "two"), "invalid float")
+    assert not (tmp_path / "a").exists()
+
+
+def test_bad_data_path(tmp_path, capsys):
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a")], "nowhere")
+    assert not (tmp_path / "a").exists()
+
+
+def test_vocab_mismatch(run_args, capsys, tmp_path):
+    one_line_error(capsys, run_args("a", "--set", "model.vocab_size=999"), "vocabulary mismatch")
+    assert not (tmp_path / "a").exists()
+
+
+def test_out_dir_holding_a_run(run_args, capsys):
+    assert main(run_args("a")) == 0
+    one_line_error(capsys, run_args("a"), "already holds a run")
+
+
+def test_corrupt_checkpoint_on_resume(run_args, capsys, tmp_path):
+    assert main(run_args("a")) == 0
+    latest = json.loads((tmp_path / "a" / "checkpoints" / "latest.json").read_text())
+    weights = tmp_path / "a" / "checkpoints" / latest["dir"] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    one_line_error(capsys, ["train", "--resume", str(tmp_path / "a"), "--results", str(tmp_path / "results")],
+                   "corrupt or truncated")
+
+
+def test_resume_of_a_non_run(tmp_path, capsys):
+    one_line_error(capsys, ["train", "--resume", str(tmp_path)], "not a run directory")
+
+
+def test_help_describes_every_option(capsys):
+    for argv in (["--help"], ["train", "--help"], ["prepare", "--help"], ["runs", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--resume" in out and "--vocab-size" in out and "--set" in out
