@@ -16,6 +16,7 @@ from scarce.errors import UserError
 
 # Modules that each add one subcommand (or a group of them), in the order `scarce --help` lists them.
 COMMAND_MODULES = [
+    "scarce.quickstart",
     "scarce.data.cli",
     "scarce.train.cli",
     "scarce.runs.cli",
