@@ -1,0 +1,119 @@
+"""Where the points of a sweep run: here one after another, in N local processes, or as Ray tasks.
+
+An executor takes a picklable function and a list of tasks and yields `(index, result)` as each
+task finishes, in finishing order. The function never raises for a failed point: it returns a
+result with status 'failed' (see `scarce.runs.sweep.run_point`); an executor only turns a crash of
+the process that ran a task (a killed worker, a lost Ray node) into such a result.
+
+Threads are split, not multiplied: N workers on C cores run C // N torch threads each, because
+oversubscribed threads stall badly on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from scarce.errors import UserError
+
+EXECUTORS = ("local", "ray")
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def crashed(error: BaseException) -> dict:
+    return {"status": "failed", "error": f"{type(error).__name__}: {error} (the process running the point died)"}
+
+
+class LocalExecutor:
+    """One point after another in this process, with all the cores."""
+
+    name = "local"
+
+    def __init__(self, threads: int = 0):
+        self.threads = threads or cpu_count()
+
+    def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
+        for i, task in enumerate(tasks):
+            yield i, fn(task)
+
+
+class ProcessExecutor:
+    """N points at once, each in a fresh spawned process (no forked torch state) with C // N threads."""
+
+    name = "workers"
+
+    def __init__(self, workers: int, threads: int = 0):
+        self.workers = workers
+        self.threads = threads or max(1, cpu_count() // workers)
+
+    def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
+            for future in as_completed(futures):
+                try:
+                    yield futures[future], future.result()
+                except Exception as e:  # BrokenProcessPool: a worker was killed
+                    yield futures[future], crashed(e)
+
+
+class RayExecutor:
+    """Each point a Ray task asking for `threads` CPUs, on the cluster at `address` or on a local
+    Ray instance started here (and stopped when the sweep ends). On a multi-machine cluster the token
+    store, the run folders and the results root must be on a filesystem every node sees."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, threads: int = 1, num_cpus: int | None = None):
+        self.address, self.threads, self.num_cpus = address, threads, num_cpus
+
+    def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
+        ray = _import_ray()
+        started = not ray.is_initialized()
+        if started:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=self.num_cpus or cpu_count(), include_dashboard=False, log_to_driver=False)
+        try:
+            remote = ray.remote(num_cpus=self.threads, max_retries=0)(fn)
+            pending = {remote.remote(task): i for i, task in enumerate(tasks)}
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(ready[0])
+                try:
+                    yield i, ray.get(ready[0])
+                except ray.exceptions.RayError as e:
+                    yield i, crashed(e)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the ray executor needs Ray: pip install 'scarce[ray]' (or pip install ray)") from None
+    return ray
+
+
+def make_executor(name: str = "local", workers: int = 1, ray_address: str | None = None, threads: int = 0):
+    """The executor the CLI options name; `threads` (0: split the cores) is each point's torch threads."""
+    if name not in EXECUTORS:
+        raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if name == "ray":
+        return RayExecutor(ray_address, threads or 1, num_cpus=None)
+    if ray_address:
+        raise UserError("--ray-address needs --executor ray")
+    return ProcessExecutor(workers, threads) if workers > 1 else LocalExecutor(threads)

@@ -1,0 +1,133 @@
+"""Sweeps: spec loading, point expansion, skip/resume after a kill, failed points and retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scarce.cli import main
+from scarce.errors import UserError
+from scarce.runs.store import RunStore
+from scarce.runs.sweep import SweepSpec, load_spec, point_overrides, run_sweep
+
+TINY = {"model.depth": 1, "model.aspect_ratio": 32, "model.head_dim": 16, "model.seq_len": 32,
+        "train.batch_size": 4, "train.tokens": 256, "train.eval_tokens": 256, "train.threads": 1,
+        "train.log_every": 1000}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A token store of ~40 kB of stdlib source (vocab 300)."""
+    import sysconfig
+
+    from scarce.data.store import prepare
+
+    root = tmp_path_factory.mktemp("corpus")
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]
+    lines = [json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:1200]}) for p in files]
+    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    return prepare(f"files:{root}", tmp_path_factory.mktemp("store") / "s", vocab_size=300, train_tokens=6000,
+                   select_tokens=600, val_tokens=600, log=lambda *a: None)
+
+
+def tiny_spec(store, tmp_path, **grid) -> dict:
+    return {"name": "t", "data": str(store.path), "set": dict(TINY), "grid": grid or {"optim.lr": [1e-3, 3e-3, 1e-2]},
+            "out": str(tmp_path / "runs"), "results": str(tmp_path / "results")}
+
+
+def rows(tmp_path, **filters) -> list[dict]:
+    store = RunStore(tmp_path / "results")
+    try:
+        return store.list(**filters)
+    finally:
+        store.close()
+
+
+def fake_train(cfg, run_dir, results):
+    """A synthetic trainer: select loss is a function of the config; lr 1e-2 fails while FAIL is set."""
+    if cfg.optim.lr == 1e-2 and os.environ.get("SCARCE_TEST_FAIL"):
+        raise RuntimeError("diverged")
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / "calls").write_text("x")
+    loss = (cfg.optim.lr - 3e-3) ** 2 + cfg.optim.weight_decay
+    return {"select_loss": loss, "val_loss": loss}
+
+
+def test_spec_expansion_grid_points_search(store, tmp_path):
+    spec = SweepSpec.from_dict({**tiny_spec(store, tmp_path), "points": [{"model": {"depth": 1}}, {"model.depth": 2}],
+                                "search": {"samples": 2, "seed": 1, "space": {"optim.weight_decay": [0.1, 1.0],
+                                                                              "optim.beta2": {"min": 0.9, "max": 0.99}}}})
+    points = point_overrides(spec)
+    assert len(points) == 2 * 3 * 2
+    assert {p["model.depth"] for p in points} == {1, 2} and all(p["train.tokens"] == 256 for p in points)
+    assert points == point_overrides(spec)  # the search is seeded
+
+
+def test_toml_and_python_specs(store, tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'name = "t"\ndata = "{store.path}"\n[set]\n"model.depth" = 1\n[grid]\n"optim.lr" = [1e-3, 2e-3]\n')
+    py = tmp_path / "s.py"
+    py.write_text(f"def make():\n    return {{'name': 't', 'data': {str(store.path)!r}, 'set': {{'model.depth': 1}}, "
+                  f"'grid': {{'optim.lr': [1e-3, 2e-3]}}}}\n")
+    assert load_spec(str(toml)) == load_spec(f"{py}:make")
+    with pytest.raises(UserError, match="unknown key"):
+        load_spec({"name": "t", "data": "x", "gird": {}})
+    with pytest.raises(UserError, match="no function"):
+        load_spec(f"{py}:nope")
+
+
+def test_failed_points_recorded_and_retried_on_request(store, tmp_path, monkeypatch):
+    spec = tiny_spec(store, tmp_path)
+    monkeypatch.setenv("SCARCE_TEST_FAIL", "1")
+    lines = []
+    report = run_sweep(spec, train_fn=fake_train, log=lines.append)
+    assert len(report.ran) == 2 and len(report.failed) == 1
+    failed = rows(tmp_path, sweep="t", status="failed")
+    assert len(failed) == 1 and "diverged" in failed[0]["error"]
+    assert any("FAILED RuntimeError: diverged" in line and "ETA" in line for line in lines)
+
+    report = run_sweep(spec, train_fn=fake_train, log=lines.append)  # no retry: nothing runs
+    assert report.ran == [] and len(report.skipped) == 2 and len(report.failed) == 1
+    monkeypatch.delenv("SCARCE_TEST_FAIL")
+    report = run_sweep(spec, train_fn=fake_train, retry_failed=True, log=lines.append)
+    assert report.ran == [failed[0]["id"]]
+    assert {r["status"] for r in rows(tmp_path, sweep="t")} == {"done"} and len(rows(tmp_path)) == 3
+
+
+def test_killed_sweep_resumes_without_rerunning_done_points(store, tmp_path):
+    """A real sweep in a subprocess, killed once its first point is done; the rerun completes it."""
+    spec = tiny_spec(store, tmp_path)
+    path = tmp_path / "spec.py"
+    path.write_text(f"def make():\n    return {spec!r}\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", "sweep", f"{path}:make", "--threads", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (tmp_path / "results" / "runs.db").exists() and rows(tmp_path, status="done"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = rows(tmp_path, status="done")
+    assert 1 <= len(first) < 3, proc.stderr.read().decode()
+
+    assert main(["sweep", f"{path}:make", "--threads", "1"]) == 0
+    after = {r["id"]: r for r in rows(tmp_path, sweep="t")}
+    assert len(after) == 3 and {r["status"] for r in after.values()} == {"done"}
+    for r in first:  # not rerun
+        assert after[r["id"]]["finished_at"] == r["finished_at"]
+    assert main(["sweep", f"{path}:make"]) == 0  # all done: nothing to run
+
+
+def test_sweep_cli_errors(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read sweep spec" in capsys.readouterr().err
+    assert main(["sweep", "x.toml", "--ray-address", "a:1"]) == 2
