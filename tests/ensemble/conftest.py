@@ -46,3 +46,9 @@ def members(store, tmp_path_factory):
         train(tiny_config(store, f"train.seed={k}"), root / f"m{k}", results=str(root / "results"), quiet=True)
         dirs.append(root / f"m{k}")
     return dirs
+
+
+@pytest.fixture(scope="session")
+def make_config(store):
+    """make_config(*overrides) -> a tiny member config on the test store."""
+    return lambda *overrides: tiny_config(store, *overrides)
