@@ -1,0 +1,74 @@
+"""What every recipe shares: a context (data, base config, where and how to run) and `run_points`,
+which runs a list of override sets as one resumable sweep and returns their run-store rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scarce.errors import UserError
+from scarce.runs.store import RunStore, results_root
+from scarce.runs.sweep import SweepSpec, run_sweep
+
+DEFAULT_SIZES = (2, 4, 6)
+
+
+@dataclass
+class Context:
+    data: str
+    """Token store the recipe trains on."""
+    out: str
+    """Folder of the recipe's run directories (one subfolder per sweep) and recipe.json."""
+    sizes: list[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
+    """Model depths: the size dial."""
+    preset: str = "tiny"
+    overrides: dict = field(default_factory=dict)
+    """Config overrides applied to every run (e.g. batch size, sequence length, threads)."""
+    executor: object = None
+    retry_failed: bool = False
+    results: str | None = None
+    train_fn: Callable | None = None
+    """Replaces the trainer (tests and synthetic objectives): train_fn(cfg, run_dir, results) -> summary."""
+    log: Callable[[str], None] = print
+
+    def __post_init__(self):
+        self.sizes = list(self.sizes or DEFAULT_SIZES)
+        if any(not isinstance(s, int) or s < 1 for s in self.sizes):
+            raise UserError(f"--sizes must be depths >= 1, got {self.sizes}")
+
+
+def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None) -> list[dict]:
+    """Run the override sets `points` as the sweep `sweep` (done points are skipped) and return each
+    point's row from the run store, in order (None where the point failed)."""
+    spec = SweepSpec(name=sweep, data=data or ctx.data, preset=ctx.preset, set=dict(ctx.overrides), points=points,
+                     out=str(Path(ctx.out) / sweep), results=ctx.results or "")
+    report = run_sweep(spec, ctx.executor, ctx.retry_failed, train_fn=ctx.train_fn, log=ctx.log)
+    store = RunStore(results_root(ctx.results))
+    try:
+        rows = [store.get(p.run_id) for p in report.points]
+    finally:
+        store.close()
+    return [r if r and r["status"] == "done" else None for r in rows]
+
+
+def metric(row: dict | None, name: str = "select_loss") -> float:
+    """A run's metric from its summary; +inf for a failed run, so selection never picks it."""
+    if row is None or not row.get("summary"):
+        return float("inf")
+    return float(row["summary"].get(name, float("inf")))
+
+
+def best(rows: list[dict | None], name: str = "select_loss") -> dict | None:
+    done = [r for r in rows if r is not None]
+    return min(done, key=lambda r: metric(r, name)) if done else None
+
+
+def brief(row: dict | None) -> dict | None:
+    """The part of a run row a recipe's result keeps."""
+    if row is None:
+        return None
+    s = row["summary"] or {}
+    return {"run_id": row["id"], "run_dir": row["run_dir"], "select_loss": s.get("select_loss"),
+            "val_loss": s.get("val_loss"), "params": s.get("params"), "tokens_seen": s.get("tokens_seen"),
+            "flops": s.get("flops")}
