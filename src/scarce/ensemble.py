@@ -245,6 +245,8 @@ def _trainer_class(cfg: RunConfig):
     from scarce.train.trainer import Trainer
 
     base = DistillTrainer if "distill" in cfg.tags else Trainer
+    if "snapshot_every" in cfg.tags:
+        return _snapshot_trainer(base)
     if "init_seed" not in cfg.tags:
         return base
 
@@ -257,6 +259,41 @@ def _trainer_class(cfg: RunConfig):
             self.model.reset_parameters()
 
     return MemberTrainer
+
+
+def _snapshot_trainer(base):
+    class SnapshotTrainer(base):
+        """Evaluates every tags['snapshot_every'] steps and keeps the weights of each evaluation as a
+        snapshot member (Huang et al., 2017: snapshot ensembles; set the interval to the LR cycle)."""
+
+        def __init__(self, cfg, *args, **kwargs):
+            super().__init__(cfg, *args, **kwargs)
+            self.eval_every = int(cfg.tags["snapshot_every"])
+
+        def checkpoint(self, record: dict) -> None:
+            super().checkpoint(record)
+            from scarce.train.checkpoint import save_weights
+
+            path = self.run_dir / "checkpoints" / "snapshots" / f"step_{record['step']:08d}.safetensors"
+            save_weights(path, self.model.state_dict())
+
+    return SnapshotTrainer
+
+
+def snapshot_ensemble(cfg: RunConfig, every: int, out: str | Path, combine: str = "logit",
+                      results: str | None = None, quiet: bool = False) -> dict:
+    """Train one run into OUT/run keeping a snapshot every `every` steps; evaluate the snapshots as an ensemble."""
+    if every < 1:
+        raise UserError("--snapshot-every must be >= 1")
+    if not cfg.data:
+        raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
+    cfg = RunConfig.from_dict(cfg.to_dict())
+    cfg.data = str(Path(cfg.data).resolve())
+    cfg.tags["snapshot_every"] = every
+    run_dir = Path(out) / "run"
+    train_member(cfg.to_dict(), str(run_dir), results, quiet)
+    return write_evaluation(out, snapshot_members(run_dir), combine, cfg.train.batch_size,
+                            extra={"snapshots": str(run_dir), "snapshot_every": every})
 
 
 def write_evaluation(out: str | Path, members: list[Member], combine: str = "logit", batch_size: int = 16,

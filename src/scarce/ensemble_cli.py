@@ -40,6 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="CPU threads of this process (parallel workers always use 1)")
     p.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="evaluate these existing runs instead of training")
     p.add_argument("--snapshots", metavar="RUN_DIR", help="evaluate the snapshot checkpoints of one run instead")
+    p.add_argument("--snapshot-every", type=int, metavar="STEPS",
+                   help="train one run keeping a snapshot every STEPS steps and evaluate the snapshots as the ensemble")
     p.add_argument("--eval-tokens", type=int, default=0, help="val tokens to evaluate on (default 0: the whole split)")
     p.add_argument("--results", help="results root holding runs.db (default $SCARCE_RESULTS or ./scarce-results)")
     p.add_argument("--quiet", action="store_true", help="no training log lines")
@@ -83,9 +85,14 @@ def run_ensemble(args) -> int:
     else:
         if not args.data:
             raise UserError("--data DIR is required: a token store made by `scarce prepare`")
-        if args.members is None:
+        if args.members is None and args.snapshot_every is None:
             raise UserError("--members K is required (or --runs / --snapshots to evaluate existing runs)")
         _check_distill(args)
+        if args.snapshot_every is not None:
+            report = ens.snapshot_ensemble(_member_config(args), args.snapshot_every, args.out, args.combine,
+                                           args.results, args.quiet)
+            _print_report(report, Path(args.out), log)
+            return 0
         report = ens.ensemble(_member_config(args), args.members, args.out, args.combine, args.workers,
                               args.seed_mode, args.chain_distill, args.alpha, args.temperature,
                               args.results, args.quiet, log)

@@ -88,3 +88,13 @@ def test_sample_greedy_equals_top1():
     lp = torch.log_softmax(torch.randn(50), -1)
     g = torch.Generator().manual_seed(0)
     assert _pick(lp, 0.0, 0, g) == _pick(lp, 1.0, 1, g) == int(lp.argmax())
+
+
+def test_snapshot_ensemble(store, tmp_path):
+    assert _ensemble(store, tmp_path / "snap", tmp_path / "res", "--snapshot-every", "4") == 0
+    report = json.loads((tmp_path / "snap" / "ensemble.json").read_text())
+    assert len(report["prefix_val_loss"]) == 3  # 10 steps: snapshots at steps 4, 8 and the last
+    assert {m["run_dir"] for m in report["members"]} == {str(tmp_path / "snap" / "run")}
+    again = tmp_path / "again"
+    assert main(["ensemble", "--out", str(again), "--snapshots", str(tmp_path / "snap" / "run"), "--quiet"]) == 0
+    assert json.loads((again / "ensemble.json").read_text())["prefix_val_loss"] == report["prefix_val_loss"]
