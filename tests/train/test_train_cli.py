@@ -87,3 +87,19 @@ def test_help_describes_every_option(capsys):
         assert e.value.code == 0
     out = capsys.readouterr().out
     assert "--resume" in out and "--vocab-size" in out and "--set" in out
+
+
+def test_runs_export_feeds_the_fits(run_args, tmp_path, capsys):
+    import csv
+
+    for seed in (1, 2, 3):
+        assert main(run_args(f"r{seed}", "--seed", str(seed))) == 0
+    table, curves = tmp_path / "runs.csv", tmp_path / "curves.csv"
+    assert main(["runs", "--results", str(tmp_path / "results"), "--csv", str(table), "--curves", str(curves)]) == 0
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 3 and all(float(r["val_loss"]) > 0 and int(r["train_tokens"]) == 400_000 for r in rows)
+    assert len(list(csv.DictReader(curves.open()))) >= 3
+    capsys.readouterr()
+    assert main(["fit", "power-law", "--csv", str(curves), "--x", "tokens", "--y", "val_loss",
+                 "--bootstrap", "20", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) >= {"E", "A", "alpha"}

@@ -18,6 +18,11 @@ def add_parser(sub) -> None:
     p.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
                    help="only runs whose resolved config has FIELD=VALUE, e.g. model.depth=4 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (a list of rows) for scripts")
+    p.add_argument("--csv", metavar="FILE", help="write the finished runs as a CSV table for `scarce fit` "
+                   "(columns: id, sweep, group, preset, depth, params, non_embedding_params, train_tokens, "
+                   "tokens_seen, epochs, flops, val_loss, val_bpb, select_loss)")
+    p.add_argument("--curves", metavar="FILE", help="write every evaluation of the finished runs as a CSV "
+                   "(id, params, tokens, flops, select_loss, val_loss): the training curves for Chinchilla approach 1")
     p.set_defaults(func=run)
 
 
@@ -36,6 +41,15 @@ def run(args) -> int:
             where[key] = value
     store = RunStore(args.results)
     rows = store.list(sweep=args.sweep, status=args.status, group=args.group, where=where)
+    if args.csv or args.curves:
+        from scarce.runs.export import write_curves_csv, write_runs_csv
+
+        done = [r for r in rows if r["status"] == "done"]
+        if args.csv:
+            print(f"{write_runs_csv(done, args.csv)} runs -> {args.csv}")
+        if args.curves:
+            print(f"{write_curves_csv(done, args.curves)} evaluations -> {args.curves}")
+        return 0
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0

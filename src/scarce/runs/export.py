@@ -1,0 +1,65 @@
+"""Tables from the run store for the scaling fits (`scarce fit --csv`), written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from scarce import atomic
+
+RUN_COLUMNS = ["id", "sweep", "group", "preset", "depth", "params", "non_embedding_params", "train_tokens",
+               "tokens_seen", "epochs", "flops", "val_loss", "val_bpb", "select_loss"]
+CURVE_COLUMNS = ["id", "params", "tokens", "flops", "select_loss", "val_loss"]
+
+
+def run_record(row: dict) -> dict:
+    s, cfg = row["summary"] or {}, row["config"]
+    return {
+        "id": row["id"], "sweep": row["sweep"] or "", "group": row["group_id"] or "", "preset": row["preset"] or "",
+        "depth": cfg["model"]["depth"], "params": s.get("params"), "non_embedding_params": s.get("non_embedding_params"),
+        "train_tokens": _train_tokens(s, cfg), "tokens_seen": s.get("tokens_seen"), "epochs": s.get("epochs"),
+        "flops": s.get("flops"), "val_loss": s.get("val_loss"), "val_bpb": s.get("val_bpb"),
+        "select_loss": s.get("select_loss"),
+    }
+
+
+def _train_tokens(summary: dict, cfg: dict) -> int | None:
+    """Unique training tokens (the fixed budget), from the token store's manifest when it is still there."""
+    try:
+        manifest = json.loads((Path(cfg["data"]) / "manifest.json").read_text())
+        return manifest["splits"]["train"]["tokens"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def curve_records(row: dict) -> list[dict]:
+    path = Path(row["run_dir"]) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    params = (row["summary"] or {}).get("params")
+    out = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "eval" and rec["step"] > 0:
+            out.append({"id": row["id"], "params": params, "tokens": rec["tokens_seen"], "flops": rec["flops"],
+                        "select_loss": rec["select_loss"], "val_loss": rec["val_loss"]})
+    return out
+
+
+def _write(path: str, columns: list[str], records: list[dict]) -> int:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(records)
+    atomic.write_text(path, buf.getvalue())
+    return len(records)
+
+
+def write_runs_csv(rows: list[dict], path: str) -> int:
+    return _write(path, RUN_COLUMNS, [run_record(r) for r in rows])
+
+
+def write_curves_csv(rows: list[dict], path: str) -> int:
+    return _write(path, CURVE_COLUMNS, [rec for r in rows for rec in curve_records(r)])
