@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scarce import atomic
 from scarce.config import RunConfig
 from scarce.data.loader import eval_batches
 from scarce.errors import UserError
@@ -170,8 +171,9 @@ def ensemble_group(base: RunConfig, members: int, seed_mode: str, distill: dict 
 
 def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "logit", workers: int = 1,
              seed_mode: str = "both", chain_distill: bool = False, alpha: float = 0.5, temperature: float = 2.0,
-             results: str | None = None, quiet: bool = False, log=print) -> dict:
-    """Train (or reuse) K members into OUT/members/, evaluate every prefix on val, write OUT/ensemble.json."""
+             results: str | None = None, quiet: bool = False, log=print, student: bool = False) -> dict:
+    """Train (or reuse) K members into OUT/members/, evaluate every prefix on val, write OUT/ensemble.json;
+    with `student`, also distill the K-member ensemble into one model of the same config (OUT/student)."""
     if members < 1:
         raise UserError("--members must be >= 1")
     if workers < 1:
@@ -192,16 +194,39 @@ def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "log
             train_member(cfg.to_dict(), str(dirs[k]), results, quiet)
     else:
         _train_all(cfgs, dirs, workers, results, quiet)
-    return write_evaluation(out, [Member.of_run(d) for d in dirs], combine, base.train.batch_size,
-                            extra={"group": group, "seed_mode": seed_mode, "chain_distill": chain_distill,
-                                   **({"alpha": alpha, "temperature": temperature} if chain_distill else {})})
+    report = write_evaluation(out, [Member.of_run(d) for d in dirs], combine, base.train.batch_size,
+                              extra={"group": group, "seed_mode": seed_mode, "chain_distill": chain_distill,
+                                     **({"alpha": alpha, "temperature": temperature} if chain_distill else {})})
+    if student:
+        report["student"] = distill_student(base, dirs, out, alpha, temperature, results, quiet)
+        atomic.write_json(out / "ensemble.json", report)
+    return report
 
 
-def _chain_config(cfg: RunConfig, teacher: Path, alpha: float, temperature: float) -> RunConfig:
+def distill_student(base: RunConfig, teachers: list[Path], out: str | Path, alpha: float = 0.5,
+                    temperature: float = 2.0, results: str | None = None, quiet: bool = False) -> dict:
+    """Train one model of the base config from the logit-averaged ensemble of `teachers` into OUT/student;
+    returns its run dir and val loss, evaluated like the members."""
+    cfg = _chain_config(base, teachers, alpha, temperature)
+    cfg.train.seed = base.train.seed + len(teachers)  # a seed no member used
+    cfg.tags.update(group=ensemble_group(base, len(teachers), "student", cfg.tags["distill"]), member="student")
+    run_dir = Path(out) / "student"
+    train_member(cfg.to_dict(), str(run_dir), results, quiet)
+    from scarce.data.store import open_store
+
+    store = open_store(cfg.data)
+    r = evaluate_ensemble([Member.of_run(run_dir)], store.split("val"), store.token_bytes(), cfg.model.seq_len,
+                          cfg.train.batch_size, cache_dir=out)
+    return {"run_dir": str(run_dir), "val_loss": r["member_loss"][0], "val_bpb": r["member_bpb"][0],
+            "alpha": alpha, "temperature": temperature, "teachers": len(teachers)}
+
+
+def _chain_config(cfg: RunConfig, teacher: Path | list[Path], alpha: float, temperature: float) -> RunConfig:
     from scarce.train.distill import DistillConfig, with_teacher
 
+    teachers = teacher if isinstance(teacher, list) else [teacher]
     try:
-        return with_teacher(cfg, DistillConfig((str(teacher.resolve()),), alpha, temperature))
+        return with_teacher(cfg, DistillConfig(tuple(str(t.resolve()) for t in teachers), alpha, temperature))
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -299,7 +324,6 @@ def snapshot_ensemble(cfg: RunConfig, every: int, out: str | Path, combine: str 
 def write_evaluation(out: str | Path, members: list[Member], combine: str = "logit", batch_size: int = 16,
                      max_tokens: int = 0, split: str = "val", extra: dict | None = None) -> dict:
     """Evaluate an ensemble on a split of the first member's token store and write OUT/ensemble.json."""
-    from scarce import atomic
     from scarce.data.store import open_store
 
     cfg = read_config(members[0].run_dir)

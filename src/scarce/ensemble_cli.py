@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
                    help="what the member seed changes: init and data order (default), init only, or data order only")
     p.add_argument("--chain-distill", action="store_true",
                    help="member k distills from the frozen member k-1 (one teacher in memory); trains sequentially")
+    p.add_argument("--student", action="store_true",
+                   help="also distill the K-member ensemble (logit average) into one model of the same config")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term (default 0.5)")
     p.add_argument("--temperature", type=float, default=2.0, help="distillation softmax temperature (default 2)")
     p.add_argument("--epochs", type=float, help="horizon of each member in epochs over the train split")
@@ -95,7 +97,7 @@ def run_ensemble(args) -> int:
             return 0
         report = ens.ensemble(_member_config(args), args.members, args.out, args.combine, args.workers,
                               args.seed_mode, args.chain_distill, args.alpha, args.temperature,
-                              args.results, args.quiet, log)
+                              args.results, args.quiet, log, args.student)
     _print_report(report, Path(args.out), log)
     return 0
 
@@ -111,6 +113,8 @@ def _print_report(report: dict, out: Path, log) -> None:
     log(f"{'k':>3} {'member val':>11} {'ensemble val':>13} {'bpb':>7}")
     for k, (m, loss, bpb) in enumerate(zip(report["members"], report["prefix_val_loss"], report["prefix_val_bpb"]), 1):
         log(f"{k:>3} {m['val_loss']:>11.4f} {loss:>13.4f} {bpb:>7.4f}")
+    if "student" in report:
+        log(f"student distilled from the ensemble: val {report['student']['val_loss']:.4f}")
     log(f"-> {out / 'ensemble.json'}")
 
 

@@ -98,3 +98,11 @@ def test_snapshot_ensemble(store, tmp_path):
     again = tmp_path / "again"
     assert main(["ensemble", "--out", str(again), "--snapshots", str(tmp_path / "snap" / "run"), "--quiet"]) == 0
     assert json.loads((again / "ensemble.json").read_text())["prefix_val_loss"] == report["prefix_val_loss"]
+
+
+def test_student_distilled_from_the_ensemble(store, tmp_path):
+    assert _ensemble(store, tmp_path / "e", tmp_path / "res", "--members", "2", "--student", "--alpha", "0.7") == 0
+    report = json.loads((tmp_path / "e" / "ensemble.json").read_text())
+    student = json.loads((tmp_path / "e" / "student" / "config.json").read_text())
+    assert len(student["tags"]["distill"]["teachers"]) == 2 and student["train"]["seed"] == 2
+    assert report["student"]["val_loss"] > 0 and report["student"]["alpha"] == 0.7
