@@ -1,9 +1,76 @@
-"""Recipes: named functions that produce sweeps, plus the logic that selects among their runs."""
+"""Recipes: named functions that produce sweeps, plus the logic that selects among their runs.
+
+Each recipe takes a `Context` (token store, sizes, base preset and overrides, executor, results
+root) and recipe options, runs its sweeps (resumable: done points are skipped) and returns a JSON-able
+result; `run_recipe` also writes it to OUT/recipe.json and its fit table, if any, to OUT/<recipe>.csv.
+Import is light: the recipe modules load when a recipe runs.
+"""
 
 from __future__ import annotations
 
-RECIPES: dict[str, str] = {}
+import csv
+import importlib
+import inspect
+import json
+from pathlib import Path
+
+from scarce import atomic
+from scarce.errors import UserError
+
+RECIPES: dict[str, str] = {
+    "standard": "scarce.recipes.standard:standard",
+    "regularized": "scarce.recipes.regularized:regularized",
+    "ensemble": "scarce.recipes.ensemble:ensemble_scaling",
+    "joint": "scarce.recipes.ensemble:joint",
+    "isoflop": "scarce.recipes.isoflop:isoflop",
+    "miniseries": "scarce.recipes.isoflop:miniseries",
+    "data-scaling": "scarce.recipes.standard:data_scaling",
+}
 
 
-def run_recipe(name: str, data: str, out: str, **kwargs) -> dict:
-    raise NotImplementedError(name)
+def recipe_function(name: str):
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
+    module, _, fn = RECIPES[name].partition(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def run_recipe(name: str, data: str, out: str, sizes: list[int] | None = None, preset: str = "tiny",
+               overrides: dict | None = None, executor=None, retry_failed: bool = False, results: str | None = None,
+               train_fn=None, log=print, **options) -> dict:
+    """Run recipe `name` on the token store `data`; run folders and results go under `out`."""
+    from scarce.recipes.common import Context
+
+    fn = recipe_function(name)
+    allowed = [p for p in inspect.signature(fn).parameters if p not in ("ctx", "sweep", "data")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UserError(f"recipe {name}: unknown option {unknown[0]!r} (options: {', '.join(allowed) or 'none'})")
+    ctx = Context(data=data, out=out, sizes=sizes, preset=preset, overrides=dict(overrides or {}),
+                  executor=executor, retry_failed=retry_failed, results=results, train_fn=train_fn, log=log)
+    result = fn(ctx, **options)
+    result["crossings"] = _crossings(result, results)
+    atomic.write_json(Path(out) / "recipe.json", json.loads(json.dumps(result, default=str)))
+    if result.get("table"):
+        _write_table(Path(out) / f"{name}.csv", result["table"])
+    return result
+
+
+def _crossings(result: dict, results: str | None) -> list[dict]:
+    from scarce.recipes.crossing import find_crossings
+    from scarce.runs.store import RunStore
+
+    store = RunStore(results)
+    try:
+        return find_crossings(store.list(sweep=result["sweep"], status="done"))
+    finally:
+        store.close()
+
+
+def _write_table(path: Path, table: list[dict]) -> None:
+    columns = list(dict.fromkeys(k for row in table for k in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(table)
