@@ -47,6 +47,46 @@ class ModelConfig:
     """Dropout on attention probabilities and on the attention and MLP residual outputs."""
     rope_base: float = 10000.0
     """Base of the rotary position embedding frequencies."""
+    # -- data-efficiency knobs (docs/architecture.md); each off by default ------------------
+    mlp: str = "relu2"
+    """MLP kind: 'relu2' (ReLU squared) or 'swiglu' (SiLU-gated, three matrices)."""
+    swiglu_hidden: int = 0
+    """Hidden size of the SwiGLU MLP; 0 rounds 8/3 x width up to a multiple of 256."""
+    value_embed: str = ""
+    """Layers whose attention values get a gated projection of the input embedding x0:
+    '' (none), 'all', 'alt' (alternating, the last layer included) or indices like '0,2'."""
+    unet_skips: bool = False
+    """Add the outputs of the first half's blocks into the mirrored blocks of the second half,
+    each with a learned scalar weight (zero at init)."""
+    resid_lambdas: bool = False
+    """Before each block, x = lambda_resid * x + lambda_x0 * x0 with learned scalars (1 and 0 at init)."""
+    attn_gate: bool = False
+    """Per-head output gate of attention: 2 * sigmoid of a zero-initialised linear map of the first
+    few input channels (1 at init)."""
+    xsa: bool = False
+    """Exclusive self attention: remove from each head's output its component along the token's own value."""
+    rotary_frac: float = 1.0
+    """Fraction of the rotary frequency pairs that rotate; the rest stay position-free."""
+    key_offset: str = ""
+    """Layers (same syntax as value_embed) whose keys' low-frequency half is shifted forward one position."""
+    qk_norm: bool = False
+    """RMS-normalise queries and keys per head before the rotary embedding."""
+    softcap: float = 0.0
+    """Soft-cap the output logits at c * tanh(logits / c); 0 disables."""
+    window_pattern: str = ""
+    """Per-layer attention pattern cycled over the layers, S = sliding window, L = full (e.g. 'SSSL');
+    the last layer is always full; '' makes every layer full."""
+    short_window: int = 0
+    """Width in tokens of the S layers' window; 0 uses seq_len // 2."""
+    loop_layers: str = ""
+    """Looped transformer: '' (off), 'auto' (from depth // 2 to ~0.7 x depth) or 'a:b', the layer range
+    [a, b) replayed loop_extra more times; the last layer is never looped."""
+    loop_extra: int = 1
+    """Extra passes through loop_layers once looping is on."""
+    loop_from: float = 0.5
+    """Fraction of training after which looping switches on (a pure function of the step)."""
+    mtp_weight: float = 0.0
+    """Weight of the multi-token-prediction auxiliary loss (predict token t+2; training only); 0 disables."""
 
     def __post_init__(self):
         _check(self.depth >= 1, "model.depth", "must be >= 1")
@@ -59,6 +99,18 @@ class ModelConfig:
         _check(self.mlp_ratio > 0, "model.mlp_ratio", "must be > 0")
         _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _check(self.rope_base > 1, "model.rope_base", "must be > 1")
+        _check(self.mlp in ("relu2", "swiglu"), "model.mlp", "must be relu2 or swiglu")
+        _check(self.swiglu_hidden >= 0, "model.swiglu_hidden", "must be >= 0 (0 derives it from width)")
+        for name in ("value_embed", "key_offset"):
+            layer_set(getattr(self, name), self.depth, f"model.{name}")
+        _check(0.0 < self.rotary_frac <= 1.0, "model.rotary_frac", "must be in (0, 1]")
+        _check(self.softcap >= 0, "model.softcap", "must be >= 0 (0 disables)")
+        _check(set(self.window_pattern) <= {"S", "L"}, "model.window_pattern", "must be made of S and L, e.g. SSSL")
+        _check(self.short_window >= 0, "model.short_window", "must be >= 0 (0 uses seq_len // 2)")
+        _check(self.loop_extra >= 1, "model.loop_extra", "must be >= 1")
+        _check(0.0 <= self.loop_from <= 1.0, "model.loop_from", "must be in [0, 1]")
+        _ = self.loop_range  # validates loop_layers
+        _check(self.mtp_weight >= 0, "model.mtp_weight", "must be >= 0 (0 disables)")
 
     @property
     def d_model(self) -> int:
@@ -72,7 +124,46 @@ class ModelConfig:
 
     @property
     def mlp_hidden(self) -> int:
+        if self.mlp == "swiglu":
+            return self.swiglu_hidden or 256 * math.ceil(8 * self.d_model / 3 / 256)
         return int(round(self.mlp_ratio * self.d_model))
+
+    @property
+    def loop_range(self) -> tuple[int, int] | None:
+        """The looped layer range [a, b), or None when looping is off."""
+        spec = self.loop_layers
+        if not spec:
+            return None
+        if spec == "auto":
+            a = max(0, min(self.depth // 2, self.depth - 2))
+            b = max(a + 1, min(round(0.7 * self.depth), self.depth - 1))
+        else:
+            lo, sep, hi = spec.partition(":")
+            _check(sep == ":" and lo.strip().isdigit() and hi.strip().isdigit(), "model.loop_layers",
+                   f"must be '', 'auto' or 'a:b' with layer indices, got {spec!r}")
+            a, b = int(lo), int(hi)
+        _check(0 <= a < b <= self.depth - 1, "model.loop_layers",
+               f"range [{a}, {b}) must be non-empty and leave the last layer unlooped (depth {self.depth})")
+        return a, b
+
+    def layers(self, name: str) -> set[int]:
+        """The layer indices named by a layer-set field (value_embed, key_offset)."""
+        return layer_set(getattr(self, name), self.depth, f"model.{name}")
+
+
+def layer_set(spec: str, depth: int, name: str) -> set[int]:
+    """Parse a layer selection: '' (none), 'all', 'alt' (alternating, last layer included) or '0,2,5'."""
+    if spec in ("", "none"):
+        return set()
+    if spec == "all":
+        return set(range(depth))
+    if spec == "alt":
+        return {i for i in range(depth) if i % 2 == (depth - 1) % 2}
+    parts = [p.strip() for p in spec.split(",")]
+    _check(all(p.isdigit() for p in parts), name, f"must be '', 'all', 'alt' or layer indices like '0,2', got {spec!r}")
+    layers = {int(p) for p in parts}
+    _check(max(layers) < depth, name, f"layer {max(layers)} does not exist (depth {depth})")
+    return layers
 
 
 @dataclass
@@ -99,6 +190,28 @@ class OptimConfig:
     """Learning rate at the end, as a fraction of the peak (cosine floor; wsd end point)."""
     warmdown_frac: float = 0.2
     """Fraction of the steps in the final linear decay of 'wsd'."""
+    # -- data-efficiency knobs (docs/architecture.md); each off by default ------------------
+    optimizer: str = "adamw"
+    """'adamw' for everything, or 'muon': Muon for the 2-D hidden matrices, AdamW for embeddings,
+    head, gates and scalars."""
+    muon_lr: float = 0.02
+    """Peak learning rate of the Muon matrices (optimizer='muon')."""
+    muon_momentum: float = 0.95
+    """Nesterov momentum of Muon."""
+    scalar_lr: float = 0.0
+    """Peak learning rate of scalars, norms and gates; 0 uses lr."""
+    cautious_wd: bool = False
+    """Cautious weight decay: decay only the coordinates where the update and the weight agree in sign."""
+    wd_schedule: str = "constant"
+    """Weight-decay multiplier over training: 'constant', 'lr' (follows the learning-rate schedule) or
+    'cosine' (from 1 to 0 over the run)."""
+    ema_decay: float = 0.0
+    """Decay of an exponential moving average of the weights (float32); 0 disables. At the end the blend
+    of EMA and last weights with the lowest select loss is kept."""
+    ema_start: float = 0.0
+    """Fraction of training after which the EMA starts (it is a copy of the weights at that step)."""
+    ema_every: int = 1
+    """Steps between EMA updates."""
 
     def __post_init__(self):
         _check(self.lr > 0, "optim.lr", "must be > 0")
@@ -111,6 +224,14 @@ class OptimConfig:
         _check(0 <= self.warmup_frac < 1, "optim.warmup_frac", "must be in [0, 1)")
         _check(0 <= self.final_lr_frac <= 1, "optim.final_lr_frac", "must be in [0, 1]")
         _check(0 <= self.warmdown_frac <= 1, "optim.warmdown_frac", "must be in [0, 1]")
+        _check(self.optimizer in ("adamw", "muon"), "optim.optimizer", "must be adamw or muon")
+        _check(self.muon_lr > 0, "optim.muon_lr", "must be > 0")
+        _check(0 <= self.muon_momentum < 1, "optim.muon_momentum", "must be in [0, 1)")
+        _check(self.scalar_lr >= 0, "optim.scalar_lr", "must be >= 0 (0 uses lr)")
+        _check(self.wd_schedule in ("constant", "lr", "cosine"), "optim.wd_schedule", "must be constant, lr or cosine")
+        _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1) (0 disables)")
+        _check(0 <= self.ema_start < 1, "optim.ema_start", "must be in [0, 1)")
+        _check(self.ema_every >= 1, "optim.ema_every", "must be >= 1")
 
 
 @dataclass
@@ -315,3 +436,22 @@ def gpt2_small() -> RunConfig:
     cfg = by_depth(12, 64, 64, 1024, 6e-4)
     cfg.train = TrainConfig(batch_size=32)
     return cfg
+
+
+def with_slowrun_stack(cfg: RunConfig) -> RunConfig:
+    """Turn on the stack of the NanoGPT Slowrun fixed-data record at the config's size: SwiGLU, value
+    embeddings, U-Net skips, residual lambdas, attention gate, QK-norm, softcap, dropout 0.1, weight
+    decay 1.3 under Muon, looping from halfway through training, and an EMA blended on select."""
+    model = dataclasses.replace(
+        cfg.model, mlp="swiglu", value_embed="alt", unet_skips=True, resid_lambdas=True, attn_gate=True,
+        qk_norm=True, softcap=15.0, dropout=0.1, loop_layers="auto", loop_extra=2, loop_from=0.5)
+    optim = dataclasses.replace(
+        cfg.optim, optimizer="muon", weight_decay=1.3, cautious_wd=True, wd_schedule="lr",
+        ema_decay=0.99, ema_start=0.5)
+    return dataclasses.replace(cfg, model=model, optim=optim)
+
+
+@preset
+def slowrun() -> RunConfig:
+    """The fixed-data stack on the `small` size; change the size with --set model.depth=N."""
+    return with_slowrun_stack(small())

@@ -1,4 +1,8 @@
-"""Causal self-attention with rotary positions, through `F.scaled_dot_product_attention`."""
+"""Causal self-attention with rotary positions, through `F.scaled_dot_product_attention`.
+
+Optional per-layer pieces, each off by default: QK-norm, value embeddings, key offset, a sliding
+window, exclusive self attention and a per-head output gate.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from scarce.config import ModelConfig
+from scarce.model.gates import HeadGate
+from scarce.model.norm import rms_norm
 from scarce.model.rotary import Rotary
+from scarce.model.value_embed import ValueEmbedding
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: Rotary):
+    def __init__(self, cfg: ModelConfig, rotary: Rotary, layer: int = 0):
         super().__init__()
         d = cfg.d_model
         self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
@@ -19,12 +26,63 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(d, d, bias=False)
         self.rotary = rotary
         self.dropout = cfg.dropout
+        self.qk_norm, self.xsa = cfg.qk_norm, cfg.xsa
+        self.key_offset = layer in cfg.layers("key_offset")
+        self.window = layer_window(cfg, layer)
+        self.ve = ValueEmbedding(d, cfg.n_heads) if layer in cfg.layers("value_embed") else None
+        self.gate = HeadGate(d, cfg.n_heads) if cfg.attn_gate else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        if self.ve is not None:
+            v = v + self.ve(x, x0)
+        if self.qk_norm:
+            q, k = rms_norm(q), rms_norm(k)
         q, k = self.rotary(q), self.rotary(k)
+        if self.key_offset:
+            k = shift_keys(k)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
+        if self.window:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=window_mask(T, self.window, x.device), dropout_p=p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
+        if self.xsa:
+            y = exclude_self(y, v)
+        if self.gate is not None:
+            y = y * self.gate(x)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.proj(y)
+
+
+def exclude_self(y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Exclusive self attention: remove the component of each head's output along the token's own
+    value, so attention carries only what the context adds (the token itself flows on the residual)."""
+    vn = F.normalize(v, dim=-1)  # (B, H, T, D)
+    return y - (y * vn).sum(-1, keepdim=True) * vn
+
+
+def shift_keys(k: torch.Tensor) -> torch.Tensor:
+    """Key offset: the low-frequency half of the rotary pairs of each key takes the previous token's
+    values, so a query matching token t-1's content attends to token t: a one-layer induction head
+    (modded-nanogpt). Position 0 keeps its own key."""
+    D = k.size(-1)
+    j = torch.arange(D, device=k.device) % (D // 2)  # pair index of each channel (halves layout)
+    shifted = torch.cat((k[..., :1, :], k[..., :-1, :]), dim=-2)  # (B, H, T, D), one position later
+    return torch.where(j >= D // 4, shifted, k)
+
+
+def layer_window(cfg: ModelConfig, layer: int) -> int:
+    """Sliding-window width of a layer (0 = full causal); the pattern cycles and the last layer is full."""
+    if not cfg.window_pattern or layer == cfg.depth - 1:
+        return 0
+    if cfg.window_pattern[layer % len(cfg.window_pattern)] == "L":
+        return 0
+    return cfg.short_window or cfg.seq_len // 2
+
+
+def window_mask(T: int, window: int, device) -> torch.Tensor:
+    """(T, T) boolean mask: query i sees keys i-window+1 .. i."""
+    i = torch.arange(T, device=device)
+    delta = i[:, None] - i[None, :]
+    return (delta >= 0) & (delta < window)

@@ -1,7 +1,9 @@
 """A GPT with the modern baseline: pre-norm RMSNorm, rotary attention, ReLU² MLP, no biases.
 
-`GPT.forward` is a loop over blocks; parameter counts and FLOPs per token live beside the model so
-that the trainer, the benchmarks and the scaling fits use one definition.
+`GPT.forward` is a loop over blocks (in the order `layer_order` gives, which replays the looped
+layers); the optional U-Net skips, residual lambdas, multi-token head and logit softcap are visible
+there. Parameter counts and FLOPs per token live beside the model so that the trainer, the
+benchmarks and the scaling fits use one definition.
 """
 
 from __future__ import annotations
@@ -14,20 +16,23 @@ from torch import nn
 
 from scarce.config import ModelConfig
 from scarce.model.attention import CausalSelfAttention
+from scarce.model.looping import layer_order
 from scarce.model.mlp import build_mlp
+from scarce.model.mtp import MTPHead
 from scarce.model.norm import rms_norm
 from scarce.model.rotary import Rotary
+from scarce.model.skips import ResidualLambdas, UNetSkips
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: Rotary):
+    def __init__(self, cfg: ModelConfig, rotary: Rotary, layer: int = 0):
         super().__init__()
-        self.attn = CausalSelfAttention(cfg, rotary)
+        self.attn = CausalSelfAttention(cfg, rotary, layer)
         self.mlp = build_mlp(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(rms_norm(x)))
+    def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(rms_norm(x), x0))
         return x + self.drop(self.mlp(rms_norm(x)))
 
 
@@ -39,33 +44,64 @@ class GPT(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.embed = nn.Embedding(cfg.vocab_size, d)
-        rotary = Rotary(cfg.head_dim, cfg.seq_len, cfg.rope_base)
-        self.blocks = nn.ModuleList(Block(cfg, rotary) for _ in range(cfg.depth))
+        rotary = Rotary(cfg.head_dim, cfg.seq_len, cfg.rope_base, cfg.rotary_frac)
+        self.blocks = nn.ModuleList(Block(cfg, rotary, i) for i in range(cfg.depth))
         self.head = None if cfg.tie_embeddings else nn.Linear(d, cfg.vocab_size, bias=False)
+        self.skips = UNetSkips(cfg.depth) if cfg.unet_skips else None
+        self.lambdas = ResidualLambdas(cfg.depth) if cfg.resid_lambdas else None
+        self.mtp = MTPHead(d) if cfg.mtp_weight else None
+        self.loops = 0
+        """Extra passes through cfg.loop_range; the trainer switches them on (`looping.loops_at`)."""
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * depth)."""
+        """GPT-2 init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * depth); then the
+        knobs' own init (zero gates, unit lambdas) so that they start as the baseline."""
         for name, p in self.named_parameters():
             std = 0.02
             if name.endswith("proj.weight"):
                 std = 0.02 / math.sqrt(2 * self.cfg.depth)
             nn.init.normal_(p, mean=0.0, std=std)
+        for m in self.modules():
+            if hasattr(m, "init_weights"):
+                m.init_weights()
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final normalised hidden states (B, T, d)."""
+        x0 = x = self.embed(idx)  # (B, T, d)
+        saved: dict[int, torch.Tensor] = {}  # first-half outputs for the U-Net skips
+        for i in layer_order(self.cfg.depth, self.cfg.loop_range, self.loops):
+            if self.lambdas is not None:
+                x = self.lambdas(i, x, x0)
+            if self.skips is not None:
+                x = self.skips.receive(i, x, saved)
+            x = self.blocks[i](x, x0)
+            if self.skips is not None:
+                self.skips.send(i, x, saved)
+        return rms_norm(x)
+
+    def unembed(self, h: torch.Tensor) -> torch.Tensor:
+        weight = self.embed.weight if self.head is None else self.head.weight
+        logits = F.linear(h, weight)  # (B, T, V)
+        if self.cfg.softcap:
+            c = self.cfg.softcap  # soft-capping (Gemma 2): bounded logits, no runaway confidence
+            logits = c * torch.tanh(logits / c)
+        return logits
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.embed(idx)  # (B, T, d)
-        for block in self.blocks:
-            x = block(x)
-        x = rms_norm(x)
-        weight = self.embed.weight if self.head is None else self.head.weight
-        return F.linear(x, weight)  # (B, T, V)
+        return self.unembed(self.hidden(idx))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, V) without targets; with targets, the mean cross-entropy in nats."""
-        logits = self.logits(idx)
+        """Logits (B, T, V) without targets; with targets, the mean cross-entropy in nats (plus the
+        weighted multi-token loss in training)."""
+        h = self.hidden(idx)
+        logits = self.unembed(h)
         if targets is None:
             return logits
-        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        if self.mtp is not None and self.training:
+            loss = loss + self.cfg.mtp_weight * self.mtp(h, targets, self.unembed)
+        return loss
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,10 +115,19 @@ def param_counts(model: GPT) -> dict[str, int]:
     return {"total": total, "non_embedding": total - embedding}
 
 
-def flops_per_token(model: GPT) -> float:
+def flops_per_token(model: GPT, loops: int | None = None) -> float:
     """Training FLOPs per token: 6 x matmul parameters (the head included, the embedding lookup not)
-    plus the attention term 12 * layers * width * seq_len (PaLM / nanochat convention)."""
+    plus the attention term 12 * layers * width * seq_len (PaLM / nanochat convention). Looped layers
+    count once per pass (`loops` extra passes; default: the model's current setting); the multi-token
+    head adds a second unembedding. Sliding windows are counted as full attention (an upper bound)."""
     cfg = model.cfg
     matmul = param_counts(model)["non_embedding"] + cfg.vocab_size * cfg.d_model  # head (tied or not)
+    if model.mtp is not None:
+        matmul += cfg.vocab_size * cfg.d_model
     attention = 12 * cfg.depth * cfg.d_model * cfg.seq_len
+    loops = model.loops if loops is None else loops
+    if cfg.loop_range is not None and loops:
+        a, b = cfg.loop_range
+        matmul += loops * sum(p.numel() for block in model.blocks[a:b] for p in block.parameters())
+        attention += loops * (b - a) * 12 * cfg.d_model * cfg.seq_len
     return 6.0 * matmul + attention

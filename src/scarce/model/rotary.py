@@ -1,4 +1,9 @@
-"""Rotary position embedding (Su et al., 2021): rotate pairs of query/key channels by position."""
+"""Rotary position embedding (Su et al., 2021): rotate pairs of query/key channels by position.
+
+With `frac` < 1 only the highest-frequency fraction of the pairs rotates ("partial" or "half-truncated"
+rotary, as in GPT-NeoX and modded-nanogpt): the remaining channels carry content free of position,
+which long-range and induction-like heads use.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ from torch import nn
 class Rotary(nn.Module):
     """Caches cos/sin tables for up to `max_len` positions; applied to (B, H, T, D) tensors."""
 
-    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0, frac: float = 1.0):
         super().__init__()
         inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        rotating = round(frac * inv_freq.numel())
+        inv_freq[rotating:] = 0.0  # frequency 0: cos 1, sin 0, the pair does not move
         t = torch.arange(max_len, dtype=torch.float32)
         freqs = torch.outer(t, inv_freq)  # (T, D/2)
         self.register_buffer("cos", freqs.cos()[None, None], persistent=False)  # (1, 1, T, D/2)
