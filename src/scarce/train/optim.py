@@ -1,39 +1,48 @@
-"""AdamW with parameter groups.
+"""Optimizers with parameter groups: AdamW, or Muon for the hidden matrices (`muon.MuonAdamW`).
 
-Matrices get weight decay; norms, scalars and biases (anything with fewer than 2 dims) never do; the
-embedding and head get their own learning rate and are decayed only on request. Each group keeps its
-peak rate in `base_lr` so the schedule can scale it.
+Matrices get weight decay; norms, scalars, gates and biases never do; the embedding and head get
+their own learning rate and are decayed only on request. Each group keeps its peak rate in `base_lr`
+and its weight decay in `base_wd` so the schedules can scale them.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from scarce.config import OptimConfig
+from scarce.model.gates import HeadGate
+from scarce.train.muon import MuonAdamW
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     embed_ids = {id(model.embed.weight)}
     if getattr(model, "head", None) is not None:
         embed_ids.add(id(model.head.weight))
+    gate_ids = {id(p) for m in model.modules() if isinstance(m, HeadGate) for p in m.parameters()}
     matrices, embeds, scalars = [], [], []
     for p in model.parameters():
         if not p.requires_grad:
             continue
         if id(p) in embed_ids:
             embeds.append(p)
-        elif p.ndim >= 2:
+        elif p.ndim >= 2 and id(p) not in gate_ids:
             matrices.append(p)
         else:
             scalars.append(p)
+    muon = cfg.optimizer == "muon"
     embed_lr = cfg.embed_lr or cfg.lr
+    embed_wd = cfg.weight_decay if cfg.decay_embeddings else 0.0
     groups = [
-        {"name": "matrices", "params": matrices, "base_lr": cfg.lr, "weight_decay": cfg.weight_decay},
-        {"name": "embeddings", "params": embeds, "base_lr": embed_lr,
-         "weight_decay": cfg.weight_decay if cfg.decay_embeddings else 0.0},
-        {"name": "scalars", "params": scalars, "base_lr": cfg.lr, "weight_decay": 0.0},
+        {"name": "matrices", "params": matrices, "base_lr": cfg.muon_lr if muon else cfg.lr,
+         "weight_decay": cfg.weight_decay, "muon": muon},
+        {"name": "embeddings", "params": embeds, "base_lr": embed_lr, "weight_decay": embed_wd},
+        {"name": "scalars", "params": scalars, "base_lr": cfg.scalar_lr or cfg.lr, "weight_decay": 0.0},
     ]
+    for g in groups:
+        g["base_wd"] = g["weight_decay"]
     return [g for g in groups if g["params"]]
 
 
@@ -41,9 +50,28 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, device: str) -> torch.op
     groups = param_groups(model, cfg)
     for g in groups:
         g["lr"] = g["base_lr"]
+    if cfg.optimizer == "muon" or cfg.cautious_wd:
+        return MuonAdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, momentum=cfg.muon_momentum,
+                         cautious_wd=cfg.cautious_wd)
+    for g in groups:
+        g.pop("muon", None)
     return torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
     for g in optimizer.param_groups:
         g["lr"] = g["base_lr"] * multiplier
+
+
+def wd_multiplier(step: int, total: int, cfg: OptimConfig, lr_mult: float) -> float:
+    """Weight-decay schedule: constant, following the learning rate, or cosine from 1 to 0."""
+    if cfg.wd_schedule == "lr":
+        return lr_mult
+    if cfg.wd_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+    return 1.0
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
+    for g in optimizer.param_groups:
+        g["weight_decay"] = g["base_wd"] * multiplier

@@ -23,9 +23,11 @@ from scarce.data.store import TokenStore, open_store
 from scarce.errors import UserError
 from scarce.eval.loss import evaluate
 from scarce.model.gpt import GPT, flops_per_token, param_counts
+from scarce.model.looping import loop_switch_step, loops_at
 from scarce.runs.store import RunStore
 from scarce.train import checkpoint as ckpt
-from scarce.train.optim import build_optimizer, set_lr
+from scarce.train.ema import BLENDS, EMA
+from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
 from scarce.train.runtime import Runtime, make_runtime, peak_flops
 from scarce.train.schedule import lr_multiplier
 
@@ -73,7 +75,11 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.model = GPT(cfg.model).to(self.rt.device)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.rt.device)
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.forward = self.model
+        if self.rt.world > 1:  # torchrun: gradients averaged across ranks; each rank reads its own windows
+            self.forward = torch.nn.parallel.DistributedDataParallel(self.model)
+        if cfg.train.compile:
+            self.forward = torch.compile(self.forward)
         t = cfg.train
         self.loader = WindowLoader(self.store.split("train"), cfg.model.seq_len, t.batch_size, t.grad_accum,
                                    t.seed, self.rt.rank, self.rt.world, t.window_jitter)
@@ -82,6 +88,7 @@ class Trainer:
         self.eval_every = t.eval_every or max(1, self.steps // 8)
         self.tokens_per_step = t.batch_size * t.grad_accum * self.rt.world * cfg.model.seq_len
         self.flops_per_token = flops_per_token(self.model)
+        self.ema = EMA(cfg.optim, self.steps) if cfg.optim.ema_decay else None
         self.token_bytes = self.store.token_bytes()
         self.state = TrainState()
         self.run_id = cfg.run_id(self.store.fingerprint)
@@ -89,7 +96,7 @@ class Trainer:
     # -- evaluation and checkpoints ---------------------------------------------------------
     def evaluate(self, step: int) -> dict:
         record = {"type": "eval", "step": step, "tokens_seen": step * self.tokens_per_step,
-                  "flops": step * self.tokens_per_step * self.flops_per_token}
+                  "flops": self.flops_at(step)}
         for split in ("select", "val"):
             r = evaluate(self.model, self.store.split(split), self.token_bytes, self.cfg.model.seq_len,
                          self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device, self.rt.autocast)
@@ -98,25 +105,35 @@ class Trainer:
 
     def checkpoint(self, record: dict) -> None:
         s = self.state
+        if not self.rt.is_main:  # every rank evaluates (same numbers); rank 0 alone writes
+            if record["select_loss"] < s.best_select:
+                s.best_select, s.best = record["select_loss"], record
+            s.last_eval = record
+            return
         if record["select_loss"] < s.best_select:
             s.best_select, s.best = record["select_loss"], record
             ckpt.save_weights(self.run_dir / "checkpoints" / "best.safetensors", self.model.state_dict())
         s.last_eval = record
         state = {k: v for k, v in vars(s).items() if k != "step"}
-        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict(), self.optimizer, state)
+        ema = {f"ema.{k}": v for k, v in self.ema.state_dict().items()} if self.ema is not None else {}
+        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict() | ema, self.optimizer, state)
 
     def restore(self) -> None:
         loaded = ckpt.load_checkpoint(self.run_dir)
         if loaded is None:
             return
         model_state, opt_tensors, state = loaded
+        ema = {k[4:]: model_state.pop(k) for k in list(model_state) if k.startswith("ema.")}
+        if self.ema is not None:
+            self.ema.load_state_dict(ema)
         try:
             self.model.load_state_dict(model_state)
         except RuntimeError as e:
             raise UserError(f"checkpoint in {self.run_dir} does not fit the model ({str(e).splitlines()[0]})") from None
         ckpt.optimizer_from_flat(self.optimizer, opt_tensors, state.pop("optimizer"))
         self.state = TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
-        self._truncate_metrics(self.state.step)
+        if self.rt.is_main:
+            self._truncate_metrics(self.state.step)
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log records written after the checkpoint: the resumed run writes them again."""
@@ -132,7 +149,11 @@ class Trainer:
 
     def train_step(self, step: int) -> torch.Tensor:
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + step)  # dropout masks depend on (seed, step) only
-        set_lr(self.optimizer, lr_multiplier(step, self.steps, self.cfg.optim))
+        self.model.loops = loops_at(self.cfg.model, step, self.steps)  # looping switches on at a fixed step
+        lr_mult = lr_multiplier(step, self.steps, self.cfg.optim)
+        set_lr(self.optimizer, lr_mult)
+        if self.cfg.optim.wd_schedule != "constant":
+            set_weight_decay(self.optimizer, wd_multiplier(step, self.steps, self.cfg.optim, lr_mult))
         accum = self.cfg.train.grad_accum
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
@@ -145,7 +166,32 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None and self.ema.due(step):
+            self.ema.update(self.model)
         return total
+
+    def flops_at(self, step: int) -> float:
+        """Training FLOPs of the first `step` steps; looped replays count from their switch-on step."""
+        switch = loop_switch_step(self.cfg.model, self.steps)
+        looped = 0 if switch is None else max(0, step - switch)
+        extra = flops_per_token(self.model, self.cfg.model.loop_extra) - self.flops_per_token if looped else 0.0
+        return self.tokens_per_step * (step * self.flops_per_token + looped * extra)
+
+    def apply_ema_blend(self) -> float | None:
+        """Load the blend of EMA and last weights with the lowest select loss (never val); its EMA weight."""
+        if self.ema is None or not self.ema.shadow:
+            return None
+        last = {k: v.clone() for k, v in self.model.state_dict().items()}
+        losses = {}
+        for alpha in BLENDS:
+            self.model.load_state_dict(self.ema.blend(last, alpha))
+            losses[alpha] = evaluate(self.model, self.store.split("select"), self.token_bytes, self.cfg.model.seq_len,
+                                     self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device,
+                                     self.rt.autocast)["loss"]
+        best = min(losses, key=losses.get)
+        self.model.load_state_dict(self.ema.blend(last, best))
+        self.say("ema blends on select: " + ", ".join(f"{a:g}: {v:.4f}" for a, v in losses.items()) + f" -> {best:g}")
+        return best
 
     def run(self, stop_at_step: int | None = None) -> dict | None:
         """Train to the horizon (or, for tests, stop as if killed after `stop_at_step` steps)."""
@@ -166,7 +212,10 @@ class Trainer:
                                (time.perf_counter() - t_start) / (done - start_step))
                 loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
             if done % self.eval_every == 0 or done == self.steps:
+                blend = self.apply_ema_blend() if done == self.steps else None
                 record = self.evaluate(done)
+                if blend is not None:
+                    record["ema_blend"] = blend
                 self.log_eval(record)
                 self.checkpoint(record)
                 t_log = time.perf_counter()
@@ -181,12 +230,13 @@ class Trainer:
             "select_loss": best["select_loss"], "select_bpb": best["select_bpb"], "best_step": best["step"],
             "final_val_loss": last["val_loss"], "final_select_loss": last["select_loss"],
             "params": self.params["total"], "non_embedding_params": self.params["non_embedding"],
-            "tokens_seen": s.step * self.tokens_per_step, "flops": s.step * self.tokens_per_step * self.flops_per_token,
+            "tokens_seen": s.step * self.tokens_per_step, "flops": self.flops_at(s.step),
             "flops_per_token": self.flops_per_token, "steps": s.step,
             "epochs": s.step / self.loader.steps_per_epoch, "wall_seconds": s.wall_seconds,
             "device": self.rt.device, "precision": self.rt.precision, "data": self.store.fingerprint,
         }
-        atomic.write_json(self.run_dir / "summary.json", summary)
+        if self.rt.is_main:
+            atomic.write_json(self.run_dir / "summary.json", summary)
         return summary
 
     # -- logging ----------------------------------------------------------------------------
@@ -206,7 +256,7 @@ class Trainer:
     def log_train(self, step: int, loss: float, tok_s: float, peak: float, sec_per_step: float) -> None:
         epoch = step / self.loader.steps_per_epoch
         lr = self.optimizer.param_groups[0]["lr"]
-        mfu = tok_s * self.flops_per_token / peak
+        mfu = tok_s * flops_per_token(self.model) / peak  # counts looped replays once they are on
         eta = sec_per_step * (self.steps - step)
         bar = progress_bar(step / self.steps)
         self.say(f"{bar} step {step}/{self.steps} | epoch {epoch:.2f} | loss {loss:.4f} | lr {lr:.2e} | "
@@ -246,7 +296,8 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
         raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
     cfg.data = str(Path(cfg.data).resolve())
     trainer = trainer_cls(cfg, run_dir, results, quiet)
-    atomic.write_json(run_dir / "config.json", trainer.cfg.to_dict())
+    if trainer.rt.is_main:
+        atomic.write_json(run_dir / "config.json", trainer.cfg.to_dict())
     return _run_recorded(trainer, stop_at_step)
 
 
