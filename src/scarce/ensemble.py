@@ -221,6 +221,34 @@ def distill_student(base: RunConfig, teachers: list[Path], out: str | Path, alph
             "alpha": alpha, "temperature": temperature, "teachers": len(teachers)}
 
 
+def seq_distill(base: RunConfig, teachers: list[Path], out: str | Path, synthetic_tokens: int,
+                synthetic_frac: float = 0.9, temperature: float = 1.0, top_k: int = 0,
+                results: str | None = None, quiet: bool = False) -> dict:
+    """Sequence-level distillation: sample `synthetic_tokens` from the teacher(s) into OUT/synthetic,
+    then train one model of the base config on `synthetic_frac` synthetic : the rest real batches."""
+    from scarce.train.distill import synthesize
+
+    if not 0 <= synthetic_frac <= 1:
+        raise UserError(f"synthetic_frac must be in [0, 1], got {synthetic_frac}")
+    out = Path(out)
+    if not (out / "synthetic" / "manifest.json").is_file():
+        synthesize([Path(t).resolve() for t in teachers], out / "synthetic", synthetic_tokens, temperature, top_k,
+                   seed=base.train.seed)
+    cfg = RunConfig.from_dict(base.to_dict())
+    cfg.data = str(Path(cfg.data).resolve())
+    cfg.train.seed = base.train.seed + len(teachers)
+    cfg.tags["mix"] = {"store": str((out / "synthetic").resolve()), "synthetic_frac": synthetic_frac}
+    run_dir = out / "seq_student"
+    train_member(cfg.to_dict(), str(run_dir), results, quiet)
+    from scarce.data.store import open_store
+
+    store = open_store(cfg.data)
+    r = evaluate_ensemble([Member.of_run(run_dir)], store.split("val"), store.token_bytes(), cfg.model.seq_len,
+                          cfg.train.batch_size, cache_dir=out)
+    return {"run_dir": str(run_dir), "val_loss": r["member_loss"][0], "val_bpb": r["member_bpb"][0],
+            "synthetic_tokens": synthetic_tokens, "synthetic_frac": synthetic_frac, "temperature": temperature}
+
+
 def _chain_config(cfg: RunConfig, teacher: Path | list[Path], alpha: float, temperature: float) -> RunConfig:
     from scarce.train.distill import DistillConfig, with_teacher
 
@@ -266,12 +294,14 @@ def train_member(cfg_dict: dict, run_dir: str, results: str | None, quiet: bool)
 
 
 def _trainer_class(cfg: RunConfig):
-    from scarce.train.distill import DistillTrainer
+    from scarce.train.distill import DistillTrainer, mixed
     from scarce.train.trainer import Trainer
 
     base = DistillTrainer if "distill" in cfg.tags else Trainer
+    if "mix" in cfg.tags:
+        base = mixed(base)
     if "snapshot_every" in cfg.tags:
-        return _snapshot_trainer(base)
+        base = _snapshot_trainer(base)
     if "init_seed" not in cfg.tags:
         return base
 

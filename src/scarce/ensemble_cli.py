@@ -33,6 +33,11 @@ def add_parser(sub) -> None:
                    help="member k distills from the frozen member k-1 (one teacher in memory); trains sequentially")
     p.add_argument("--student", action="store_true",
                    help="also distill the K-member ensemble (logit average) into one model of the same config")
+    p.add_argument("--seq-student", type=int, metavar="TOKENS",
+                   help="also train one model on real text mixed with TOKENS tokens sampled from the ensemble "
+                        "(sequence-level distillation)")
+    p.add_argument("--synthetic-frac", type=float, default=0.9,
+                   help="share of --seq-student batches drawn from the synthetic text (default 0.9)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term (default 0.5)")
     p.add_argument("--temperature", type=float, default=2.0, help="distillation softmax temperature (default 2)")
     p.add_argument("--epochs", type=float, help="horizon of each member in epochs over the train split")
@@ -59,6 +64,10 @@ def add_parser(sub) -> None:
     s.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens; 0 means all (default)")
     s.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
     s.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    s.add_argument("--store-out", metavar="DIR",
+                   help="write the samples as the train split of a token store (the run's tokenizer, select and "
+                        "val) instead of printing: synthetic data for sequence-level distillation")
+    s.add_argument("--streams", type=int, default=64, help="with --store-out: rows sampled in parallel (default 64)")
     s.set_defaults(func=run_sample)
 
 
@@ -74,6 +83,7 @@ def _member_config(args):
 def run_ensemble(args) -> int:
     import torch
 
+    from scarce import atomic
     from scarce import ensemble as ens
 
     if args.threads:
@@ -95,9 +105,15 @@ def run_ensemble(args) -> int:
                                            args.results, args.quiet)
             _print_report(report, Path(args.out), log)
             return 0
-        report = ens.ensemble(_member_config(args), args.members, args.out, args.combine, args.workers,
+        base = _member_config(args)
+        report = ens.ensemble(base, args.members, args.out, args.combine, args.workers,
                               args.seed_mode, args.chain_distill, args.alpha, args.temperature,
                               args.results, args.quiet, log, args.student)
+        if args.seq_student:
+            dirs = [Path(m["run_dir"]) for m in report["members"]]
+            report["seq_student"] = ens.seq_distill(base, dirs, args.out, args.seq_student, args.synthetic_frac,
+                                                    results=args.results, quiet=args.quiet)
+            atomic.write_json(Path(args.out) / "ensemble.json", report)
     _print_report(report, Path(args.out), log)
     return 0
 
@@ -113,6 +129,8 @@ def _print_report(report: dict, out: Path, log) -> None:
     log(f"{'k':>3} {'member val':>11} {'ensemble val':>13} {'bpb':>7}")
     for k, (m, loss, bpb) in enumerate(zip(report["members"], report["prefix_val_loss"], report["prefix_val_bpb"]), 1):
         log(f"{k:>3} {m['val_loss']:>11.4f} {loss:>13.4f} {bpb:>7.4f}")
+    if "seq_student" in report:
+        log(f"student trained on ensemble samples: val {report['seq_student']['val_loss']:.4f}")
     if "student" in report:
         log(f"student distilled from the ensemble: val {report['student']['val_loss']:.4f}")
     log(f"-> {out / 'ensemble.json'}")
@@ -133,6 +151,13 @@ def run_sample(args) -> int:
     if args.top_k < 0:
         raise UserError("--top-k must be >= 0")
     runs = args.run or _ensemble_runs(Path(args.ensemble))
+    if args.store_out:
+        from scarce.train.distill import synthesize
+
+        store = synthesize(runs, args.store_out, args.tokens, args.temperature, args.top_k, args.seed,
+                           max(1, args.streams))
+        print(f"wrote {args.tokens:,} sampled tokens -> {store.path}")
+        return 0
     print(sample(runs, args.tokens, args.temperature, args.top_k, args.seed))
     return 0
 

@@ -13,34 +13,33 @@ from scarce.ensemble import combine_logprobs
 
 
 @torch.no_grad()
-def generate(models: list, start: int, tokens: int, temperature: float = 1.0, top_k: int = 0,
-             seed: int = 0, combine: str = "logit", device: str = "cpu") -> list[int]:
-    """Sample `tokens` ids after `start` from one model or the ensemble of `models` (KV cache-free:
-    each step re-runs the last seq_len tokens, fine for small models)."""
+def generate(models: list, start: int, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+             combine: str = "logit", device: str = "cpu", streams: int = 1) -> torch.Tensor:
+    """Sample `tokens` ids after `start` in each of `streams` independent rows, from one model or the
+    ensemble of `models`: (streams, tokens). No KV cache: each step re-runs the last seq_len tokens,
+    fine for the small models this is for."""
     if temperature < 0:
         raise ValueError("temperature: must be >= 0 (0 is greedy)")
     gen = torch.Generator(device="cpu").manual_seed(seed)
     seq_len = min(m.cfg.seq_len for m in models)
-    ids = torch.tensor([[start]], device=device)  # (1, t)
-    out = []
+    ids = torch.full((streams, 1), start, device=device)  # (S, t)
     for _ in range(tokens):
         window = ids[:, -seq_len:]
-        lps = torch.stack([torch.log_softmax(m(window)[:, -1].float(), dim=-1) for m in models])  # (K, 1, V)
-        lp = combine_logprobs(lps, combine)[0].cpu()  # (V,)
-        nxt = _pick(lp, temperature, top_k, gen)
-        out.append(nxt)
-        ids = torch.cat([ids, torch.tensor([[nxt]], device=device)], dim=1)
-    return out
+        lps = torch.stack([torch.log_softmax(m(window)[:, -1].float(), dim=-1) for m in models])  # (K, S, V)
+        nxt = _pick(combine_logprobs(lps, combine).cpu(), temperature, top_k, gen)  # (S,)
+        ids = torch.cat([ids, nxt[:, None].to(device)], dim=1)
+    return ids[:, 1:].cpu()
 
 
-def _pick(logprobs: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> int:
+def _pick(logprobs: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> torch.Tensor:
+    """One token per row of logprobs (S, V): greedy at temperature 0, else sampled (among the top k)."""
     if temperature == 0:
-        return int(logprobs.argmax())
+        return logprobs.argmax(-1)
     logits = logprobs / temperature
-    if top_k and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (S, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen).squeeze(1)
 
 
 def sample(run_dirs: list, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
@@ -53,4 +52,4 @@ def sample(run_dirs: list, tokens: int, temperature: float = 1.0, top_k: int = 0
     models = [load_member(d, device) for d in run_dirs]
     tok = store.tokenizer()
     ids = generate(models, tok.eot_id, tokens, temperature, top_k, seed, combine, device)
-    return tok.decode(ids)
+    return tok.decode(ids[0].tolist())

@@ -85,9 +85,9 @@ def test_sample_greedy_equals_top1():
 
     from scarce.sample import _pick
 
-    lp = torch.log_softmax(torch.randn(50), -1)
+    lp = torch.log_softmax(torch.randn(4, 50), -1)
     g = torch.Generator().manual_seed(0)
-    assert _pick(lp, 0.0, 0, g) == _pick(lp, 1.0, 1, g) == int(lp.argmax())
+    assert torch.equal(_pick(lp, 0.0, 0, g), lp.argmax(-1)) and torch.equal(_pick(lp, 1.0, 1, g), lp.argmax(-1))
 
 
 def test_snapshot_ensemble(store, tmp_path):

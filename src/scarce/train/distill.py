@@ -87,3 +87,78 @@ class DistillTrainer(Trainer):
         # No shortcut at alpha=0: 1*CE + 0*KL is CE bit for bit, so the test of that covers this path.
         soft = kd_loss(logits, self.teacher_logprobs(x).clone(), self.distill.temperature)
         return (1 - a) * ce + a * soft
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence-level distillation: train on a mixture of real text and text sampled from a teacher
+# (Kim & Rush, 2016). Self-distillation is the case where the teacher has the student's size.
+
+
+def synthesize(teachers: list, out, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+               streams: int = 64, device: str = "cpu"):
+    """A token store at `out` whose train split is `tokens` tokens sampled unconditionally from the
+    teacher (the logit average of several), and whose tokenizer, select and val are the teacher's data's."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+
+    from scarce.data import store as ts
+    from scarce.ensemble import load_member, read_config
+    from scarce.sample import generate
+
+    base = ts.open_store(read_config(teachers[0]).data)
+    models = [load_member(t, device) for t in teachers]
+    per_stream = -(-tokens // streams)
+    ids = generate(models, base.eot_id, per_stream, temperature, top_k, seed, device=device, streams=streams)
+    train = np.concatenate([[base.eot_id], ids.flatten().numpy()])[:tokens].astype(base.dtype)
+    manifest = json.loads(json.dumps(base.manifest))
+    manifest.update(created_at=ts._now(), synthetic={"teachers": [str(t) for t in teachers], "temperature": temperature,
+                                                      "top_k": top_k, "seed": seed, "streams": streams})
+    manifest["request"] = {**manifest["request"], "train_tokens": int(tokens), "synthetic_seed": seed}
+    manifest["splits"]["train"] = ts._split_stats("train", train, base.token_bytes(), base.eot_id)
+
+    def write(d: Path) -> None:
+        for name in ("select.bin", "val.bin", ts.TOKENIZER):
+            shutil.copyfile(base.path / name, d / name)
+        train.tofile(d / "train.bin")
+
+    ts._write_store(Path(out), manifest, write)
+    return ts.open_store(out)
+
+
+class MixLoader:
+    """Draws each micro-batch from the synthetic loader with probability `synthetic_frac`, else from
+    the real one; the choice is a pure function of (seed, step, micro), so resume stays exact. Epochs
+    and the horizon are counted on the real data."""
+
+    def __init__(self, real, synthetic, synthetic_frac: float, seed: int):
+        self.real, self.synthetic, self.frac, self.seed = real, synthetic, synthetic_frac, seed
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def batch(self, step: int, micro: int = 0):
+        import numpy as np
+
+        use_synthetic = np.random.default_rng([self.seed, step, micro, 17]).random() < self.frac
+        return (self.synthetic if use_synthetic else self.real).batch(step, micro)
+
+
+def mixed(base: type[Trainer]) -> type[Trainer]:
+    """`base` trained on the mixture in tags['mix'] = {'store': synthetic token store, 'synthetic_frac': f}."""
+
+    class MixTrainer(base):
+        def __init__(self, cfg: RunConfig, *args, **kwargs):
+            super().__init__(cfg, *args, **kwargs)
+            from scarce.data.loader import WindowLoader
+            from scarce.data.store import open_store
+
+            mix, t = cfg.tags["mix"], cfg.train
+            synthetic = open_store(mix["store"])
+            other = WindowLoader(synthetic.split("train"), cfg.model.seq_len, t.batch_size, t.grad_accum,
+                                 t.seed, self.rt.rank, self.rt.world, t.window_jitter)
+            self.loader = MixLoader(self.loader, other, float(mix["synthetic_frac"]), t.seed)
+
+    return MixTrainer
