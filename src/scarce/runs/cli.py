@@ -18,6 +18,10 @@ def add_parser(sub) -> None:
     p.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
                    help="only runs whose resolved config has FIELD=VALUE, e.g. model.depth=4 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (a list of rows) for scripts")
+    p.add_argument("--crossings", action="store_true",
+                   help="check the listed runs for val-loss curves of a larger model above a smaller one at equal "
+                        "tokens (per sweep and token store, each size's best-on-select run); with --json print "
+                        "the crossings instead of the rows")
     p.add_argument("--csv", metavar="FILE", help="write the finished runs as a CSV table for `scarce fit` "
                    "(columns: id, sweep, group, preset, depth, params, non_embedding_params, train_tokens, "
                    "tokens_seen, epochs, flops, val_loss, val_bpb, select_loss)")
@@ -41,6 +45,8 @@ def run(args) -> int:
             where[key] = value
     store = RunStore(args.results)
     rows = store.list(sweep=args.sweep, status=args.status, group=args.group, where=where)
+    if args.crossings:
+        return print_crossings(rows, args.json)
     if args.csv or args.curves:
         from scarce.runs.export import write_curves_csv, write_runs_csv
 
@@ -70,3 +76,17 @@ def format_table(rows: list[dict]) -> str:
         lines.append(" ".join(cells))
     lines.append(f"{len(rows)} run(s)")
     return "\n".join(lines)
+
+
+def print_crossings(rows: list[dict], as_json: bool) -> int:
+    from scarce.recipes.crossing import find_crossings
+
+    found = find_crossings(rows)
+    if as_json:
+        print(json.dumps(found, indent=1))
+        return 0
+    for c in found:
+        print(f"crossing: {c['larger']} ({c['larger_params']:,} params) lies {c['excess']:.4f} nats above "
+              f"{c['smaller']} ({c['smaller_params']:,} params) at {c['tokens']:,.0f} tokens [{c['family']}]")
+    print(f"{len(found)} crossing(s) among {len(rows)} run(s)")
+    return 0
