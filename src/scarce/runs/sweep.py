@@ -312,7 +312,7 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
         f"(not retried), {len(todo)} to run on {executor.name} ({executor.threads} thread(s) each)")
     tasks = [{"config": p.config.to_dict(), "run_id": p.run_id, "run_dir": str(p.run_dir), "results": results_dir,
               "fingerprint": p.fingerprint, "train_fn": train_fn} for p in todo]
-    progress = Progress(len(tasks), log)
+    progress = Progress(len(tasks), log, spec.set)
     for i, result in executor.map(run_point, tasks):
         point = todo[i]
         (report.ran if result["status"] == "done" else report.failed).append(point.run_id)
@@ -342,8 +342,8 @@ def _pending(points: list[Point], store: RunStore, retry_failed: bool, report: S
 class Progress:
     """One line per finished point, with an overall bar and the ETA of the sweep."""
 
-    def __init__(self, total: int, log: Callable[[str], None]):
-        self.total, self.log, self.n, self.t0 = total, log, 0, time.perf_counter()
+    def __init__(self, total: int, log: Callable[[str], None], fixed: dict):
+        self.total, self.log, self.fixed, self.n, self.t0 = total, log, fixed, 0, time.perf_counter()
 
     def finished(self, point: Point, result: dict) -> None:
         from scarce.train.trainer import format_seconds, progress_bar
@@ -351,7 +351,8 @@ class Progress:
         self.n += 1
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / self.n * (self.total - self.n)
-        what = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.overrides.items())
+        varying = {k: v for k, v in point.overrides.items() if k not in self.fixed or self.fixed[k] != v}
+        what = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in varying.items())
         if result["status"] == "done":
             outcome = f"done select {result['summary'].get('select_loss', float('nan')):.4f}"
         else:
