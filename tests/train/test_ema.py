@@ -1,0 +1,53 @@
+"""EMA of the weights: the recurrence, its schedule, and the blends."""
+
+import torch
+from torch import nn
+
+from scarce.config import OptimConfig
+from scarce.train.ema import EMA
+
+
+def _model(value: float) -> nn.Module:
+    m = nn.Linear(3, 2, bias=False)
+    nn.init.constant_(m.weight, value)
+    return m
+
+
+def test_ema_with_decay_zero_equals_the_live_weights():
+    m = _model(1.0)
+    ema = EMA(OptimConfig(ema_decay=0.0), 10)
+    for v in (1.0, 2.0, -3.0):
+        nn.init.constant_(m.weight, v)
+        ema.update(m)
+        assert torch.equal(ema.shadow["weight"], m.weight.detach())
+
+
+def test_ema_recurrence_and_first_copy():
+    m = _model(0.0)
+    ema = EMA(OptimConfig(ema_decay=0.9), 10)
+    expected = None
+    for v in (4.0, 2.0, 1.0):
+        nn.init.constant_(m.weight, v)
+        ema.update(m)
+        expected = v if expected is None else 0.9 * expected + 0.1 * v
+    torch.testing.assert_close(ema.shadow["weight"], torch.full((2, 3), expected))
+    assert ema.shadow["weight"].dtype == torch.float32
+
+
+def test_ema_schedule_is_a_function_of_the_step():
+    ema = EMA(OptimConfig(ema_decay=0.9, ema_start=0.5, ema_every=3), 20)
+    assert [s for s in range(20) if ema.due(s)] == [10, 13, 16, 19]
+
+
+def test_blends_between_last_and_ema():
+    m = _model(0.0)
+    ema = EMA(OptimConfig(ema_decay=0.5), 10)
+    ema.update(m)  # ema = 0
+    nn.init.constant_(m.weight, 4.0)
+    last = m.state_dict()
+    assert torch.equal(ema.blend(last, 0.0)["weight"], last["weight"])
+    assert torch.equal(ema.blend(last, 1.0)["weight"], torch.zeros(2, 3))
+    torch.testing.assert_close(ema.blend(last, 0.25)["weight"], torch.full((2, 3), 3.0))
+    restored = EMA(OptimConfig(ema_decay=0.5), 10)
+    restored.load_state_dict(ema.state_dict())
+    assert torch.equal(restored.shadow["weight"], ema.shadow["weight"])
