@@ -88,36 +88,57 @@ def combine_logprobs(logprobs: torch.Tensor, combine: str = "logit") -> torch.Te
 @torch.no_grad()
 def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np.ndarray, seq_len: int,
                       batch_size: int = 16, max_tokens: int = 0, combine: str = "logit", device: str = "cpu",
-                      cache_dir: str | Path | None = None) -> dict:
+                      cache_dir: str | Path | None = None, max_cache_bytes: int = 2 << 30) -> dict:
     """Loss (nats/token, bits/byte) of every prefix k = 1..K of `members` and of each member alone,
-    in one pass over the members, with one member in memory at a time."""
+    in one pass over the members, with one member in memory at a time.
+
+    Logit averaging needs the summed log-probs over the whole vocabulary, 4 * V bytes per token on
+    disk. A split whose sum would exceed `max_cache_bytes` is evaluated in blocks, each a full pass
+    over the members (members are then loaded once per block)."""
     if combine not in COMBINES:
         raise UserError(f"--combine must be one of {', '.join(COMBINES)}, got {combine!r}")
     if not members:
         raise UserError("an ensemble needs at least one member")
-    batches = list(eval_batches(tokens, seq_len, batch_size, max_tokens))
-    n = sum(y.numel() for _, y in batches)
-    nbytes = sum(int(token_bytes[y.numpy()].sum()) for _, y in batches)
+    windows = (len(tokens) - 1) // seq_len
+    windows = min(windows, max(1, max_tokens // seq_len)) if max_tokens else windows
     vocab = read_config(members[0].run_dir).model.vocab_size
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="ensemble-acc-") as tmp:
-        shape = (n, vocab) if combine == "logit" else (n,)
-        acc = np.lib.format.open_memmap(Path(tmp) / "acc.npy", mode="w+", dtype=np.float32, shape=shape)
-        prefix_nll, member_nll = [], []
-        for k, member in enumerate(members, start=1):
-            model = load_member(member, device)
-            if model.cfg.vocab_size != vocab:
-                raise UserError(f"member {member.run_dir} has vocabulary {model.cfg.vocab_size}, not {vocab}")
-            nll = _add_member(model, batches, acc, k, combine, device)
-            del model
-            prefix_nll.append(nll[0])
-            member_nll.append(nll[1])
-        del acc
+    per_window = 4 * seq_len * (vocab if combine == "logit" else 1)
+    block = max(batch_size, max_cache_bytes // per_window // batch_size * batch_size)
+    prefix_nll, member_nll = np.zeros(len(members)), np.zeros(len(members))
+    n = nbytes = 0
+    for start in range(0, max(windows, 1), block):
+        part = tokens[start * seq_len:min(start + block, windows) * seq_len + 1]
+        batches = list(eval_batches(part, seq_len, batch_size))
+        n += sum(y.numel() for _, y in batches)
+        nbytes += sum(int(token_bytes[y.numpy()].sum()) for _, y in batches)
+        ens, own = _one_pass(members, batches, vocab, combine, device, cache_dir)
+        prefix_nll += ens
+        member_nll += own
     bits = math.log(2) * max(nbytes, 1)
     return {
         "combine": combine, "tokens": n, "bytes": nbytes,
         "prefix_loss": [x / n for x in prefix_nll], "prefix_bpb": [x / bits for x in prefix_nll],
         "member_loss": [x / n for x in member_nll], "member_bpb": [x / bits for x in member_nll],
     }
+
+
+def _one_pass(members: list[Member], batches: list, vocab: int, combine: str, device: str,
+              cache_dir) -> tuple[np.ndarray, np.ndarray]:
+    """Summed NLL of each prefix ensemble and of each member over `batches`, adding members one by one
+    to a running sum kept in a disk-backed array (deleted afterwards)."""
+    n = sum(y.numel() for _, y in batches)
+    ens, own = np.zeros(len(members)), np.zeros(len(members))
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="ensemble-acc-") as tmp:
+        shape = (n, vocab) if combine == "logit" else (n,)
+        acc = np.lib.format.open_memmap(Path(tmp) / "acc.npy", mode="w+", dtype=np.float32, shape=shape)
+        for k, member in enumerate(members, start=1):
+            model = load_member(member, device)
+            if model.cfg.vocab_size != vocab:
+                raise UserError(f"member {member.run_dir} has vocabulary {model.cfg.vocab_size}, not {vocab}")
+            ens[k - 1], own[k - 1] = _add_member(model, batches, acc, k, combine, device)
+            del model
+        del acc
+    return ens, own
 
 
 def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str, device: str) -> tuple[float, float]:

@@ -89,3 +89,12 @@ def test_peak_memory_flat_in_k(store, tmp_path):
     peaks = json.loads(out.stdout)
     # All six members in memory would add ~5 x 25 MB over K=1; allow less than two members of growth.
     assert peaks["6"] - peaks["1"] < 2 * member_mb, peaks
+
+
+@pytest.mark.parametrize("combine", ["logit", "prob"])
+def test_blocked_evaluation_equals_one_block(store, members, combine):
+    whole = _eval(store, members, combine)
+    blocked = _eval(store, members, combine, max_cache_bytes=1)  # one batch of windows per block
+    assert blocked["tokens"] == whole["tokens"] and blocked["bytes"] == whole["bytes"]
+    assert blocked["prefix_loss"] == pytest.approx(whole["prefix_loss"], abs=1e-6)
+    assert blocked["member_loss"] == pytest.approx(whole["member_loss"], abs=1e-6)
