@@ -15,7 +15,7 @@ import pytest
 from scarce.cli import main
 from scarce.errors import UserError
 from scarce.runs.store import RunStore
-from scarce.runs.sweep import SweepSpec, load_spec, point_overrides, run_sweep
+from scarce.runs.sweep import SweepSpec, load_spec, point_overrides, resolve_points, run_sweep
 
 TINY = {"model.depth": 1, "model.aspect_ratio": 32, "model.head_dim": 16, "model.seq_len": 32,
         "train.batch_size": 4, "train.tokens": 256, "train.eval_tokens": 256, "train.threads": 1,
@@ -125,6 +125,46 @@ def test_killed_sweep_resumes_without_rerunning_done_points(store, tmp_path):
     for r in first:  # not rerun
         assert after[r["id"]]["finished_at"] == r["finished_at"]
     assert main(["sweep", f"{path}:make"]) == 0  # all done: nothing to run
+
+
+def test_point_killed_mid_run_resumes_from_its_checkpoint(store, tmp_path):
+    """A point stopped after 2 of 6 steps (as if killed) is resumed, to the loss of an uninterrupted run."""
+    from scarce.train.trainer import train
+
+    spec = tiny_spec(store, tmp_path, **{"optim.lr": [3e-3]})
+    spec["set"] = {**spec["set"], "train.tokens": 768, "train.eval_every": 2}
+    point = resolve_points(SweepSpec.from_dict(spec))[0]
+    train(point.config, point.run_dir, str(tmp_path / "results"), quiet=True, stop_at_step=2)
+    assert [r["status"] for r in rows(tmp_path)] == ["running"]
+    report = run_sweep(spec, log=lambda *a: None)
+    assert report.ran == [point.run_id]
+
+    fresh = {**spec, "out": str(tmp_path / "fresh"), "results": str(tmp_path / "fresh-results")}
+    run_sweep(fresh, log=lambda *a: None)
+    resumed, uninterrupted = rows(tmp_path)[0], RunStore(tmp_path / "fresh-results").list()[0]
+    assert resumed["id"] == uninterrupted["id"] and resumed["status"] == "done"
+    assert resumed["val_loss"] == uninterrupted["val_loss"]
+
+
+def test_ctrl_c_is_a_kill_not_a_failure(store, tmp_path, monkeypatch):
+    """An interrupted point is recorded failed by the trainer, but the next sweep resumes it anyway."""
+    from scarce.train.trainer import Trainer
+
+    step = Trainer.train_step
+
+    def interrupted(self, i):
+        if i == 1:
+            raise KeyboardInterrupt
+        return step(self, i)
+
+    spec = tiny_spec(store, tmp_path, **{"optim.lr": [3e-3]})
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, log=lambda *a: None)
+    assert rows(tmp_path)[0]["error"].startswith("KeyboardInterrupt")
+    monkeypatch.setattr(Trainer, "train_step", step)
+    report = run_sweep(spec, log=lambda *a: None)
+    assert len(report.ran) == 1 and rows(tmp_path)[0]["status"] == "done"
 
 
 def test_sweep_cli_errors(tmp_path, capsys):
