@@ -68,6 +68,8 @@ def test_spec_expansion_grid_points_search(store, tmp_path):
     assert len(points) == 2 * 3 * 2
     assert {p["model.depth"] for p in points} == {1, 2} and all(p["train.tokens"] == 256 for p in points)
     assert points == point_overrides(spec)  # the search is seeded
+    epochs = point_overrides(SweepSpec.from_dict({**tiny_spec(store, tmp_path), "grid": {"train.epochs": [2]}}))
+    assert "train.tokens" not in epochs[0]  # a point's horizon replaces the base's
 
 
 def test_toml_and_python_specs(store, tmp_path):

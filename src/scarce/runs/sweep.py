@@ -173,7 +173,17 @@ def point_overrides(spec: SweepSpec) -> list[dict]:
     for base in spec.points or [{}]:
         for g in grid:
             for s in _search_samples(spec, rng):
-                out.append({**spec.set, **base, **g, **s})
+                out.append(merge(spec.set, base, g, s))
+    return out
+
+
+def merge(*layers: dict) -> dict:
+    """Later layers win; a layer that sets a horizon also clears the horizons set by earlier ones."""
+    out: dict = {}
+    for layer in layers:
+        if any(k in layer for k in HORIZONS):
+            out = {k: v for k, v in out.items() if k not in HORIZONS}
+        out.update(layer)
     return out
 
 
