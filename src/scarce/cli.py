@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "scarce.scaling.cli",
     "scarce.ensemble_cli",
     "scarce.recipes.cli",
+    "scarce.bench_cli",
 ]
 
 

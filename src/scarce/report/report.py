@@ -1,0 +1,415 @@
+"""Reports people can look at: report.md, a self-contained report.html (PNGs embedded), plots/*.png and
+tables/*.csv holding every number at full precision.
+
+A report is a list of blocks (headings, paragraphs, tables, images) rendered twice, to Markdown and to
+HTML, so the two never disagree. `write_bench_report` lays out a `scarce bench` result; `report` does
+the same for any runs in the run store (`scarce report [--sweep S]`).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scarce import atomic
+from scarce.errors import UserError
+
+RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
+               "params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb", "wall_seconds", "run_dir")
+
+
+@dataclass
+class Doc:
+    """Blocks: ("h1"|"h2"|"p", text), ("table", columns, rows), ("img", relative path, caption)."""
+
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def h2(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, columns: list[str], rows: list[list]) -> None:
+        self.blocks.append(("table", columns, [[fmt(v) for v in r] for r in rows]))
+
+    def img(self, path: str, caption: str) -> None:
+        self.blocks.append(("img", path, caption))
+
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            if b[0] == "h2":
+                out += [f"## {b[1]}", ""]
+            elif b[0] == "p":
+                out += [b[1], ""]
+            elif b[0] == "table":
+                out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+                out += ["| " + " | ".join(r) + " |" for r in b[2]] + [""]
+            else:
+                out += [f"![{b[2]}]({b[1]})", "", f"*{b[2]}*", ""]
+        return "\n".join(out)
+
+    def html(self, root: Path) -> str:
+        """One page; images are embedded as data URIs, so the file can be mailed or opened anywhere."""
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for b in self.blocks:
+            if b[0] in ("h2", "p"):
+                body.append(f"<{b[0]}>{_inline(b[1])}</{b[0]}>")
+            elif b[0] == "table":
+                head = "".join(f"<th>{html.escape(c)}</th>" for c in b[1])
+                rows = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in b[2])
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            else:
+                data = base64.b64encode((root / b[1]).read_bytes()).decode()
+                body.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                            f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+        return PAGE.format(title=html.escape(self.title), body="\n".join(body))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+h1 {{ font-size: 1.6em; }} h2 {{ font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
+figcaption {{ color: #555; font-size: 0.9em; }} code {{ background: #f3f3f3; padding: 0 0.2em; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def _inline(text: str) -> str:
+    """`code` spans and **bold** in paragraphs (the only Markdown the report's prose uses)."""
+    parts = html.escape(text).split("`")
+    text = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def fmt(v) -> str:
+    """Numbers for people: 4 decimals for losses, 3 significant digits for big counts."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else ""
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+        return f"{v:.3g}" if abs(v) >= 1e5 or (v != 0 and abs(v) < 1e-3) else f"{v:.4f}"
+    return str(v)
+
+
+def interval(e: dict | None) -> str:
+    """'2.31x [1.9, 3.0]' from {"value", "low", "high"} (None: unbounded or not fitted)."""
+    if not e or e.get("value") is None:
+        return "-" if not e or not e.get("note") else "n/a"
+    lo = "?" if e.get("low") is None else f"{e['low']:.3g}"
+    hi = "inf" if e.get("high") is None else f"{e['high']:.3g}"
+    return f"{e['value']:.3g}x [{lo}, {hi}]"
+
+
+def write_csv(path: Path, columns: list[str], rows: list[list]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    atomic.write_text(path, buf.getvalue())
+
+
+def write_doc(out: Path, doc: Doc) -> Path:
+    atomic.write_text(out / "report.md", doc.markdown())
+    atomic.write_text(out / "report.html", doc.html(out))
+    return out / "report.md"
+
+
+# -- run rows ----------------------------------------------------------------------------------------
+
+def run_record(row: dict) -> dict:
+    """A run-store row flattened to RUN_COLUMNS (metrics exactly as stored)."""
+    c = row["config"]
+    return {"id": row["id"], "sweep": row.get("sweep"), "stage": c.get("tags", {}).get("stage", ""),
+            "train_tokens": _train_tokens(c["data"]), "epochs": c["train"]["epochs"], "lr": c["optim"]["lr"],
+            "weight_decay": c["optim"]["weight_decay"], "dropout": c["model"]["dropout"], "seed": c["train"]["seed"],
+            **{k: row[k] for k in ("params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb",
+                                   "wall_seconds", "run_dir")}}
+
+
+def _train_tokens(data: str) -> int | None:
+    import json
+
+    path = Path(data) / "manifest.json"
+    try:
+        return int(json.loads(path.read_text())["splits"]["train"]["tokens"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | None = None) -> list[dict]:
+    from scarce.runs.store import RunStore
+
+    store = RunStore(results)
+    try:
+        if ids is None:
+            return store.list(sweep=sweep, status="done")
+        rows = [store.get(i) for i in dict.fromkeys(ids)]
+    finally:
+        store.close()
+    return [r for r in rows if r and r["status"] == "done"]
+
+
+def write_runs_table(out: Path, records: list[dict]) -> None:
+    write_csv(out / "tables" / "runs.csv", list(RUN_COLUMNS), [[r[c] for c in RUN_COLUMNS] for r in records])
+
+
+# -- plots of runs (the fits have their own renderers in scarce.report.plots) ---------------------------
+
+def _figure(ncols: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4 * ncols, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _save(fig, path: Path) -> None:
+    atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+
+
+STAGE_STYLE = {"reference": ("tab:blue", "o"), "recipe": ("tab:orange", "s"), "ensemble": ("tab:green", "^")}
+
+
+def plot_loss_vs_compute(records: list[dict], path: Path, ensemble: dict | None = None) -> None:
+    """Val loss against training FLOPs of every run; the ensemble prefixes at their summed compute."""
+    fig, (ax,) = _figure()
+    stages = dict.fromkeys(r["stage"] or "run" for r in records)
+    for stage in stages:
+        mine = [r for r in records if (r["stage"] or "run") == stage]
+        color, marker = STAGE_STYLE.get(stage, ("tab:gray", "o"))
+        ax.scatter([r["flops"] for r in mine], [r["val_loss"] for r in mine], color=color, marker=marker, s=24,
+                   label=f"{stage} runs", zorder=3)
+    if ensemble:
+        flops = [sum(ensemble["member_flops"][:k]) for k in range(1, len(ensemble["member_flops"]) + 1)]
+        ax.plot(flops, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble, k = 1..K")
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("loss vs compute")
+    _save(fig, path)
+
+
+def plot_members(ensemble: dict, path: Path) -> None:
+    """Each member's val loss (bars) and the ensemble of the first k members (line)."""
+    fig, (ax,) = _figure()
+    k = list(range(1, len(ensemble["member_val_loss"]) + 1))
+    ax.bar(k, ensemble["member_val_loss"], color="tab:gray", alpha=0.6, label="member k alone")
+    ax.plot(k, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble of members 1..k")
+    lo = min(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
+    hi = max(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
+    pad = max(hi - lo, 1e-3) * 0.5
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xticks(k)
+    ax.set_xlabel("member k")
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("per-member losses and the ensemble")
+    _save(fig, path)
+
+
+def plot_reference_points(xs: list, ys: list, path: Path, title: str) -> None:
+    """The reference points alone, when no law could be fitted to them."""
+    fig, (ax,) = _figure()
+    ax.plot(xs, ys, marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("unique train tokens")
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def _plot_fit(fit, path: Path, **labels) -> bool:
+    from scarce.report.plots import plot_fit
+
+    if fit is None or getattr(fit, "kind", "unfitted") == "unfitted":
+        return False
+    plot_fit(fit, path, **labels)
+    return True
+
+
+# -- the bench report --------------------------------------------------------------------------------
+
+def write_bench_report(out: str | Path, result: dict, fits: dict, results: str | None = None) -> Path:
+    """report.md, report.html, plots/ and tables/ for a `scarce bench` result; returns report.md's path."""
+    out = Path(out)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    records = [run_record(r) for r in store_rows(results, result["run_ids"])]
+    write_runs_table(out, records)
+    doc = Doc(f"scarce bench: {result['preset']}")
+    default = result["default_recipe"]
+    eff = result["efficiency"]
+    doc.p(f"Fixed budget **{result['budget_tokens']:,} unique train tokens**. The default recipe "
+          f"(`{default}`) reaches val loss **{result['recipes'][default]['val_loss']:.4f}** nats/token; the standard "
+          f"recipe (weight decay 0.1, epochs chosen on select) would need about **{interval(eff['parametric'])}** "
+          f"times the data to get there (parametric law; empirical frontier: {interval(eff['empirical'])}). "
+          f"Intervals are 95% bootstrap intervals. Wall time {result['wall_seconds'] / 60:.1f} min.")
+    _recipes_section(doc, out, result)
+    _reference_section(doc, out, result, fits)
+    _recipe_section(doc, out, result)
+    _ensemble_section(doc, out, result, fits)
+    doc.h2("Compute")
+    plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png", result.get("ensemble"))
+    doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run of the bench.")
+    doc.p(f"{len(records)} runs, {result['token_passes']:,} training tokens in all; every run's numbers are in "
+          f"`tables/runs.csv` (as recorded in the run store {result['results']}).")
+    _fits_section(doc, out, result)
+    return write_doc(out, doc)
+
+
+def _recipes_section(doc: Doc, out: Path, result: dict) -> None:
+    doc.h2("Results")
+    cols = ["recipe", "val loss", "bits/byte", "efficiency (parametric)", "efficiency (empirical)", "FLOPs"]
+    rows, csv_rows = [], []
+    for name, r in result["recipes"].items():
+        e = r["efficiency"]
+        rows.append([name, r["val_loss"], r["val_bpb"], interval(e.get("parametric")), interval(e.get("empirical")),
+                     r["flops"]])
+        csv_rows.append([name, r["val_loss"], r["val_bpb"], r["flops"]]
+                        + [e.get(k, {}).get(f) for k in ("parametric", "empirical") for f in ("value", "low", "high")])
+    doc.table(cols, rows)
+    doc.p("Data efficiency = D_ref(L) / D: the unique tokens the standard recipe needs to reach the same val loss, "
+          "over the budget. `inf` as an upper end means some refits put the reference asymptote above the loss.")
+    write_csv(out / "tables" / "recipes.csv",
+              ["recipe", "val_loss", "val_bpb", "flops", "eff_parametric", "eff_parametric_low",
+               "eff_parametric_high", "eff_empirical", "eff_empirical_low", "eff_empirical_high"], csv_rows)
+
+
+def _reference_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
+    doc.h2("Reference: the standard recipe at several data sizes")
+    ref = result["reference"]
+    cols = ["multiple", "train_tokens", "epochs", "select_loss", "val_loss", "val_bpb", "flops", "run_id"]
+    doc.table(cols, [[r[c] for c in cols] for r in ref])
+    write_csv(out / "tables" / "reference.csv", cols, [[r[c] for c in cols] for r in ref])
+    path = out / "plots" / "reference_law.png"
+    if _plot_fit(fits.get("reference"), path, xlabel="unique train tokens", ylabel="val loss (nats/token)",
+                 title="reference data-scaling law"):
+        doc.img("plots/reference_law.png", "Reference law L(D) = E + A·D^(-alpha) with its 95% band and asymptote.")
+    else:
+        plot_reference_points([r["train_tokens"] for r in ref], [r["val_loss"] for r in ref], path, "reference")
+        doc.img("plots/reference_law.png", "Reference points (no law could be fitted).")
+    for kind in ("parametric", "empirical"):
+        name = f"efficiency_{kind}:{result['default_recipe']}"
+        if _plot_fit(fits.get(name), out / "plots" / f"efficiency_{kind}.png", title=f"data efficiency ({kind})"):
+            doc.img(f"plots/efficiency_{kind}.png",
+                    f"Data efficiency of {result['default_recipe']} ({kind}): the tokens the reference needs for its loss.")
+
+
+def _recipe_section(doc: Doc, out: Path, result: dict) -> None:
+    doc.h2("The recipe on the fixed budget")
+    cols = ["epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb", "chosen", "run_id"]
+    doc.table(cols, [[r[c] for c in cols] for r in result["single"]])
+    write_csv(out / "tables" / "recipe.csv", cols, [[r[c] for c in cols] for r in result["single"]])
+    doc.p("The setting kept is the one with the lowest **select** loss; val is only reported.")
+
+
+def _ensemble_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
+    ens = result.get("ensemble")
+    if not ens:
+        return
+    doc.h2("Ensemble")
+    k = len(ens["member_ids"])
+    cols = ["k", "ensemble_val_loss", "ensemble_val_bpb", "member_val_loss", "member_val_bpb", "member_flops",
+            "member_id"]
+    rows = [[i + 1, ens["prefix_val_loss"][i], ens["prefix_val_bpb"][i], ens["member_val_loss"][i],
+             ens["member_val_bpb"][i], ens["member_flops"][i], ens["member_ids"][i]] for i in range(k)]
+    doc.table(cols, rows)
+    write_csv(out / "tables" / "ensemble.csv", cols, rows)
+    plot_members(ens, out / "plots" / "members.png")
+    doc.img("plots/members.png", "Each member alone and the logit-averaged ensemble of the first k members.")
+    if _plot_fit(fits.get("k_scaling"), out / "plots" / "k_scaling.png", xlabel="members K",
+                 ylabel="val loss (nats/token)", title="K-scaling of the ensemble"):
+        doc.img("plots/k_scaling.png", "K-scaling law L(K) = E + A·K^(-alpha); E is the infinite-ensemble loss.")
+    else:
+        doc.p("K-scaling law: not fitted (it needs at least 3 members).")
+
+
+def _fits_section(doc: Doc, out: Path, result: dict) -> None:
+    doc.h2("Fits")
+    rows, notes = [], []
+    for name, f in result["fits"].items():
+        if f["kind"] == "unfitted":
+            notes.append(f"{name}: not fitted ({f['reason']})")
+            continue
+        rows += [[name, est, v["value"], v["low"], v["high"]] for est, v in f["estimates"].items()]
+        notes += [f"{name}: {w}" for w in f["warnings"]]
+    doc.table(["fit", "estimate", "value", "low (2.5%)", "high (97.5%)"], rows)
+    write_csv(out / "tables" / "fits.csv", ["fit", "estimate", "value", "low", "high"], rows)
+    if notes:
+        doc.p("Caveats: " + "; ".join(dict.fromkeys(notes)) + ".")
+
+
+# -- a report of any runs in the store --------------------------------------------------------------
+
+def report(out: str | Path, results: str | None = None, sweep: str | None = None) -> Path:
+    """Runs table, loss-vs-compute plot and, where the runs cover 3+ training-set sizes, the data-scaling
+    law of the best-on-select run per size; returns report.md's path."""
+    from scarce.scaling import fit_power_law
+
+    out = Path(out)
+    rows = store_rows(results, sweep=sweep)
+    if not rows:
+        where = f" of sweep {sweep!r}" if sweep else ""
+        raise UserError(f"no finished runs{where} in the run store; train some (scarce train / sweep / bench) first")
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    records = [run_record(r) for r in rows]
+    write_runs_table(out, records)
+    doc = Doc(f"scarce report{': ' + sweep if sweep else ''}")
+    best = sorted(records, key=lambda r: r["val_loss"])[:10]
+    doc.p(f"{len(records)} finished runs{' of sweep `' + sweep + '`' if sweep else ''}; all of them are in "
+          "`tables/runs.csv`.")
+    doc.h2("Best runs on select")
+    cols = ["id", "stage", "train_tokens", "epochs", "weight_decay", "select_loss", "val_loss", "val_bpb", "flops"]
+    best = sorted(records, key=lambda r: r["select_loss"])[:10]
+    doc.table(cols, [[r[c] for c in cols] for r in best])
+    doc.h2("Compute")
+    plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png")
+    doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run.")
+    per_size = {}
+    for r in records:
+        if r["train_tokens"] and (r["train_tokens"] not in per_size or r["select_loss"] < per_size[r["train_tokens"]]["select_loss"]):
+            per_size[r["train_tokens"]] = r
+    if len(per_size) >= 3:
+        doc.h2("Data scaling")
+        sizes = sorted(per_size)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_power_law(sizes, [per_size[n]["val_loss"] for n in sizes])
+        cols = ["train_tokens", "epochs", "weight_decay", "select_loss", "val_loss", "id"]
+        doc.table(cols, [[per_size[n][c] for c in cols] for n in sizes])
+        _plot_fit(fit, out / "plots" / "data_scaling.png", xlabel="unique train tokens",
+                  ylabel="val loss (nats/token)", title="data scaling (best on select per size)")
+        doc.img("plots/data_scaling.png", "Best-on-select run per training-set size with the fitted power law.")
+        rows = [["data_scaling", k, v["value"], v["low"], v["high"]] for k, v in fit.to_json_dict().items()]
+        doc.table(["fit", "estimate", "value", "low (2.5%)", "high (97.5%)"], rows)
+        write_csv(out / "tables" / "fits.csv", ["fit", "estimate", "value", "low", "high"], rows)
+        if fit.warnings:
+            doc.p("Caveats: " + "; ".join(fit.warnings) + ".")
+    return write_doc(out, doc)

@@ -1,0 +1,167 @@
+"""`scarce bench` and `scarce report` end to end on a micro preset (a few seconds of training)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from scarce.bench import BENCH_PRESETS, BenchPreset
+from scarce.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MICRO_RUN = {"model.depth": 1, "model.width": 32, "model.head_dim": 16, "model.seq_len": 32,
+             "train.batch_size": 4, "train.eval_every": 0, "train.log_every": 1000}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    """~70 kB of stdlib source, one document per file."""
+    root = tmp_path_factory.mktemp("corpus")
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:80]
+    lines = [json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:900]}) for p in files]
+    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    return f"files:{root}"
+
+
+@pytest.fixture(scope="module")
+def micro(corpus) -> BenchPreset:
+    return BenchPreset("micro", budget_tokens=1200, multiples=(1, 2, 4), corpus=corpus, vocab_size=300,
+                       select_tokens=600, val_tokens=600, tokenizer_bytes=0, overrides=MICRO_RUN,
+                       reference_epochs=(1, 2), recipe_points=(
+                           {"optim.weight_decay": 0.8, "train.epochs": 2, "model.dropout": 0.0},
+                           {"optim.weight_decay": 1.6, "train.epochs": 2, "model.dropout": 0.1}),
+                       members=3, n_boot=100)
+
+
+@pytest.fixture(scope="module")
+def bench_run(micro, tmp_path_factory, capsys_module):
+    root = tmp_path_factory.mktemp("bench")
+    out, results = root / "out", root / "results"
+    BENCH_PRESETS["micro"] = micro
+    try:
+        argv = ["bench", "--preset", "micro", "--out", str(out), "--results", str(results), "--workers", "1"]
+        assert main(argv) == 0
+        first = capsys_module()
+        assert main(argv) == 0  # everything is done: the second call only refits and re-renders
+        second = capsys_module()
+    finally:
+        del BENCH_PRESETS["micro"]
+    return out, results, first, second
+
+
+@pytest.fixture(scope="module")
+def capsys_module():
+    """Captured stdout between calls, for a module-scoped fixture (pytest's capsys is per test)."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(buf))
+
+    def read() -> str:
+        text = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return text
+
+    yield read
+    stack.close()
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_bench_writes_json_report_plots_and_tables(bench_run):
+    out, _, first, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    assert {"standard", "regularized", "ensemble-k3"} <= set(result["recipes"])
+    for r in result["recipes"].values():
+        assert r["val_loss"] > 0 and r["val_bpb"] > 0
+    assert set(result["efficiency"]) == {"parametric", "empirical"}
+    for e in result["efficiency"].values():
+        assert {"value", "low", "high"} <= set(e)
+    assert result["wall_seconds"] > 0
+    for name in ("report.md", "report.html"):
+        assert (out / name).stat().st_size > 1000
+    pngs = sorted((out / "plots").glob("*.png"))
+    names = {p.name for p in pngs}
+    assert {"reference_law.png", "loss_vs_compute.png", "members.png", "k_scaling.png"} <= names
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 5000, png
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(pngs)
+    md = (out / "report.md").read_text()
+    assert all(f"plots/{n}" in md for n in names)
+    assert "ensemble-k3 *" in first and first.strip().endswith("report.md)")
+
+
+def test_tables_match_the_run_store(bench_run):
+    from scarce.runs.store import RunStore
+
+    out, results, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    runs = _csv(out / "tables" / "runs.csv")
+    assert {r["id"] for r in runs} == set(result["run_ids"])
+    store = RunStore(str(results))
+    try:
+        for r in runs:
+            row = store.get(r["id"])
+            assert row["status"] == "done"
+            for col in ("val_loss", "val_bpb", "select_loss", "flops"):
+                assert float(r[col]) == row[col], (r["id"], col)
+            assert int(r["tokens_seen"]) == row["tokens_seen"]
+        recipes = {r["recipe"]: r for r in _csv(out / "tables" / "recipes.csv")}
+        standard = store.get(result["recipes"]["standard"]["run_ids"][0])
+        assert float(recipes["standard"]["val_loss"]) == standard["val_loss"]
+        reference = _csv(out / "tables" / "reference.csv")
+        assert [int(r["multiple"]) for r in reference] == [1, 2, 4]
+        for r in reference:
+            assert float(r["val_loss"]) == store.get(r["run_id"])["val_loss"]
+        ensemble = _csv(out / "tables" / "ensemble.csv")
+        assert float(ensemble[0]["member_val_loss"]) == pytest.approx(store.get(ensemble[0]["member_id"])["val_loss"],
+                                                                      rel=1e-5)
+    finally:
+        store.close()
+
+
+def test_selection_uses_select_not_val(bench_run):
+    out, _, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    chosen = [r for r in result["single"] if r["chosen"]]
+    assert len(chosen) == 1
+    assert chosen[0]["select_loss"] == min(r["select_loss"] for r in result["single"])
+
+
+def test_second_call_trains_nothing(bench_run):
+    out, results, _, second = bench_run
+    assert "reusing the ensemble evaluation" in second
+    assert "0 to run" in second
+
+
+def test_report_from_the_store(bench_run, tmp_path):
+    out, results, _, _ = bench_run
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "r")]) == 0
+    for name in ("report.md", "report.html", "tables/runs.csv", "plots/loss_vs_compute.png", "plots/data_scaling.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+    assert (tmp_path / "r" / "plots" / "data_scaling.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--preset", "nope", "--out", "X"], "unknown bench preset 'nope'"),
+    (["bench", "--recipe", "nope", "--out", "X"], "unknown bench recipe 'nope'"),
+    (["bench", "--data", "/no/such/store", "--out", "X"], "/no/such/store"),
+    (["report", "--sweep", "no-such-sweep", "--out", "X"], "no finished runs of sweep 'no-such-sweep'"),
+])
+def test_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):
+    argv = [a.replace("X", str(tmp_path / "o")) for a in argv] + ["--results", str(tmp_path / "res")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
