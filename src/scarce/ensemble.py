@@ -201,7 +201,7 @@ def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "log
         raise UserError("--workers must be >= 1")
     if not base.data:
         raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
-    base.data = str(Path(base.data).resolve())
+    base = RunConfig.from_dict({**base.to_dict(), "data": str(Path(base.data).resolve())})
     out = Path(out)
     distill = {"alpha": alpha, "temperature": temperature} if chain_distill else None
     group = ensemble_group(base, members, seed_mode, distill)
@@ -259,6 +259,7 @@ def seq_distill(base: RunConfig, teachers: list[Path], out: str | Path, syntheti
     cfg.data = str(Path(cfg.data).resolve())
     cfg.train.seed = base.train.seed + len(teachers)
     cfg.tags["mix"] = {"store": str((out / "synthetic").resolve()), "synthetic_frac": synthetic_frac}
+    cfg.tags.update(group=ensemble_group(base, len(teachers), "seq_student", cfg.tags["mix"]), member="seq_student")
     run_dir = out / "seq_student"
     train_member(cfg.to_dict(), str(run_dir), results, quiet)
     from scarce.data.store import open_store

@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
     p.add_argument("--snapshots", metavar="RUN_DIR", help="evaluate the snapshot checkpoints of one run instead")
     p.add_argument("--snapshot-every", type=int, metavar="STEPS",
                    help="train one run keeping a snapshot every STEPS steps and evaluate the snapshots as the ensemble")
-    p.add_argument("--eval-tokens", type=int, default=0, help="val tokens to evaluate on (default 0: the whole split)")
+    p.add_argument("--eval-tokens", type=int, default=0, help="with --runs/--snapshots: val tokens to evaluate on (default 0: the whole split)")
     p.add_argument("--results", help="results root holding runs.db (default $SCARCE_RESULTS or ./scarce-results)")
     p.add_argument("--quiet", action="store_true", help="no training log lines")
     p.set_defaults(func=run_ensemble)
