@@ -42,7 +42,7 @@ def test_standard_tunes_lr_and_epochs_at_fixed_weight_decay(make_context):
 
 
 def test_ensemble_members_start_from_the_certified_optimum(make_context):
-    out, ctx = recipe(make_context, "ensemble", members=3)
+    out, ctx = recipe(make_context, "ensemble", members=3, evaluate=False)
     r = out["best"][1]
     assert r["base"]["optim.lr"] == 2e-3 and len(r["members"]) == 3 and len(r["ensembles"][2]) == 2
     members = RunStore(ctx.results).list(sweep="ensemble", group="ensemble-d1")
@@ -50,8 +50,19 @@ def test_ensemble_members_start_from_the_certified_optimum(make_context):
     assert {m["config"]["train"]["epochs"] for m in members} == {2 * r["base"]["train.epochs"]}
     assert {m["config"]["optim"]["weight_decay"] for m in members} == {0.5 * r["base"]["optim.weight_decay"]}
 
-    joint, _ = recipe(make_context, "joint", members=2, base={"1": r["base"], "2": r["base"]})
+    joint, _ = recipe(make_context, "joint", members=2, base={"1": r["base"], "2": r["base"]}, evaluate=False)
     assert [(row["depth"], row["members"]) for row in joint["table"]] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+
+
+def test_joint_trains_and_evaluates_real_ensembles(make_context):
+    ctx = make_context(sizes=[1])
+    base = {1: {"optim.lr": 3e-3, "optim.weight_decay": 0.2, "train.epochs": 0.05}}
+    out = run_recipe("joint", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, results=ctx.results,
+                     log=lambda *a: None, members=2, base=base)
+    losses = out["best"][1]["val_loss"]
+    assert set(losses) == {1, 2} and all(math.isfinite(v) for v in losses.values())
+    rows = (Path(ctx.out) / "joint.csv").read_text().splitlines()
+    assert rows[0].startswith("depth,params,members,loss") and len(rows) == 3
 
 
 def test_isoflop_sets_each_horizon_from_its_budget(make_context):
@@ -68,7 +79,8 @@ def test_isoflop_sets_each_horizon_from_its_budget(make_context):
 
 def test_data_scaling_uses_nested_stores(make_context):
     out, ctx = recipe(make_context, "data-scaling", data_sizes=[2000, 6000], lrs=[2e-3], epochs=[1])
-    assert set(out["best"]) == {2000, 6000} and len(out["table"]) == 4
+    assert set(out["best"]) == {2000, 6000} and [row["tokens"] for row in out["table"]] == [2000, 6000]
+    assert (Path(ctx.out) / "data-scaling.csv").read_text().startswith("tokens,loss,")
     assert (Path(ctx.out) / "stores" / "train-2000" / "manifest.json").exists()
 
 

@@ -21,9 +21,10 @@ def member_points(depth: int, base: dict, members: int, epochs_factor: float, wd
 
 
 def ensemble_scaling(ctx: Context, members: int = 4, epochs_factor: float = 2.0, wd_factor: float = 0.5,
-                     base: dict | None = None, sweep: str = "ensemble") -> dict:
-    """Per size, `members` member runs; `base` maps depth -> {optim.lr, optim.weight_decay, train.epochs}
-    (default: the regularized recipe's certified optimum, run first and resumable)."""
+                     base: dict | None = None, evaluate: bool = True, sweep: str = "ensemble") -> dict:
+    """Per size, `members` member runs and (with `evaluate`) the val loss of each K-member ensemble;
+    `base` maps depth -> {optim.lr, optim.weight_decay, train.epochs} (default: the regularized
+    recipe's certified optimum, run first and resumable)."""
     if base is None:
         found = regularized(ctx)["best"]
         base = {d: r["best"] for d, r in found.items()}
@@ -36,15 +37,32 @@ def ensemble_scaling(ctx: Context, members: int = 4, epochs_factor: float = 2.0,
         runs = [brief(r) for r in rows]
         per_size[depth] = {"base": start, "members": runs, "group": f"ensemble-d{depth}",
                            "ensembles": {k: [r["run_dir"] for r in runs[:k] if r] for k in range(1, members + 1)}}
-    return {"recipe": "ensemble", "sweep": sweep, "best": per_size,
-            "next": "evaluate each ensemble (its member run dirs) with `scarce ensemble`, then fit"}
+        if evaluate and all(runs):
+            per_size[depth]["val_loss"] = dict(zip(range(1, members + 1), ensemble_losses(ctx, runs)))
+    return {"recipe": "ensemble", "sweep": sweep, "best": per_size}
+
+
+def ensemble_losses(ctx: Context, runs: list[dict]) -> list[float]:
+    """Val loss (nats/token, logit averaging) of the first K members, K = 1..len(runs), in one pass."""
+    import torch
+
+    from scarce.data.store import open_store
+    from scarce.ensemble import Member, evaluate_ensemble, read_config
+
+    store = open_store(ctx.data)
+    cfg = read_config(runs[0]["run_dir"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = evaluate_ensemble([Member.of_run(r["run_dir"]) for r in runs], store.split("val"), store.token_bytes(),
+                               cfg.model.seq_len, cfg.train.batch_size, cfg.train.eval_tokens, device=device)
+    return result["prefix_loss"]
 
 
 def joint(ctx: Context, members: int = 4, epochs_factor: float = 2.0, wd_factor: float = 0.5,
-          base: dict | None = None) -> dict:
-    """Sizes x K members: the grid the two-step joint fit (`scarce fit joint`, columns params, members,
-    loss) needs; one row per (size, K) with the member run dirs of that ensemble."""
-    out = ensemble_scaling(ctx, members, epochs_factor, wd_factor, base, sweep="joint")
-    table = [{"depth": d, "params": (r["members"][0] or {}).get("params"), "members": k, "run_dirs": dirs}
+          base: dict | None = None, evaluate: bool = True) -> dict:
+    """Sizes x K members: the grid of the two-step joint fit; `joint.csv` has its columns (params,
+    members, loss = the ensemble's val loss) and the member run folders of each ensemble."""
+    out = ensemble_scaling(ctx, members, epochs_factor, wd_factor, base, evaluate, sweep="joint")
+    table = [{"depth": d, "params": (r["members"][0] or {}).get("params"), "members": k,
+              "loss": r.get("val_loss", {}).get(k), "run_dirs": " ".join(dirs)}
              for d, r in out["best"].items() for k, dirs in r["ensembles"].items()]
     return {**out, "recipe": "joint", "table": table}

@@ -51,7 +51,11 @@ def data_scaling(ctx: Context, data_sizes: list[int] | None = None, lrs: list[fl
     for n in sorted(data_sizes):
         store = base if n == held else derive_store(base, Path(ctx.out) / "stores" / f"train-{n}", n, log=ctx.log)
         results[n] = standard(ctx, lrs, epochs, data=str(store.path), sweep="data-scaling")["best"]
-    table = [{"train_tokens": n, "depth": d, **{k: v for k, v in r.items() if k != "config"}}
-             for n, per_size in results.items() for d, r in per_size.items() if r.get("run_id")]
+    table = []
+    for n, per_size in results.items():  # the reference law: the best model at each data size
+        done = [(d, r) for d, r in per_size.items() if r.get("run_id")]
+        if done:
+            d, r = min(done, key=lambda dr: dr[1]["select_loss"])
+            table.append({"tokens": n, "loss": r["val_loss"], "depth": d, "params": r["params"], "run_id": r["run_id"]})
     return {"recipe": "data-scaling", "sweep": "data-scaling", "best": results, "table": table}
 
