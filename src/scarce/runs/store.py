@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import time
@@ -49,9 +50,7 @@ class RunStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.root / "runs.db", timeout=60)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
-            self.db.commit()
+            _setup(self.db)
         except (OSError, sqlite3.DatabaseError) as e:
             raise UserError(f"cannot open the run store in {self.root}: {e}") from None
         self.db.row_factory = sqlite3.Row
@@ -97,6 +96,24 @@ class RunStore:
                 args.append(value)
         rows = [_row(r) for r in self.db.execute(sql + " ORDER BY started_at", args)]
         return [r for r in rows if _matches(r["config"], where or {})]
+
+
+def _setup(db: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Switch to WAL and create the table. Switching the journal mode takes the database's exclusive
+    lock and SQLite does not wait on it (SQLITE_BUSY at once when several workers open a new store
+    together), so a busy database is retried here until `patience` seconds have passed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute(SCHEMA)
+            db.commit()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05 + 0.1 * random.random())
 
 
 def _row(row: sqlite3.Row) -> dict:
