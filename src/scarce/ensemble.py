@@ -183,10 +183,10 @@ def member_config(base: RunConfig, k: int, group: str, seed_mode: str = "both") 
     return cfg
 
 
-def ensemble_group(base: RunConfig, members: int, seed_mode: str, distill: dict | None) -> str:
-    """The ensemble id: a hash of what defines the ensemble, so a rerun finds its members again."""
+def ensemble_group(base: RunConfig, seed_mode: str, distill: dict | None, role: str = "members") -> str:
+    """The ensemble id: a hash of what defines the members (not K, so a larger K extends an ensemble)."""
     probe = RunConfig.from_dict(base.to_dict())
-    probe.tags.update(members=members, seed_mode=seed_mode, distill=distill or {})
+    probe.tags.update(seed_mode=seed_mode, distill=distill or {}, role=role)
     return "ens-" + probe.run_id()[:12]
 
 
@@ -204,7 +204,7 @@ def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "log
     base = RunConfig.from_dict({**base.to_dict(), "data": str(Path(base.data).resolve())})
     out = Path(out)
     distill = {"alpha": alpha, "temperature": temperature} if chain_distill else None
-    group = ensemble_group(base, members, seed_mode, distill)
+    group = ensemble_group(base, seed_mode, distill)
     cfgs = [member_config(base, k, group, seed_mode) for k in range(members)]
     dirs = [out / "members" / f"m{k:02d}" for k in range(members)]
     if chain_distill:
@@ -230,7 +230,7 @@ def distill_student(base: RunConfig, teachers: list[Path], out: str | Path, alph
     returns its run dir and val loss, evaluated like the members."""
     cfg = _chain_config(base, teachers, alpha, temperature)
     cfg.train.seed = base.train.seed + len(teachers)  # a seed no member used
-    cfg.tags.update(group=ensemble_group(base, len(teachers), "student", cfg.tags["distill"]), member="student")
+    cfg.tags.update(group=ensemble_group(base, "", cfg.tags["distill"], "student"), member="student")
     run_dir = Path(out) / "student"
     train_member(cfg.to_dict(), str(run_dir), results, quiet)
     from scarce.data.store import open_store
@@ -259,7 +259,7 @@ def seq_distill(base: RunConfig, teachers: list[Path], out: str | Path, syntheti
     cfg.data = str(Path(cfg.data).resolve())
     cfg.train.seed = base.train.seed + len(teachers)
     cfg.tags["mix"] = {"store": str((out / "synthetic").resolve()), "synthetic_frac": synthetic_frac}
-    cfg.tags.update(group=ensemble_group(base, len(teachers), "seq_student", cfg.tags["mix"]), member="seq_student")
+    cfg.tags.update(group=ensemble_group(base, "", cfg.tags["mix"], "seq_student"), member="seq_student")
     run_dir = out / "seq_student"
     train_member(cfg.to_dict(), str(run_dir), results, quiet)
     from scarce.data.store import open_store
@@ -308,9 +308,15 @@ def train_member(cfg_dict: dict, run_dir: str, results: str | None, quiet: bool)
     cfg = RunConfig.from_dict(cfg_dict)
     trainer_cls = _trainer_class(cfg)
     run_dir = Path(run_dir)
-    if (run_dir / "summary.json").is_file():
-        return json.loads((run_dir / "summary.json").read_text())
     if (run_dir / "config.json").is_file():
+        stored, probe = read_config(run_dir), RunConfig.from_dict(cfg.to_dict())
+        if probe.model.vocab_size == 0:  # filled from the token store when the run started
+            probe.model.vocab_size = stored.model.vocab_size
+        if stored.run_id() != probe.run_id():
+            raise UserError(f"{run_dir} holds a run of another config (other preset, overrides or ensemble "
+                            "settings); choose another --out")
+        if (run_dir / "summary.json").is_file():
+            return json.loads((run_dir / "summary.json").read_text())
         return resume(run_dir, results, quiet, trainer_cls=trainer_cls)
     return train(cfg, run_dir, results, quiet, trainer_cls=trainer_cls)
 

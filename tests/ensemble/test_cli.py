@@ -106,3 +106,10 @@ def test_student_distilled_from_the_ensemble(store, tmp_path):
     student = json.loads((tmp_path / "e" / "student" / "config.json").read_text())
     assert len(student["tags"]["distill"]["teachers"]) == 2 and student["train"]["seed"] == 2
     assert report["student"]["val_loss"] > 0 and report["student"]["alpha"] == 0.7
+
+
+def test_rerun_with_other_settings_is_refused(store, tmp_path, capsys):
+    assert _ensemble(store, tmp_path / "e", tmp_path / "res", "--members", "1") == 0
+    assert _ensemble(store, tmp_path / "e", tmp_path / "res", "--members", "2") == 0  # extends the ensemble
+    assert _ensemble(store, tmp_path / "e", tmp_path / "res", "--members", "2", "--seed-mode", "init") == 2
+    assert "holds a run of another config" in capsys.readouterr().err
