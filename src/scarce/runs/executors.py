@@ -55,14 +55,18 @@ class ProcessExecutor:
         self.threads = threads or max(1, cpu_count() // workers)
 
     def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
             futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
                 try:
                     yield futures[future], future.result()
                 except Exception as e:  # BrokenProcessPool: a worker was killed
                     yield futures[future], crashed(e)
+        except BaseException:  # Ctrl-C, or the caller stopped early: start no more points
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
 
 class RayExecutor:
@@ -85,7 +89,9 @@ class RayExecutor:
                 ray.init(num_cpus=self.num_cpus or cpu_count(), include_dashboard=False, log_to_driver=False)
         try:
             remote = ray.remote(num_cpus=self.threads, max_retries=0)(fn)
-            pending = {remote.remote(task): i for i, task in enumerate(tasks)}
+            pending: dict = {}
+            for i, task in enumerate(tasks):
+                pending[remote.remote(task)] = i
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 i = pending.pop(ready[0])
@@ -93,6 +99,10 @@ class RayExecutor:
                     yield i, ray.get(ready[0])
                 except ray.exceptions.RayError as e:
                     yield i, crashed(e)
+        except BaseException:  # Ctrl-C, or the caller stopped early: cancel what has not finished
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
         finally:
             if started:
                 ray.shutdown()
