@@ -46,8 +46,8 @@ def make_runtime(cfg: TrainConfig) -> Runtime:
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if device == "cuda" and world > 1:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    if world > 1:
+        init_distributed(device)
     return Runtime(device=device, precision=precision, rank=rank, world=world)
 
 
@@ -72,3 +72,14 @@ def measure_matmul_flops(n: int = 1024, seconds: float = 1.0) -> float:
             a @ b
         best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
     return best
+
+
+def init_distributed(device: str) -> None:
+    """Join the torchrun process group: NCCL on GPUs, gloo on CPUs."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
