@@ -1,0 +1,128 @@
+"""Time per training token of each data-efficiency knob alone and of the full stacks, vs the baseline.
+
+One training step is forward + backward + optimizer step on random tokens (the data does not change
+the cost), at equal depth and width, on one CPU thread by default. Steps of each config are
+interleaved round-robin and the median is kept, so a neighbour's load on a shared machine hits
+every config alike. Looping is left out of the stacks (it adds whole layer passes by design);
+its cost is shown separately, alone and with the slowrun stack. The last line checks the issue's
+target: the slowrun stack without looping at most 1.5x the baseline's time per token.
+
+    python benchmarks/knob_cost.py [--preset tiny] [--vocab 4096] [--batch 8] [--steps 12] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import statistics
+import time
+
+import torch
+
+from scarce.config import ModelConfig, OptimConfig, RunConfig, get_preset, with_slowrun_stack
+from scarce.model.gpt import GPT
+from scarce.train.optim import build_optimizer
+
+KNOBS: dict[str, tuple[dict, dict]] = {
+    "baseline": ({}, {}),
+    "swiglu": ({"mlp": "swiglu"}, {}),
+    "value_embed=alt": ({"value_embed": "alt"}, {}),
+    "unet_skips": ({"unet_skips": True}, {}),
+    "resid_lambdas": ({"resid_lambdas": True}, {}),
+    "attn_gate": ({"attn_gate": True}, {}),
+    "xsa": ({"xsa": True}, {}),
+    "rotary_frac=0.5": ({"rotary_frac": 0.5}, {}),
+    "key_offset=all": ({"key_offset": "all"}, {}),
+    "qk_norm": ({"qk_norm": True}, {}),
+    "softcap=15": ({"softcap": 15.0}, {}),
+    "window_pattern=SSSL": ({"window_pattern": "SSSL"}, {}),
+    "dropout=0.1": ({"dropout": 0.1}, {}),
+    "mtp_weight=0.3": ({"mtp_weight": 0.3}, {}),
+    "muon": ({}, {"optimizer": "muon"}),
+    "ema (every step)": ({}, {"ema_decay": 0.99}),
+}
+EVERY_KNOB = ({k: v for m, _ in KNOBS.values() for k, v in m.items()},
+              {"optimizer": "muon", "cautious_wd": True, "ema_decay": 0.99})
+STACK = "slowrun stack, no looping"
+TARGET = 1.5
+"""Most the slowrun stack without looping may cost, as a multiple of the baseline (issue 3)."""
+
+
+def configs(base: ModelConfig, base_optim: OptimConfig) -> dict[str, tuple[ModelConfig, OptimConfig]]:
+    out = {name: (dataclasses.replace(base, **m), dataclasses.replace(base_optim, **o)) for name, (m, o) in KNOBS.items()}
+    slow = with_slowrun_stack(RunConfig(model=base, optim=base_optim))
+    out[STACK] = (dataclasses.replace(slow.model, loop_layers=""), slow.optim)
+    out["every knob, no looping"] = (dataclasses.replace(base, **EVERY_KNOB[0]), dataclasses.replace(base_optim, **EVERY_KNOB[1]))
+    looped = dataclasses.replace(base, loop_layers="auto", loop_extra=2)
+    a, b = looped.loop_range
+    out[f"looping on ({a}:{b}, 2 extra)"] = (looped, base_optim)
+    out[f"slowrun stack, looping on ({a}:{b}, {slow.model.loop_extra} extra)"] = (slow.model, slow.optim)
+    return out
+
+
+class Runner:
+    """One model + optimizer; `step()` times one training step."""
+
+    def __init__(self, model_cfg: ModelConfig, optim_cfg: OptimConfig, batch: int):
+        torch.manual_seed(0)
+        self.model = GPT(model_cfg).train()
+        if model_cfg.loop_range is not None:
+            self.model.loops = model_cfg.loop_extra
+        self.opt = build_optimizer(self.model, optim_cfg, "cpu")
+        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if optim_cfg.ema_decay else None
+        self.x = torch.randint(0, model_cfg.vocab_size, (batch, model_cfg.seq_len))
+        self.y = torch.randint(0, model_cfg.vocab_size, (batch, model_cfg.seq_len))
+
+    def step(self) -> float:
+        t0 = time.perf_counter()
+        loss = self.model(self.x, self.y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            with torch.no_grad():
+                for k, w in self.model.state_dict().items():
+                    self.ema[k].lerp_(w, 0.01)
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--vocab", type=int, default=4096)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=12, help="timed steps per config, after 2 warm-up steps (>= 1)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    if args.steps < 1:
+        ap.error("--steps must be >= 1")
+    torch.set_num_threads(args.threads)
+    cfg = get_preset(args.preset)
+    base = dataclasses.replace(cfg.model, vocab_size=args.vocab)
+    runners = {name: Runner(m, o, args.batch) for name, (m, o) in configs(base, cfg.optim).items()}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for i in range(args.steps + 2):
+        for name, r in runners.items():
+            dt = r.step()
+            if i >= 2:  # the first steps allocate
+                times[name].append(dt)
+    tokens = args.batch * base.seq_len
+    base_us = statistics.median(times["baseline"]) / tokens * 1e6
+    print(f"preset {args.preset}: depth {base.depth} width {base.d_model} T {base.seq_len} vocab {args.vocab} | batch "
+          f"{args.batch} | {args.steps} steps each, median | {args.threads} thread(s) | torch {torch.__version__} | "
+          f"{platform.processor() or platform.machine()}")
+    print("\n| config | params | us/token | x baseline |\n|---|---:|---:|---:|")
+    for name, ts in times.items():
+        us = statistics.median(ts) / tokens * 1e6
+        params = sum(p.numel() for p in runners[name].model.parameters())
+        print(f"| {name} | {params:,} | {us:.1f} | {us / base_us:.2f} |")
+    ratio = statistics.median(times[STACK]) / statistics.median(times["baseline"])
+    verdict = "meets" if ratio <= TARGET else "misses"
+    print(f"\n{STACK}: {ratio:.2f}x the baseline's time per token at equal depth and width; "
+          f"{verdict} the target of at most {TARGET}x.")
+
+
+if __name__ == "__main__":
+    main()
