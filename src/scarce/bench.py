@@ -82,23 +82,23 @@ def _regularized_grid(epochs: tuple[float, ...], wds: tuple[float, ...], dropout
     return tuple({"optim.weight_decay": wd, "train.epochs": e, "model.dropout": dropout} for e in epochs for wd in wds)
 
 
-# Throughput measured on this 2-core CPU in fp32: a ~1M-parameter model trains at ~12k tokens/s with
-# both cores busy (two 1-thread processes), so cpu-tiny (~6M token-passes) takes ~8-9 minutes and
-# cpu-small (~40M) under an hour. The model is the `tiny` shape at depth 4, width 128 (~1M parameters
+# Throughput measured on this 2-core CPU in fp32: this ~1M-parameter model trains at ~4.4k tokens/s per
+# 1-thread process, ~8.8k with both cores busy, evaluations included, so cpu-tiny (~4M token-passes)
+# takes ~8-9 minutes and cpu-small (~24M) under an hour. The model is the `tiny` shape at depth 4, width 128 (~1M parameters
 # with the 2k vocabulary), with a short context so a small budget still gives many optimiser steps.
 CPU_MODEL = {"model.depth": 4, "model.seq_len": 128, "train.batch_size": 8, "train.eval_every": 0,
              "train.log_every": 1000}
 
 BENCH_PRESETS: dict[str, BenchPreset] = {
     "cpu-tiny": BenchPreset(
-        "cpu-tiny", budget_tokens=60_000, multiples=(1, 2, 4, 8), overrides=CPU_MODEL,
-        reference_epochs=(1, 2, 4), recipe_points=(
+        "cpu-tiny", budget_tokens=32_000, multiples=(1, 2, 4, 8), overrides=CPU_MODEL, select_tokens=12_000,
+        val_tokens=12_000, reference_epochs=(2, 4), recipe_points=(
             {"optim.weight_decay": 0.8, "train.epochs": 4, "model.dropout": 0.0},
             {"optim.weight_decay": 0.8, "train.epochs": 8, "model.dropout": 0.1},
             {"optim.weight_decay": 1.6, "train.epochs": 8, "model.dropout": 0.1},
         ), members=3),
     "cpu-small": BenchPreset(
-        "cpu-small", budget_tokens=250_000, multiples=(1, 2, 4, 8), overrides=CPU_MODEL,
+        "cpu-small", budget_tokens=150_000, multiples=(1, 2, 4, 8), overrides=CPU_MODEL,
         reference_epochs=(1, 2, 4), select_tokens=40_000, val_tokens=40_000, tokenizer_bytes=4_000_000,
         recipe_points=_regularized_grid((4, 8), (0.8, 1.6), 0.1) + (
             {"optim.weight_decay": 0.8, "train.epochs": 8, "model.dropout": 0.0},), members=4),
