@@ -13,6 +13,10 @@ from scarce.bench import BENCH_PRESETS, BenchPreset
 from scarce.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPORT_FILES = ("bench.json", "report.md", "report.html", "tables/runs.csv", "tables/recipes.csv",
+                "tables/reference.csv", "tables/recipe.csv", "tables/ensemble.csv", "tables/fits.csv")
+PLOTS = ("reference_law.png", "efficiency_parametric.png", "efficiency_empirical.png", "members.png", "k_scaling.png",
+         "loss_vs_compute.png")
 MICRO_RUN = {"model.depth": 1, "model.width": 32, "model.head_dim": 16, "model.seq_len": 32,
              "train.batch_size": 4, "train.eval_every": 0, "train.log_every": 1000}
 
@@ -130,6 +134,106 @@ def test_tables_match_the_run_store(bench_run):
                                                                       rel=1e-5)
     finally:
         store.close()
+
+
+def test_every_report_file_exists(bench_run):
+    out, _, _, _ = bench_run
+    for name in REPORT_FILES + tuple(f"plots/{p}" for p in PLOTS):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for name in REPORT_FILES:
+        if name.endswith(".csv"):
+            assert len(_csv(out / name)) >= 1, name
+
+
+def test_every_plot_is_a_valid_non_blank_png(bench_run):
+    import matplotlib.image
+
+    out, _, _, _ = bench_run
+    for png in sorted((out / "plots").glob("*.png")):
+        assert png.read_bytes()[:8] == PNG_SIGNATURE, png
+        img = matplotlib.image.imread(png)
+        assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 500, png
+        assert img[..., :3].var() > 0.001, png  # not a blank canvas
+        assert (img[..., :3].reshape(-1, 3) < 0.5).any(axis=1).mean() > 0.005, png  # some dark ink: text, points
+
+
+def test_html_and_markdown_reference_every_plot(bench_run):
+    import base64
+
+    out, _, _, _ = bench_run
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    pngs = sorted((out / "plots").glob("*.png"))
+    assert {p.name for p in pngs} == set(PLOTS)
+    for png in pngs:
+        assert base64.b64encode(png.read_bytes()).decode() in html, png.name  # embedded as it is on disk
+        assert f'id="{png.stem}"' in html and f"](plots/{png.name})" in md, png.name
+    assert html.count("<img ") == len(pngs)
+
+
+def test_headline_names_the_default_recipe_and_its_interval(bench_run):
+    from scarce.report.report import interval
+
+    out, _, first, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    default = result["default_recipe"]
+    md = (out / "report.md").read_text()
+    headline = md.split("## Results")[0]
+    assert f"Default recipe: `{default}`" in headline
+    assert f"Data-efficiency multiple of `{default}` over the standard recipe: {interval(result['efficiency']['parametric'])}" \
+        in headline
+    assert interval(result["efficiency"]["empirical"]) in headline
+    assert f"| {default} (default) |" in md
+    for kind in ("parametric", "empirical"):
+        if any("extrapolat" in w for w in result["efficiency"][kind].get("warnings", [])):
+            assert "(extrapolated)" in interval(result["efficiency"][kind]) and "**Extrapolated**" in headline
+
+
+def test_recipe_tables_match_the_run_store_and_bench_json(bench_run):
+    from scarce.runs.store import RunStore
+
+    out, results, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    recipes = {r["recipe"]: r for r in _csv(out / "tables" / "recipes.csv")}
+    assert set(recipes) == set(result["recipes"])
+    assert [n for n, r in recipes.items() if r["default"] == "True"] == [result["default_recipe"]]
+    store = RunStore(str(results))
+    try:
+        for name, r in result["recipes"].items():
+            row = recipes[name]
+            for col in ("val_loss", "val_bpb", "flops"):
+                assert float(row[col]) == r[col], (name, col)
+            assert float(row["flops"]) == sum(store.get(i)["flops"] for i in r["run_ids"]), name
+            for kind in ("parametric", "empirical"):
+                for f, suffix in (("value", ""), ("low", "_low"), ("high", "_high")):
+                    v = r["efficiency"][kind][f]
+                    assert (row[f"eff_{kind}{suffix}"] == "") if v is None else float(row[f"eff_{kind}{suffix}"]) == v
+        for name in ("standard", "regularized"):
+            run = store.get(result["recipes"][name]["run_ids"][0])
+            assert float(recipes[name]["val_loss"]) == run["val_loss"]
+            assert float(recipes[name]["val_bpb"]) == run["val_bpb"]
+        single = _csv(out / "tables" / "recipe.csv")
+        assert len(single) == len(result["single"]) and sum(r["chosen"] == "True" for r in single) == 1
+        for r in single:
+            run = store.get(r["run_id"])
+            for col in ("val_loss", "val_bpb", "select_loss"):
+                assert float(r[col]) == run[col], (r["run_id"], col)
+            assert float(r["weight_decay"]) == run["config"]["optim"]["weight_decay"]
+        ensemble = _csv(out / "tables" / "ensemble.csv")
+        assert [r["member_id"] for r in ensemble] == result["ensemble"]["member_ids"]
+        assert float(ensemble[-1]["ensemble_val_loss"]) == float(recipes[result["default_recipe"]]["val_loss"])
+        for r in ensemble:  # the ensemble evaluation recomputes each member's val loss: equal up to float noise
+            run = store.get(r["member_id"])
+            assert float(r["member_val_loss"]) == pytest.approx(run["val_loss"], rel=1e-5)
+            assert float(r["member_flops"]) == run["flops"]
+    finally:
+        store.close()
+    fits = _csv(out / "tables" / "fits.csv")
+    for r in fits:
+        est = result["fits"][r["fit"]]["estimates"][r["estimate"]]
+        for col in ("value", "low", "high"):
+            assert (r[col] == "") if est[col] is None else float(r[col]) == est[col], (r["fit"], r["estimate"], col)
+    assert {r["fit"] for r in fits} == {k for k, f in result["fits"].items() if f["kind"] != "unfitted"}
 
 
 def test_selection_uses_select_not_val(bench_run):

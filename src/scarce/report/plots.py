@@ -33,14 +33,58 @@ def _save(fig, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
-def _log_axes(ax, xlabel: str, ylabel: str) -> None:
-    """Log-log axes, labelled; call after plotting (the y ticks depend on the data range)."""
+def _log_axes(ax, xlabel: str, ylabel: str, ydata=None) -> None:
+    """Log-log axes, labelled; call after plotting (the y ticks depend on the data range).
+
+    ydata: the values that must stay visible (points, fitted curve, a positive asymptote); the y range is
+    set from them, so a bootstrap band or an asymptote at E = 0 cannot stretch a log axis over decades.
+    """
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
+    if ydata is not None:
+        y = np.asarray([v for v in np.ravel(ydata) if np.isfinite(v) and v > 0])
+        if y.size:
+            lo, hi = y.min(), y.max()
+            pad = (hi / lo) ** 0.06 if hi > lo else 1.02
+            ax.set_ylim(lo / pad, hi * pad)
     _loss_ticks(ax)
+    _x_ticks(ax)
+
+
+def _x_ticks(ax) -> None:
+    """Counts on a log x axis labelled for people (20k, 50k, 100k, 1M): decades always, and the 2s and 5s
+    between them while x spans at most three decades (matplotlib's 3x10^4 4x10^4 labels collide)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = ax.get_xlim()
+    if lo <= 0:
+        return
+    if hi / lo <= 1e3:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def si(v: float) -> str:
+    """3 significant digits with a k/M/G/T/P suffix: 40000 -> 40k, 1.2e12 -> 1.2T."""
+    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def _integer_x_ticks(ax, stop: float) -> None:
+    """Counts (ensemble members) on a log axis: 1, 2, 4, 8, ... labelled as plain integers."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ticks = [2**i for i in range(0, 12) if 2**i <= stop]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _loss_ticks(ax) -> None:
@@ -67,11 +111,28 @@ def _band(ax, x, curves: np.ndarray, color, label: str | None = None) -> None:
 
 
 def _asymptote(ax, est, color="tab:red", name: str = "E") -> None:
-    """The asymptote as a dashed line with its interval as a shaded strip."""
+    """The asymptote as a dashed line with its interval as a shaded strip (on log axes only what is > 0)."""
+    if not est.value > 0:
+        ax.plot([], [], color=color, ls="--", lw=1, label=f"{name} = {est.value:.3g} (at the bound, not drawn)")
+        return
     ax.axhline(est.value, color=color, ls="--", lw=1, label=f"{name} = {est.value:.3g}")
-    if np.isfinite(est.low) and np.isfinite(est.high):
-        ax.axhspan(est.low, est.high, color=color, alpha=0.12, lw=0,
+    if np.isfinite(est.low) and np.isfinite(est.high) and est.high > 0:
+        ax.axhspan(max(est.low, est.value * 1e-3), est.high, color=color, alpha=0.12, lw=0,
                    label=f"{name} 95% CI [{est.low:.3g}, {est.high:.3g}]")
+
+
+def _near(v: float, y) -> list[float]:
+    """[v] when it is positive and within a factor 3 of the data's smallest y (worth widening the axis for)."""
+    return [v] if np.isfinite(v) and v > 0 and v >= np.min(y) / 3 else []
+
+
+def _caveat(fit) -> str:
+    """A short title suffix for fits whose interval or curve needs care."""
+    if fit.flags.get("underdetermined"):
+        return "\n(under-determined: 3 parameters from 3 points; the band says little)"
+    if fit.flags.get("at_bound"):
+        return "\n(a parameter hit its bound)"
+    return ""
 
 
 def _span(x: np.ndarray, left: float = 0.5, right: float = 10.0, n: int = 200) -> np.ndarray:
@@ -83,6 +144,16 @@ def _ci_text(fit, names) -> str:
     e = fit.estimates
     part = lambda k: f"{k} = {e[k].value:.3g}" + (f" [{e[k].low:.3g}, {e[k].high:.3g}]" if np.isfinite(e[k].low) else "")
     return ",  ".join(part(k) for k in names)
+
+
+def _multiple_text(est) -> str:
+    """'2.31x (95% CI 1.9-3.0x)'; an infinite end (the reference never reaches the loss) reads inf."""
+    if not np.isfinite(est.value):
+        return "inf (the reference never reaches this loss)"
+    text = f"{est.value:.3g}x"
+    if np.isnan(est.low) or np.isnan(est.high):
+        return text
+    return text + f" (95% CI {est.low:.3g}-{est.high:.3g}x)"
 
 
 def _power_curves(fit, x: np.ndarray, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
@@ -97,20 +168,32 @@ def _power_curves(fit, x: np.ndarray, prefix: str = "") -> tuple[np.ndarray, np.
 # ----------------------------------------------------------------------------- one renderer per fit
 
 
-def plot_power_law(fit, path, *, xlabel: str = "x", ylabel: str = "loss", title: str | None = None) -> None:
-    """Points, the fitted power law extended 10x past the data, its band, and the asymptote E."""
+def plot_power_law(fit, path, *, xlabel: str = "x", ylabel: str = "loss", title: str | None = None,
+                   left: float = 0.5, counts: bool = False) -> None:
+    """Points, the fitted power law from `left` times the smallest x to 10x past the data (shaded:
+    extrapolation), its band, and the asymptote E. counts: x is a count (ensemble members), ticked 1, 2, 4..."""
     fig, (ax,) = _figure()
     x, y = fit.data["x"], fit.data["y"]
-    xs = _span(x)
+    xs = _span(x, left)
     curve, curves = _power_curves(fit, xs)
     _band(ax, xs, curves, "tab:blue", "fit 95% band")
     ax.plot(xs, curve, color="tab:blue", label="fit E + A·x^(-alpha)")
     ax.scatter(x, y, color="black", s=18, zorder=3, label=f"data ({x.size} points)")
     _asymptote(ax, fit["E"])
-    _log_axes(ax, xlabel, ylabel)
-    ax.set_title(title or f"{ylabel} vs {xlabel}: power law with asymptote")
+    _extrapolation(ax, x.max(), xs.max())
+    ax.set_xlim(xs.min(), xs.max())
+    _log_axes(ax, xlabel, ylabel, np.concatenate([y, curve, _near(fit.value("E"), y)]))
+    if counts:
+        _integer_x_ticks(ax, xs.max())
+    ax.set_title((title or f"{ylabel} vs {xlabel}: power law with asymptote") + _caveat(fit), fontsize=10)
     ax.legend(fontsize=8, title=_ci_text(fit, ["alpha"]), title_fontsize=8)
     _save(fig, path)
+
+
+def _extrapolation(ax, start: float, stop: float) -> None:
+    """Shade x beyond the data: what is drawn there is the fitted law, not a measurement."""
+    if stop > start:
+        ax.axvspan(start, stop, color="0.5", alpha=0.08, lw=0, label="beyond the data (extrapolated)")
 
 
 def plot_joint(fit, path, *, title: str | None = None, **_) -> None:
@@ -150,8 +233,12 @@ def _joint_stage2(ax, fit, colors) -> None:
     ax.legend(fontsize=8)
 
 
-def plot_efficiency(fit, path, *, title: str | None = None, **_) -> None:
-    """The reference curve (fit or empirical frontier), the new point, and the horizontal gap D -> D_ref."""
+def plot_efficiency(fit, path, *, xlabel: str = "tokens D", ylabel: str = "loss", title: str | None = None) -> None:
+    """The reference curve (fit or empirical frontier), the new point, and the horizontal gap D -> D_ref.
+
+    The title always carries the efficiency with its 95% interval, and "(extrapolated)" when D_ref lies
+    outside the reference data; x beyond the largest reference run is shaded.
+    """
     fig, (ax,) = _figure()
     d = fit.data
     D, L = d["ref_tokens"], d["ref_loss"]
@@ -167,14 +254,22 @@ def plot_efficiency(fit, path, *, title: str | None = None, **_) -> None:
         ax.plot(d["front_tokens"], d["front_loss"], color="tab:blue", marker="o", ms=3,
                 label="reference best-loss frontier")
     ax.scatter(D, L, color="black", s=14, zorder=3, label="reference runs")
-    ax.scatter([tokens], [loss], marker="*", s=140, color="tab:orange", zorder=4, label="new recipe")
+    ax.scatter([tokens], [loss], marker="*", s=140, color="tab:orange", zorder=4,
+               label=f"new recipe ({si(tokens)} tokens)")
     if np.isfinite(d_ref):
         ax.annotate("", xy=(d_ref, loss), xytext=(tokens, loss),
                     arrowprops={"arrowstyle": "->", "color": "tab:orange"})
-        ax.scatter([d_ref], [loss], marker="|", s=200, color="tab:orange", zorder=4)
-    _log_axes(ax, "tokens D", "loss")
+        ax.scatter([d_ref], [loss], marker="|", s=200, color="tab:orange", zorder=4,
+                   label=f"D_ref = {si(d_ref)} tokens")
+    _extrapolation(ax, D.max(), xs.max())
+    shown = np.concatenate([L, [loss]])
+    if fit.kind == "efficiency":
+        shown = np.concatenate([shown, curve, _near(fit.value("E"), shown)])
+    ax.set_xlim(xs.min(), xs.max())
+    _log_axes(ax, xlabel, ylabel, shown)
     flag = "  (extrapolated)" if fit.flags.get("extrapolated") else ""
-    ax.set_title(title or f"data efficiency: {_ci_text(fit, ['efficiency'])}{flag}", fontsize=10)
+    head = f"{title}: " if title else "data efficiency: "
+    ax.set_title(f"{head}{_multiple_text(fit['efficiency'])}{flag}", fontsize=10)
     ax.legend(fontsize=8)
     _save(fig, path)
 

@@ -53,7 +53,7 @@ class Doc:
                 out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
                 out += ["| " + " | ".join(r) + " |" for r in b[2]] + [""]
             else:
-                out += [f"![{b[2]}]({b[1]})", "", f"*{b[2]}*", ""]
+                out += [f"![{Path(b[1]).stem}]({b[1]})", "", f"*{b[2]}*", ""]
         return "\n".join(out)
 
     def html(self, root: Path) -> str:
@@ -68,7 +68,8 @@ class Doc:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             else:
                 data = base64.b64encode((root / b[1]).read_bytes()).decode()
-                body.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                body.append(f'<figure id="{Path(b[1]).stem}"><img alt="{html.escape(b[1])}" '
+                            f'src="data:image/png;base64,{data}">'
                             f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
         return PAGE.format(title=html.escape(self.title), body="\n".join(body))
 
@@ -108,17 +109,33 @@ def fmt(v) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+        if v.is_integer() and abs(v) < 1e5:
+            return f"{int(v)}"  # epochs, counts: 4, not 4.0000
         return f"{v:.3g}" if abs(v) >= 1e5 or (v != 0 and abs(v) < 1e-3) else f"{v:.4f}"
     return str(v)
 
 
 def interval(e: dict | None) -> str:
-    """'2.31x [1.9, 3.0]' from {"value", "low", "high"} (None: unbounded or not fitted)."""
-    if not e or e.get("value") is None:
-        return "-" if not e or not e.get("note") else "n/a"
+    """'2.31x [1.9, 3.0]' from {"value", "low", "high"} (None: unbounded or not fitted); ' (extrapolated)'
+    is appended when the fit's warnings say D_ref lies outside the reference data."""
+    if not e:
+        return "-"
+    if e.get("value") is None:
+        if _unreachable(e):
+            return "inf (below the reference asymptote)"
+        return "n/a" if e.get("note") else "-"
     lo = "?" if e.get("low") is None else f"{e['low']:.3g}"
     hi = "inf" if e.get("high") is None else f"{e['high']:.3g}"
-    return f"{e['value']:.3g}x [{lo}, {hi}]"
+    return f"{e['value']:.3g}x [{lo}, {hi}]" + (" (extrapolated)" if extrapolated(e) else "")
+
+
+def extrapolated(e: dict | None) -> bool:
+    """Whether an efficiency estimate (as in bench.json) reads D_ref off the law or frontier beyond the data."""
+    return any("extrapolat" in w for w in (e or {}).get("warnings", []))
+
+
+def _unreachable(e: dict) -> bool:
+    return any("never reaches" in w for w in e.get("warnings", []))
 
 
 def write_csv(path: Path, columns: list[str], rows: list[list]) -> None:
@@ -205,8 +222,9 @@ def plot_loss_vs_compute(records: list[dict], path: Path, ensemble: dict | None 
         flops = [sum(ensemble["member_flops"][:k]) for k in range(1, len(ensemble["member_flops"]) + 1)]
         ax.plot(flops, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble, k = 1..K")
     ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs")
+    ax.set_xlabel("training FLOPs (log scale)")
     ax.set_ylabel("val loss (nats/token)")
+    _si_x(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("loss vs compute")
@@ -214,21 +232,24 @@ def plot_loss_vs_compute(records: list[dict], path: Path, ensemble: dict | None 
 
 
 def plot_members(ensemble: dict, path: Path) -> None:
-    """Each member's val loss (bars) and the ensemble of the first k members (line)."""
+    """Each member's val loss (points) and the ensemble of the first k members (line); points, not bars,
+    because the y axis is zoomed to the losses and bars from a cut-off baseline would mislead."""
     fig, (ax,) = _figure()
     k = list(range(1, len(ensemble["member_val_loss"]) + 1))
-    ax.bar(k, ensemble["member_val_loss"], color="tab:gray", alpha=0.6, label="member k alone")
+    ax.scatter(k, ensemble["member_val_loss"], color="tab:gray", s=40, zorder=3, label="member k alone")
+    mean = sum(ensemble["member_val_loss"]) / len(k)
+    ax.axhline(mean, color="tab:gray", ls=":", lw=1, label=f"mean single member = {mean:.4f}")
     ax.plot(k, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble of members 1..k")
     lo = min(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
     hi = max(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
-    pad = max(hi - lo, 1e-3) * 0.5
+    pad = max(hi - lo, 1e-3) * 0.25
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_xticks(k)
-    ax.set_xlabel("member k")
+    ax.set_xlabel("member k (ensemble: first k members, logits averaged)")
     ax.set_ylabel("val loss (nats/token)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("per-member losses and the ensemble")
+    ax.set_title("per-member val losses and the ensemble of the first k")
     _save(fig, path)
 
 
@@ -237,11 +258,18 @@ def plot_reference_points(xs: list, ys: list, path: Path, title: str) -> None:
     fig, (ax,) = _figure()
     ax.plot(xs, ys, marker="o")
     ax.set_xscale("log")
-    ax.set_xlabel("unique train tokens")
+    ax.set_xlabel("unique train tokens (log scale)")
+    _si_x(ax)
     ax.set_ylabel("val loss (nats/token)")
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
     _save(fig, path)
+
+
+def _si_x(ax) -> None:
+    from scarce.report.plots import _x_ticks
+
+    _x_ticks(ax)
 
 
 def _plot_fit(fit, path: Path, **labels) -> bool:
@@ -262,42 +290,80 @@ def write_bench_report(out: str | Path, result: dict, fits: dict, results: str |
     records = [run_record(r) for r in store_rows(results, result["run_ids"])]
     write_runs_table(out, records)
     doc = Doc(f"scarce bench: {result['preset']}")
-    default = result["default_recipe"]
-    eff = result["efficiency"]
-    doc.p(f"Fixed budget **{result['budget_tokens']:,} unique train tokens**. The default recipe "
-          f"(`{default}`) reaches val loss **{result['recipes'][default]['val_loss']:.4f}** nats/token; the standard "
-          f"recipe (weight decay 0.1, epochs chosen on select) would need about **{interval(eff['parametric'])}** "
-          f"times the data to get there (parametric law; empirical frontier: {interval(eff['empirical'])}). "
-          f"Intervals are 95% bootstrap intervals. Wall time {result['wall_seconds'] / 60:.1f} min.")
+    _headline(doc, result, records)
     _recipes_section(doc, out, result)
     _reference_section(doc, out, result, fits)
     _recipe_section(doc, out, result)
     _ensemble_section(doc, out, result, fits)
     doc.h2("Compute")
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png", result.get("ensemble"))
-    doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run of the bench.")
+    doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs (log scale) of every run of the bench; "
+                                         "the ensemble line puts the first k members at their summed FLOPs.")
     doc.p(f"{len(records)} runs, {result['token_passes']:,} training tokens in all; every run's numbers are in "
           f"`tables/runs.csv` (as recorded in the run store {result['results']}).")
     _fits_section(doc, out, result)
     return write_doc(out, doc)
 
 
+def _headline(doc: Doc, result: dict, records: list[dict]) -> None:
+    """The answer first: which recipe is the default, its loss, and its data-efficiency multiple with the
+    95% interval, flagged where it is read off the reference beyond its data."""
+    default = result["default_recipe"]
+    r, std = result["recipes"][default], result["recipes"]["standard"]
+    eff = result["efficiency"]
+    par, emp = eff.get("parametric"), eff.get("empirical")
+    doc.p(f"**Default recipe: `{default}`** ({_recipe_text(default)}). On the fixed budget of "
+          f"**{result['budget_tokens']:,} unique train tokens** it reaches val loss **{r['val_loss']:.4f}** nats/token "
+          f"({r['val_bpb']:.4f} bits/byte); the standard recipe on the same tokens reaches {std['val_loss']:.4f}.")
+    doc.p(f"**Data-efficiency multiple of `{default}` over the standard recipe: {interval(par)}** "
+          "(value [95% interval]; parametric: the inverted reference law). The standard recipe would need about "
+          f"that many times the unique data to reach the same val loss. Empirical frontier (no law, interpolated "
+          f"between reference runs): {interval(emp)}.")
+    flagged = [k for k, e in (("parametric", par), ("empirical", emp)) if extrapolated(e)]
+    if flagged:
+        top = max(x["train_tokens"] for x in result["reference"])
+        doc.p(f"**Extrapolated** ({', '.join(flagged)}): the default recipe's val loss lies outside the reference "
+              f"runs' losses, so D_ref is read off the fitted law or the frontier's end segment beyond the data "
+              f"(largest reference size {top:,} tokens). Treat the multiple as a model-based estimate.")
+    trained = sum(x["wall_seconds"] or 0 for x in records)
+    doc.p(f"Intervals are 95% percentile-bootstrap intervals (reference runs resampled). Wall time of the `scarce "
+          f"bench` call that wrote this report: {result['wall_seconds'] / 60:.1f} min (runs already in the run store "
+          f"are not retrained); the {len(records)} runs trained for {trained / 60:.1f} process-minutes in all.")
+
+
+def _recipe_text(name: str) -> str:
+    if name == "standard":
+        return "weight decay 0.1, no dropout, epochs chosen on select: the 1x reference run"
+    if name == "regularized":
+        return "the regularized setting best on select, one model"
+    if name.startswith("ensemble-k"):
+        return f"the regularized setting best on select, trained with {name[len('ensemble-k'):]} seeds, logits averaged"
+    return name
+
+
 def _recipes_section(doc: Doc, out: Path, result: dict) -> None:
     doc.h2("Results")
-    cols = ["recipe", "val loss", "bits/byte", "efficiency (parametric)", "efficiency (empirical)", "FLOPs"]
+    default = result["default_recipe"]
+    cols = ["recipe", "val loss (nats/token)", "bits/byte", "data efficiency, parametric [95% CI]",
+            "data efficiency, empirical [95% CI]", "training FLOPs"]
     rows, csv_rows = [], []
     for name, r in result["recipes"].items():
         e = r["efficiency"]
-        rows.append([name, r["val_loss"], r["val_bpb"], interval(e.get("parametric")), interval(e.get("empirical")),
-                     r["flops"]])
-        csv_rows.append([name, r["val_loss"], r["val_bpb"], r["flops"]]
-                        + [e.get(k, {}).get(f) for k in ("parametric", "empirical") for f in ("value", "low", "high")])
+        rows.append([name + (" (default)" if name == default else ""), r["val_loss"], r["val_bpb"],
+                     interval(e.get("parametric")), interval(e.get("empirical")), r["flops"]])
+        csv_rows.append([name, name == default, r["val_loss"], r["val_bpb"], r["flops"]]
+                        + [(e.get(k) or {}).get(f) for k in ("parametric", "empirical") for f in ("value", "low", "high")]
+                        + [extrapolated(e.get(k)) for k in ("parametric", "empirical")])
     doc.table(cols, rows)
-    doc.p("Data efficiency = D_ref(L) / D: the unique tokens the standard recipe needs to reach the same val loss, "
-          "over the budget. `inf` as an upper end means some refits put the reference asymptote above the loss.")
+    doc.p("Every recipe trains on the same fixed budget of unique tokens. " + "; ".join(
+        f"`{n}`: {_recipe_text(n)}" for n in result["recipes"]) + ". Data efficiency = D_ref(L) / D: the unique "
+        "tokens the standard recipe needs to reach the same val loss L, over the budget D (the standard recipe is "
+        "about 1x by construction). `inf` as an upper end means some refits put the reference asymptote above the "
+        "loss; `(extrapolated)` means D_ref lies beyond the reference runs.")
     write_csv(out / "tables" / "recipes.csv",
-              ["recipe", "val_loss", "val_bpb", "flops", "eff_parametric", "eff_parametric_low",
-               "eff_parametric_high", "eff_empirical", "eff_empirical_low", "eff_empirical_high"], csv_rows)
+              ["recipe", "default", "val_loss", "val_bpb", "flops", "eff_parametric", "eff_parametric_low",
+               "eff_parametric_high", "eff_empirical", "eff_empirical_low", "eff_empirical_high",
+               "eff_parametric_extrapolated", "eff_empirical_extrapolated"], csv_rows)
 
 
 def _reference_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
@@ -309,15 +375,20 @@ def _reference_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
     path = out / "plots" / "reference_law.png"
     if _plot_fit(fits.get("reference"), path, xlabel="unique train tokens", ylabel="val loss (nats/token)",
                  title="reference data-scaling law"):
-        doc.img("plots/reference_law.png", "Reference law L(D) = E + A·D^(-alpha) with its 95% band and asymptote.")
+        doc.img("plots/reference_law.png", "Reference law L(D) = E + A·D^(-alpha) (log-log) with its 95% band and the "
+                "asymptote E with its interval; points are the best-on-select run per size. Grey: extrapolation.")
     else:
         plot_reference_points([r["train_tokens"] for r in ref], [r["val_loss"] for r in ref], path, "reference")
         doc.img("plots/reference_law.png", "Reference points (no law could be fitted).")
     for kind in ("parametric", "empirical"):
         name = f"efficiency_{kind}:{result['default_recipe']}"
-        if _plot_fit(fits.get(name), out / "plots" / f"efficiency_{kind}.png", title=f"data efficiency ({kind})"):
+        if _plot_fit(fits.get(name), out / "plots" / f"efficiency_{kind}.png", xlabel="unique train tokens D",
+                     ylabel="val loss (nats/token)", title=f"{result['default_recipe']} ({kind})"):
+            how = "the fitted reference law with its 95% band" if kind == "parametric" else \
+                "the reference's best-loss frontier, interpolated in log-log"
             doc.img(f"plots/efficiency_{kind}.png",
-                    f"Data efficiency of {result['default_recipe']} ({kind}): the tokens the reference needs for its loss.")
+                    f"Data efficiency of {result['default_recipe']} ({kind}): the star is the recipe at its budget; "
+                    f"the arrow runs to D_ref, where {how} reaches the same val loss. Grey: beyond the reference data.")
 
 
 def _recipe_section(doc: Doc, out: Path, result: dict) -> None:
@@ -342,9 +413,10 @@ def _ensemble_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
     write_csv(out / "tables" / "ensemble.csv", cols, rows)
     plot_members(ens, out / "plots" / "members.png")
     doc.img("plots/members.png", "Each member alone and the logit-averaged ensemble of the first k members.")
-    if _plot_fit(fits.get("k_scaling"), out / "plots" / "k_scaling.png", xlabel="members K",
-                 ylabel="val loss (nats/token)", title="K-scaling of the ensemble"):
-        doc.img("plots/k_scaling.png", "K-scaling law L(K) = E + A·K^(-alpha); E is the infinite-ensemble loss.")
+    if _plot_fit(fits.get("k_scaling"), out / "plots" / "k_scaling.png", xlabel="ensemble members K",
+                 ylabel="val loss (nats/token)", title="K-scaling of the ensemble", left=1.0, counts=True):
+        doc.img("plots/k_scaling.png", "K-scaling law L(K) = E + A·K^(-alpha) of the ensemble (log-log) with its 95% "
+                "band; E is the infinite-ensemble loss. Grey: more members than were trained (extrapolated).")
     else:
         doc.p("K-scaling law: not fitted (it needs at least 3 members).")
 
@@ -358,10 +430,25 @@ def _fits_section(doc: Doc, out: Path, result: dict) -> None:
             continue
         rows += [[name, est, v["value"], v["low"], v["high"]] for est, v in f["estimates"].items()]
         notes += [f"{name}: {w}" for w in f["warnings"]]
-    doc.table(["fit", "estimate", "value", "low (2.5%)", "high (97.5%)"], rows)
+    # on the page, the efficiency fits' copies of the reference law's E, A, alpha are left out (tables/fits.csv
+    # has them); numbers get 4 significant digits (D_ref is a token count, A can be large)
+    shown = [_bounds(r) for r in rows if not (r[0].startswith("efficiency_") and r[1] in ("E", "A", "alpha"))]
+    doc.table(["fit", "estimate", "value", "low (2.5%)", "high (97.5%)"],
+              [r[:2] + [f"{v:.4g}" if isinstance(v, float) else v for v in r[2:]] for r in shown])
     write_csv(out / "tables" / "fits.csv", ["fit", "estimate", "value", "low", "high"], rows)
+    doc.p("Every fit's estimates with their 95% bootstrap interval. `efficiency_*:R` is recipe R's data efficiency "
+          "(D_ref in unique tokens); `reference` is L(D) = E + A·D^(-alpha) of the standard recipe; `k_scaling` is "
+          "L(K) of the ensemble. An infinite end means some refits never reach the loss; `-`: not estimated.")
     if notes:
         doc.p("Caveats: " + "; ".join(dict.fromkeys(notes)) + ".")
+
+
+def _bounds(row: list) -> list:
+    """A fits row for people: a missing interval end next to a finite value is an infinite one (JSON has no inf)."""
+    name, est, value, low, high = row
+    if value is None or (low is None and high is None):
+        return row
+    return [name, est, value, "-inf" if low is None else low, "inf" if high is None else high]
 
 
 # -- a report of any runs in the store --------------------------------------------------------------
@@ -380,7 +467,6 @@ def report(out: str | Path, results: str | None = None, sweep: str | None = None
     records = [run_record(r) for r in rows]
     write_runs_table(out, records)
     doc = Doc(f"scarce report{': ' + sweep if sweep else ''}")
-    best = sorted(records, key=lambda r: r["val_loss"])[:10]
     doc.p(f"{len(records)} finished runs{' of sweep `' + sweep + '`' if sweep else ''}; all of them are in "
           "`tables/runs.csv`.")
     doc.h2("Best runs on select")
