@@ -91,7 +91,7 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     assert set(result["efficiency"]) == {"parametric", "empirical"}
     for e in result["efficiency"].values():
         assert {"value", "low", "high"} <= set(e)
-    assert result["wall_seconds"] > 0
+    assert result["wall_seconds"] > 0 and result["run_seconds"] > 0
     for name in ("report.md", "report.html"):
         assert (out / name).stat().st_size > 1000
     pngs = sorted((out / "plots").glob("*.png"))
