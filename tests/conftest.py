@@ -22,6 +22,23 @@ def stdlib_store(tmp_path_factory):
                    val_tokens=20_000, tokenizer_bytes=2_000_000, log=lambda *a, **k: None)
 
 
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """~40 kB of stdlib source as a token store (vocab 300, 6,000 train tokens)."""
+    import json
+    import sysconfig
+    from pathlib import Path
+
+    from scarce.data.store import prepare
+
+    root = tmp_path_factory.mktemp("corpus")
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]
+    lines = [json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:1200]}) for p in files]
+    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    return prepare(f"files:{root}", tmp_path_factory.mktemp("store") / "s", vocab_size=300, train_tokens=6000,
+                   select_tokens=600, val_tokens=600, log=lambda *a: None)
+
+
 @pytest.fixture
 def tiny_config():
     """Returns make(store, **overrides) -> RunConfig for a very small model."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,19 +21,9 @@ TINY = {"model.depth": 1, "model.aspect_ratio": 32, "model.head_dim": 16, "model
         "train.log_every": 1000}
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A token store of ~40 kB of stdlib source (vocab 300)."""
-    import sysconfig
-
-    from scarce.data.store import prepare
-
-    root = tmp_path_factory.mktemp("corpus")
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]
-    lines = [json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:1200]}) for p in files]
-    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
-    return prepare(f"files:{root}", tmp_path_factory.mktemp("store") / "s", vocab_size=300, train_tokens=6000,
-                   select_tokens=600, val_tokens=600, log=lambda *a: None)
+@pytest.fixture
+def store(tiny_store):
+    return tiny_store
 
 
 def tiny_spec(store, tmp_path, **grid) -> dict:
