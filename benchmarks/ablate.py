@@ -73,6 +73,7 @@ KNOBS: dict[str, list[str]] = {
     "weight_decay": ["optim.weight_decay=1.3"],
     "wd_schedule": ["optim.wd_schedule=lr"],
     "ema": ["optim.ema_decay=0.99", "optim.ema_start=0.5"],
+    "lastk": ["optim.avg_last=5", "optim.avg_every=10"],
     "slowrun_noloop": ["model.loop_layers="],  # applied on top of with_slowrun_stack
     "slowrun": [],
 }

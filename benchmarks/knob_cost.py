@@ -7,7 +7,7 @@ every config alike. Looping is left out of the stacks (it adds whole layer passe
 its cost is shown separately, alone and with the slowrun stack. The last line checks the issue's
 target: the slowrun stack without looping at most 1.5x the baseline's time per token.
 
-    python benchmarks/knob_cost.py [--preset tiny] [--vocab 4096] [--batch 8] [--steps 12] [--threads 1]
+    python benchmarks/knob_cost.py [--preset tiny] [--vocab 4096] [--batch B] [--steps 12] [--threads 1] [--stack-only] [--compile]
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ def configs(base: ModelConfig, base_optim: OptimConfig) -> dict[str, tuple[Model
 class Runner:
     """One model + optimizer; `step()` times one training step."""
 
-    def __init__(self, model_cfg: ModelConfig, optim_cfg: OptimConfig, batch: int):
+    def __init__(self, model_cfg: ModelConfig, optim_cfg: OptimConfig, batch: int, compile: bool = False):
         torch.manual_seed(0)
         self.model = GPT(model_cfg).train()
+        self.forward = torch.compile(self.model) if compile else self.model
         if model_cfg.loop_range is not None:
             self.model.loops = model_cfg.loop_extra
         self.opt = build_optimizer(self.model, optim_cfg, "cpu")
@@ -76,7 +77,7 @@ class Runner:
 
     def step(self) -> float:
         t0 = time.perf_counter()
-        loss = self.model(self.x, self.y)
+        loss = self.forward(self.x, self.y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
@@ -92,26 +93,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--vocab", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, help="sequences per step (default: the preset's train.batch_size)")
     ap.add_argument("--steps", type=int, default=12, help="timed steps per config, after 2 warm-up steps (>= 1)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stack-only", action="store_true", help="time only the baseline and the slowrun stack")
+    ap.add_argument("--compile", action="store_true", help="torch.compile every model (as train.compile=true does)")
     args = ap.parse_args()
     if args.steps < 1:
         ap.error("--steps must be >= 1")
     torch.set_num_threads(args.threads)
     cfg = get_preset(args.preset)
     base = dataclasses.replace(cfg.model, vocab_size=args.vocab)
-    runners = {name: Runner(m, o, args.batch) for name, (m, o) in configs(base, cfg.optim).items()}
+    args.batch = args.batch or cfg.train.batch_size
+    todo = configs(base, cfg.optim)
+    if args.stack_only:
+        todo = {name: todo[name] for name in ("baseline", STACK)}
+    runners = {name: Runner(m, o, args.batch, args.compile) for name, (m, o) in todo.items()}
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for i in range(args.steps + 2):
+    warmup = 3 if args.compile else 2
+    for i in range(args.steps + warmup):
         for name, r in runners.items():
             dt = r.step()
-            if i >= 2:  # the first steps allocate
+            if i >= warmup:  # the first steps allocate (and compile)
                 times[name].append(dt)
     tokens = args.batch * base.seq_len
     base_us = statistics.median(times["baseline"]) / tokens * 1e6
     print(f"preset {args.preset}: depth {base.depth} width {base.d_model} T {base.seq_len} vocab {args.vocab} | batch "
-          f"{args.batch} | {args.steps} steps each, median | {args.threads} thread(s) | torch {torch.__version__} | "
+          f"{args.batch} | {args.steps} steps each, median | {args.threads} thread(s) | "
+          f"{'torch.compile' if args.compile else 'eager'} | torch {torch.__version__} | "
           f"{platform.processor() or platform.machine()}")
     print("\n| config | params | us/token | x baseline |\n|---|---:|---:|---:|")
     for name, ts in times.items():

@@ -38,6 +38,15 @@ def test_run_id_names_the_semantic_config():
     assert a.run_id("fp") != a.run_id("other-data")
 
 
+def test_run_ids_without_dropout_survive_the_attn_dropout_field():
+    # Ids from before model.attn_dropout existed: runs without dropout keep theirs; runs with
+    # model.dropout > 0 (which then also dropped attention probabilities) get new ones.
+    a = get_preset("tiny")
+    assert a.run_id("fp") == "a0f423421e096fff"
+    assert apply_overrides(a, ["model.dropout=0.1"]).run_id("fp") != "08a03a79359dba6d"
+    assert apply_overrides(a, ["model.attn_dropout=0.1"]).run_id("fp") != a.run_id("fp")
+
+
 def test_unknown_preset():
     with pytest.raises(UserError, match="unknown preset"):
         get_preset("huge")

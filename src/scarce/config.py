@@ -44,7 +44,10 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     """Hidden size of the MLP as a multiple of width."""
     dropout: float = 0.0
-    """Dropout on attention probabilities and on the attention and MLP residual outputs."""
+    """Dropout on the attention and MLP outputs before they join the residual stream."""
+    attn_dropout: float = 0.0
+    """Dropout on the attention probabilities (off by default: on CPU a non-zero value makes
+    scaled_dot_product_attention take its unfused path, which holds the T x T matrix)."""
     rope_base: float = 10000.0
     """Base of the rotary position embedding frequencies."""
     # -- data-efficiency knobs (docs/architecture.md); each off by default ------------------
@@ -98,6 +101,7 @@ class ModelConfig:
         _check(self.seq_len >= 2, "model.seq_len", "must be >= 2")
         _check(self.mlp_ratio > 0, "model.mlp_ratio", "must be > 0")
         _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        _check(0.0 <= self.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)")
         _check(self.rope_base > 1, "model.rope_base", "must be > 1")
         _check(self.mlp in ("relu2", "swiglu"), "model.mlp", "must be relu2 or swiglu")
         _check(self.swiglu_hidden >= 0, "model.swiglu_hidden", "must be >= 0 (0 derives it from width)")
@@ -212,6 +216,11 @@ class OptimConfig:
     """Fraction of training after which the EMA starts (it is a copy of the weights at that step)."""
     ema_every: int = 1
     """Steps between EMA updates."""
+    avg_last: int = 0
+    """Average of the weights at the last k snapshots (LAWA), the alternative to the EMA; 0 disables.
+    At the end the blend of that average and the last weights with the lowest select loss is kept."""
+    avg_every: int = 0
+    """Steps between the snapshots of avg_last; 0 takes them at the checkpoints (train.eval_every)."""
 
     def __post_init__(self):
         _check(self.lr > 0, "optim.lr", "must be > 0")
@@ -232,6 +241,9 @@ class OptimConfig:
         _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1) (0 disables)")
         _check(0 <= self.ema_start < 1, "optim.ema_start", "must be in [0, 1)")
         _check(self.ema_every >= 1, "optim.ema_every", "must be >= 1")
+        _check(self.avg_last >= 0, "optim.avg_last", "must be >= 0 (0 disables)")
+        _check(self.avg_every >= 0, "optim.avg_every", "must be >= 0 (0 = at the checkpoints)")
+        _check(not (self.ema_decay and self.avg_last), "optim.avg_last", "cannot be combined with optim.ema_decay")
 
 
 @dataclass
@@ -284,6 +296,9 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 
 # Fields that change how a run is executed, not what it computes: left out of the run id.
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads")}
+ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0}
+"""Fields added after run stores existed, left out of the run id while at their default so that the
+ids of earlier runs stay valid."""
 
 
 @dataclass
@@ -311,6 +326,13 @@ class RunConfig:
         d["data"] = data_fingerprint or d["data"]
         for section, name in NON_SEMANTIC_FIELDS:
             d[section].pop(name, None)
+        for (section, name), default in ADDED_FIELDS.items():
+            if d[section][name] == default:
+                d[section].pop(name)
+        if d["model"]["dropout"]:
+            # model.dropout used to drop attention probabilities as well (now model.attn_dropout):
+            # runs with dropout get new ids so that a store never mixes the two meanings.
+            d["model"].setdefault("attn_dropout", 0.0)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -34,18 +34,25 @@ def _everything(store, tiny_config):
     return tiny_config(store, **BASE, **EVERYTHING)
 
 
-@pytest.mark.parametrize("make", [_slowrun, _everything], ids=["slowrun", "every-knob"])
+def _last_k(store, tiny_config):
+    return tiny_config(store, **BASE, **{"optim.avg_last": 3, "optim.avg_every": 2, "model.dropout": 0.1})
+
+
+@pytest.mark.parametrize("make", [_slowrun, _everything, _last_k], ids=["slowrun", "every-knob", "last-k"])
 def test_resume_is_bit_identical(stdlib_store, tmp_path, tiny_config, make):
     full = train(make(stdlib_store, tiny_config), tmp_path / "full", results=tmp_path / "r", quiet=True)
     cut = tmp_path / "cut"
     assert train(make(stdlib_store, tiny_config), cut, results=tmp_path / "r", quiet=True, stop_at_step=8) is None
     resumed = resume(cut, results=tmp_path / "r", quiet=True)
     a, b = _weights(tmp_path / "full"), _weights(cut)
-    assert any(k.startswith("ema.") for k in a)  # the EMA travels in the checkpoint
+    assert any(k.startswith(("ema.", "lastk.")) for k in a)  # the weight average travels in the checkpoint
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["val_loss"] == full["val_loss"] and resumed["flops"] == full["flops"]
-    assert full["flops"] > full["steps"] * 8 * 64 * full["flops_per_token"]  # the replays are counted
     last = json.loads((cut / "metrics.jsonl").read_text().splitlines()[-1])
+    if make is _last_k:
+        assert last["step"] == 12 and "avg_blend" in last
+        return
+    assert full["flops"] > full["steps"] * 8 * 64 * full["flops_per_token"]  # the replays are counted
     assert last["step"] == 12 and "ema_blend" in last
 
 

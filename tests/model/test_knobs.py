@@ -176,6 +176,41 @@ def test_softcap_bounds_logits(build, tokens):
     torch.testing.assert_close(out, 2.0 * torch.tanh(raw / 2.0))
 
 
+def test_fused_softcap_matches_the_plain_expression_and_its_gradient():
+    from scarce.model.softcap import capped_linear, softcap
+
+    x = (torch.randn(3, 5, 7, dtype=torch.float64) * 20).requires_grad_()
+    torch.testing.assert_close(softcap(x, 15.0), 15.0 * torch.tanh(x / 15.0))
+    assert torch.autograd.gradcheck(lambda t: softcap(t, 15.0), (x,))
+    h = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    w = (torch.randn(7, 4, dtype=torch.float64) * 10).requires_grad_()
+    torch.testing.assert_close(capped_linear(h, w, 2.0), 2.0 * torch.tanh(F.linear(h, w) / 2.0))
+    assert torch.autograd.gradcheck(lambda a, b: capped_linear(a, b, 2.0), (h, w))
+
+
+def test_dropout_drops_residual_outputs_and_attn_dropout_the_probabilities():
+    cfg = ModelConfig(depth=2, width=64, head_dim=32, vocab_size=50, seq_len=16, dropout=0.5)
+    attn = CausalSelfAttention(cfg, Rotary(32, 16)).train()
+    x = torch.randn(2, 16, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), attn(x), rtol=0, atol=0)  # model.dropout leaves the probabilities alone
+        attn.attn_dropout = 0.5
+        assert not torch.equal(attn(x), attn(x))
+        attn.eval()
+        torch.testing.assert_close(attn(x), attn(x), rtol=0, atol=0)
+
+
+def test_residual_dropout_drops_a_fraction_p_and_keeps_the_mean():
+    from scarce.model.gpt import residual_dropout
+
+    x = torch.ones(200_000)
+    y = residual_dropout(x, 0.1, True)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert residual_dropout(x, 0.1, False) is x and residual_dropout(x, 0.0, True) is x
+
+
 def test_window_pattern_per_layer_and_last_layer_full():
     cfg = ModelConfig(depth=6, seq_len=64, window_pattern="SSSL")
     assert [layer_window(cfg, i) for i in range(6)] == [32, 32, 32, 0, 32, 0]

@@ -1,10 +1,11 @@
-"""EMA of the weights: the recurrence, its schedule, and the blends."""
+"""Weight averages: the EMA recurrence, the last-k average, their schedules, and the blends."""
 
+import pytest
 import torch
 from torch import nn
 
 from scarce.config import OptimConfig
-from scarce.train.ema import EMA
+from scarce.train.ema import EMA, LastK, build_averager
 
 
 def _model(value: float) -> nn.Module:
@@ -51,3 +52,40 @@ def test_blends_between_last_and_ema():
     restored = EMA(OptimConfig(ema_decay=0.5), 10)
     restored.load_state_dict(ema.state_dict())
     assert torch.equal(restored.shadow["weight"], ema.shadow["weight"])
+
+
+def test_last_k_average_keeps_the_mean_of_the_last_k_snapshots():
+    m, avg = _model(0.0), LastK(3, 1, 100)
+    for v in (1.0, 2.0, 3.0, 4.0, 5.0):
+        nn.init.constant_(m.weight, v)
+        avg.update(m)
+    assert len(avg.ring) == 3
+    torch.testing.assert_close(avg.shadow["weight"], torch.full((2, 3), 4.0))  # mean of 3, 4, 5
+    assert avg.shadow["weight"].dtype == torch.float32
+    restored = LastK(3, 1, 100)
+    restored.load_state_dict(avg.state_dict())
+    assert [s["weight"][0, 0].item() for s in restored.ring] == [3.0, 4.0, 5.0]  # order kept
+    torch.testing.assert_close(avg.blend(m.state_dict(), 0.5)["weight"], torch.full((2, 3), 4.5))
+
+
+def test_last_k_of_one_snapshot_equals_the_live_weights():
+    m, avg = _model(0.0), LastK(1, 1, 10)
+    for v in (1.0, 7.0):
+        nn.init.constant_(m.weight, v)
+        avg.update(m)
+        assert torch.equal(avg.shadow["weight"], m.weight.detach())
+
+
+def test_last_k_snapshots_at_its_cadence_and_the_last_step():
+    avg = LastK(4, 5, 23)
+    assert [s for s in range(23) if avg.due(s)] == [4, 9, 14, 19, 22]
+
+
+def test_averager_choice_and_its_validation():
+    assert build_averager(OptimConfig(), 10, 5) is None
+    assert isinstance(build_averager(OptimConfig(ema_decay=0.9), 10, 5), EMA)
+    lastk = build_averager(OptimConfig(avg_last=3), 10, 5)
+    assert isinstance(lastk, LastK) and lastk.every == 5 and lastk.k == 3
+    assert build_averager(OptimConfig(avg_last=3, avg_every=2), 10, 5).every == 2
+    with pytest.raises(ValueError, match="optim.avg_last"):
+        OptimConfig(avg_last=3, ema_decay=0.9)

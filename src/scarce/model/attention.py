@@ -25,7 +25,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
         self.rotary = rotary
-        self.dropout = cfg.dropout
+        self.attn_dropout = cfg.attn_dropout
         self.qk_norm, self.xsa = cfg.qk_norm, cfg.xsa
         self.key_offset = layer in cfg.layers("key_offset")
         self.window = layer_window(cfg, layer)
@@ -42,7 +42,7 @@ class CausalSelfAttention(nn.Module):
         q, k = self.rotary(q), self.rotary(k)
         if self.key_offset:
             k = shift_keys(k)
-        p = self.dropout if self.training else 0.0
+        p = self.attn_dropout if self.training else 0.0
         if self.window:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=window_mask(T, self.window, x.device), dropout_p=p)
         else:

@@ -26,7 +26,8 @@ def orthogonalize(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
     x = x / x.norm().clamp(min=eps)  # spectral norm <= Frobenius norm <= 1
     for _ in range(steps):
         gram = x @ x.T
-        x = a * x + (b * gram + c * gram @ gram) @ x
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)  # b * gram + c * gram @ gram
+        x = torch.addmm(x, poly, x, beta=a)  # a * x + poly @ x
     return (x.T if tall else x).to(g.dtype)
 
 

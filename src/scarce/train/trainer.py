@@ -26,7 +26,7 @@ from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
 from scarce.runs.store import RunStore
 from scarce.train import checkpoint as ckpt
-from scarce.train.ema import BLENDS, EMA
+from scarce.train.ema import BLENDS, build_averager
 from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
 from scarce.train.runtime import Runtime, make_runtime, peak_flops
 from scarce.train.schedule import lr_multiplier
@@ -88,7 +88,7 @@ class Trainer:
         self.eval_every = t.eval_every or max(1, self.steps // 8)
         self.tokens_per_step = t.batch_size * t.grad_accum * self.rt.world * cfg.model.seq_len
         self.flops_per_token = flops_per_token(self.model)
-        self.ema = EMA(cfg.optim, self.steps) if cfg.optim.ema_decay else None
+        self.averager = build_averager(cfg.optim, self.steps, self.eval_every)
         self.token_bytes = self.store.token_bytes()
         self.state = TrainState()
         self.run_id = cfg.run_id(self.store.fingerprint)
@@ -115,17 +115,19 @@ class Trainer:
             ckpt.save_weights(self.run_dir / "checkpoints" / "best.safetensors", self.model.state_dict())
         s.last_eval = record
         state = {k: v for k, v in vars(s).items() if k != "step"}
-        ema = {f"ema.{k}": v for k, v in self.ema.state_dict().items()} if self.ema is not None else {}
-        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict() | ema, self.optimizer, state)
+        avg = self.averager
+        extra = {f"{avg.prefix}{k}": v for k, v in avg.state_dict().items()} if avg is not None else {}
+        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict() | extra, self.optimizer, state)
 
     def restore(self) -> None:
         loaded = ckpt.load_checkpoint(self.run_dir)
         if loaded is None:
             return
         model_state, opt_tensors, state = loaded
-        ema = {k[4:]: model_state.pop(k) for k in list(model_state) if k.startswith("ema.")}
-        if self.ema is not None:
-            self.ema.load_state_dict(ema)
+        if self.averager is not None:
+            n = len(self.averager.prefix)
+            self.averager.load_state_dict({k[n:]: model_state.pop(k) for k in list(model_state)
+                                           if k.startswith(self.averager.prefix)})
         try:
             self.model.load_state_dict(model_state)
         except RuntimeError as e:
@@ -166,8 +168,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None and self.ema.due(step):
-            self.ema.update(self.model)
+        if self.averager is not None and self.averager.due(step):
+            self.averager.update(self.model)
         return total
 
     def flops_at(self, step: int) -> float:
@@ -177,20 +179,22 @@ class Trainer:
         extra = flops_per_token(self.model, self.cfg.model.loop_extra) - self.flops_per_token if looped else 0.0
         return self.tokens_per_step * (step * self.flops_per_token + looped * extra)
 
-    def apply_ema_blend(self) -> float | None:
-        """Load the blend of EMA and last weights with the lowest select loss (never val); its EMA weight."""
-        if self.ema is None or not self.ema.shadow:
+    def apply_average_blend(self) -> float | None:
+        """Load the blend of averaged (EMA or last-k) and last weights with the lowest select loss
+        (never val); returns the average's weight in it."""
+        avg = self.averager
+        if avg is None or not avg.shadow:
             return None
         last = {k: v.clone() for k, v in self.model.state_dict().items()}
         losses = {}
         for alpha in BLENDS:
-            self.model.load_state_dict(self.ema.blend(last, alpha))
+            self.model.load_state_dict(avg.blend(last, alpha))
             losses[alpha] = evaluate(self.model, self.store.split("select"), self.token_bytes, self.cfg.model.seq_len,
                                      self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device,
                                      self.rt.autocast)["loss"]
         best = min(losses, key=losses.get)
-        self.model.load_state_dict(self.ema.blend(last, best))
-        self.say("ema blends on select: " + ", ".join(f"{a:g}: {v:.4f}" for a, v in losses.items()) + f" -> {best:g}")
+        self.model.load_state_dict(avg.blend(last, best))
+        self.say(f"{avg.name} blends on select: " + ", ".join(f"{a:g}: {v:.4f}" for a, v in losses.items()) + f" -> {best:g}")
         return best
 
     def run(self, stop_at_step: int | None = None) -> dict | None:
@@ -212,10 +216,10 @@ class Trainer:
                                (time.perf_counter() - t_start) / (done - start_step))
                 loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
             if done % self.eval_every == 0 or done == self.steps:
-                blend = self.apply_ema_blend() if done == self.steps else None
+                blend = self.apply_average_blend() if done == self.steps else None
                 record = self.evaluate(done)
                 if blend is not None:
-                    record["ema_blend"] = blend
+                    record[f"{self.averager.name}_blend"] = blend
                 self.log_eval(record)
                 self.checkpoint(record)
                 t_log = time.perf_counter()
