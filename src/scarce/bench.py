@@ -5,7 +5,8 @@ The pipeline, each step resumable through the run store (a run whose config hash
    sizes cut from one store (1x, 2x, 4x, ... the fixed budget; `derive_store` keeps select, val and the
    tokenizer shared), fitted as a data-scaling law L(D) = E + A·D^(-alpha);
 2. the recipe on the fixed budget: a few regularized settings (more weight decay, more epochs, dropout),
-   the one best on select kept; then an ensemble of K members differing by seed (member 0 is the
+   on the baseline architecture and with the `slowrun` stack (without looping), the one best on select
+   kept, so the stack is used where it helps at that scale; then an ensemble of K members differing by seed (member 0 is the
    chosen single run), evaluated on val for every prefix k = 1..K;
 3. fits: the K-scaling law of the ensemble, and each result's data efficiency D_ref(L) / D against the
    reference, parametric (inverted power law) and empirical (interpolated frontier), with 95% intervals.
@@ -26,8 +27,9 @@ from scarce.errors import UserError
 
 Log = Callable[[str], None]
 RECIPES = {
-    "ensemble": "regularized settings chosen on select, then an ensemble of K seeds (the default)",
-    "regularized": "regularized settings chosen on select, one model",
+    "ensemble": "regularized settings (baseline or slowrun architecture) chosen on select, then an ensemble of "
+                "K seeds (the default)",
+    "regularized": "regularized settings (baseline or slowrun architecture) chosen on select, one model",
 }
 DEFAULT_RECIPE = "ensemble"
 
@@ -82,6 +84,14 @@ def _regularized_grid(epochs: tuple[float, ...], wds: tuple[float, ...], dropout
     return tuple({"optim.weight_decay": wd, "train.epochs": e, "model.dropout": dropout} for e in epochs for wd in wds)
 
 
+def slowrun_point(epochs: float) -> dict:
+    """A recipe point with the slowrun stack (weight decay 1.3 under Muon, dropout 0.1, EMA), no looping:
+    looping added nothing in the knob ablation (benchmarks/results/ablate_cpu.md) and costs layer passes."""
+    from scarce.config import slowrun_overrides
+
+    return {**slowrun_overrides(looping=False), "train.epochs": epochs, "tags.stack": "slowrun"}
+
+
 # Throughput measured on this 2-core CPU in fp32: this ~1M-parameter model trains at ~4.4k tokens/s per
 # 1-thread process, ~8.8k with both cores busy, evaluations included, so cpu-tiny (~4M token-passes)
 # takes ~8-9 minutes and cpu-small (~24M) under an hour. The model is the `tiny` shape at depth 4, width 128 (~1M parameters
@@ -94,20 +104,21 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         "cpu-tiny", budget_tokens=32_000, multiples=(1, 2, 4, 8), overrides=CPU_MODEL, select_tokens=12_000,
         val_tokens=12_000, reference_epochs=(2, 4), recipe_points=(
             {"optim.weight_decay": 0.8, "train.epochs": 4, "model.dropout": 0.0},
-            {"optim.weight_decay": 0.8, "train.epochs": 8, "model.dropout": 0.1},
             {"optim.weight_decay": 1.6, "train.epochs": 8, "model.dropout": 0.1},
+            slowrun_point(8),
         ), members=3),
     "cpu-small": BenchPreset(
         "cpu-small", budget_tokens=150_000, multiples=(1, 2, 4, 8), overrides=CPU_MODEL,
         reference_epochs=(1, 2, 4), select_tokens=40_000, val_tokens=40_000, tokenizer_bytes=4_000_000,
-        recipe_points=_regularized_grid((4, 8), (0.8, 1.6), 0.1) + (
-            {"optim.weight_decay": 0.8, "train.epochs": 8, "model.dropout": 0.0},), members=4),
+        recipe_points=_regularized_grid((8,), (0.8, 1.6), 0.1) + (
+            {"optim.weight_decay": 0.8, "train.epochs": 8, "model.dropout": 0.0}, slowrun_point(8)), members=4),
     # GPU presets follow the published fixed-data setting: ~100M unique tokens, a GPT-2-small-shaped model.
     "gpu-100m": BenchPreset(
         "gpu-100m", budget_tokens=100_000_000, multiples=(1, 2, 4, 8), vocab_size=32_768,
         select_tokens=2_000_000, val_tokens=2_000_000, tokenizer_bytes=200_000_000, run_preset="gpt2-small",
         overrides={"train.batch_size": 32, "train.compile": True}, reference_epochs=(1, 2, 4),
-        reference_lr=6e-4, recipe_points=_regularized_grid((8, 16), (0.8, 1.6), 0.1), members=8),
+        reference_lr=6e-4, recipe_points=_regularized_grid((8, 16), (0.8, 1.6), 0.1) + (slowrun_point(8), slowrun_point(16)),
+        members=8),
 }
 
 
@@ -318,7 +329,8 @@ def _recipe_entry(loss: float, bpb: float, flops: float, run_ids: list[str]) -> 
 
 def _knobs(row: dict) -> dict:
     c = row["config"]
-    return {"epochs": c["train"]["epochs"], "weight_decay": c["optim"]["weight_decay"],
+    return {"architecture": c["tags"].get("stack", "baseline"), "epochs": c["train"]["epochs"],
+            "weight_decay": c["optim"]["weight_decay"],
             "dropout": c["model"]["dropout"], "lr": c["optim"]["lr"], "seed": c["train"]["seed"]}
 
 

@@ -464,13 +464,23 @@ def with_slowrun_stack(cfg: RunConfig) -> RunConfig:
     """Turn on the stack of the NanoGPT Slowrun fixed-data record at the config's size: SwiGLU, value
     embeddings, U-Net skips, residual lambdas, attention gate, QK-norm, softcap, dropout 0.1, weight
     decay 1.3 under Muon, looping from halfway through training, and an EMA blended on select."""
-    model = dataclasses.replace(
-        cfg.model, mlp="swiglu", value_embed="alt", unet_skips=True, resid_lambdas=True, attn_gate=True,
-        qk_norm=True, softcap=15.0, dropout=0.1, loop_layers="auto", loop_extra=2, loop_from=0.5)
-    optim = dataclasses.replace(
-        cfg.optim, optimizer="muon", weight_decay=1.3, cautious_wd=True, wd_schedule="lr",
-        ema_decay=0.99, ema_start=0.5)
+    model = dataclasses.replace(cfg.model, **SLOWRUN_MODEL)
+    optim = dataclasses.replace(cfg.optim, **SLOWRUN_OPTIM)
     return dataclasses.replace(cfg, model=model, optim=optim)
+
+
+SLOWRUN_MODEL = dict(mlp="swiglu", value_embed="alt", unet_skips=True, resid_lambdas=True, attn_gate=True,
+                     qk_norm=True, softcap=15.0, dropout=0.1, loop_layers="auto", loop_extra=2, loop_from=0.5)
+SLOWRUN_OPTIM = dict(optimizer="muon", weight_decay=1.3, cautious_wd=True, wd_schedule="lr", ema_decay=0.99,
+                     ema_start=0.5)
+
+
+def slowrun_overrides(looping: bool = True) -> dict:
+    """The slowrun stack as dotted overrides (for sweep and bench points); without looping on request."""
+    out = {f"model.{k}": v for k, v in SLOWRUN_MODEL.items()} | {f"optim.{k}": v for k, v in SLOWRUN_OPTIM.items()}
+    if not looping:
+        out["model.loop_layers"] = ""
+    return out
 
 
 @preset

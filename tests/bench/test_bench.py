@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scarce.bench import BENCH_PRESETS, BenchPreset
+from scarce.bench import BENCH_PRESETS, BenchPreset, slowrun_point
 from scarce.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,7 +37,8 @@ def micro(corpus) -> BenchPreset:
                        select_tokens=600, val_tokens=600, tokenizer_bytes=0, overrides=MICRO_RUN,
                        reference_epochs=(1, 2), recipe_points=(
                            {"optim.weight_decay": 0.8, "train.epochs": 2, "model.dropout": 0.0},
-                           {"optim.weight_decay": 1.6, "train.epochs": 2, "model.dropout": 0.1}),
+                           {"optim.weight_decay": 1.6, "train.epochs": 2, "model.dropout": 0.1},
+                           slowrun_point(2)),
                        members=3, n_boot=100)
 
 
@@ -219,6 +220,9 @@ def test_recipe_tables_match_the_run_store_and_bench_json(bench_run):
             for col in ("val_loss", "val_bpb", "select_loss"):
                 assert float(r[col]) == run[col], (r["run_id"], col)
             assert float(r["weight_decay"]) == run["config"]["optim"]["weight_decay"]
+            slowrun = run["config"]["model"]["mlp"] == "swiglu" and run["config"]["optim"]["optimizer"] == "muon"
+            assert r["architecture"] == ("slowrun" if slowrun else "baseline")
+        assert {r["architecture"] for r in single} == {"baseline", "slowrun"}
         ensemble = _csv(out / "tables" / "ensemble.csv")
         assert [r["member_id"] for r in ensemble] == result["ensemble"]["member_ids"]
         assert float(ensemble[-1]["ensemble_val_loss"]) == float(recipes[result["default_recipe"]]["val_loss"])

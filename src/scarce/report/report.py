@@ -393,9 +393,10 @@ def _reference_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
 
 def _recipe_section(doc: Doc, out: Path, result: dict) -> None:
     doc.h2("The recipe on the fixed budget")
-    cols = ["epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb", "chosen", "run_id"]
-    doc.table(cols, [[r[c] for c in cols] for r in result["single"]])
-    write_csv(out / "tables" / "recipe.csv", cols, [[r[c] for c in cols] for r in result["single"]])
+    cols = ["architecture", "epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb", "chosen",
+            "run_id"]
+    doc.table(cols, [[r.get(c, "baseline") for c in cols] for r in result["single"]])
+    write_csv(out / "tables" / "recipe.csv", cols, [[r.get(c, "baseline") for c in cols] for r in result["single"]])
     doc.p("The setting kept is the one with the lowest **select** loss; val is only reported.")
 
 
