@@ -19,6 +19,11 @@ BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Weights of the EMA in the blends tried at the end (0 = the last weights)."""
 
 
+def blend(average: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """alpha * average + (1 - alpha) * weights (state dicts), in the weights' dtypes."""
+    return {k: (alpha * average[k] + (1 - alpha) * w.float()).to(w.dtype) for k, w in weights.items()}
+
+
 class EMA:
     prefix = "ema."
     name = "ema"
@@ -43,7 +48,7 @@ class EMA:
 
     def blend(self, weights: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
         """alpha * EMA + (1 - alpha) * weights (a state dict), in the weights' dtypes."""
-        return {k: (alpha * self.shadow[k] + (1 - alpha) * w.float()).to(w.dtype) for k, w in weights.items()}
+        return blend(self.shadow, weights, alpha)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)
@@ -83,8 +88,7 @@ class LastK:
 
     def blend(self, weights: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
         """alpha * average + (1 - alpha) * weights (a state dict), in the weights' dtypes."""
-        avg = self.shadow
-        return {k: (alpha * avg[k] + (1 - alpha) * w.float()).to(w.dtype) for k, w in weights.items()}
+        return blend(self.shadow, weights, alpha)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"{i}.{k}": v for i, snap in enumerate(self.ring) for k, v in snap.items()}

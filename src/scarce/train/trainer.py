@@ -26,7 +26,7 @@ from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
 from scarce.runs.store import RunStore
 from scarce.train import checkpoint as ckpt
-from scarce.train.ema import BLENDS, build_averager
+from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
 from scarce.train.runtime import Runtime, make_runtime, peak_flops
 from scarce.train.schedule import lr_multiplier
@@ -183,17 +183,18 @@ class Trainer:
         """Load the blend of averaged (EMA or last-k) and last weights with the lowest select loss
         (never val); returns the average's weight in it."""
         avg = self.averager
-        if avg is None or not avg.shadow:
+        average = avg.shadow if avg is not None else {}  # LastK computes its mean on each access: once here
+        if not average:
             return None
         last = {k: v.clone() for k, v in self.model.state_dict().items()}
         losses = {}
         for alpha in BLENDS:
-            self.model.load_state_dict(avg.blend(last, alpha))
+            self.model.load_state_dict(blend(average, last, alpha))
             losses[alpha] = evaluate(self.model, self.store.split("select"), self.token_bytes, self.cfg.model.seq_len,
                                      self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device,
                                      self.rt.autocast)["loss"]
         best = min(losses, key=losses.get)
-        self.model.load_state_dict(avg.blend(last, best))
+        self.model.load_state_dict(blend(average, last, best))
         self.say(f"{avg.name} blends on select: " + ", ".join(f"{a:g}: {v:.4f}" for a, v in losses.items()) + f" -> {best:g}")
         return best
 
