@@ -20,7 +20,7 @@ so changing any setting starts new runs. OUT.md and OUT.json are rewritten after
 
 Cost (one thread per run, measured on the 2-core CPU under load, 2026-11-23): the baseline trains
 at ~70-100 us/token (10-14k tokens/s); most single knobs cost 0.9-1.4x that, the slowrun stack ~2.1x
-without looping and more with it. With the defaults (2M training tokens per run, 22 configs x 3
+without looping (~1.5x since the dropout and softcap speed-ups: knob_cost_cpu.md) and more with it. With the defaults (2M training tokens per run, 22 configs x 3
 seeds = 66 runs) a baseline run takes ~3 min and the whole ablation ~4 CPU-hours: ~2 hours on 2
 workers (longer if other work shares the cores). --train-tokens 250000 (~40 s per baseline run) takes
 ~30 min on 2 workers.
