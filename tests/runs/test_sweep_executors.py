@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import sysconfig
-from pathlib import Path
 
 import pytest
 
@@ -18,16 +15,8 @@ TINY = {"model.depth": 1, "model.aspect_ratio": 32, "model.head_dim": 16, "model
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    from scarce.data.store import prepare
-
-    root = tmp_path_factory.mktemp("corpus")
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]
-    lines = [json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:1200]}) for p in files]
-    (root / "docs.jsonl").write_text("\n".join(lines) + "\n")
-    store = prepare(f"files:{root}", tmp_path_factory.mktemp("store") / "s", vocab_size=300, train_tokens=6000,
-                    select_tokens=600, val_tokens=600, log=lambda *a: None)
-    return {"name": "ex", "data": str(store.path), "set": TINY, "grid": {"optim.lr": [1e-3, 3e-3]}}
+def spec(tiny_store):
+    return {"name": "ex", "data": str(tiny_store.path), "set": TINY, "grid": {"optim.lr": [1e-3, 3e-3]}}
 
 
 def run_with(spec, executor, tmp_path, name) -> dict:

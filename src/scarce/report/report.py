@@ -395,8 +395,10 @@ def _recipe_section(doc: Doc, out: Path, result: dict) -> None:
     doc.h2("The recipe on the fixed budget")
     cols = ["architecture", "epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb", "chosen",
             "run_id"]
-    doc.table(cols, [[r.get(c, "baseline") for c in cols] for r in result["single"]])
-    write_csv(out / "tables" / "recipe.csv", cols, [[r.get(c, "baseline") for c in cols] for r in result["single"]])
+    rows = [[r.get(c, "baseline") if c == "architecture" else r[c] for c in cols]  # older bench.json: no architecture
+            for r in result["single"]]
+    doc.table(cols, rows)
+    write_csv(out / "tables" / "recipe.csv", cols, rows)
     doc.p("The setting kept is the one with the lowest **select** loss; val is only reported.")
 
 
