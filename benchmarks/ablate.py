@@ -107,7 +107,7 @@ def run_one(task: dict) -> dict:
     """Train (or resume, or read back) one run in this 1-thread worker; never raises."""
     import torch
 
-    from scarce.train.trainer import resume, train
+    from scarce.runs.launch import resume, train
 
     torch.set_num_threads(1)
     run_dir, cfg = Path(task["run_dir"]), RunConfig.from_dict(task["config"])

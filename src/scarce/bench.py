@@ -16,14 +16,25 @@ Only select chooses (epochs, settings); val is used only to report. K is fixed b
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce import atomic
+from scarce.config import slowrun_overrides
+from scarce.data.store import derive_store, open_store, prepare
+from scarce.ensemble import write_evaluation
 from scarce.errors import UserError
+from scarce.recipes.common import Context, run_points
+from scarce.report.report import write_bench_report
+from scarce.rundir import Member
+from scarce.runs.executors import cpu_count, make_executor
+from scarce.runs.store import results_root
+from scarce.scaling import empirical_efficiency, fit_efficiency, fit_power_law
 
 Log = Callable[[str], None]
 RECIPES = {
@@ -87,8 +98,6 @@ def _regularized_grid(epochs: tuple[float, ...], wds: tuple[float, ...], dropout
 def slowrun_point(epochs: float) -> dict:
     """A recipe point with the slowrun stack (weight decay 1.3 under Muon, dropout 0.1, EMA), no looping:
     looping added nothing in the knob ablation (benchmarks/results/ablate_cpu.md) and costs layer passes."""
-    from scarce.config import slowrun_overrides
-
     return {**slowrun_overrides(looping=False), "train.epochs": epochs, "tags.stack": "slowrun"}
 
 
@@ -130,25 +139,68 @@ def get_bench_preset(preset: str | BenchPreset) -> BenchPreset:
     return BENCH_PRESETS[preset]
 
 
+# -- the result ------------------------------------------------------------------------------------
+
+@dataclass
+class BenchResult:
+    """What `scarce bench` measured; bench.json holds it field for field and the report reads it."""
+
+    preset: str
+    recipe: str
+    """The recipe asked for (`ensemble` or `regularized`)."""
+    default_recipe: str
+    """The row of `recipes` the headline reports (e.g. ensemble-k3)."""
+    budget_tokens: int
+    """The fixed budget: unique train tokens of the 1x store."""
+    recipes: dict
+    """Recipe name -> {val_loss, val_bpb, flops, run_ids, efficiency: {parametric, empirical}}."""
+    efficiency: dict
+    """The default recipe's data efficiency: {parametric, empirical}, each {value, low, high, warnings}."""
+    fits: dict
+    """Fit name -> its estimates with 95% intervals, or why it could not be fitted."""
+    reference: list
+    """Per reference size: the run best on select (multiple, train_tokens, epochs, losses, flops, run_id)."""
+    single: list
+    """Every regularized setting tried on the budget, with the one kept (`chosen`)."""
+    ensemble: dict | None = None
+    """Member ids, losses and flops, and the val loss of every prefix k = 1..K (recipe `ensemble`)."""
+    out: str = ""
+    results: str = ""
+    workers: int = 0
+    run_ids: list = field(default_factory=list)
+    token_passes: int = 0
+    data: str = ""
+    wall_seconds: float = 0.0
+    """This call's wall time (runs found done in the run store are not retrained)."""
+    run_seconds: float = 0.0
+    """Training time of every run of the bench, summed."""
+    report: str = ""
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> BenchResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
-          recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print) -> dict:
+          recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds."""
-    from scarce.runs.executors import cpu_count, make_executor
-    from scarce.runs.store import results_root
-
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in RECIPES:
         raise UserError(f"unknown bench recipe {recipe!r} (known: {', '.join(RECIPES)})")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
+        raise UserError(f"{out} exists and is not a folder")
     results = str(results_root(results).resolve())
     workers = workers or cpu_count()
     if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
+        raise UserError(f"workers must be >= 1, got {workers}")
     executor = make_executor("local", workers, threads=1)  # always 1-thread processes
     stores = _stores(p, data, out, log)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, reference x{list(p.multiples)}, "
@@ -168,23 +220,19 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
         ensemble = _evaluate_ensemble(members, out, log)
         ids += [r["id"] for r in members[1:]]
         trained += members[1:]
-    result = _fits_and_results(p, recipe, reference, single_rows, chosen, ensemble)
-    result.update(preset=p.name, out=str(out), results=results, workers=workers, run_ids=ids,
-                  token_passes=sum(r["tokens_seen"] for r in rows if r), data=str(stores[max(p.multiples)].path))
-    from scarce.report.report import write_bench_report
-
-    fits = result.pop("_fit_objects")
-    result["wall_seconds"] = time.perf_counter() - t0  # this call: runs found done in the store are not retrained
-    result["run_seconds"] = sum(r.get("wall_seconds") or 0.0 for r in trained)  # training time of every run, summed
-    result["report"] = str(write_bench_report(out, result, fits, results))
-    atomic.write_json(out / "bench.json", result)
+    result, fits = _fits_and_results(p, recipe, reference, single_rows, chosen, ensemble)
+    result.out, result.results, result.workers, result.run_ids = str(out), results, workers, ids
+    result.token_passes = sum(r["tokens_seen"] for r in rows if r)
+    result.data = str(stores[max(p.multiples)].path)
+    result.wall_seconds = time.perf_counter() - t0
+    result.run_seconds = sum(r.get("wall_seconds") or 0.0 for r in trained)
+    result.report = str(write_bench_report(out, result, fits, results))
+    atomic.write_json(out / "bench.json", result.to_json())
     return result
 
 
 def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
     """Multiple -> token store: the largest is prepared (or given); the others are nested prefixes of it."""
-    from scarce.data.store import derive_store, open_store, prepare
-
     top = max(p.multiples)
     if data:
         base = open_store(data)
@@ -220,8 +268,6 @@ class _Runs:
         self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
 
     def run(self, sweep: str, points: list[dict]) -> list[dict]:
-        from scarce.recipes.common import Context, run_points
-
         order = sorted(range(len(points)), key=lambda i: -_cost(points[i]))  # longest first packs workers best
         overrides = {**self.p.overrides, "train.threads": 1}
         ctx = Context(data=points[0]["data"], out=str(self.out / "runs"), sizes=[1], preset=self.p.run_preset,
@@ -245,8 +291,6 @@ def _best(rows: list[dict]) -> dict:
 
 def train_tokens(row: dict) -> int:
     """Unique train tokens of the store a run trained on."""
-    from scarce.data.store import open_store
-
     return int(open_store(row["config"]["data"]).manifest["splits"]["train"]["tokens"])
 
 
@@ -262,10 +306,6 @@ def _choose_reference(p: BenchPreset, points: list[dict], rows: list[dict]) -> l
 
 def _evaluate_ensemble(members: list[dict], out: Path, log: Log) -> dict:
     """Every prefix k = 1..K on val, cached in OUT/ensemble/ensemble.json by the members' run ids."""
-    import json
-
-    from scarce.ensemble import Member, write_evaluation
-
     path = out / "ensemble" / "ensemble.json"
     ids = [r["id"] for r in members]
     if path.is_file():
@@ -282,9 +322,8 @@ def _evaluate_ensemble(members: list[dict], out: Path, log: Log) -> dict:
 # -- fits and the result ----------------------------------------------------------------------------
 
 def _fits_and_results(p: BenchPreset, recipe: str, reference: list[dict], single_rows: list[dict], chosen: dict,
-                      ensemble: dict | None) -> dict:
-    from scarce.scaling import empirical_efficiency, fit_efficiency, fit_power_law
-
+                      ensemble: dict | None) -> tuple[BenchResult, dict]:
+    """The result's fits and recipe rows, and the fit objects (the report plots them)."""
     ref_tokens = [r["train_tokens"] for r in reference]
     ref_loss = [r["row"]["val_loss"] for r in reference]
     budget = reference[0]["train_tokens"]
@@ -306,21 +345,22 @@ def _fits_and_results(p: BenchPreset, recipe: str, reference: list[dict], single
             fits[f"efficiency_{kind}:{name}"] = fit
             entry["efficiency"][kind] = _estimate(fit, "efficiency")
     default = f"ensemble-k{len(ensemble['rows'])}" if ensemble is not None else "regularized"
-    return {"recipe": recipe, "default_recipe": default, "budget_tokens": budget, "recipes": recipes,
-            "efficiency": recipes[default]["efficiency"], "fits": {k: _fit_json(f) for k, f in fits.items() if f},
-            "reference": [{"multiple": r["multiple"], "train_tokens": r["train_tokens"], "run_id": r["row"]["id"],
-                           "epochs": r["row"]["config"]["train"]["epochs"], "val_loss": r["row"]["val_loss"],
-                           "val_bpb": r["row"]["val_bpb"], "select_loss": r["row"]["select_loss"],
-                           "flops": r["row"]["flops"]} for r in reference],
-            "single": [{"run_id": r["id"], "chosen": r["id"] == chosen["id"], **_knobs(r),
-                        **{c: r[c] for c in ("val_loss", "val_bpb", "select_loss", "flops")}} for r in single_rows],
-            "ensemble": None if ensemble is None else {
-                "member_ids": [r["id"] for r in ensemble["rows"]],
-                "member_val_loss": [m["val_loss"] for m in ensemble["members"]],
-                "member_val_bpb": [m["val_bpb"] for m in ensemble["members"]],
-                "prefix_val_loss": ensemble["prefix_val_loss"], "prefix_val_bpb": ensemble["prefix_val_bpb"],
-                "member_flops": [r["flops"] for r in ensemble["rows"]]},
-            "_fit_objects": fits}
+    result = BenchResult(
+        preset=p.name, recipe=recipe, default_recipe=default, budget_tokens=budget, recipes=recipes,
+        efficiency=recipes[default]["efficiency"], fits={k: _fit_json(f) for k, f in fits.items() if f},
+        reference=[{"multiple": r["multiple"], "train_tokens": r["train_tokens"], "run_id": r["row"]["id"],
+                    "epochs": r["row"]["config"]["train"]["epochs"], "val_loss": r["row"]["val_loss"],
+                    "val_bpb": r["row"]["val_bpb"], "select_loss": r["row"]["select_loss"],
+                    "flops": r["row"]["flops"]} for r in reference],
+        single=[{"run_id": r["id"], "chosen": r["id"] == chosen["id"], **_knobs(r),
+                 **{c: r[c] for c in ("val_loss", "val_bpb", "select_loss", "flops")}} for r in single_rows],
+        ensemble=None if ensemble is None else {
+            "member_ids": [r["id"] for r in ensemble["rows"]],
+            "member_val_loss": [m["val_loss"] for m in ensemble["members"]],
+            "member_val_bpb": [m["val_bpb"] for m in ensemble["members"]],
+            "prefix_val_loss": ensemble["prefix_val_loss"], "prefix_val_bpb": ensemble["prefix_val_bpb"],
+            "member_flops": [r["flops"] for r in ensemble["rows"]]})
+    return result, fits
 
 
 def _recipe_entry(loss: float, bpb: float, flops: float, run_ids: list[str]) -> dict:
@@ -365,8 +405,3 @@ def _fit_json(fit) -> dict:
         return {"kind": "unfitted", "reason": fit.reason}
     return {"kind": fit.kind, "estimates": fit.to_json_dict(), "n_points": fit.n_points, "n_boot": fit.n_boot,
             "warnings": list(fit.warnings)}
-
-
-def with_preset_overrides(p: BenchPreset, **changes) -> BenchPreset:
-    """A variant of a preset (tests and custom budgets)."""
-    return replace(p, **changes)

@@ -277,6 +277,9 @@ class TrainConfig:
     """torch.compile the model (worth it on GPU; ~10% on CPU after a 30-45 s compile)."""
     threads: int = 0
     """CPU threads for this process; 0 keeps torch's default. Run parallel work as 1-thread processes."""
+    snapshot_every: int = 0
+    """Keep the weights every this many steps (and at the end) under checkpoints/snapshots/, the members of
+    a snapshot ensemble (Huang et al., 2017: set it to the LR cycle); 0 keeps none."""
 
     def __post_init__(self):
         set_horizons = sum(x > 0 for x in (self.epochs, self.tokens, self.tokens_per_param))
@@ -289,6 +292,57 @@ class TrainConfig:
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
         _check(self.threads >= 0, "train.threads", "must be >= 0")
+        _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")
+
+
+@dataclass
+class ObjectiveConfig:
+    kind: str = "ce"
+    """'ce' (cross-entropy on the data) or 'distill': (1 - alpha) * CE + alpha * T^2 * KL(teacher_T || student_T)
+    against frozen teacher runs (Hinton et al., 2015)."""
+    teachers: list[str] = field(default_factory=list)
+    """Run directories of the teachers (kind 'distill'); several form an ensemble teacher."""
+    alpha: float = 0.5
+    """Weight of the distillation term; 0 is plain training, 1 ignores the data labels."""
+    temperature: float = 2.0
+    """Softmax temperature of teacher and student in the KL term."""
+    combine: str = "logit"
+    """How several teachers combine: 'logit' (mean log-probability, renormalised) or 'prob' (mean probability)."""
+
+    def __post_init__(self):
+        _check(self.kind in ("ce", "distill"), "objective.kind", "must be ce or distill")
+        _check(all(isinstance(t, str) and t for t in self.teachers), "objective.teachers", "must be run directories")
+        _check(self.kind == "ce" or bool(self.teachers), "objective.teachers", "distillation needs at least one teacher run")
+        _check(self.kind == "distill" or not self.teachers, "objective.teachers", "only objective.kind=distill has teachers")
+        _check(0.0 <= self.alpha <= 1.0, "objective.alpha", "must be in [0, 1]")
+        _check(self.temperature > 0, "objective.temperature", "must be > 0")
+        _check(self.combine in ("logit", "prob"), "objective.combine", "must be logit or prob")
+
+
+@dataclass
+class MixConfig:
+    store: str = ""
+    """A second token store whose train split is mixed into training (e.g. text sampled from a teacher:
+    sequence-level distillation); '' trains on the main store alone."""
+    frac: float = 0.0
+    """Share of micro-batches drawn from `store`, chosen as a pure function of (seed, step, micro-batch);
+    epochs and the horizon count the main store."""
+
+    def __post_init__(self):
+        _check(0.0 <= self.frac <= 1.0, "mix.frac", "must be in [0, 1]")
+        _check(bool(self.store) or self.frac == 0.0, "mix.store", "mix.frac > 0 needs a token store to mix in")
+
+
+@dataclass
+class InitConfig:
+    seed: int = -1
+    """Seed of the initial weights; -1 uses train.seed (ensembles may seed init and data order apart)."""
+    source: str = ""
+    """'' starts from random weights; the directory of a scarce run starts from its select-chosen
+    weights (same model config; the optimizer state starts fresh)."""
+
+    def __post_init__(self):
+        _check(self.seed >= -1, "init.seed", "must be >= 0, or -1 to use train.seed")
 
 
 TOKENS_PER_PARAM_DEFAULT = 20.0
@@ -296,9 +350,12 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 
 # Fields that change how a run is executed, not what it computes: left out of the run id.
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads")}
-ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0}
+ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
+                ("train", "snapshot_every"): 0}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
+ADDED_SECTIONS = ("objective", "mix", "init")
+"""Sections added after run stores existed, left out of the run id while every field is at its default."""
 
 
 @dataclass
@@ -310,15 +367,19 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    init: InitConfig = field(default_factory=InitConfig)
     tags: dict = field(default_factory=dict)
-    """Free-form labels (sweep name, ensemble id, member index); part of the run id."""
+    """Labels only (sweep name, ensemble id, member index, stage): part of the run id, so that equal configs
+    in two experiments stay two runs, but nothing reads them to decide what a run computes."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
-        return _from_dict(cls, d, "")
+        return _from_dict(cls, upgrade(d), "")
 
     def run_id(self, data_fingerprint: str = "") -> str:
         """Hash of the semantic config: the same experiment gets the same id wherever it runs."""
@@ -329,12 +390,40 @@ class RunConfig:
         for (section, name), default in ADDED_FIELDS.items():
             if d[section][name] == default:
                 d[section].pop(name)
+        for section in ADDED_SECTIONS:
+            if getattr(self, section) == type(getattr(self, section))():
+                d.pop(section)
         if d["model"]["dropout"]:
             # model.dropout used to drop attention probabilities as well (now model.attn_dropout):
             # runs with dropout get new ids so that a store never mixes the two meanings.
             d["model"].setdefault("attn_dropout", 0.0)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+LEGACY_TAGS = ("distill", "mix", "init_seed", "snapshot_every")
+
+
+def upgrade(d: dict) -> dict:
+    """A config dict of any earlier version in today's form (the one load-time upgrade). Configs written
+    before the objective, mix and init sections carried distillation, data mixing, the init seed and
+    snapshots in `tags`; they move into their sections here, so an old run resumes as exactly itself."""
+    if not isinstance(d, dict) or not isinstance(d.get("tags"), dict) or not set(LEGACY_TAGS) & set(d["tags"]):
+        return d
+    d = json.loads(json.dumps(d))
+    tags = d["tags"]
+    if "distill" in tags:
+        old = tags.pop("distill")
+        d["objective"] = {"kind": "distill", "teachers": list(old["teachers"]), "alpha": old["alpha"],
+                          "temperature": old["temperature"]}
+    if "mix" in tags:
+        old = tags.pop("mix")
+        d["mix"] = {"store": old["store"], "frac": old["synthetic_frac"]}
+    if "init_seed" in tags:
+        d["init"] = {"seed": tags.pop("init_seed")}
+    if "snapshot_every" in tags:
+        d.setdefault("train", {})["snapshot_every"] = tags.pop("snapshot_every")
+    return d
 
 
 def _from_dict(cls, d: dict, prefix: str):
@@ -360,6 +449,11 @@ def _from_dict(cls, d: dict, prefix: str):
 
 def _coerce(value, hint, name: str):
     """Check a JSON value against a field's type; ints are accepted where floats are expected."""
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise UserError(f"config field {name}: expected a list, got {value!r}")
+        return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():

@@ -1,15 +1,21 @@
-"""Sampling text from a run or a logit-averaged ensemble: temperature, top-k, a seed, a token budget.
+"""Sampling text from a run or an ensemble: temperature, top-k, a seed, a token budget.
 
 Used for reading what a model learned and for sequence-level distillation (synthetic text from a
-teacher). Generation starts from the end-of-text token, so samples are unconditional documents.
-An ensemble samples from softmax(mean_k log p_k), which needs every member in memory at once.
+teacher, written as a token store). Generation starts from the end-of-text token, so samples are
+unconditional documents. An ensemble samples from its combined distribution (`scarce.ensemble`),
+which needs every member in memory at once.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 
+from scarce.data.store import TokenStore, open_store, replace_train
 from scarce.ensemble import combine_logprobs
+from scarce.rundir import load_model, read_config
 
 
 @torch.no_grad()
@@ -44,12 +50,25 @@ def _pick(logprobs: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
 
 def sample(run_dirs: list, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
            combine: str = "logit", device: str = "cpu") -> str:
-    """Text sampled from one run or the ensemble of several (their best-on-select weights)."""
-    from scarce.data.store import open_store
-    from scarce.ensemble import load_member, read_config
-
+    """Text sampled from one run or the ensemble of several (their select-chosen weights)."""
     store = open_store(read_config(run_dirs[0]).data)
-    models = [load_member(d, device) for d in run_dirs]
+    models = [load_model(d, device) for d in run_dirs]
     tok = store.tokenizer()
     ids = generate(models, tok.eot_id, tokens, temperature, top_k, seed, combine, device)
     return tok.decode(ids[0].tolist())
+
+
+def synthesize(teachers: list, out, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+               streams: int = 64, device: str = "cpu", combine: str = "logit") -> TokenStore:
+    """A token store at `out` whose train split is `tokens` tokens sampled unconditionally from the
+    teacher (the ensemble of several), and whose tokenizer, select and val are the teacher's data's:
+    the synthetic half of sequence-level distillation (Kim & Rush, 2016)."""
+    base = open_store(read_config(teachers[0]).data)
+    models = [load_model(t, device) for t in teachers]
+    per_stream = -(-tokens // streams)
+    ids = generate(models, base.eot_id, per_stream, temperature, top_k, seed, combine, device, streams)
+    train = np.concatenate([[base.eot_id], ids.flatten().numpy()])[:tokens]
+    request = {**base.manifest["request"], "train_tokens": int(tokens), "synthetic_seed": seed}
+    synthetic = {"teachers": [str(t) for t in teachers], "temperature": temperature, "top_k": top_k, "seed": seed,
+                 "streams": streams}
+    return replace_train(base, Path(out), train, request=request, synthetic=synthetic)

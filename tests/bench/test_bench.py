@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scarce.bench import BENCH_PRESETS, BenchPreset, slowrun_point
-from scarce.cli import main
+from scarce.cli.main import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = ("bench.json", "report.md", "report.html", "tables/runs.csv", "tables/recipes.csv",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scarce.cli import main
-from scarce.data.cli import parse_count
+from scarce.cli.main import main
+from scarce.cli.options import parse_count
 from scarce.data.store import open_store
 
 

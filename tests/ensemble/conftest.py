@@ -38,7 +38,7 @@ def tiny_config(store, *overrides: str):
 @pytest.fixture(scope="session")
 def members(store, tmp_path_factory):
     """Three tiny members differing by seed."""
-    from scarce.train.trainer import train
+    from scarce.runs.launch import train
 
     root = tmp_path_factory.mktemp("members")
     dirs = []

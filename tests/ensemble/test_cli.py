@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scarce.cli import main
+from scarce.cli.main import main
 from scarce.runs.store import RunStore
 
 TINY = ["--set", "model.depth=1", "--set", "model.aspect_ratio=32", "--set", "model.head_dim=16",
@@ -46,8 +46,9 @@ def test_chain_distill_and_seed_mode(store, tmp_path):
     report = json.loads((tmp_path / "chain" / "ensemble.json").read_text())
     assert report["chain_distill"] and len(report["prefix_val_loss"]) == 2
     second = json.loads((tmp_path / "chain" / "members" / "m01" / "config.json").read_text())
-    assert second["tags"]["distill"]["teachers"] == [str((tmp_path / "chain" / "members" / "m00").resolve())]
-    assert second["train"]["seed"] == 0 and second["tags"]["init_seed"] == 1  # same data order, other init
+    assert second["objective"]["kind"] == "distill"
+    assert second["objective"]["teachers"] == [str((tmp_path / "chain" / "members" / "m00").resolve())]
+    assert second["train"]["seed"] == 0 and second["init"]["seed"] == 1  # same data order, other init
 
 
 def test_evaluate_existing_runs(members, tmp_path, capsys):
@@ -104,7 +105,7 @@ def test_student_distilled_from_the_ensemble(store, tmp_path):
     assert _ensemble(store, tmp_path / "e", tmp_path / "res", "--members", "2", "--student", "--alpha", "0.7") == 0
     report = json.loads((tmp_path / "e" / "ensemble.json").read_text())
     student = json.loads((tmp_path / "e" / "student" / "config.json").read_text())
-    assert len(student["tags"]["distill"]["teachers"]) == 2 and student["train"]["seed"] == 2
+    assert len(student["objective"]["teachers"]) == 2 and student["train"]["seed"] == 2
     assert report["student"]["val_loss"] > 0 and report["student"]["alpha"] == 0.7
 
 

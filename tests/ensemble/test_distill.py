@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scarce.train.checkpoint import load_weights
-from scarce.train.distill import DistillConfig, DistillTrainer, kd_loss, with_teacher
-from scarce.train.trainer import train
+from scarce.config import ObjectiveConfig, RunConfig
+from scarce.ensemble import combine_logprobs
+from scarce.errors import UserError
+from scarce.recipes.ensemble import distill_from
+from scarce.rundir import best_weights, load_model, load_weights
+from scarce.runs.launch import train
+from scarce.train.distill import Distillation, kd_loss
+from scarce.train.trainer import Trainer
 
 
 def _final_weights(run_dir):
@@ -17,17 +22,16 @@ def _final_weights(run_dir):
 def test_alpha_zero_equals_plain_training_bit_for_bit(make_config, members, tmp_path):
     cfg = make_config("train.seed=7", "model.dropout=0.1")
     plain = train(cfg, tmp_path / "plain", results=str(tmp_path / "r"), quiet=True)
-    student = with_teacher(make_config("train.seed=7", "model.dropout=0.1"),
-                           DistillConfig((str(members[0]),), alpha=0.0, temperature=2.0))
-    distilled = train(student, tmp_path / "kd", results=str(tmp_path / "r"), quiet=True, trainer_cls=DistillTrainer)
+    student = distill_from(make_config("train.seed=7", "model.dropout=0.1"), [members[0]], alpha=0.0, temperature=2.0)
+    distilled = train(student, tmp_path / "kd", results=str(tmp_path / "r"), quiet=True)
     a, b = _final_weights(tmp_path / "plain"), _final_weights(tmp_path / "kd")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert plain["val_loss"] == distilled["val_loss"] and plain["run_id"] != distilled["run_id"]
 
 
 def test_alpha_positive_changes_training(make_config, members, tmp_path):
-    cfg = with_teacher(make_config("train.tokens=1280"), DistillConfig((str(members[0]),), 0.5, 2.0))
-    train(cfg, tmp_path / "kd", results=str(tmp_path / "r"), quiet=True, trainer_cls=DistillTrainer)
+    cfg = distill_from(make_config("train.tokens=1280"), [members[0]], 0.5, 2.0)
+    train(cfg, tmp_path / "kd", results=str(tmp_path / "r"), quiet=True)
     train(make_config("train.tokens=1280"), tmp_path / "plain", results=str(tmp_path / "r"), quiet=True)
     a, b = _final_weights(tmp_path / "plain"), _final_weights(tmp_path / "kd")
     assert not all(torch.equal(a[k], b[k]) for k in a)
@@ -41,26 +45,30 @@ def test_kl_zero_when_student_equals_teacher(temperature):
 
 
 def test_kl_zero_for_a_student_that_is_its_teacher(make_config, members, tmp_path):
-    cfg = with_teacher(make_config(), DistillConfig((str(members[1]),), alpha=1.0, temperature=3.0))
-    trainer = DistillTrainer(cfg, tmp_path / "s", quiet=True)
-    trainer.model.load_state_dict(load_weights(members[1] / "checkpoints" / "best.safetensors"))
+    cfg = distill_from(make_config(), [members[1]], alpha=1.0, temperature=3.0)
+    trainer = Trainer(cfg, tmp_path / "s", quiet=True)
+    assert isinstance(trainer.objective, Distillation)
+    trainer.model.load_state_dict(load_weights(best_weights(members[1])))
     trainer.model.eval()
     x, y = trainer.loader.batch(0)
     assert trainer.compute_loss(x, y).abs().item() < 1e-5
 
 
-def test_ensemble_teacher_is_the_logit_average(make_config, members, tmp_path):
-    from scarce.ensemble import combine_logprobs, load_member
-
-    cfg = with_teacher(make_config(), DistillConfig(tuple(str(m) for m in members), 0.5, 1.0))
-    trainer = DistillTrainer(cfg, tmp_path / "s", quiet=True)
+@pytest.mark.parametrize("combine", ["logit", "prob"])
+def test_ensemble_teacher_combines_its_members(make_config, members, tmp_path, combine):
+    cfg = distill_from(make_config(), members, 0.5, 1.0, combine)
+    trainer = Trainer(cfg, tmp_path / "s", quiet=True)
     x, _ = trainer.loader.batch(0)
-    lps = torch.stack([torch.log_softmax(load_member(m)(x), -1) for m in members])
-    assert torch.allclose(trainer.teacher_logprobs(x), combine_logprobs(lps, "logit"), atol=1e-5)
+    lps = torch.stack([torch.log_softmax(load_model(m)(x), -1) for m in members])
+    assert torch.allclose(trainer.objective.teacher_logprobs(x), combine_logprobs(lps, combine), atol=1e-5)
 
 
-def test_bad_distill_settings():
+def test_bad_distill_settings(members):
     with pytest.raises(ValueError, match="alpha"):
-        DistillConfig(("x",), alpha=1.5)
+        ObjectiveConfig("distill", ["x"], alpha=1.5)
     with pytest.raises(ValueError, match="temperature"):
-        DistillConfig(("x",), temperature=0)
+        ObjectiveConfig("distill", ["x"], temperature=0)
+    with pytest.raises(ValueError, match="teacher"):
+        ObjectiveConfig("distill", [])
+    with pytest.raises(UserError, match="temperature"):
+        distill_from(RunConfig(), members, 0.5, -1.0)

@@ -10,8 +10,9 @@ import textwrap
 import pytest
 import torch
 
-from scarce.ensemble import Member, combine_logprobs, evaluate_ensemble, load_member
+from scarce.ensemble import combine_logprobs, evaluate_ensemble
 from scarce.eval.loss import evaluate
+from scarce.rundir import Member, load_model
 
 
 def _eval(store, members, combine="logit", **kw):
@@ -38,7 +39,7 @@ def test_identical_members_equal_the_member(store, members, combine):
 
 def test_member_loss_matches_single_model_evaluation(store, members):
     r = _eval(store, members[:1])
-    one = evaluate(load_member(members[0]), store.split("val"), store.token_bytes(), 32, 16)
+    one = evaluate(load_model(members[0]), store.split("val"), store.token_bytes(), 32, 16)
     assert r["member_loss"][0] == pytest.approx(one["loss"], abs=1e-6)
     assert r["member_bpb"][0] == pytest.approx(one["bpb"], abs=1e-6)
     assert r["tokens"] == one["tokens"]
@@ -59,9 +60,9 @@ PEAK_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from scarce.config import ModelConfig, RunConfig
     from scarce.data.store import open_store
-    from scarce.ensemble import Member, evaluate_ensemble
+    from scarce.ensemble import evaluate_ensemble
     from scarce.model.gpt import GPT
-    from scarce.train.checkpoint import save_weights
+    from scarce.rundir import Member, save_weights
     from pathlib import Path
     store, root, ks = open_store(sys.argv[1]), Path(sys.argv[2]), [int(k) for k in sys.argv[3:]]
     cfg = RunConfig(data=str(store.path), model=ModelConfig(depth=2, width=512, head_dim=64, seq_len=32,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scarce.ensemble import _trainer_class, seq_distill
-from scarce.train.checkpoint import load_weights
-from scarce.train.distill import synthesize
-from scarce.train.trainer import train
+from scarce.config import MixConfig
+from scarce.recipes.distill import seq_distill
+from scarce.rundir import best_weights, load_weights
+from scarce.runs.launch import train
+from scarce.sample import synthesize
+from scarce.train.trainer import Trainer
 
 
 def test_synthetic_store_keeps_tokenizer_and_heldout_splits(store, members, tmp_path):
@@ -24,16 +26,15 @@ def test_mix_zero_is_plain_training_and_mix_half_draws_both(store, members, make
     cfg = make_config("train.tokens=1280")
     train(cfg, tmp_path / "plain", results=str(tmp_path / "r"), quiet=True)
     mix = make_config("train.tokens=1280")
-    mix.tags["mix"] = {"store": str(syn.path), "synthetic_frac": 0.0}
-    train(mix, tmp_path / "mix0", results=str(tmp_path / "r"), quiet=True, trainer_cls=_trainer_class(mix))
-    a = load_weights(tmp_path / "plain" / "checkpoints" / "best.safetensors")
-    b = load_weights(tmp_path / "mix0" / "checkpoints" / "best.safetensors")
+    mix.mix = MixConfig(str(syn.path), 0.0)
+    train(mix, tmp_path / "mix0", results=str(tmp_path / "r"), quiet=True)
+    a = load_weights(best_weights(tmp_path / "plain"))
+    b = load_weights(best_weights(tmp_path / "mix0"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    mix.tags["mix"]["synthetic_frac"] = 0.5
-    trainer = _trainer_class(mix)(mix, tmp_path / "mix5", quiet=True)
-    loader = trainer.loader
-    synthetic = [torch.equal(loader.batch(s)[0], loader.synthetic.batch(s)[0]) for s in range(40)]
-    real = [torch.equal(loader.batch(s)[0], loader.real.batch(s)[0]) for s in range(40)]
+    mix.mix = MixConfig(str(syn.path), 0.5)
+    loader = Trainer(mix, tmp_path / "mix5", quiet=True).loader
+    synthetic = [torch.equal(loader.batch(s)[0], loader.other.batch(s)[0]) for s in range(40)]
+    real = [torch.equal(loader.batch(s)[0], loader.main.batch(s)[0]) for s in range(40)]
     assert all(a != b for a, b in zip(synthetic, real)) and 10 <= sum(synthetic) <= 30
 
 
@@ -44,7 +45,7 @@ def test_seq_distill_trains_a_student(members, make_config, tmp_path):
 
 
 def test_sample_store_out_cli(members, tmp_path):
-    from scarce.cli import main
+    from scarce.cli.main import main
     from scarce.data.store import open_store
 
     argv = ["sample", "--run", str(members[0]), "--tokens", "640", "--store-out", str(tmp_path / "s")]

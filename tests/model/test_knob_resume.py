@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from scarce.config import apply_overrides, with_slowrun_stack
-from scarce.train.trainer import resume, train
+from scarce.runs.launch import resume, train
 
 BASE = {"train.tokens": 12 * 8 * 64, "train.eval_every": 5, "train.eval_tokens": 2048, "model.depth": 3}
 EVERYTHING = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scarce.cli import main
+from scarce.cli.main import main
 from scarce.errors import UserError
 from scarce.recipes import run_recipe
 from scarce.recipes.crossing import find_crossings

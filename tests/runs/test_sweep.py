@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scarce.cli import main
+from scarce.cli.main import main
 from scarce.errors import UserError
 from scarce.runs.store import RunStore
 from scarce.runs.sweep import SweepSpec, load_spec, point_overrides, resolve_points, run_sweep
@@ -120,7 +120,7 @@ def test_killed_sweep_resumes_without_rerunning_done_points(store, tmp_path):
 
 def test_point_killed_mid_run_resumes_from_its_checkpoint(store, tmp_path):
     """A point stopped after 2 of 6 steps (as if killed) is resumed, to the loss of an uninterrupted run."""
-    from scarce.train.trainer import train
+    from scarce.runs.launch import train
 
     spec = tiny_spec(store, tmp_path, **{"optim.lr": [3e-3]})
     spec["set"] = {**spec["set"], "train.tokens": 768, "train.eval_every": 2}

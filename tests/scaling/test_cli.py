@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from scarce.cli import main
+from scarce.cli.main import main
 from scarce.scaling.laws import effective_data, power_law
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from scarce.data.store import prepare
-from scarce.train.trainer import train
+from scarce.runs.launch import train
 
 GOLDEN = Path(__file__).parent / "golden" / "tiny_loss_curve.json"
 WORDS = ("data", "token", "model", "loss", "epoch", "weight", "decay", "ensemble", "member", "scale",

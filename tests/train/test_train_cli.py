@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from scarce.cli import main
+from scarce.cli.main import main
 
 SMALL = ["--set", "model.depth=1", "--set", "model.head_dim=16", "--set", "model.seq_len=32",
          "--set", "train.batch_size=4", "--set", "train.eval_tokens=512", "--threads", "1", "--quiet"]

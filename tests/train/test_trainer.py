@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from scarce.train.trainer import resume, train
+from scarce.runs.launch import resume, train
 
 
 def unigram_entropy(train_tokens: np.ndarray, val_tokens: np.ndarray, vocab: int) -> float:

@@ -51,6 +51,21 @@ class WindowLoader:
         return rows[:, :-1], rows[:, 1:]
 
 
+class MixLoader:
+    """Draws each micro-batch from `other` with probability `frac`, else from `main` (config section
+    `mix`); the choice is a pure function of (seed, step, micro), so resume stays exact. Epochs and the
+    horizon are counted on the main loader."""
+
+    def __init__(self, main: WindowLoader, other: WindowLoader, frac: float, seed: int):
+        self.main, self.other, self.frac, self.seed = main, other, frac, seed
+        self.T, self.B, self.accum, self.world = main.T, main.B, main.accum, main.world
+        self.steps_per_epoch = main.steps_per_epoch
+
+    def batch(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        use_other = np.random.default_rng([self.seed, step, micro, 17]).random() < self.frac
+        return (self.other if use_other else self.main).batch(step, micro)
+
+
 def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int = 0):
     """Consecutive non-overlapping windows over a split: yields (inputs, targets) of shape (b, T)."""
     n = (len(tokens) - 1) // seq_len

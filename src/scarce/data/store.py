@@ -256,8 +256,16 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
             return open_store(out)
         raise _exists_error(out, "different content")
     train = np.asarray(base.split("train")[:train_tokens])
+    return replace_train(base, out, train, request=request,
+                         derived_from={"path": str(base.path), "fingerprint": base.fingerprint})
+
+
+def replace_train(base: TokenStore, out: str | os.PathLike, train: np.ndarray, **manifest_fields) -> TokenStore:
+    """A store at `out` with `base`'s tokenizer, select and val splits and `train` as its train split
+    (nested budgets, text sampled from a model); `manifest_fields` say how the train split was made."""
+    train = np.asarray(train).astype(base.dtype, copy=False)
     manifest = json.loads(json.dumps(base.manifest))  # deep copy
-    manifest.update(request=request, created_at=_now(), derived_from={"path": str(base.path), "fingerprint": base.fingerprint})
+    manifest.update(created_at=_now(), **manifest_fields)
     manifest["splits"]["train"] = _split_stats("train", train, base.token_bytes(), base.eot_id)
 
     def write(d: Path) -> None:
@@ -266,7 +274,7 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
         shutil.copyfile(base.path / TOKENIZER, d / TOKENIZER)
         train.tofile(d / "train.bin")
 
-    _write_store(out, manifest, write)
+    _write_store(Path(out), manifest, write)
     return open_store(out)
 
 

@@ -3,44 +3,39 @@
 Each recipe takes a `Context` (token store, sizes, base preset and overrides, executor, results
 root) and recipe options, runs its sweeps (resumable: done points are skipped) and returns a JSON-able
 result; `run_recipe` also writes it to OUT/recipe.json and its fit table, if any, to OUT/<recipe>.csv.
-Import is light: the recipe modules load when a recipe runs.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import inspect
 import json
 from pathlib import Path
 
 from scarce import atomic
 from scarce.errors import UserError
+from scarce.recipes.common import Context
+from scarce.recipes.crossing import find_crossings
+from scarce.recipes.ensemble import ensemble_scaling, joint
+from scarce.recipes.isoflop import isoflop, miniseries
+from scarce.recipes.regularized import regularized
+from scarce.recipes.standard import data_scaling, standard
+from scarce.runs.store import RunStore
 
-RECIPES: dict[str, str] = {
-    "standard": "scarce.recipes.standard:standard",
-    "regularized": "scarce.recipes.regularized:regularized",
-    "ensemble": "scarce.recipes.ensemble:ensemble_scaling",
-    "joint": "scarce.recipes.ensemble:joint",
-    "isoflop": "scarce.recipes.isoflop:isoflop",
-    "miniseries": "scarce.recipes.isoflop:miniseries",
-    "data-scaling": "scarce.recipes.standard:data_scaling",
-}
+RECIPES = {"standard": standard, "regularized": regularized, "ensemble": ensemble_scaling, "joint": joint,
+           "isoflop": isoflop, "miniseries": miniseries, "data-scaling": data_scaling}
 
 
 def recipe_function(name: str):
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
-    module, _, fn = RECIPES[name].partition(":")
-    return getattr(importlib.import_module(module), fn)
+    return RECIPES[name]
 
 
 def run_recipe(name: str, data: str, out: str, sizes: list[int] | None = None, preset: str = "tiny",
                overrides: dict | None = None, executor=None, retry_failed: bool = False, results: str | None = None,
                train_fn=None, log=print, **options) -> dict:
     """Run recipe `name` on the token store `data`; run folders and results go under `out`."""
-    from scarce.recipes.common import Context
-
     fn = recipe_function(name)
     allowed = [p for p in inspect.signature(fn).parameters if p not in ("ctx", "sweep", "data")]
     unknown = sorted(set(options) - set(allowed))
@@ -57,9 +52,6 @@ def run_recipe(name: str, data: str, out: str, sizes: list[int] | None = None, p
 
 
 def _crossings(result: dict, results: str | None) -> list[dict]:
-    from scarce.recipes.crossing import find_crossings
-    from scarce.runs.store import RunStore
-
     store = RunStore(results)
     try:
         return find_crossings(store.list(sweep=result["sweep"], status="done"))

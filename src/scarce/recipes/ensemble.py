@@ -1,17 +1,117 @@
-"""Ensemble scaling and the joint (sizes x members) grid.
+"""Ensembles as runs: K members that differ by seed, a snapshot ensemble, and the ensemble-scaling and
+joint (sizes x members) recipes. Every function here only produces configs and hands them to the
+executor layer (`scarce.runs.launch`); evaluation of the trained members is `scarce.ensemble`'s.
 
-Members of a size start from its certified single-model optimum (the regularized recipe) and change
-it: by default twice the epochs and half the weight decay, since an ensemble averages away variance
-that a single model has to regularize away. Member k differs by its seed (init and data order). An
-ensemble of K members is the first K members of the group, so K = 1..Kmax costs Kmax runs per size.
+K members: member k is the base config with seed base + k (init and data order, or only one of them),
+trained into OUT/members/mKK and grouped in the run store under an ensemble id that leaves out K, so
+a larger K extends an ensemble. With chain distillation member k learns from member k-1 (one teacher
+in memory), so members train one after another.
+
+Scaling: members of a size start from its certified single-model optimum (the regularized recipe) and
+change it: by default twice the epochs and half the weight decay, since an ensemble averages away
+variance that a single model has to regularize away. An ensemble of K members is the first K members
+of the group, so K = 1..Kmax costs Kmax runs per size.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from scarce.config import ObjectiveConfig, RunConfig
+from scarce.data.store import open_store
+from scarce.ensemble import evaluate_ensemble, write_evaluation
 from scarce.errors import UserError
 from scarce.recipes.common import Context, brief, run_points
 from scarce.recipes.regularized import regularized
+from scarce.rundir import Member, read_config, snapshot_members
+from scarce.runs.launch import Job, absolute_paths, train_all
 
+SEED_MODES = ("both", "init", "data")
+
+
+def member_config(base: RunConfig, k: int, group: str, seed_mode: str = "both") -> RunConfig:
+    """Member k's config: the base with its own seed (init, data order or both) and the group labels."""
+    if seed_mode not in SEED_MODES:
+        raise UserError(f"seed mode must be one of {', '.join(SEED_MODES)}, got {seed_mode!r}")
+    cfg = RunConfig.from_dict(base.to_dict())
+    seed = base.train.seed + k
+    if seed_mode in ("both", "data"):
+        cfg.train.seed = seed
+    if seed_mode != "both":  # the init seed differs from the data seed
+        cfg.init.seed = seed if seed_mode == "init" else base.train.seed
+    cfg.tags.update(group=group, member=k)
+    return cfg
+
+
+def ensemble_group(base: RunConfig, seed_mode: str, distill: dict | None, role: str = "members") -> str:
+    """The ensemble id: a hash of what defines the members (not K, so a larger K extends an ensemble)."""
+    probe = RunConfig.from_dict(base.to_dict())
+    probe.tags.update(seed_mode=seed_mode, distill=distill or {}, role=role)
+    return "ens-" + probe.run_id()[:12]
+
+
+def distill_from(cfg: RunConfig, teachers: list, alpha: float, temperature: float,
+                 combine: str = "logit") -> RunConfig:
+    """A copy of `cfg` trained against the frozen `teachers` (objective section 'distill')."""
+    try:
+        objective = ObjectiveConfig("distill", [str(Path(t).resolve()) for t in teachers], alpha, temperature,
+                                    combine)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return dataclasses.replace(RunConfig.from_dict(cfg.to_dict()), objective=objective)
+
+
+def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "logit", executor=None,
+             seed_mode: str = "both", chain_distill: bool = False, alpha: float = 0.5, temperature: float = 2.0,
+             results: str | None = None, quiet: bool = False, log=print, device: str = "cpu") -> dict:
+    """Train (or reuse, or resume) K members into OUT/members/, evaluate every prefix on val and write
+    OUT/ensemble.json; returns what it holds."""
+    if members < 1:
+        raise UserError("an ensemble needs at least 1 member")
+    base = absolute_paths(base)
+    out = Path(out)
+    distill = {"alpha": alpha, "temperature": temperature} if chain_distill else None
+    group = ensemble_group(base, seed_mode, distill)
+    cfgs = [member_config(base, k, group, seed_mode) for k in range(members)]
+    dirs = [out / "members" / f"m{k:02d}" for k in range(members)]
+    if chain_distill:
+        if executor is not None and executor.parallel:
+            log("note: chain distillation trains members one after another (member k needs k-1)")
+        for k in range(members):
+            cfg = cfgs[k] if k == 0 else distill_from(cfgs[k], [dirs[k - 1]], alpha, temperature)
+            train_all([Job(cfg, dirs[k])], None, results, quiet)
+    else:
+        train_all([Job(c, d) for c, d in zip(cfgs, dirs)], executor, results, quiet)
+    extra = {"group": group, "seed_mode": seed_mode, "chain_distill": chain_distill,
+             **({"alpha": alpha, "temperature": temperature} if chain_distill else {})}
+    return write_evaluation(out, [Member.of_run(d) for d in dirs], combine, base.train.batch_size, extra=extra,
+                            device=device)
+
+
+def snapshot_ensemble(cfg: RunConfig, every: int, out: str | Path, combine: str = "logit",
+                      results: str | None = None, quiet: bool = False, device: str = "cpu") -> dict:
+    """Train one run into OUT/run keeping a snapshot every `every` steps; evaluate the snapshots as an ensemble."""
+    if every < 1:
+        raise UserError("the snapshot interval must be >= 1 step")
+    cfg = RunConfig.from_dict(cfg.to_dict())
+    cfg.train.snapshot_every = every
+    run_dir = Path(out) / "run"
+    train_all([Job(cfg, run_dir)], None, results, quiet)
+    return write_evaluation(out, snapshot_members(run_dir), combine, cfg.train.batch_size,
+                            extra={"snapshots": str(run_dir), "snapshot_every": every}, device=device)
+
+
+def evaluate_runs(out: str | Path, members: list[Member], combine: str = "logit", max_tokens: int = 0,
+                  device: str = "cpu") -> dict:
+    """The ensemble of existing runs (or snapshots), every prefix on val, written to OUT/ensemble.json."""
+    return write_evaluation(out, members, combine, max_tokens=max_tokens, device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ensemble scaling and the joint (sizes x members) grid
 
 def member_points(depth: int, base: dict, members: int, epochs_factor: float, wd_factor: float) -> list[dict]:
     return [{"model.depth": depth, "optim.lr": base["optim.lr"],
@@ -44,11 +144,6 @@ def ensemble_scaling(ctx: Context, members: int = 4, epochs_factor: float = 2.0,
 
 def ensemble_losses(ctx: Context, runs: list[dict]) -> list[float]:
     """Val loss (nats/token, logit averaging) of the first K members, K = 1..len(runs), in one pass."""
-    import torch
-
-    from scarce.data.store import open_store
-    from scarce.ensemble import Member, evaluate_ensemble, read_config
-
     store = open_store(ctx.data)
     cfg = read_config(runs[0]["run_dir"])
     device = "cuda" if torch.cuda.is_available() else "cpu"

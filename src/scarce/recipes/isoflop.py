@@ -8,19 +8,18 @@ Miniseries (the nanochat pattern): one model per depth at a fixed tokens:params 
 
 from __future__ import annotations
 
+import torch
+
+from scarce.data.store import open_store
 from scarce.errors import UserError
+from scarce.model.gpt import GPT, flops_per_token
 from scarce.recipes.common import Context, brief, run_points
+from scarce.runs.sweep import SweepSpec, build_config
+from scarce.train.trainer import resolve_config
 
 
 def flops_per_token_at(ctx: Context, depth: int) -> float:
     """Training FLOPs per token of the base config at `depth` (the model is built on the meta device)."""
-    import torch
-
-    from scarce.data.store import open_store
-    from scarce.model.gpt import GPT, flops_per_token
-    from scarce.runs.sweep import SweepSpec, build_config
-    from scarce.train.trainer import resolve_config
-
     spec = SweepSpec(name="probe", data=ctx.data, preset=ctx.preset, set=dict(ctx.overrides))
     cfg = resolve_config(build_config(spec, {**spec.set, "model.depth": depth}), open_store(ctx.data))
     with torch.device("meta"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scarce.data.store import derive_store, open_store
 from scarce.recipes.common import Context, best, brief, run_points
 
 LRS = [1e-3, 2e-3, 4e-3, 8e-3]
@@ -42,8 +43,6 @@ def data_scaling(ctx: Context, data_sizes: list[int] | None = None, lrs: list[fl
                  epochs: list[float] = EPOCHS) -> dict:
     """The standard recipe on nested training sets: the first n train tokens of the store, for each n
     (the select and val splits are shared, so losses are comparable)."""
-    from scarce.data.store import derive_store, open_store
-
     base = open_store(ctx.data)
     held = base.manifest["splits"]["train"]["tokens"]
     data_sizes = data_sizes or [held // 4, held // 2, held]

@@ -13,17 +13,19 @@ import os
 import numpy as np
 
 from scarce.atomic import atomic_write
+from scarce.scaling.chinchilla import compute_optimal, optimal_loss
+from scarce.scaling.laws import effective_data
 
 BAND_ALPHA = 0.25
 LEVEL_PCT = (2.5, 97.5)
 
 
-def _figure(ncols: int = 1):
+def _figure(ncols: int = 1, height: float = 4.8):
     """A figure on an Agg canvas and its axes (one per column)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4 * ncols, 4.8), layout="constrained")
+    fig = Figure(figsize=(6.4 * ncols, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, axes
@@ -276,8 +278,6 @@ def plot_efficiency(fit, path, *, xlabel: str = "tokens D", ylabel: str = "loss"
 
 def plot_data_constrained(fit, path, *, title: str | None = None, **_) -> None:
     """Loss against tokens for each unique-data budget, with the fitted curves and the fresh-data law."""
-    from scarce.scaling.laws import effective_data
-
     fig, (ax,) = _figure()
     d = fit.data
     E, B, beta, r_star = (fit.value(k) for k in ("E", "B", "beta", "R_star"))
@@ -298,8 +298,6 @@ def plot_data_constrained(fit, path, *, title: str | None = None, **_) -> None:
 
 def plot_chinchilla3(fit, path, *, title: str | None = None, **_) -> None:
     """Left: loss against compute with the compute-optimal frontier L*(C) and E; right: N_opt, D_opt."""
-    from scarce.scaling.chinchilla import compute_optimal, optimal_loss
-
     fig, (ax1, ax2) = _figure(2)
     d, dr = fit.data, fit.draws
     C = 6 * d["params"] * d["tokens"]
@@ -411,3 +409,65 @@ RENDERERS = {
 def plot_fit(fit, path, **labels) -> None:
     """Render any scarce.scaling Fit to a PNG at path (labels such as xlabel/ylabel go to the renderer)."""
     RENDERERS[fit.kind](fit, path, **labels)
+
+
+# -- plots of runs (the bench report and `scarce report`) -------------------------------------------
+
+STAGE_STYLE = {"reference": ("tab:blue", "o"), "recipe": ("tab:orange", "s"), "ensemble": ("tab:green", "^")}
+
+
+def plot_loss_vs_compute(records: list[dict], path, ensemble: dict | None = None) -> None:
+    """Val loss against training FLOPs of every run; the ensemble prefixes at their summed compute."""
+    fig, (ax,) = _figure(height=4.4)
+    stages = dict.fromkeys(r["stage"] or "run" for r in records)
+    for stage in stages:
+        mine = [r for r in records if (r["stage"] or "run") == stage]
+        color, marker = STAGE_STYLE.get(stage, ("tab:gray", "o"))
+        ax.scatter([r["flops"] for r in mine], [r["val_loss"] for r in mine], color=color, marker=marker, s=24,
+                   label=f"{stage} runs", zorder=3)
+    if ensemble:
+        flops = [sum(ensemble["member_flops"][:k]) for k in range(1, len(ensemble["member_flops"]) + 1)]
+        ax.plot(flops, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble, k = 1..K")
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs (log scale)")
+    ax.set_ylabel("val loss (nats/token)")
+    _x_ticks(ax)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("loss vs compute")
+    _save(fig, path)
+
+
+def plot_members(ensemble: dict, path) -> None:
+    """Each member's val loss (points) and the ensemble of the first k members (line); points, not bars,
+    because the y axis is zoomed to the losses and bars from a cut-off baseline would mislead."""
+    fig, (ax,) = _figure(height=4.4)
+    k = list(range(1, len(ensemble["member_val_loss"]) + 1))
+    ax.scatter(k, ensemble["member_val_loss"], color="tab:gray", s=40, zorder=3, label="member k alone")
+    mean = sum(ensemble["member_val_loss"]) / len(k)
+    ax.axhline(mean, color="tab:gray", ls=":", lw=1, label=f"mean single member = {mean:.4f}")
+    ax.plot(k, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble of members 1..k")
+    lo = min(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
+    hi = max(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
+    pad = max(hi - lo, 1e-3) * 0.25
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xticks(k)
+    ax.set_xlabel("member k (ensemble: first k members, logits averaged)")
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("per-member val losses and the ensemble of the first k")
+    _save(fig, path)
+
+
+def plot_reference_points(xs: list, ys: list, path, title: str) -> None:
+    """The reference points alone, when no law could be fitted to them."""
+    fig, (ax,) = _figure(height=4.4)
+    ax.plot(xs, ys, marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("unique train tokens (log scale)")
+    _x_ticks(ax)
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    _save(fig, path)

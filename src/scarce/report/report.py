@@ -12,12 +12,17 @@ import base64
 import csv
 import html
 import io
+import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce import atomic
 from scarce.errors import UserError
+from scarce.report.plots import plot_fit, plot_loss_vs_compute, plot_members, plot_reference_points
+from scarce.runs.store import RunStore
+from scarce.scaling import fit_power_law
 
 RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
                "params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb", "wall_seconds", "run_dir")
@@ -165,8 +170,6 @@ def run_record(row: dict) -> dict:
 
 
 def _train_tokens(data: str) -> int | None:
-    import json
-
     path = Path(data) / "manifest.json"
     try:
         return int(json.loads(path.read_text())["splits"]["train"]["tokens"])
@@ -175,8 +178,6 @@ def _train_tokens(data: str) -> int | None:
 
 
 def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | None = None) -> list[dict]:
-    from scarce.runs.store import RunStore
-
     store = RunStore(results)
     try:
         if ids is None:
@@ -191,90 +192,7 @@ def write_runs_table(out: Path, records: list[dict]) -> None:
     write_csv(out / "tables" / "runs.csv", list(RUN_COLUMNS), [[r[c] for c in RUN_COLUMNS] for r in records])
 
 
-# -- plots of runs (the fits have their own renderers in scarce.report.plots) ---------------------------
-
-def _figure(ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4 * ncols, 4.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-
-def _save(fig, path: Path) -> None:
-    atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-
-
-STAGE_STYLE = {"reference": ("tab:blue", "o"), "recipe": ("tab:orange", "s"), "ensemble": ("tab:green", "^")}
-
-
-def plot_loss_vs_compute(records: list[dict], path: Path, ensemble: dict | None = None) -> None:
-    """Val loss against training FLOPs of every run; the ensemble prefixes at their summed compute."""
-    fig, (ax,) = _figure()
-    stages = dict.fromkeys(r["stage"] or "run" for r in records)
-    for stage in stages:
-        mine = [r for r in records if (r["stage"] or "run") == stage]
-        color, marker = STAGE_STYLE.get(stage, ("tab:gray", "o"))
-        ax.scatter([r["flops"] for r in mine], [r["val_loss"] for r in mine], color=color, marker=marker, s=24,
-                   label=f"{stage} runs", zorder=3)
-    if ensemble:
-        flops = [sum(ensemble["member_flops"][:k]) for k in range(1, len(ensemble["member_flops"]) + 1)]
-        ax.plot(flops, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble, k = 1..K")
-    ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs (log scale)")
-    ax.set_ylabel("val loss (nats/token)")
-    _si_x(ax)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("loss vs compute")
-    _save(fig, path)
-
-
-def plot_members(ensemble: dict, path: Path) -> None:
-    """Each member's val loss (points) and the ensemble of the first k members (line); points, not bars,
-    because the y axis is zoomed to the losses and bars from a cut-off baseline would mislead."""
-    fig, (ax,) = _figure()
-    k = list(range(1, len(ensemble["member_val_loss"]) + 1))
-    ax.scatter(k, ensemble["member_val_loss"], color="tab:gray", s=40, zorder=3, label="member k alone")
-    mean = sum(ensemble["member_val_loss"]) / len(k)
-    ax.axhline(mean, color="tab:gray", ls=":", lw=1, label=f"mean single member = {mean:.4f}")
-    ax.plot(k, ensemble["prefix_val_loss"], color="tab:red", marker="D", label="ensemble of members 1..k")
-    lo = min(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
-    hi = max(ensemble["prefix_val_loss"] + ensemble["member_val_loss"])
-    pad = max(hi - lo, 1e-3) * 0.25
-    ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xticks(k)
-    ax.set_xlabel("member k (ensemble: first k members, logits averaged)")
-    ax.set_ylabel("val loss (nats/token)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("per-member val losses and the ensemble of the first k")
-    _save(fig, path)
-
-
-def plot_reference_points(xs: list, ys: list, path: Path, title: str) -> None:
-    """The reference points alone, when no law could be fitted to them."""
-    fig, (ax,) = _figure()
-    ax.plot(xs, ys, marker="o")
-    ax.set_xscale("log")
-    ax.set_xlabel("unique train tokens (log scale)")
-    _si_x(ax)
-    ax.set_ylabel("val loss (nats/token)")
-    ax.grid(True, alpha=0.3)
-    ax.set_title(title)
-    _save(fig, path)
-
-
-def _si_x(ax) -> None:
-    from scarce.report.plots import _x_ticks
-
-    _x_ticks(ax)
-
-
 def _plot_fit(fit, path: Path, **labels) -> bool:
-    from scarce.report.plots import plot_fit
-
     if fit is None or getattr(fit, "kind", "unfitted") == "unfitted":
         return False
     plot_fit(fit, path, **labels)
@@ -283,37 +201,38 @@ def _plot_fit(fit, path: Path, **labels) -> bool:
 
 # -- the bench report --------------------------------------------------------------------------------
 
-def write_bench_report(out: str | Path, result: dict, fits: dict, results: str | None = None) -> Path:
-    """report.md, report.html, plots/ and tables/ for a `scarce bench` result; returns report.md's path."""
+def write_bench_report(out: str | Path, result, fits: dict, results: str | None = None) -> Path:
+    """report.md, report.html, plots/ and tables/ for a `scarce bench` result (a `scarce.bench.BenchResult`)
+    and its fit objects; returns report.md's path."""
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    records = [run_record(r) for r in store_rows(results, result["run_ids"])]
+    records = [run_record(r) for r in store_rows(results, result.run_ids)]
     write_runs_table(out, records)
-    doc = Doc(f"scarce bench: {result['preset']}")
+    doc = Doc(f"scarce bench: {result.preset}")
     _headline(doc, result, records)
     _recipes_section(doc, out, result)
     _reference_section(doc, out, result, fits)
     _recipe_section(doc, out, result)
     _ensemble_section(doc, out, result, fits)
     doc.h2("Compute")
-    plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png", result.get("ensemble"))
+    plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png", result.ensemble)
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs (log scale) of every run of the bench; "
                                          "the ensemble line puts the first k members at their summed FLOPs.")
-    doc.p(f"{len(records)} runs, {result['token_passes']:,} training tokens in all; every run's numbers are in "
-          f"`tables/runs.csv` (as recorded in the run store {result['results']}).")
+    doc.p(f"{len(records)} runs, {result.token_passes:,} training tokens in all; every run's numbers are in "
+          f"`tables/runs.csv` (as recorded in the run store {result.results}).")
     _fits_section(doc, out, result)
     return write_doc(out, doc)
 
 
-def _headline(doc: Doc, result: dict, records: list[dict]) -> None:
+def _headline(doc: Doc, result, records: list[dict]) -> None:
     """The answer first: which recipe is the default, its loss, and its data-efficiency multiple with the
     95% interval, flagged where it is read off the reference beyond its data."""
-    default = result["default_recipe"]
-    r, std = result["recipes"][default], result["recipes"]["standard"]
-    eff = result["efficiency"]
+    default = result.default_recipe
+    r, std = result.recipes[default], result.recipes["standard"]
+    eff = result.efficiency
     par, emp = eff.get("parametric"), eff.get("empirical")
     doc.p(f"**Default recipe: `{default}`** ({_recipe_text(default)}). On the fixed budget of "
-          f"**{result['budget_tokens']:,} unique train tokens** it reaches val loss **{r['val_loss']:.4f}** nats/token "
+          f"**{result.budget_tokens:,} unique train tokens** it reaches val loss **{r['val_loss']:.4f}** nats/token "
           f"({r['val_bpb']:.4f} bits/byte); the standard recipe on the same tokens reaches {std['val_loss']:.4f}.")
     doc.p(f"**Data-efficiency multiple of `{default}` over the standard recipe: {interval(par)}** "
           "(value [95% interval]; parametric: the inverted reference law). The standard recipe would need about "
@@ -321,13 +240,13 @@ def _headline(doc: Doc, result: dict, records: list[dict]) -> None:
           f"between reference runs): {interval(emp)}.")
     flagged = [k for k, e in (("parametric", par), ("empirical", emp)) if extrapolated(e)]
     if flagged:
-        top = max(x["train_tokens"] for x in result["reference"])
+        top = max(x["train_tokens"] for x in result.reference)
         doc.p(f"**Extrapolated** ({', '.join(flagged)}): the default recipe's val loss lies outside the reference "
               f"runs' losses, so D_ref is read off the fitted law or the frontier's end segment beyond the data "
               f"(largest reference size {top:,} tokens). Treat the multiple as a model-based estimate.")
     trained = sum(x["wall_seconds"] or 0 for x in records)
     doc.p(f"Intervals are 95% percentile-bootstrap intervals (reference runs resampled). Wall time of the `scarce "
-          f"bench` call that wrote this report: {result['wall_seconds'] / 60:.1f} min (runs already in the run store "
+          f"bench` call that wrote this report: {result.wall_seconds / 60:.1f} min (runs already in the run store "
           f"are not retrained); the {len(records)} runs trained for {trained / 60:.1f} process-minutes in all.")
 
 
@@ -341,13 +260,13 @@ def _recipe_text(name: str) -> str:
     return name
 
 
-def _recipes_section(doc: Doc, out: Path, result: dict) -> None:
+def _recipes_section(doc: Doc, out: Path, result) -> None:
     doc.h2("Results")
-    default = result["default_recipe"]
+    default = result.default_recipe
     cols = ["recipe", "val loss (nats/token)", "bits/byte", "data efficiency, parametric [95% CI]",
             "data efficiency, empirical [95% CI]", "training FLOPs"]
     rows, csv_rows = [], []
-    for name, r in result["recipes"].items():
+    for name, r in result.recipes.items():
         e = r["efficiency"]
         rows.append([name + (" (default)" if name == default else ""), r["val_loss"], r["val_bpb"],
                      interval(e.get("parametric")), interval(e.get("empirical")), r["flops"]])
@@ -356,7 +275,7 @@ def _recipes_section(doc: Doc, out: Path, result: dict) -> None:
                         + [extrapolated(e.get(k)) for k in ("parametric", "empirical")])
     doc.table(cols, rows)
     doc.p("Every recipe trains on the same fixed budget of unique tokens. " + "; ".join(
-        f"`{n}`: {_recipe_text(n)}" for n in result["recipes"]) + ". Data efficiency = D_ref(L) / D: the unique "
+        f"`{n}`: {_recipe_text(n)}" for n in result.recipes) + ". Data efficiency = D_ref(L) / D: the unique "
         "tokens the standard recipe needs to reach the same val loss L, over the budget D (the standard recipe is "
         "about 1x by construction). `inf` as an upper end means some refits put the reference asymptote above the "
         "loss; `(extrapolated)` means D_ref lies beyond the reference runs.")
@@ -366,9 +285,9 @@ def _recipes_section(doc: Doc, out: Path, result: dict) -> None:
                "eff_parametric_extrapolated", "eff_empirical_extrapolated"], csv_rows)
 
 
-def _reference_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
+def _reference_section(doc: Doc, out: Path, result, fits: dict) -> None:
     doc.h2("Reference: the standard recipe at several data sizes")
-    ref = result["reference"]
+    ref = result.reference
     cols = ["multiple", "train_tokens", "epochs", "select_loss", "val_loss", "val_bpb", "flops", "run_id"]
     doc.table(cols, [[r[c] for c in cols] for r in ref])
     write_csv(out / "tables" / "reference.csv", cols, [[r[c] for c in cols] for r in ref])
@@ -381,29 +300,29 @@ def _reference_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
         plot_reference_points([r["train_tokens"] for r in ref], [r["val_loss"] for r in ref], path, "reference")
         doc.img("plots/reference_law.png", "Reference points (no law could be fitted).")
     for kind in ("parametric", "empirical"):
-        name = f"efficiency_{kind}:{result['default_recipe']}"
+        name = f"efficiency_{kind}:{result.default_recipe}"
         if _plot_fit(fits.get(name), out / "plots" / f"efficiency_{kind}.png", xlabel="unique train tokens D",
-                     ylabel="val loss (nats/token)", title=f"{result['default_recipe']} ({kind})"):
+                     ylabel="val loss (nats/token)", title=f"{result.default_recipe} ({kind})"):
             how = "the fitted reference law with its 95% band" if kind == "parametric" else \
                 "the reference's best-loss frontier, interpolated in log-log"
             doc.img(f"plots/efficiency_{kind}.png",
-                    f"Data efficiency of {result['default_recipe']} ({kind}): the star is the recipe at its budget; "
+                    f"Data efficiency of {result.default_recipe} ({kind}): the star is the recipe at its budget; "
                     f"the arrow runs to D_ref, where {how} reaches the same val loss. Grey: beyond the reference data.")
 
 
-def _recipe_section(doc: Doc, out: Path, result: dict) -> None:
+def _recipe_section(doc: Doc, out: Path, result) -> None:
     doc.h2("The recipe on the fixed budget")
     cols = ["architecture", "epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb", "chosen",
             "run_id"]
     rows = [[r.get(c, "baseline") if c == "architecture" else r[c] for c in cols]  # older bench.json: no architecture
-            for r in result["single"]]
+            for r in result.single]
     doc.table(cols, rows)
     write_csv(out / "tables" / "recipe.csv", cols, rows)
     doc.p("The setting kept is the one with the lowest **select** loss; val is only reported.")
 
 
-def _ensemble_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
-    ens = result.get("ensemble")
+def _ensemble_section(doc: Doc, out: Path, result, fits: dict) -> None:
+    ens = result.ensemble
     if not ens:
         return
     doc.h2("Ensemble")
@@ -424,10 +343,10 @@ def _ensemble_section(doc: Doc, out: Path, result: dict, fits: dict) -> None:
         doc.p("K-scaling law: not fitted (it needs at least 3 members).")
 
 
-def _fits_section(doc: Doc, out: Path, result: dict) -> None:
+def _fits_section(doc: Doc, out: Path, result) -> None:
     doc.h2("Fits")
     rows, notes = [], []
-    for name, f in result["fits"].items():
+    for name, f in result.fits.items():
         if f["kind"] == "unfitted":
             notes.append(f"{name}: not fitted ({f['reason']})")
             continue
@@ -459,8 +378,6 @@ def _bounds(row: list) -> list:
 def report(out: str | Path, results: str | None = None, sweep: str | None = None) -> Path:
     """Runs table, loss-vs-compute plot and, where the runs cover 3+ training-set sizes, the data-scaling
     law of the best-on-select run per size; returns report.md's path."""
-    from scarce.scaling import fit_power_law
-
     out = Path(out)
     rows = store_rows(results, sweep=sweep)
     if not rows:
@@ -486,8 +403,6 @@ def report(out: str | Path, results: str | None = None, sweep: str | None = None
     if len(per_size) >= 3:
         doc.h2("Data scaling")
         sizes = sorted(per_size)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = fit_power_law(sizes, [per_size[n]["val_loss"] for n in sizes])

@@ -1,8 +1,8 @@
 """Where the points of a sweep run: here one after another, in N local processes, or as Ray tasks.
 
 An executor takes a picklable function and a list of tasks and yields `(index, result)` as each
-task finishes, in finishing order. The function never raises for a failed point: it returns a
-result with status 'failed' (see `scarce.runs.sweep.run_point`); an executor only turns a crash of
+task finishes, in finishing order. The function never raises for a failed run: it returns a
+result with status 'failed' (see `scarce.runs.launch.run_task`); an executor only turns a crash of
 the process that ran a task (a killed worker, a lost Ray node) into such a result.
 
 Threads are split, not multiplied: N workers on C cores run C // N torch threads each, because
@@ -36,6 +36,7 @@ class LocalExecutor:
     """One point after another in this process, with all the cores."""
 
     name = "local"
+    parallel = False
 
     def __init__(self, threads: int = 0):
         self.threads = threads or cpu_count()
@@ -49,6 +50,7 @@ class ProcessExecutor:
     """N points at once, each in a fresh spawned process (no forked torch state) with C // N threads."""
 
     name = "workers"
+    parallel = True
 
     def __init__(self, workers: int, threads: int = 0):
         self.workers = workers
@@ -75,6 +77,7 @@ class RayExecutor:
     store, the run folders and the results root must be on a filesystem every node sees."""
 
     name = "ray"
+    parallel = True
 
     def __init__(self, address: str | None = None, threads: int = 1, num_cpus: int | None = None):
         self.address, self.threads, self.num_cpus = address, threads, num_cpus

@@ -13,8 +13,10 @@ import random
 import sqlite3
 import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 
+from scarce import __version__
 from scarce.errors import UserError
 
 DEFAULT_ROOT = "scarce-results"
@@ -143,9 +145,4 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict:
-    import numpy
-    import torch
-
-    import scarce
-
-    return {"scarce": scarce.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
+    return {"scarce": __version__, "torch": metadata.version("torch"), "numpy": metadata.version("numpy")}

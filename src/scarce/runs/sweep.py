@@ -36,14 +36,18 @@ import math
 import random
 import shutil
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce.config import RunConfig, apply_overrides, get_preset
+from scarce.data.store import open_store
 from scarce.errors import UserError
+from scarce.progress import format_seconds, progress_bar
+from scarce.runs.executors import LocalExecutor
+from scarce.runs.launch import Job, run_jobs
 from scarce.runs.store import RunStore, results_root
+from scarce.train.trainer import resolve_config
 
 HORIZONS = ("train.epochs", "train.tokens", "train.tokens_per_param")
 INTERRUPTED = ("KeyboardInterrupt", "SystemExit")  # a failure of these kinds is a kill: resume it
@@ -209,7 +213,7 @@ def _draw(name: str, dim, rng: random.Random):
     raise UserError(f"search field {name}: give a list of choices or {{min, max, log}}")
 
 
-def build_config(spec: SweepSpec, overrides: dict, threads: int = 0) -> RunConfig:
+def build_config(spec: SweepSpec, overrides: dict) -> RunConfig:
     """The resolved config of one point: preset + overrides; `tags.*` keys become tags; setting one
     horizon clears the preset's other horizons."""
     overrides = dict(overrides)
@@ -217,22 +221,17 @@ def build_config(spec: SweepSpec, overrides: dict, threads: int = 0) -> RunConfi
     tags = {k[5:]: overrides.pop(k) for k in [k for k in overrides if k.startswith("tags.")]}
     if any(k in overrides for k in HORIZONS):
         overrides = {**{k: 0 for k in HORIZONS}, **overrides}
-    if threads and "train.threads" not in overrides:
-        overrides["train.threads"] = threads
     cfg = apply_overrides(get_preset(spec.preset), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
     cfg.tags = {**cfg.tags, **tags, "sweep": spec.name}
     cfg.data = str(Path(data).resolve())
     return cfg
 
 
-def resolve_points(spec: SweepSpec, threads: int = 0) -> list[Point]:
-    from scarce.data.store import open_store
-    from scarce.train.trainer import resolve_config
-
+def resolve_points(spec: SweepSpec) -> list[Point]:
     out_dir = Path(spec.out) if spec.out else results_root(spec.results or None) / "sweeps" / spec.name
     stores, points, seen = {}, [], set()
     for overrides in point_overrides(spec):
-        cfg = build_config(spec, overrides, threads)
+        cfg = build_config(spec, overrides)
         store = stores.get(cfg.data) or stores.setdefault(cfg.data, open_store(cfg.data))
         cfg = resolve_config(cfg, store)
         run_id = cfg.run_id(store.fingerprint)
@@ -241,47 +240,6 @@ def resolve_points(spec: SweepSpec, threads: int = 0) -> list[Point]:
         seen.add(run_id)
         points.append(Point(overrides, cfg, run_id, out_dir / run_id, store.fingerprint))
     return points
-
-
-# -- running one point (in this process, a worker process or a Ray task) ---------------------------
-
-def run_point(task: dict) -> dict:
-    """Train (or resume) one point; record the outcome in the run store; never raise for a failure."""
-    cfg = RunConfig.from_dict(task["config"])
-    run_dir, results = Path(task["run_dir"]), task["results"]
-    train_fn = task.get("train_fn")
-    t0 = time.perf_counter()
-    try:
-        if train_fn is not None:
-            summary = train_fn(cfg, run_dir, results)
-        elif (run_dir / "config.json").exists():
-            from scarce.train.trainer import resume
-            summary = resume(run_dir, results, quiet=True)
-        else:
-            from scarce.train.trainer import train
-            summary = train(cfg, run_dir, results, quiet=True)
-    except Exception as e:
-        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
-        _record(task, cfg, "failed", error=error)
-        return {"status": "failed", "error": error, "seconds": time.perf_counter() - t0}
-    _record(task, cfg, "done", summary=summary)
-    return {"status": "done", "summary": summary, "seconds": time.perf_counter() - t0}
-
-
-def _record(task: dict, cfg: RunConfig, status: str, summary: dict | None = None, error: str = "") -> None:
-    """Make sure the store's row says what happened (the trainer records itself, but not failures
-    before its loop starts, nor a run found complete on resume)."""
-    store = RunStore(task["results"])
-    try:
-        row = store.get(task["run_id"])
-        if row is None:
-            store.start(task["run_id"], cfg.to_dict(), task["run_dir"], task.get("fingerprint", ""))
-        if status == "done" and (row is None or row["status"] != "done"):
-            store.finish(task["run_id"], summary)
-        elif status == "failed":
-            store.fail(task["run_id"], error)
-    finally:
-        store.close()
 
 
 # -- the sweep --------------------------------------------------------------------------------------
@@ -308,25 +266,23 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
     run_dir, results) -> summary` replaces the trainer (tests, synthetic objectives); with a process
     or Ray executor it must be a module-level function.
     """
-    from scarce.runs.executors import LocalExecutor
-
     spec = load_spec(spec)
     if results:
         spec.results = results
     executor = executor or LocalExecutor()
-    points = resolve_points(spec, executor.threads)
+    points = resolve_points(spec)
     results_dir = str(results_root(spec.results or None).resolve())
     report = SweepReport(spec.name, points)
     todo = _pending(points, RunStore(results_dir), retry_failed, report)
     log(f"sweep {spec.name}: {len(points)} points, {len(report.skipped)} done, {len(report.failed)} failed "
         f"(not retried), {len(todo)} to run on {executor.name} ({executor.threads} thread(s) each)")
-    tasks = [{"config": p.config.to_dict(), "run_id": p.run_id, "run_dir": str(p.run_dir), "results": results_dir,
-              "fingerprint": p.fingerprint, "train_fn": train_fn} for p in todo]
-    progress = Progress(len(tasks), log, spec.set)
-    for i, result in executor.map(run_point, tasks):
-        point = todo[i]
-        (report.ran if result["status"] == "done" else report.failed).append(point.run_id)
-        progress.finished(point, result)
+    progress = Progress(len(todo), log, spec.set)
+
+    def finished(i: int, result: dict) -> None:
+        (report.ran if result["status"] == "done" else report.failed).append(todo[i].run_id)
+        progress.finished(todo[i], result)
+
+    run_jobs([Job(p.config, p.run_dir) for p in todo], executor, results_dir, True, train_fn, finished)
     return report
 
 
@@ -356,8 +312,6 @@ class Progress:
         self.total, self.log, self.fixed, self.n, self.t0 = total, log, fixed, 0, time.perf_counter()
 
     def finished(self, point: Point, result: dict) -> None:
-        from scarce.train.trainer import format_seconds, progress_bar
-
         self.n += 1
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / self.n * (self.total - self.n)

@@ -3,7 +3,7 @@
 A checkpoint is a folder `checkpoints/step_XXXXXXXX/` holding `model.safetensors`,
 `optim.safetensors` and `state.json`. It is written under a temporary name and renamed into place,
 then `checkpoints/latest.json` is pointed at it (also atomically), so a kill at any moment leaves
-the previous checkpoint intact. The weights chosen on the select split live in `best.safetensors`.
+the previous checkpoint intact. The rest of the run directory's layout is `scarce.rundir`'s.
 """
 
 from __future__ import annotations
@@ -14,25 +14,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from scarce import atomic
 from scarce.errors import UserError
-
-
-def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp))
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    if not Path(path).is_file():
-        raise UserError(f"checkpoint file {path} does not exist")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise UserError(f"checkpoint {path} is corrupt or truncated ({str(e).splitlines()[0][:120]})") from None
+from scarce.rundir import load_weights
 
 
 def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -1,5 +1,6 @@
 """The training loop: multi-epoch training over a fixed train split, evaluation on select and val,
-atomic checkpoints, bit-identical resume, and a row in the run store.
+atomic checkpoints and bit-identical resume. `Trainer` builds every part of a run from its config
+alone; `scarce.runs.launch` is the one place that starts, continues or reuses runs with it.
 
 The batch of each step is a pure function of (seed, step) and dropout is reseeded per step, so a
 resumed run replays exactly what the uninterrupted run would have done.
@@ -10,22 +11,22 @@ from __future__ import annotations
 import json
 import math
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from scarce import atomic
+from scarce import atomic, rundir
 from scarce.config import TOKENS_PER_PARAM_DEFAULT, RunConfig
-from scarce.data.loader import WindowLoader
+from scarce.data.loader import MixLoader, WindowLoader
 from scarce.data.store import TokenStore, open_store
 from scarce.errors import UserError
 from scarce.eval.loss import evaluate
 from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
-from scarce.runs.store import RunStore
+from scarce.progress import format_seconds, progress_bar
 from scarce.train import checkpoint as ckpt
+from scarce.train.distill import build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
 from scarce.train.runtime import Runtime, make_runtime, peak_flops
@@ -65,15 +66,40 @@ def total_steps(cfg: RunConfig, loader: WindowLoader, params: int) -> int:
     return max(1, math.ceil(tokens / tokens_per_step))
 
 
+def build_model(cfg: RunConfig, device: str) -> GPT:
+    """The initial model: random weights seeded by init.seed (train.seed when -1), or the select-chosen
+    weights of the run named by init.source."""
+    torch.manual_seed(cfg.init.seed if cfg.init.seed >= 0 else cfg.train.seed)
+    model = GPT(cfg.model)
+    if cfg.init.source:
+        rundir.load_state(model, rundir.load_weights(rundir.best_weights(cfg.init.source)), cfg.init.source)
+    return model.to(device)
+
+
+def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int) -> WindowLoader | MixLoader:
+    """Training batches of the train split, mixed with a second store's when the config says so."""
+    t = cfg.train
+
+    def windows(tokens):
+        return WindowLoader(tokens, cfg.model.seq_len, t.batch_size, t.grad_accum, t.seed, rank, world,
+                            t.window_jitter)
+
+    main = windows(store.split("train"))
+    if not cfg.mix.store:
+        return main
+    return MixLoader(main, windows(open_store(cfg.mix.store).split("train")), cfg.mix.frac, t.seed)
+
+
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: Path, results: str | None = None, quiet: bool = False):
+    """One run, built from its config alone: model and init, objective, optimizer, loader, averager."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False):
         self.run_dir, self.quiet = Path(run_dir), quiet
         self.store = open_store(cfg.data)
         self.cfg = resolve_config(cfg, self.store)
         self.rt: Runtime = make_runtime(cfg.train)
-        self.results = results
-        torch.manual_seed(cfg.train.seed)
-        self.model = GPT(cfg.model).to(self.rt.device)
+        self.model = build_model(cfg, self.rt.device)
+        self.objective = build_objective(cfg.objective, cfg.model.vocab_size, self.rt.device)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.rt.device)
         self.forward = self.model
         if self.rt.world > 1:  # torchrun: gradients averaged across ranks; each rank reads its own windows
@@ -81,8 +107,7 @@ class Trainer:
         if cfg.train.compile:
             self.forward = torch.compile(self.forward)
         t = cfg.train
-        self.loader = WindowLoader(self.store.split("train"), cfg.model.seq_len, t.batch_size, t.grad_accum,
-                                   t.seed, self.rt.rank, self.rt.world, t.window_jitter)
+        self.loader = build_loader(cfg, self.store, self.rt.rank, self.rt.world)
         self.params = param_counts(self.model)
         self.steps = total_steps(cfg, self.loader, self.params["total"])
         self.eval_every = t.eval_every or max(1, self.steps // 8)
@@ -112,7 +137,7 @@ class Trainer:
             return
         if record["select_loss"] < s.best_select:
             s.best_select, s.best = record["select_loss"], record
-            ckpt.save_weights(self.run_dir / "checkpoints" / "best.safetensors", self.model.state_dict())
+            rundir.save_weights(rundir.best_weights(self.run_dir), self.model.state_dict())
         s.last_eval = record
         state = {k: v for k, v in vars(s).items() if k != "step"}
         avg = self.averager
@@ -128,10 +153,7 @@ class Trainer:
             n = len(self.averager.prefix)
             self.averager.load_state_dict({k[n:]: model_state.pop(k) for k in list(model_state)
                                            if k.startswith(self.averager.prefix)})
-        try:
-            self.model.load_state_dict(model_state)
-        except RuntimeError as e:
-            raise UserError(f"checkpoint in {self.run_dir} does not fit the model ({str(e).splitlines()[0]})") from None
+        rundir.load_state(self.model, model_state, self.run_dir / "checkpoints")
         ckpt.optimizer_from_flat(self.optimizer, opt_tensors, state.pop("optimizer"))
         self.state = TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
         if self.rt.is_main:
@@ -139,15 +161,15 @@ class Trainer:
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log records written after the checkpoint: the resumed run writes them again."""
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / rundir.METRICS
         if path.exists():
             keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
             atomic.write_text(path, "".join(line + "\n" for line in keep))
 
     # -- the loop --------------------------------------------------------------------------
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The training objective of one micro-batch; subclasses (distillation) extend it."""
-        return self.forward(x, y)
+        """The training objective (config section `objective`) of one micro-batch."""
+        return self.objective(self.forward, x, y)
 
     def train_step(self, step: int) -> torch.Tensor:
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + step)  # dropout masks depend on (seed, step) only
@@ -224,6 +246,9 @@ class Trainer:
                 self.log_eval(record)
                 self.checkpoint(record)
                 t_log = time.perf_counter()
+            every = self.cfg.train.snapshot_every
+            if every and self.rt.is_main and (done % every == 0 or done == self.steps):
+                rundir.save_weights(rundir.snapshot_path(self.run_dir, done), self.model.state_dict())
             if stop_at_step is not None and done >= stop_at_step:
                 return None
         return self.summary()
@@ -241,7 +266,7 @@ class Trainer:
             "device": self.rt.device, "precision": self.rt.precision, "data": self.store.fingerprint,
         }
         if self.rt.is_main:
-            atomic.write_json(self.run_dir / "summary.json", summary)
+            atomic.write_json(self.run_dir / rundir.SUMMARY, summary)
         return summary
 
     # -- logging ----------------------------------------------------------------------------
@@ -276,68 +301,4 @@ class Trainer:
 
     def write_metric(self, record: dict) -> None:
         if self.rt.is_main:
-            atomic.append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
-
-
-def progress_bar(frac: float, width: int = 20) -> str:
-    n = int(round(frac * width))
-    return "[" + "#" * n + "." * (width - n) + "]"
-
-
-def format_seconds(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
-          stop_at_step: int | None = None, trainer_cls: type[Trainer] = Trainer) -> dict | None:
-    """Train a new run into `run_dir` (which must not hold a run yet); returns the summary.
-    `trainer_cls` is a Trainer subclass with another objective (distillation)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "config.json").exists():
-        raise UserError(f"{run_dir} already holds a run; continue it with `scarce train --resume {run_dir}` "
-                        f"or choose another --out")
-    if not cfg.data:
-        raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
-    cfg.data = str(Path(cfg.data).resolve())
-    trainer = trainer_cls(cfg, run_dir, results, quiet)
-    if trainer.rt.is_main:
-        atomic.write_json(run_dir / "config.json", trainer.cfg.to_dict())
-    return _run_recorded(trainer, stop_at_step)
-
-
-def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
-           stop_at_step: int | None = None, trainer_cls: type[Trainer] = Trainer) -> dict | None:
-    """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a run directory (no config.json); check the path")
-    try:
-        cfg = RunConfig.from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
-    trainer = trainer_cls(cfg, run_dir, results, quiet)
-    trainer.restore()
-    if trainer.state.step >= trainer.steps and trainer.state.best:
-        trainer.say(f"{run_dir} is already complete")
-        return trainer.summary()
-    return _run_recorded(trainer, stop_at_step)
-
-
-def _run_recorded(trainer: Trainer, stop_at_step: int | None) -> dict | None:
-    runs = RunStore(trainer.results) if trainer.rt.is_main else None
-    if runs:
-        runs.start(trainer.run_id, trainer.cfg.to_dict(), trainer.run_dir, trainer.store.fingerprint)
-    try:
-        summary = trainer.run(stop_at_step)
-    except BaseException as e:
-        if runs:
-            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
-        raise
-    if runs and summary is not None:
-        runs.finish(trainer.run_id, summary)
-        trainer.say(f"done: val {summary['val_loss']:.4f} nats/token, {summary['val_bpb']:.4f} bpb "
-                    f"(checkpoint of step {summary['best_step']}, chosen on select) in "
-                    f"{format_seconds(summary['wall_seconds'])} -> {trainer.run_dir}/summary.json")
-    return summary
+            atomic.append_line(self.run_dir / rundir.METRICS, json.dumps(record))

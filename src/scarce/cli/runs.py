@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+from scarce.cli import options
+from scarce.recipes.crossing import find_crossings
+from scarce.runs.export import write_curves_csv, write_runs_csv
+from scarce.runs.store import RunStore
+
 COLUMNS = [("id", 16), ("status", 7), ("preset", 10), ("sweep", 12), ("val_loss", 9), ("val_bpb", 8),
            ("params", 10), ("tokens_seen", 12), ("wall_seconds", 8), ("run_dir", 0)]
 
@@ -11,7 +16,7 @@ COLUMNS = [("id", 16), ("status", 7), ("preset", 10), ("sweep", 12), ("val_loss"
 def add_parser(sub) -> None:
     p = sub.add_parser("runs", help="list runs in the run store",
                        description="List the runs recorded in the run store (finished, failed and running).")
-    p.add_argument("--results", help="results root holding runs.db (default $SCARCE_RESULTS or ./scarce-results)")
+    options.add_results(p)
     p.add_argument("--sweep", help="only runs of this sweep")
     p.add_argument("--status", choices=["done", "failed", "running"], help="only runs with this status")
     p.add_argument("--group", help="only runs of this ensemble group")
@@ -31,25 +36,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from scarce.errors import UserError
-    from scarce.runs.store import RunStore
-
-    where = {}
-    for item in args.where:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--where {item!r} is not of the form FIELD=VALUE")
-        try:
-            where[key] = json.loads(value)
-        except json.JSONDecodeError:
-            where[key] = value
+    where = options.parse_assignments(args.where, "--where")
     store = RunStore(args.results)
     rows = store.list(sweep=args.sweep, status=args.status, group=args.group, where=where)
     if args.crossings:
         return print_crossings(rows, args.json)
     if args.csv or args.curves:
-        from scarce.runs.export import write_curves_csv, write_runs_csv
-
         done = [r for r in rows if r["status"] == "done"]
         if args.csv:
             print(f"{write_runs_csv(done, args.csv)} runs -> {args.csv}")
@@ -79,8 +71,6 @@ def format_table(rows: list[dict]) -> str:
 
 
 def print_crossings(rows: list[dict], as_json: bool) -> int:
-    from scarce.recipes.crossing import find_crossings
-
     found = find_crossings(rows)
     if as_json:
         print(json.dumps(found, indent=1))

@@ -13,7 +13,14 @@ import warnings
 
 import numpy as np
 
+from scarce.cli.options import ArgumentParser
 from scarce.errors import UserError
+from scarce.report.plots import plot_fit
+from scarce.scaling import chinchilla
+from scarce.scaling.csvio import read_columns
+from scarce.scaling.efficiency import empirical_efficiency, fit_efficiency
+from scarce.scaling.laws import fit_data_constrained, fit_joint, fit_power_law
+from scarce.scaling.plan import format_plan, plan, plan_to_json_dict
 
 TITLES = {
     "power_law": "power law  y = E + A·x^(-alpha)",
@@ -28,8 +35,6 @@ TITLES = {
 
 
 def add_parser(sub) -> None:
-    from scarce.cli import ArgumentParser  # one-line argument errors for the nested parsers too
-
     p = sub.add_parser("fit", help="fit scaling laws with bootstrap confidence intervals",
                        description="Fit scaling laws to points from a CSV file; every estimate comes with "
                                    "a 95% percentile-bootstrap interval.")
@@ -132,34 +137,23 @@ def _add_plan(fits) -> None:
 
 
 def _power_law(args) -> int:
-    from scarce.scaling.csvio import read_columns
-    from scarce.scaling.laws import fit_power_law
-
     cols = read_columns(args.csv, [args.x, args.y])
     fit = _run(fit_power_law, cols[args.x], cols[args.y], args=args)
     return _emit(fit, args, xlabel=args.x, ylabel=args.y)
 
 
 def _joint(args) -> int:
-    from scarce.scaling.csvio import read_columns
-    from scarce.scaling.laws import fit_joint
-
     cols = read_columns(args.csv, ["params", "members", "loss"], min_rows=9)
     return _emit(_run(fit_joint, cols["params"], cols["members"], cols["loss"], args=args), args)
 
 
 def _efficiency(args) -> int:
-    from scarce.scaling.csvio import read_columns
-    from scarce.scaling.efficiency import empirical_efficiency, fit_efficiency
-
     cols = read_columns(args.reference, ["tokens", "loss"], min_rows=2 if args.empirical else 3)
     fn = empirical_efficiency if args.empirical else fit_efficiency
     return _emit(_run(fn, cols["tokens"], cols["loss"], args.loss, args.tokens, args=args), args)
 
 
 def _chinchilla(args) -> int:
-    from scarce.scaling import chinchilla
-
     N, D, L, C = _chinchilla_points(args.csv, args.drop_highest_loss, min_rows=6 if args.method == 3 else 4)
     if args.method == 2:
         fit = _run(chinchilla.fit_approach2, N, C, L, args=args)
@@ -170,19 +164,13 @@ def _chinchilla(args) -> int:
 
 
 def _data_constrained(args) -> int:
-    from scarce.scaling.csvio import read_columns
-    from scarce.scaling.laws import fit_data_constrained
-
     cols = read_columns(args.csv, ["unique_tokens", "tokens", "loss"], min_rows=5)
     return _emit(_run(fit_data_constrained, cols["unique_tokens"], cols["tokens"], cols["loss"], args=args), args)
 
 
 def _plan(args) -> int:
-    from scarce.scaling.chinchilla import fit_approach3
-    from scarce.scaling.plan import format_plan, plan, plan_to_json_dict
-
     if args.csv:
-        law = _run(fit_approach3, *_chinchilla_points(args.csv, args.drop_highest_loss, 6)[:3], args=args)
+        law = _run(chinchilla.fit_approach3, *_chinchilla_points(args.csv, args.drop_highest_loss, 6)[:3], args=args)
         _print_warnings(law)
     else:
         law = _read_law_json(args.law_json)
@@ -197,8 +185,6 @@ def _plan(args) -> int:
 
 def _chinchilla_points(path: str, drop: int, min_rows: int):
     """params, tokens, loss, flops from a CSV with tokens or flops or both (C = 6·N·D fills the missing one)."""
-    from scarce.scaling.csvio import read_columns
-
     cols = read_columns(path, ["params", "loss"], any_of=[["tokens", "flops"]], min_rows=min_rows + max(drop, 0))
     N, L = cols["params"], cols["loss"]
     D = cols["tokens"] if "tokens" in cols else cols["flops"] / (6 * N)
@@ -234,8 +220,6 @@ def _emit(fit, args, **plot_labels) -> int:
     print(json.dumps(fit.to_json_dict(), indent=1) if args.json else format_fit(fit))
     _print_warnings(fit)
     if getattr(args, "plot", None):
-        from scarce.report.plots import plot_fit
-
         plot_fit(fit, args.plot, **plot_labels)
     return 0
 

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 import time
 
+from scarce.cli.options import add_threads, parse_count
 from scarce.data.corpora import DEFAULT_SOURCE
 from scarce.data.store import SPLITS, TokenStore, prepare
-
-SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
-_COUNT = re.compile(r"(\d[\d_]*(?:\.\d*)?(?:e\d+)?)([kmgbt]?)", re.IGNORECASE)
-
-
-def parse_count(text: str) -> int:
-    """A positive whole number written as `2000000`, `2_000_000`, `2M`, `500k`, `1.5B` or `1e6`."""
-    match = _COUNT.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count (write e.g. 2000000, 2M, 500k or 1e6)")
-    number, suffix = match.groups()
-    mult = SUFFIXES.get(suffix.lower(), 1)
-    try:  # int() keeps big plain numbers exact; float() reads 1.5 and 1e6
-        value = int(number) * mult if number.replace("_", "").isdigit() else float(number) * mult
-    except ValueError:
-        value = 0
-    if value != int(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of tokens")
-    return int(value)
 
 
 def add_parser(subparsers) -> None:
@@ -52,8 +33,7 @@ def add_parser(subparsers) -> None:
                    help="'bpe' trains one on the train documents (default); 'gpt2' loads GPT-2's via tiktoken")
     p.add_argument("--tokenizer-bytes", type=parse_count, default=0, metavar="N",
                    help="train the BPE on at most N bytes of train documents (default: all of them)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="encoder threads (default: all cores)")
+    add_threads(p, "encoder threads (default: all cores)")
     p.set_defaults(func=run)
 
 

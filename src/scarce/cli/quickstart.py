@@ -1,7 +1,8 @@
 """`scarce quickstart`: the whole spine on the embedded corpus in a few minutes on a laptop CPU.
 
 Prepares a fixed token budget from the Python standard library, trains the `tiny` preset for two
-epochs over it, evaluates on select and val, and prints a summary and where the results are.
+epochs over it (or continues the run a kill left), evaluates on select and val, and prints a summary
+and where the results are.
 """
 
 from __future__ import annotations
@@ -9,36 +10,34 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from scarce.cli import options
+from scarce.config import get_preset, set_horizon
+from scarce.data.store import prepare
+from scarce.runs import launch
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("quickstart", help="prepare the embedded corpus, train a tiny model, evaluate, summarise",
                        description="Prepare a 1M-token budget of the embedded stdlib corpus, train the tiny "
                                    "preset for 2 epochs, evaluate and print a summary (~4 minutes on 2 CPU cores).")
     p.add_argument("--out", default="scarce-results/quickstart", help="folder for the token store and the run")
-    p.add_argument("--train-tokens", type=int, default=1_000_000, help="fixed training budget in tokens")
+    p.add_argument("--train-tokens", type=options.parse_count, default=1_000_000, help="fixed training budget in tokens")
     p.add_argument("--epochs", type=float, default=2.0, help="passes over the training budget")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    p.add_argument("--results", help="results root holding runs.db (default $SCARCE_RESULTS or ./scarce-results)")
+    options.add_threads(p, "CPU threads (default: torch's)")
+    options.add_results(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from scarce.config import apply_overrides, get_preset, set_horizon
-    from scarce.data.store import prepare
-    from scarce.train.trainer import resume, train
-
     t0 = time.perf_counter()
     out = Path(args.out)
     store = prepare("stdlib", out / "data", vocab_size=4096, train_tokens=args.train_tokens,
                     select_tokens=100_000, val_tokens=100_000)
+    cfg = set_horizon(get_preset("tiny"), epochs=args.epochs)
+    cfg.train.threads = args.threads or 0
+    cfg.data = str(store.path)
     run_dir = out / "run"
-    if (run_dir / "config.json").exists():
-        summary = resume(run_dir, args.results)
-    else:
-        cfg = set_horizon(get_preset("tiny"), epochs=args.epochs)
-        cfg = apply_overrides(cfg, [f"train.threads={args.threads}"])
-        cfg.data = str(store.path.resolve())
-        summary = train(cfg, run_dir, args.results)
+    summary = launch.run(cfg, run_dir, args.results)
     print_summary(summary, store, run_dir, time.perf_counter() - t0)
     return 0
 

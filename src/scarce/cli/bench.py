@@ -1,0 +1,50 @@
+"""`scarce bench`: the data efficiency of a recipe over the standard recipe, end to end, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scarce.bench import BENCH_PRESETS, DEFAULT_RECIPE, RECIPES, BenchResult, bench
+from scarce.cli import options
+from scarce.report.report import interval
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="measure a recipe's data efficiency over the standard recipe, with a report",
+        description="Train the standard recipe at several data sizes (the reference law), the recipe on the fixed "
+                    "budget (regularized settings chosen on select, then an ensemble), fit the data efficiency with "
+                    "95%% intervals, and write OUT/bench.json, OUT/report.md, OUT/report.html, OUT/plots/*.png and "
+                    "OUT/tables/*.csv. Every run is resumable: rerun the same command after a kill.",
+    )
+    p.add_argument("--data", help="token store to cut the reference sizes from (its train split is the largest size; "
+                                  "default: the preset's budget of the embedded corpus, prepared under OUT/stores)")
+    p.add_argument("--preset", default="cpu-tiny",
+                   help=f"budget (default cpu-tiny; one of {', '.join(BENCH_PRESETS)})")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE,
+                   help="; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
+    p.add_argument("--out", required=True, help="folder for bench.json, the report, run folders and token stores")
+    p.add_argument("--workers", type=int, default=0,
+                   help="runs trained at once, each a 1-thread process (default: one per CPU core)")
+    options.add_results(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results))
+    return 0
+
+
+def print_summary(result: BenchResult) -> None:
+    rows = [("recipe", "val loss", "bits/byte", "data efficiency [95% CI]", "empirical [95% CI]", "compute")]
+    for name, r in result.recipes.items():
+        e = r["efficiency"]
+        rows.append((name + (" *" if name == result.default_recipe else ""), f"{r['val_loss']:.4f}",
+                     f"{r['val_bpb']:.4f}", interval(e.get("parametric")), interval(e.get("empirical")),
+                     f"{r['flops']:.3g} FLOPs"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\nscarce bench {result.preset}: budget {result.budget_tokens:,} unique train tokens, "
+          f"{len(result.run_ids)} runs in {result.wall_seconds / 60:.1f} min (* = default recipe)")
+    for row in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    print(f"report: {Path(result.out) / 'report.html'} ({result.report})")

@@ -1,0 +1,112 @@
+"""`scarce ensemble`: train K members (optionally chain-distilled, then distilled into a student) and
+evaluate every prefix k = 1..K; or evaluate existing runs or one run's snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scarce import atomic
+from scarce.cli import options
+from scarce.config import ObjectiveConfig
+from scarce.errors import UserError
+from scarce.recipes.distill import distill_student, seq_distill
+from scarce.recipes.ensemble import SEED_MODES, ensemble, evaluate_runs, snapshot_ensemble
+from scarce.rundir import Member, snapshot_members
+from scarce.runs.executors import make_executor
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "ensemble", help="train K members differing by seed and evaluate every prefix k=1..K",
+        description="Train K members that differ by seed (each a normal run in the run store, grouped under an "
+                    "ensemble id), or evaluate existing runs (--runs) or one run's snapshots (--snapshots). "
+                    "Members are evaluated one at a time, so memory does not grow with K. Writes OUT/ensemble.json "
+                    "with every member's val loss and the val loss of the ensemble of the first k members.",
+    )
+    p.add_argument("--out", required=True, help="ensemble folder: members/ and ensemble.json go here")
+    p.add_argument("--combine", choices=["logit", "prob"], default="logit",
+                   help="logit: mean of log-probs, renormalised (geometric mean, default); prob: mean of probabilities")
+    options.add_results(p)
+    options.add_quiet(p)
+    members = p.add_argument_group("training members")
+    options.add_run_config(members, "each member")
+    members.add_argument("--members", type=int, help="number of members K to train")
+    members.add_argument("--workers", type=int, default=1, help="members trained in parallel, as 1-thread processes")
+    members.add_argument("--seed-mode", choices=SEED_MODES, default="both",
+                         help="what the member seed (--seed + k) changes: init and data order (default), init only, "
+                              "or data order only")
+    members.add_argument("--snapshot-every", type=int, metavar="STEPS",
+                         help="instead: train one run keeping a snapshot every STEPS steps and evaluate the snapshots")
+    distill = p.add_argument_group("distillation")
+    distill.add_argument("--chain-distill", action="store_true",
+                         help="member k distills from the frozen member k-1 (one teacher in memory); trains sequentially")
+    distill.add_argument("--student", action="store_true",
+                         help="also distill the K-member ensemble into one model of the same config")
+    distill.add_argument("--seq-student", type=options.parse_count, metavar="TOKENS",
+                         help="also train one model on real text mixed with TOKENS tokens sampled from the ensemble "
+                              "(sequence-level distillation)")
+    distill.add_argument("--synthetic-frac", type=float, default=0.9,
+                         help="share of --seq-student batches drawn from the synthetic text (default 0.9)")
+    options.add_fields(distill, ObjectiveConfig, ["alpha", "temperature"])
+    existing = p.add_argument_group("evaluating existing runs")
+    existing.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="evaluate these runs instead of training")
+    existing.add_argument("--snapshots", metavar="RUN_DIR", help="evaluate the snapshots of one run instead")
+    existing.add_argument("--eval-tokens", type=int, default=0,
+                          help="val tokens to evaluate on (default 0: the whole split)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = (lambda *a: None) if args.quiet else print
+    if args.runs or args.snapshots:
+        if args.runs and args.snapshots:
+            raise UserError("give --runs or --snapshots, not both")
+        members = snapshot_members(args.snapshots) if args.snapshots else [Member.of_run(r) for r in args.runs]
+        report = evaluate_runs(args.out, members, args.combine, args.eval_tokens)
+    else:
+        report = _train(args, log)
+    _print_report(report, Path(args.out), log)
+    return 0
+
+
+def _train(args, log) -> dict:
+    if args.members is None and args.snapshot_every is None:
+        raise UserError("--members K is required (or --runs / --snapshots to evaluate existing runs)")
+    checks = {"--members": args.members is None or args.members >= 1, "--workers": args.workers >= 1,
+              "--alpha": 0 <= args.alpha <= 1, "--temperature": args.temperature > 0,
+              "--synthetic-frac": 0 <= args.synthetic_frac <= 1,
+              "--snapshot-every": args.snapshot_every is None or args.snapshot_every >= 1}
+    for flag, ok in checks.items():
+        if not ok:
+            raise UserError(f"{flag} is out of range: {getattr(args, flag[2:].replace('-', '_'))}")
+    base = options.run_config(args)
+    if args.snapshot_every is not None:
+        return snapshot_ensemble(base, args.snapshot_every, args.out, args.combine, args.results, args.quiet)
+    executor = make_executor("local", args.workers, threads=1) if args.workers > 1 else None
+    report = ensemble(base, args.members, args.out, args.combine, executor, args.seed_mode, args.chain_distill,
+                      args.alpha, args.temperature, args.results, args.quiet, log)
+    teachers = [Path(m["run_dir"]) for m in report["members"]]
+    if args.student:
+        report["student"] = distill_student(base, teachers, args.out, args.alpha, args.temperature, args.combine,
+                                             args.results, args.quiet)
+    if args.seq_student:
+        report["seq_student"] = seq_distill(base, teachers, args.out, args.seq_student, args.synthetic_frac,
+                                            results=args.results, quiet=args.quiet)
+    if args.student or args.seq_student:
+        atomic.write_json(Path(args.out) / "ensemble.json", report)
+    return report
+
+
+def _print_report(report: dict, out: Path, log) -> None:
+    log(f"{'k':>3} {'member val':>11} {'ensemble val':>13} {'bpb':>7}")
+    for k, (m, loss, bpb) in enumerate(zip(report["members"], report["prefix_val_loss"], report["prefix_val_bpb"]), 1):
+        log(f"{k:>3} {m['val_loss']:>11.4f} {loss:>13.4f} {bpb:>7.4f}")
+    if "seq_student" in report:
+        log(f"student trained on ensemble samples: val {report['seq_student']['val_loss']:.4f}")
+    if "student" in report:
+        log(f"student distilled from the ensemble: val {report['student']['val_loss']:.4f}")
+    log(f"-> {out / 'ensemble.json'}")

@@ -1,0 +1,60 @@
+"""The `scarce` command line: a thin layer that parses arguments and calls library functions.
+
+One module per command (`scarce.cli.train` is `scarce train`), each exposing `add_parser(subparsers)`,
+which adds its subcommand and sets `func` to a handler taking the parsed arguments; the options several
+commands share are declared once in `scarce.cli.options`. The library never imports this package. User
+errors (`UserError`, bad options) become one line `error: ...` on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from scarce import __version__
+from scarce.cli import (
+    bench,
+    ensemble,
+    fit,
+    prepare,
+    quickstart,
+    recipe,
+    report,
+    runs,
+    sample,
+    sweep,
+    train,
+)
+from scarce.cli.options import ArgumentParser
+from scarce.errors import UserError
+
+COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, sample, sweep, recipe, bench, report]
+"""In the order `scarce --help` lists them."""
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="scarce", description="Language-model pretraining when data is scarce and compute is not.")
+    parser.add_argument("--version", action="version", version=f"scarce {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""What several commands share, declared once: the options (--results, --threads, --workers and the
+executor, --set, the horizon, the run config), the one FIELD=VALUE parser, token counts such as 2M,
+and flags derived from the config dataclasses (their field docstrings become the help)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import inspect
+import json
+import re
+from pathlib import Path
+
+from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
+from scarce.errors import UserError
+from scarce.runs.executors import EXECUTORS, make_executor
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: <message>` and exit status 2, no usage dump."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+# -- values -------------------------------------------------------------------------------------------
+
+SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12}
+_COUNT = re.compile(r"(\d[\d_]*(?:\.\d*)?(?:e\d+)?)([kmgbt]?)", re.IGNORECASE)
+
+
+def parse_count(text: str) -> int:
+    """A positive whole number written as `2000000`, `2_000_000`, `2M`, `500k`, `1.5B` or `1e6`."""
+    match = _COUNT.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (write e.g. 2000000, 2M, 500k or 1e6)")
+    number, suffix = match.groups()
+    mult = SUFFIXES.get(suffix.lower(), 1)
+    try:  # int() keeps big plain numbers exact; float() reads 1.5 and 1e6
+        value = int(number) * mult if number.replace("_", "").isdigit() else float(number) * mult
+    except ValueError:
+        value = 0
+    if value != int(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(value)
+
+
+def parse_assignments(items: list[str], flag: str) -> dict:
+    """`FIELD=VALUE` strings into {FIELD: value}, the value parsed as JSON (else kept as a string)."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} {item!r} is not of the form FIELD=VALUE (e.g. optim.lr=1e-3)")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+# -- flags from dataclass fields ------------------------------------------------------------------------
+
+@functools.cache
+def field_docs(cls) -> dict[str, str]:
+    """The docstring under each field of a config dataclass, as one line."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def add_fields(p, cls, names: list[str], prefix: str = "") -> None:
+    """One flag per dataclass field (--prefix-name), with the field's type, default and docstring."""
+    defaults = cls()
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for name in names:
+        default = getattr(defaults, name)
+        kind = {"float": float, "int": int, "str": str}[hints[name]]
+        doc = field_docs(cls)[name].replace("%", "%%")
+        p.add_argument(f"--{prefix}{name}".replace("_", "-"), type=kind, default=default,
+                       help=f"{doc} (default {default})")
+
+
+# -- shared options ----------------------------------------------------------------------------------------
+
+def add_results(p) -> None:
+    p.add_argument("--results", help="results root holding runs.db (default $SCARCE_RESULTS or ./scarce-results)")
+
+
+def add_quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no training log lines")
+
+
+def add_threads(p, help: str = "CPU threads for this process") -> None:
+    p.add_argument("--threads", type=int, help=help)
+
+
+def add_executor(p, default_workers: int = 1) -> None:
+    """Where many runs go: --workers local processes, or --executor ray."""
+    p.add_argument("--workers", type=int, default=default_workers,
+                   help="runs at once on this machine, as processes with the cores split between them")
+    p.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or Ray tasks")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local instance)")
+
+
+def executor(args, threads: int = 0):
+    return make_executor(args.executor, args.workers, args.ray_address, threads)
+
+
+def add_run_config(p, what: str = "the run") -> None:
+    """The options that make a RunConfig: data, preset, config file, overrides, seed, horizon, threads, device."""
+    p.add_argument("--data", help="token store folder made by `scarce prepare`")
+    p.add_argument("--preset", default="tiny", help=f"starting config of {what} (default tiny; one of "
+                                                     f"{', '.join(PRESETS)})")
+    p.add_argument("--config", help="a JSON file with a full or partial config (applied after the preset)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. optim.lr=1e-3 (repeatable; sections model, optim, train, "
+                        "objective, mix, init; fields documented in scarce/config.py)")
+    p.add_argument("--seed", type=int, help="seed of init, data order and dropout")
+    horizon = p.add_mutually_exclusive_group()
+    horizon.add_argument("--epochs", type=float, help="horizon in epochs over the train split")
+    horizon.add_argument("--tokens", type=parse_count, help="horizon in training tokens (e.g. 2M)")
+    horizon.add_argument("--tokens-per-param", type=float, help="horizon as a tokens:params ratio")
+    add_threads(p)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+
+
+def run_config(args) -> RunConfig:
+    """The RunConfig the options of `add_run_config` describe (--data required)."""
+    if not args.data:
+        raise UserError("--data DIR is required: a token store made by `scarce prepare`")
+    cfg = get_preset(args.preset)
+    if args.config:
+        cfg = merge_file(cfg, args.config)
+    named = {"train.seed": args.seed, "train.threads": args.threads, "train.device": args.device}
+    overrides = [f"{k}={json.dumps(v)}" for k, v in named.items() if v is not None]
+    cfg = apply_overrides(cfg, list(args.overrides) + overrides)
+    if args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None:
+        for flag, value in (("--epochs", args.epochs), ("--tokens-per-param", args.tokens_per_param)):
+            if value is not None and not value > 0:
+                raise UserError(f"{flag} must be > 0, got {value}")
+        cfg = set_horizon(cfg, args.epochs or 0.0, args.tokens or 0, args.tokens_per_param or 0.0)
+        cfg = RunConfig.from_dict(cfg.to_dict())  # re-validate
+    cfg.data = args.data
+    return cfg
+
+
+def merge_file(cfg: RunConfig, path: str) -> RunConfig:
+    """A JSON file's sections laid over the config, field by field."""
+    try:
+        patch = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"config file {path} is not valid JSON ({e})") from None
+    if not isinstance(patch, dict):
+        raise UserError(f"config file {path} must hold a JSON object, not a {type(patch).__name__}")
+    d = cfg.to_dict()
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(d.get(key), dict):
+            d[key].update(value)
+        else:
+            d[key] = value
+    return RunConfig.from_dict(d)
+

@@ -1,0 +1,22 @@
+"""`scarce report`: render a report (md, html, plots, csv) from the runs in the run store."""
+
+from __future__ import annotations
+
+from scarce.cli import options
+from scarce.report.report import report
+
+
+def add_parser(sub) -> None:
+    r = sub.add_parser("report", help="render a report (md, html, plots, csv) from runs in the run store",
+                       description="Write OUT/report.md, OUT/report.html, OUT/plots/*.png and OUT/tables/*.csv "
+                                   "from the finished runs in the run store (all of them, or one sweep's).")
+    r.add_argument("--sweep", help="only the runs of this sweep")
+    r.add_argument("--out", required=True, help="report folder")
+    options.add_results(r)
+    r.set_defaults(func=run)
+
+
+def run(args) -> int:
+    path = report(args.out, args.results, args.sweep)
+    print(f"report: {path.with_suffix('.html')} ({path})")
+    return 0

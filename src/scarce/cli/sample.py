@@ -1,0 +1,55 @@
+"""`scarce sample`: generate text from a run or an ensemble, or write the samples as a token store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from scarce.cli import options
+from scarce.errors import UserError
+from scarce.sample import sample, synthesize
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("sample", help="generate text from a run or an ensemble",
+                       description="Sample unconditional text (starting after an end-of-text token) from a run's "
+                                   "select-chosen weights, or from the logit-averaged ensemble of several runs.")
+    s.add_argument("--run", nargs="+", metavar="RUN_DIR", help="run directory (several: sample from their ensemble)")
+    s.add_argument("--ensemble", metavar="DIR", help="an ensemble folder with ensemble.json (all its members)")
+    s.add_argument("--tokens", type=options.parse_count, default=200, help="tokens to generate (default 200)")
+    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 is greedy (default 1)")
+    s.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens; 0 means all (default)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    options.add_threads(s, "CPU threads (default 1)")
+    s.add_argument("--store-out", metavar="DIR",
+                   help="write the samples as the train split of a token store (the run's tokenizer, select and "
+                        "val) instead of printing: synthetic data for sequence-level distillation")
+    s.add_argument("--streams", type=int, default=64, help="with --store-out: rows sampled in parallel (default 64)")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    torch.set_num_threads(max(1, args.threads or 1))
+    if bool(args.run) == bool(args.ensemble):
+        raise UserError("give --run RUN_DIR (one or more) or --ensemble DIR")
+    if args.temperature < 0:
+        raise UserError("--temperature must be >= 0 (0 is greedy)")
+    if args.top_k < 0:
+        raise UserError("--top-k must be >= 0")
+    runs = args.run or _ensemble_runs(Path(args.ensemble))
+    if args.store_out:
+        store = synthesize(runs, args.store_out, args.tokens, args.temperature, args.top_k, args.seed,
+                           max(1, args.streams))
+        print(f"wrote {args.tokens:,} sampled tokens -> {store.path}")
+        return 0
+    print(sample(runs, args.tokens, args.temperature, args.top_k, args.seed))
+    return 0
+
+
+def _ensemble_runs(folder: Path) -> list[str]:
+    path = folder / "ensemble.json"
+    if not path.is_file():
+        raise UserError(f"{folder} holds no ensemble.json; make it with `scarce ensemble --out {folder} ...`")
+    return [m["run_dir"] for m in json.loads(path.read_text())["members"]]

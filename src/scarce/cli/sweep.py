@@ -1,0 +1,32 @@
+"""`scarce sweep SPEC`: run a declared sweep (resumable: done points are skipped)."""
+
+from __future__ import annotations
+
+from scarce.cli import options
+from scarce.runs.sweep import run_sweep
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a sweep spec (resumable: done points are skipped)",
+        description="Run every point of a sweep spec (TOML, or a Python function as file.py:name) that is not "
+                    "done yet. Each point is a run keyed by its config hash; a killed sweep resumes where it "
+                    "stopped; failed points are retried only with --retry-failed.")
+    p.add_argument("spec", help="sweep spec: a .toml file, or file.py:function / module:function")
+    add_point_options(p)
+    p.set_defaults(func=run)
+
+
+def add_point_options(p) -> None:
+    """The options of commands that run many points: executor, threads per point, retries, results."""
+    options.add_executor(p)
+    p.add_argument("--threads", type=int, default=0, help="torch threads per point (default: cores / workers)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    options.add_results(p)
+
+
+def run(args) -> int:
+    report = run_sweep(args.spec, options.executor(args, args.threads), args.retry_failed, args.results)
+    print(f"sweep {report.name}: {len(report.ran)} ran, {len(report.skipped)} already done, "
+          f"{len(report.failed)} failed")
+    return 1 if report.failed else 0

@@ -1,0 +1,129 @@
+"""The run directory: the one module that knows its layout and reads it for everyone (training,
+resume, ensemble evaluation, distillation teachers, sampling, reports).
+
+    RUN_DIR/config.json                       the resolved RunConfig (what the run computes)
+    RUN_DIR/metrics.jsonl                     one JSON record per log line and evaluation
+    RUN_DIR/summary.json                      written when the run is complete
+    RUN_DIR/checkpoints/latest.json           -> step_XXXXXXXX/ (model, optimizer, trainer state)
+    RUN_DIR/checkpoints/best.safetensors      the weights chosen on the select split
+    RUN_DIR/checkpoints/snapshots/*.safetensors  snapshot-ensemble members (train.snapshot_every)
+
+Weights are safetensors and everything else JSON; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from scarce import atomic
+from scarce.config import RunConfig
+from scarce.errors import UserError
+from scarce.model.gpt import GPT
+
+CONFIG = "config.json"
+SUMMARY = "summary.json"
+METRICS = "metrics.jsonl"
+
+
+def is_run(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / CONFIG).is_file()
+
+
+def read_json(path: Path):
+    """A JSON file the run wrote, or a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """The run's resolved config (configs of earlier versions upgraded on the way in)."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG}); check the path")
+    return RunConfig.from_dict(read_json(path))
+
+
+def write_config(run_dir: str | Path, cfg: RunConfig) -> None:
+    atomic.write_json(Path(run_dir) / CONFIG, cfg.to_dict())
+
+
+def read_summary(run_dir: str | Path) -> dict | None:
+    """The summary of a complete run, None while it is not complete."""
+    path = Path(run_dir) / SUMMARY
+    return read_json(path) if path.is_file() else None
+
+
+def best_weights(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "best.safetensors"
+
+
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / "snapshots" / f"step_{step:08d}.safetensors"
+
+
+def snapshots(run_dir: str | Path) -> list[Path]:
+    return sorted((Path(run_dir) / "checkpoints" / "snapshots").glob("*.safetensors"))
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not Path(path).is_file():
+        raise UserError(f"checkpoint file {path} does not exist")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"checkpoint {path} is corrupt or truncated ({str(e).splitlines()[0][:120]})") from None
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load weights into a model, or a one-line error when they belong to another architecture."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"weights from {source} do not fit the model ({str(e).splitlines()[0]})") from None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A set of weights of a run: its select-chosen weights by default, or one snapshot."""
+
+    run_dir: Path
+    weights: Path
+
+    @classmethod
+    def of_run(cls, run_dir: str | Path) -> Member:
+        return cls(Path(run_dir), best_weights(run_dir))
+
+    def load(self, device: str = "cpu") -> GPT:
+        """The model in inference mode, gradients off."""
+        model = GPT(read_config(self.run_dir).model)
+        load_state(model, load_weights(self.weights), self.weights)
+        return model.to(device).eval().requires_grad_(False)
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> GPT:
+    """A run's select-chosen weights as a model in inference mode."""
+    return Member.of_run(run_dir).load(device)
+
+
+def snapshot_members(run_dir: str | Path) -> list[Member]:
+    """Every snapshot a run kept (train.snapshot_every), in step order: the members of a snapshot ensemble."""
+    files = snapshots(run_dir)
+    if not files:
+        raise UserError(f"{run_dir} has no snapshots (checkpoints/snapshots/*.safetensors); "
+                        "train it with train.snapshot_every or list member runs instead")
+    return [Member(Path(run_dir), f) for f in files]

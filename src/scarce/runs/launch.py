@@ -1,0 +1,221 @@
+"""The one way scarce trains: start, continue or reuse a run from its config, and record it.
+
+`train(config, run_dir)` starts a run, `resume(run_dir)` continues one from its latest checkpoint,
+`run(config, run_dir)` does whichever the folder calls for (start, continue, or reuse a finished run of
+the same config). All three build the `Trainer` from the config alone, so any run (plain, distilled,
+mixed, snapshot, looped, averaged) resumes as exactly itself. Sweeps, recipes, ensembles,
+distillation and the bench only produce configs and hand them to `run_jobs`, which runs them on an
+executor (this process, local worker processes or Ray) through `run_task`.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from scarce import rundir
+from scarce.config import RunConfig
+from scarce.data.store import open_store
+from scarce.errors import UserError
+from scarce.progress import format_seconds
+from scarce.runs.executors import LocalExecutor
+from scarce.runs.store import RunStore
+from scarce.train.trainer import Trainer, resolve_config
+
+
+def absolute_paths(cfg: RunConfig) -> RunConfig:
+    """The config with every path it names made absolute (token stores, teachers, init source), so the run
+    reads the same files from any working directory."""
+    if not cfg.data:
+        raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
+    cfg = RunConfig.from_dict(cfg.to_dict())
+    cfg.data = str(Path(cfg.data).resolve())
+    if cfg.mix.store:
+        cfg.mix.store = str(Path(cfg.mix.store).resolve())
+    cfg.objective.teachers = [str(Path(t).resolve()) for t in cfg.objective.teachers]
+    if cfg.init.source:
+        cfg.init.source = str(Path(cfg.init.source).resolve())
+    return cfg
+
+
+def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
+          stop_at_step: int | None = None) -> dict | None:
+    """Start a run in `run_dir` (which must not hold one yet); returns its summary. `stop_at_step` stops
+    it as if killed after that many steps (tests), returning None."""
+    run_dir = Path(run_dir)
+    if rundir.is_run(run_dir):
+        raise UserError(f"{run_dir} already holds a run; continue it with `scarce train --resume {run_dir}` "
+                        f"or choose another --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} exists and is not a folder; choose another --out")
+    trainer = Trainer(absolute_paths(cfg), run_dir, quiet)
+    if trainer.rt.is_main:
+        rundir.write_config(run_dir, trainer.cfg)
+    return _recorded(trainer, results, stop_at_step)
+
+
+def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
+           stop_at_step: int | None = None) -> dict | None:
+    """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run."""
+    trainer = Trainer(rundir.read_config(run_dir), Path(run_dir), quiet)
+    trainer.restore()
+    if trainer.state.step >= trainer.steps and trainer.state.best:
+        trainer.say(f"{run_dir} is already complete")
+        summary = trainer.summary()
+        _ensure_recorded(trainer.run_id, trainer.cfg, run_dir, trainer.store.fingerprint, summary, results)
+        return summary
+    return _recorded(trainer, results, stop_at_step)
+
+
+def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False) -> dict:
+    """Start the run, continue it when `run_dir` holds it unfinished, or return its summary when it is
+    complete; a folder holding a run of another config is refused."""
+    run_dir = Path(run_dir)
+    if not rundir.is_run(run_dir):
+        return train(cfg, run_dir, results, quiet)
+    cfg = absolute_paths(cfg)
+    stored = rundir.read_config(run_dir)
+    if same_run(stored, cfg):
+        summary = rundir.read_summary(run_dir)
+        if summary is None:
+            return resume(run_dir, results, quiet)
+        _ensure_recorded(summary["run_id"], stored, run_dir, summary.get("data", ""), summary, results)
+        return summary
+    raise UserError(f"{run_dir} holds a run of another config (other preset, overrides or ensemble settings); "
+                    "choose another --out")
+
+
+def same_run(stored: RunConfig, cfg: RunConfig) -> bool:
+    """Whether a stored (resolved) config is the run `cfg` asks for."""
+    probe = RunConfig.from_dict(cfg.to_dict())
+    if probe.model.vocab_size == 0:  # filled from the token store when the run started
+        probe.model.vocab_size = stored.model.vocab_size
+    return stored.run_id() == probe.run_id()
+
+
+def _recorded(trainer: Trainer, results: str | None, stop_at_step: int | None) -> dict | None:
+    """Run the trainer with its row in the run store: running, then done or failed."""
+    runs = RunStore(results) if trainer.rt.is_main else None
+    if runs:
+        runs.start(trainer.run_id, trainer.cfg.to_dict(), trainer.run_dir, trainer.store.fingerprint)
+    try:
+        summary = trainer.run(stop_at_step)
+        if runs and summary is not None:
+            runs.finish(trainer.run_id, summary)
+    except BaseException as e:
+        if runs:
+            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+        raise
+    finally:
+        if runs:
+            runs.close()
+    if summary is not None:
+        trainer.say(f"done: val {summary['val_loss']:.4f} nats/token, {summary['val_bpb']:.4f} bpb "
+                    f"(checkpoint of step {summary['best_step']}, chosen on select) in "
+                    f"{format_seconds(summary['wall_seconds'])} -> {trainer.run_dir}/{rundir.SUMMARY}")
+    return summary
+
+
+def _ensure_recorded(run_id: str, cfg: RunConfig, run_dir, data: str, summary: dict, results: str | None) -> None:
+    """A complete run found on disk has a 'done' row in the run store (an earlier store, or a copied folder)."""
+    store = RunStore(results)
+    try:
+        row = store.get(run_id)
+        if row is None or row["status"] != "done":
+            if row is None:
+                store.start(run_id, cfg.to_dict(), run_dir, data)
+            store.finish(run_id, summary)
+    finally:
+        store.close()
+
+
+# -- many runs on an executor ------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    """A run to make: its config and its folder."""
+
+    config: RunConfig
+    run_dir: Path
+
+
+def run_task(task: dict) -> dict:
+    """Make one run (start, continue or reuse) and record it; never raises for a failed run. A task is
+    {config, run_dir, results, threads, quiet[, train_fn]}: plain data, so it can go to another process
+    or machine. `train_fn(cfg, run_dir, results) -> summary` replaces training (tests)."""
+    cfg = RunConfig.from_dict(task["config"])
+    if task.get("threads") and not cfg.train.threads:
+        cfg = replace(cfg, train=replace(cfg.train, threads=task["threads"]))
+    run_dir, results, train_fn = Path(task["run_dir"]), task.get("results"), task.get("train_fn")
+    t0 = time.perf_counter()
+    try:
+        if train_fn is not None:
+            summary = train_fn(cfg, run_dir, results)
+            _ensure_recorded(task["run_id"], cfg, run_dir, task.get("fingerprint", ""), summary, results)
+        else:
+            summary = run(cfg, run_dir, results, task.get("quiet", True))
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
+        _record_failure(task, cfg, error)
+        return {"status": "failed", "error": error, "seconds": time.perf_counter() - t0}
+    return {"status": "done", "summary": summary, "seconds": time.perf_counter() - t0}
+
+
+def _record_failure(task: dict, cfg: RunConfig, error: str) -> None:
+    """A run that failed before its training loop started still gets its row, marked failed."""
+    run_id = task.get("run_id")
+    if not run_id:
+        return
+    store = RunStore(task.get("results"))
+    try:
+        if store.get(run_id) is None:
+            store.start(run_id, cfg.to_dict(), task["run_dir"], task.get("fingerprint", ""))
+        store.fail(run_id, error)
+    finally:
+        store.close()
+
+
+def resolved_id(cfg: RunConfig) -> tuple[RunConfig, str, str]:
+    """(config with the store's vocabulary filled in, run id, store fingerprint) of a config to run."""
+    store = open_store(cfg.data)
+    cfg = resolve_config(absolute_paths(cfg), store)
+    return cfg, cfg.run_id(store.fingerprint), store.fingerprint
+
+
+def job_tasks(jobs: list[Job], executor, results: str | None, quiet: bool = True,
+              train_fn: Callable | None = None) -> list[dict]:
+    """The executor tasks of `jobs` (in the same order)."""
+    tasks = []
+    for job in jobs:
+        cfg, run_id, fingerprint = resolved_id(job.config)
+        tasks.append({"config": cfg.to_dict(), "run_dir": str(job.run_dir), "results": results, "run_id": run_id,
+                      "fingerprint": fingerprint, "threads": executor.threads, "train_fn": train_fn,
+                      "quiet": quiet or executor.parallel})
+    return tasks
+
+
+def run_jobs(jobs: list[Job], executor=None, results: str | None = None, quiet: bool = True,
+             train_fn: Callable | None = None, on_done: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Run every job on `executor` (default: here, one after another). Returns each job's result in job
+    order: {status: done, summary, seconds} or {status: failed, error, seconds}."""
+    executor = executor or LocalExecutor()
+    out: list[dict] = [{}] * len(jobs)
+    for i, result in executor.map(run_task, job_tasks(jobs, executor, results, quiet, train_fn)):
+        out[i] = result
+        if on_done:
+            on_done(i, result)
+    return out
+
+
+def train_all(jobs: list[Job], executor=None, results: str | None = None, quiet: bool = True) -> list[dict]:
+    """Run every job; their summaries in job order, or a UserError naming the first failure."""
+    outcomes = run_jobs(jobs, executor, results, quiet)
+    failed = [(job.run_dir, r["error"]) for job, r in zip(jobs, outcomes) if r["status"] != "done"]
+    if failed:
+        where, why = failed[0]
+        raise UserError(f"{len(failed)} of {len(jobs)} runs failed (first, {where}: "
+                        f"{why.splitlines()[0].removeprefix('UserError: ')})")
+    return [r["summary"] for r in outcomes]
