@@ -50,3 +50,36 @@ def test_run_ids_without_dropout_survive_the_attn_dropout_field():
 def test_unknown_preset():
     with pytest.raises(UserError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_configs_of_earlier_versions_move_tag_behaviour_into_sections():
+    """Before the objective, mix and init sections, distillation, mixing, the init seed and snapshots
+    travelled in tags; a config.json of that time loads as the same run, with nothing left in tags."""
+    old = get_preset("tiny").to_dict()
+    for section in ("objective", "mix", "init"):
+        del old[section]
+    del old["train"]["snapshot_every"]
+    old["tags"] = {"group": "ens-1", "member": 1, "init_seed": 5, "snapshot_every": 4,
+                   "distill": {"teachers": ["/runs/m00"], "alpha": 0.5, "temperature": 2.0},
+                   "mix": {"store": "/stores/synthetic", "synthetic_frac": 0.9}}
+    cfg = RunConfig.from_dict(old)
+    assert cfg.tags == {"group": "ens-1", "member": 1}
+    assert (cfg.objective.kind, cfg.objective.teachers, cfg.objective.alpha) == ("distill", ["/runs/m00"], 0.5)
+    assert (cfg.mix.store, cfg.mix.frac, cfg.init.seed, cfg.train.snapshot_every) == ("/stores/synthetic", 0.9, 5, 4)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_new_sections_at_their_defaults_leave_run_ids_unchanged():
+    plain = get_preset("tiny")
+    assert plain.run_id("fp") == "a0f423421e096fff"  # the id this config had before the sections existed
+    for override in ("objective.alpha=0.7", "init.seed=3", "mix.store=\"x\"", "train.snapshot_every=5"):
+        assert apply_overrides(plain, [override]).run_id("fp") != plain.run_id("fp"), override
+
+
+def test_objective_sections_are_checked():
+    with pytest.raises(UserError, match="objective.teachers"):
+        apply_overrides(get_preset("tiny"), ["objective.kind=distill"])
+    with pytest.raises(UserError, match="mix.store"):
+        apply_overrides(get_preset("tiny"), ["mix.frac=0.5"])
+    with pytest.raises(UserError, match="objective.teachers"):
+        apply_overrides(get_preset("tiny"), ['objective.teachers=["a", 3]'])
