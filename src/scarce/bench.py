@@ -277,7 +277,7 @@ class _Runs:
         failed = [points[i] for i, r in by_point.items() if r is None]
         if failed:
             raise UserError(f"{len(failed)} of {len(points)} bench runs failed (first: {failed[0]}); see "
-                            f"`scarce runs --results {self.results}` for the errors, then rerun to resume")
+                            f"the run store in {self.results} for the errors (`scarce runs`), then rerun to resume")
         return [by_point[i] for i in range(len(points))]
 
 

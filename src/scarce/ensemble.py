@@ -51,7 +51,7 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
     disk. A split whose sum would exceed `max_cache_bytes` is evaluated in blocks, each a full pass
     over the members (members are then loaded once per block)."""
     if combine not in COMBINES:
-        raise UserError(f"--combine must be one of {', '.join(COMBINES)}, got {combine!r}")
+        raise UserError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
     if not members:
         raise UserError("an ensemble needs at least one member")
     windows = (len(tokens) - 1) // seq_len

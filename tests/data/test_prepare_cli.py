@@ -66,7 +66,7 @@ def test_existing_store_with_other_request(corpus, tmp_path, capsys):
     assert main(_args(corpus, tmp_path / "s")) == 0
     capsys.readouterr()
     assert main(_args(corpus, tmp_path / "s", **{"--train-tokens": "10k"})) == 2
-    assert "already holds a different request; choose another --out" in _error_line(capsys)
+    assert "already holds a different request; choose another folder" in _error_line(capsys)
 
 
 def test_missing_required_option(capsys):

@@ -147,7 +147,7 @@ def test_too_many_tokens_says_what_the_corpus_holds(corpus, built, tmp_path):
                                           ("vocab_size", 100)])
 def test_bad_budgets(corpus, tmp_path, field, value):
     kwargs = {"vocab_size": VOCAB, **BUDGETS, field: value}
-    with pytest.raises(UserError, match="vocab-size must be|positive integer"):
+    with pytest.raises(UserError, match="vocabulary size must be|positive integer"):
         prepare(corpus, tmp_path / "s", log=lambda _: None, **kwargs)
     assert not (tmp_path / "s").exists()
 
@@ -175,7 +175,7 @@ def test_reuse_and_conflicts(corpus, built, tmp_path):
     messages: list[str] = []
     again = prepare(corpus, built.path, VOCAB, **BUDGETS, log=messages.append)
     assert "reusing" in messages[0] and again.fingerprint == built.fingerprint
-    with pytest.raises(UserError, match="different request.*another --out"):
+    with pytest.raises(UserError, match="different request.*another folder"):
         prepare(corpus, built.path, VOCAB, **{**BUDGETS, "train_tokens": 50_000}, log=lambda _: None)
     other = tmp_path / "other"
     other.mkdir()

@@ -8,6 +8,8 @@ import time
 from scarce.cli.options import add_threads, parse_count
 from scarce.data.corpora import DEFAULT_SOURCE
 from scarce.data.store import SPLITS, TokenStore, prepare
+from scarce.data.tokenizer import MIN_VOCAB
+from scarce.errors import UserError
 
 
 def add_parser(subparsers) -> None:
@@ -38,6 +40,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tokenizer == "bpe" and args.vocab_size < MIN_VOCAB:
+        raise UserError(f"--vocab-size must be >= {MIN_VOCAB} (256 bytes + <|endoftext|>), got {args.vocab_size}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     start = time.perf_counter()
     store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
                     args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,

@@ -53,7 +53,7 @@ def read_corpus(source: str) -> list[str]:
     """All documents of `source` in memory; UserError if there are none (nothing to train on)."""
     docs = list(iter_documents(source))
     if not docs:
-        raise UserError(f"corpus {source!r} holds no non-empty documents; point --corpus at some text")
+        raise UserError(f"corpus {source!r} holds no non-empty documents; give a corpus with some text")
     return docs
 
 

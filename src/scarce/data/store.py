@@ -289,7 +289,7 @@ def _existing_manifest(out: Path) -> dict | None:
 
 
 def _exists_error(out: Path, what: str) -> UserError:
-    return UserError(f"{out} already holds {what}; choose another --out or remove {out}")
+    return UserError(f"{out} already holds {what}; choose another folder or remove {out}")
 
 
 def _ordered_documents(source: str) -> tuple[list[str], dict]:
@@ -369,7 +369,7 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, d
             raise UserError(
                 f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
                 f"documents held out from tokenizer training (at most half the corpus, which holds "
-                f"{enc.tokens():,} tokens); lower --val-tokens / --select-tokens or add text"
+                f"{enc.tokens():,} tokens); lower the select and val budgets or add text"
             )
         factor *= 2
 

@@ -31,7 +31,7 @@ def set_threads(n: int | None) -> None:
     (the Rust thread pool reads RAYON_RS_NUM_CPUS once)."""
     if n is not None:
         if n < 1:
-            raise UserError(f"--threads must be >= 1, got {n}")
+            raise UserError(f"tokenizer threads must be >= 1, got {n}")
         os.environ["RAYON_RS_NUM_CPUS"] = str(n)
 
 
@@ -137,7 +137,7 @@ def train_bpe(docs: Iterable[str], vocab_size: int) -> Tokenizer:
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
     if vocab_size < MIN_VOCAB:
-        raise UserError(f"--vocab-size must be >= {MIN_VOCAB} (256 bytes + <|endoftext|>), got {vocab_size}")
+        raise UserError(f"vocabulary size must be >= {MIN_VOCAB} (256 bytes + <|endoftext|>), got {vocab_size}")
     hf = HFTokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()

@@ -35,7 +35,7 @@ class Context:
     def __post_init__(self):
         self.sizes = list(self.sizes or DEFAULT_SIZES)
         if any(not isinstance(s, int) or s < 1 for s in self.sizes):
-            raise UserError(f"--sizes must be depths >= 1, got {self.sizes}")
+            raise UserError(f"sizes must be model depths >= 1, got {self.sizes}")
 
 
 def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None) -> list[dict]:

@@ -36,7 +36,7 @@ def isoflop(ctx: Context, budgets: list[float] | None = None, sweep: str = "isof
     """Budgets x depths; per budget the best run on select. `table` has the columns `scarce fit
     chinchilla` reads (params, tokens, flops, loss)."""
     if not budgets:
-        raise UserError("recipe isoflop needs compute budgets: --option budgets=[1e12,3e12,1e13]")
+        raise UserError("recipe isoflop needs compute budgets: the option budgets, e.g. [1e12, 3e12, 1e13]")
     points = isoflop_points(ctx, budgets)
     rows = run_points(ctx, sweep, points)
     table = [{"budget": p["tags.budget"], "depth": p["model.depth"], **_fit_row(r)}

@@ -124,9 +124,9 @@ def make_executor(name: str = "local", workers: int = 1, ray_address: str | None
     if name not in EXECUTORS:
         raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
     if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
+        raise UserError(f"workers must be >= 1, got {workers}")
     if name == "ray":
         return RayExecutor(ray_address, threads or 1, num_cpus=None)
     if ray_address:
-        raise UserError("--ray-address needs --executor ray")
+        raise UserError("a Ray address needs the ray executor")
     return ProcessExecutor(workers, threads) if workers > 1 else LocalExecutor(threads)

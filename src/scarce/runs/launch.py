@@ -30,7 +30,7 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     """The config with every path it names made absolute (token stores, teachers, init source), so the run
     reads the same files from any working directory."""
     if not cfg.data:
-        raise UserError("no token store given: pass --data DIR (made by `scarce prepare`)")
+        raise UserError("the config names no token store (field data; make one with `scarce prepare`)")
     cfg = RunConfig.from_dict(cfg.to_dict())
     cfg.data = str(Path(cfg.data).resolve())
     if cfg.mix.store:
@@ -47,10 +47,9 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     it as if killed after that many steps (tests), returning None."""
     run_dir = Path(run_dir)
     if rundir.is_run(run_dir):
-        raise UserError(f"{run_dir} already holds a run; continue it with `scarce train --resume {run_dir}` "
-                        f"or choose another --out")
+        raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
     if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir} exists and is not a folder; choose another --out")
+        raise UserError(f"{run_dir} exists and is not a folder")
     trainer = Trainer(absolute_paths(cfg), run_dir, quiet)
     if trainer.rt.is_main:
         rundir.write_config(run_dir, trainer.cfg)
@@ -85,7 +84,7 @@ def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: 
         _ensure_recorded(summary["run_id"], stored, run_dir, summary.get("data", ""), summary, results)
         return summary
     raise UserError(f"{run_dir} holds a run of another config (other preset, overrides or ensemble settings); "
-                    "choose another --out")
+                    "choose another folder")
 
 
 def same_run(stored: RunConfig, cfg: RunConfig) -> bool:

@@ -63,7 +63,7 @@ def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | 
     if not budgets and not target_losses:
         raise UserError("give at least one compute budget or target loss to plan for")
     if flops_per_s is not None and flops_per_s <= 0:
-        raise UserError("--flops-per-s must be positive")
+        raise UserError("flops_per_s must be positive")
     if not 0 < mfu <= 1:
         raise UserError(f"MFU must be in (0, 1], got {mfu}")
     point, draws = _law_arrays(law)

@@ -82,5 +82,5 @@ def load_checkpoint(run_dir: Path) -> tuple[dict, dict, dict] | None:
         folder = ckdir / latest["dir"]
         state = json.loads((folder / "state.json").read_text())
     except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"checkpoint in {ckdir} is corrupt or incomplete ({e}); start a new run with another --out") from None
+        raise UserError(f"checkpoint in {ckdir} is corrupt or incomplete ({e}); start the run again in another folder") from None
     return load_weights(folder / "model.safetensors"), load_weights(folder / "optim.safetensors"), state

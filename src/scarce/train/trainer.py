@@ -51,8 +51,8 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
     elif cfg.model.vocab_size != store.vocab_size:
         raise UserError(
             f"vocabulary mismatch: the model has vocab_size {cfg.model.vocab_size} but the token store "
-            f"{store.path} has {store.vocab_size}; prepare the data with --vocab-size {cfg.model.vocab_size} "
-            f"or drop the model.vocab_size override"
+            f"{store.path} has {store.vocab_size}; prepare a store with vocabulary {cfg.model.vocab_size} "
+            f"or leave model.vocab_size at 0 (taken from the store)"
         )
     return cfg
 
