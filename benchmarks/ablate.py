@@ -107,19 +107,13 @@ def run_one(task: dict) -> dict:
     """Train (or resume, or read back) one run in this 1-thread worker; never raises."""
     import torch
 
-    from scarce.runs.launch import resume, train
+    from scarce.runs.launch import run
 
     torch.set_num_threads(1)
     run_dir, cfg = Path(task["run_dir"]), RunConfig.from_dict(task["config"])
     record = {"knob": task["knob"], "seed": task["seed"], "run_dir": str(run_dir)}
     try:
-        summary_path = run_dir / "summary.json"
-        if not summary_path.exists():
-            if (run_dir / "config.json").exists():
-                resume(run_dir, results=task["results"], quiet=True)
-            else:
-                train(cfg, run_dir, results=task["results"], quiet=True)
-        summary = json.loads(summary_path.read_text())
+        summary = run(cfg, run_dir, results=task["results"], quiet=True)  # train, resume or read back
     except Exception as e:
         return record | {"status": "failed", "error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"}
     keep = ("val_loss", "val_bpb", "final_val_loss", "select_loss", "best_step", "params", "non_embedding_params",

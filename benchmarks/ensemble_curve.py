@@ -24,7 +24,9 @@ import torch
 from scarce.atomic import write_json, write_text
 from scarce.config import apply_overrides, get_preset
 from scarce.data.store import prepare
-from scarce.ensemble import ensemble
+from scarce.recipes.distill import distill_student
+from scarce.recipes.ensemble import ensemble
+from scarce.runs.executors import make_executor
 
 MODEL = ["model.depth=2", "model.aspect_ratio=32", "model.head_dim=32", "model.seq_len=64",
          "train.batch_size=16", "train.threads=1", "train.log_every=1000", "train.eval_every=50"]
@@ -41,8 +43,11 @@ def one_rep(store: Path, work: Path, rep: int, args) -> dict:
     seed = 1000 * rep
     base = base_config(store, args.steps, seed)
     t0 = time.perf_counter()
-    indep = ensemble(base, args.members, work / f"rep{rep}" / "independent", workers=args.workers, student=True,
-                     alpha=args.alpha, temperature=args.temperature, results=str(work / "results"), quiet=True)
+    out = work / f"rep{rep}" / "independent"
+    executor = make_executor("local", args.workers, threads=1)
+    indep = ensemble(base, args.members, out, executor=executor, results=str(work / "results"), quiet=True)
+    indep["student"] = distill_student(base, [Path(m["run_dir"]) for m in indep["members"]], out, alpha=args.alpha,
+                                       temperature=args.temperature, results=str(work / "results"), quiet=True)
     t1 = time.perf_counter()
     chain = ensemble(base_config(store, args.steps, seed), args.members, work / f"rep{rep}" / "chain",
                      chain_distill=True, alpha=args.alpha, temperature=args.temperature,

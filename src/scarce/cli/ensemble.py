@@ -87,12 +87,13 @@ def _train(args, log) -> dict:
     if args.snapshot_every is not None:
         return snapshot_ensemble(base, args.snapshot_every, args.out, args.combine, args.results, args.quiet)
     executor = make_executor("local", args.workers, threads=1) if args.workers > 1 else None
-    report = ensemble(base, args.members, args.out, args.combine, executor, args.seed_mode, args.chain_distill,
-                      args.alpha, args.temperature, args.results, args.quiet, log)
+    report = ensemble(base, args.members, args.out, combine=args.combine, executor=executor, seed_mode=args.seed_mode,
+                      chain_distill=args.chain_distill, alpha=args.alpha, temperature=args.temperature,
+                      results=args.results, quiet=args.quiet, log=log)
     teachers = [Path(m["run_dir"]) for m in report["members"]]
     if args.student:
-        report["student"] = distill_student(base, teachers, args.out, args.alpha, args.temperature, args.combine,
-                                             args.results, args.quiet)
+        report["student"] = distill_student(base, teachers, args.out, alpha=args.alpha, temperature=args.temperature,
+                                             combine=args.combine, results=args.results, quiet=args.quiet)
     if args.seq_student:
         report["seq_student"] = seq_distill(base, teachers, args.out, args.seq_student, args.synthetic_frac,
                                             results=args.results, quiet=args.quiet)

@@ -97,9 +97,6 @@ class GPT(nn.Module):
             return capped_linear(h, weight, self.cfg.softcap)  # (B, T, V)
         return F.linear(h, weight)  # (B, T, V)
 
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.unembed(self.hidden(idx))
-
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, V) without targets; with targets, the mean cross-entropy in nats (plus the
         weighted multi-token loss in training)."""
