@@ -455,6 +455,8 @@ def _coerce(value, hint, name: str):
             raise UserError(f"config field {name}: expected a list, got {value!r}")
         return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise UserError(f"config field {name}: expected a finite number, got {value!r}")
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)

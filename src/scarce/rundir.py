@@ -2,6 +2,7 @@
 resume, ensemble evaluation, distillation teachers, sampling, reports).
 
     RUN_DIR/config.json                       the resolved RunConfig (what the run computes)
+    RUN_DIR/run.json                          where the run is recorded (its results root)
     RUN_DIR/metrics.jsonl                     one JSON record per log line and evaluation
     RUN_DIR/summary.json                      written when the run is complete
     RUN_DIR/checkpoints/latest.json           -> step_XXXXXXXX/ (model, optimizer, trainer state)
@@ -27,6 +28,7 @@ from scarce.errors import UserError
 from scarce.model.gpt import GPT
 
 CONFIG = "config.json"
+RUN = "run.json"
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 
@@ -55,6 +57,16 @@ def read_config(run_dir: str | Path) -> RunConfig:
 
 def write_config(run_dir: str | Path, cfg: RunConfig) -> None:
     atomic.write_json(Path(run_dir) / CONFIG, cfg.to_dict())
+
+
+def write_results_root(run_dir: str | Path, root: str | Path) -> None:
+    atomic.write_json(Path(run_dir) / RUN, {"results": str(Path(root).resolve())})
+
+
+def results_root_of(run_dir: str | Path) -> str | None:
+    """The results root the run was started with (None for runs of earlier versions)."""
+    path = Path(run_dir) / RUN
+    return read_json(path).get("results") if path.is_file() else None
 
 
 def read_summary(run_dir: str | Path) -> dict | None:

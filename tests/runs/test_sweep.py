@@ -14,7 +14,15 @@ import pytest
 from scarce.cli.main import main
 from scarce.errors import UserError
 from scarce.runs.store import RunStore
-from scarce.runs.sweep import SweepSpec, load_spec, point_overrides, resolve_points, run_sweep
+from scarce.runs.sweep import (
+    SweepReport,
+    SweepSpec,
+    _pending,
+    load_spec,
+    point_overrides,
+    resolve_points,
+    run_sweep,
+)
 
 TINY = {"model.depth": 1, "model.aspect_ratio": 32, "model.head_dim": 16, "model.seq_len": 32,
         "train.batch_size": 4, "train.tokens": 256, "train.eval_tokens": 256, "train.threads": 1,
@@ -162,3 +170,52 @@ def test_sweep_cli_errors(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read sweep spec" in capsys.readouterr().err
     assert main(["sweep", "x.toml", "--ray-address", "a:1"]) == 2
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_sigterm_of_a_parallel_sweep_leaves_no_worker_behind(store, tmp_path):
+    """SIGTERM to `scarce sweep --workers 2` takes the Ctrl-C path: the workers stop, their runs are recorded
+    as interrupted (and resumed by the next sweep), and no process outlives the parent."""
+    spec = tiny_spec(store, tmp_path, **{"optim.lr": [1e-3, 2e-3, 3e-3, 4e-3]})
+    spec["set"] = {**spec["set"], "train.tokens": 2_000_000, "train.eval_every": 5}  # minutes each: still running
+    path = tmp_path / "spec.py"
+    path.write_text(f"def make():\n    return {spec!r}\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", "sweep", f"{path}:make", "--workers", "2",
+                             "--threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, workers = time.time() + 60, set()
+    while time.time() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid)
+        if (tmp_path / "results" / "runs.db").exists() and len(rows(tmp_path, status="running")) >= 2:
+            break
+        time.sleep(0.05)
+    workers |= _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130, proc.stderr.read().decode()
+    time.sleep(0.5)
+    assert workers and not [p for p in workers if _alive(p)]
+    started = rows(tmp_path)
+    assert len(started) == 2 and {r["status"] for r in started} == {"failed"}
+    assert all(r["error"].startswith("KeyboardInterrupt") for r in started)  # the next sweep resumes them
+    report = SweepReport("t", [])
+    assert len(_pending(resolve_points(SweepSpec.from_dict(spec)), RunStore(tmp_path / "results"), False, report)) == 4

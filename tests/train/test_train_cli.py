@@ -103,3 +103,38 @@ def test_runs_export_feeds_the_fits(run_args, tmp_path, capsys):
     assert main(["fit", "power-law", "--csv", str(curves), "--x", "tokens", "--y", "val_loss",
                  "--bootstrap", "20", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"E", "A", "alpha"}
+
+
+def test_a_diverged_run_is_failed_not_done(run_args, tmp_path, capsys):
+    one_line_error(capsys, run_args("a", "--set", "optim.lr=1e4", "--set", "optim.warmup_frac=0",
+                                    "--set", "optim.grad_clip=0"), "diverged")
+    assert not (tmp_path / "a" / "summary.json").exists()
+    assert main(["runs", "--results", str(tmp_path / "results"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)  # valid JSON: no NaN reached the store
+    assert [r["status"] for r in rows] == ["failed"] and "diverged" in rows[0]["error"]
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--epochs", "inf"], "finite"), (["--epochs", "0"], "--epochs"), (["--epochs", "-1"], "--epochs"),
+    (["--tokens-per-param", "-3"], "--tokens-per-param"), (["--set", "optim.lr=Infinity"], "finite"),
+    (["--set", "optim.lr=NaN"], "finite"),
+])
+def test_nonsense_horizons_and_numbers(run_args, capsys, tmp_path, extra, match):
+    argv = [a for a in run_args("a") if a not in ("--tokens", "2048")] + extra
+    one_line_error(capsys, argv, match)
+    assert not (tmp_path / "a").exists()
+
+
+def test_resume_records_in_the_store_the_run_started_with(run_args, tmp_path, monkeypatch):
+    from scarce.runs.launch import train
+    from scarce.runs.store import RunStore
+
+    assert main(run_args("a", "--set", "train.eval_every=2")) == 0
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    from scarce.config import RunConfig
+
+    train(RunConfig.from_dict(cfg), tmp_path / "b", str(tmp_path / "results"), quiet=True, stop_at_step=2)
+    monkeypatch.chdir(tmp_path)  # no --results: the default root here would be ./scarce-results
+    assert main(["train", "--resume", str(tmp_path / "b"), "--quiet"]) == 0
+    assert not (tmp_path / "scarce-results").exists()
+    assert {r["status"] for r in RunStore(tmp_path / "results").list()} == {"done"}

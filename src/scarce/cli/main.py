@@ -8,6 +8,8 @@ errors (`UserError`, bad options) become one line `error: ...` on stderr and exi
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from scarce import __version__
@@ -40,7 +42,15 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; SIGTERM and SIGHUP take the Ctrl-C path (running work is stopped and recorded,
+    queued work never starts, worker processes are stopped with their parent)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -54,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`scarce runs --json | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import re
 from pathlib import Path
 
@@ -144,8 +145,8 @@ def run_config(args) -> RunConfig:
     cfg = apply_overrides(cfg, list(args.overrides) + overrides)
     if args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None:
         for flag, value in (("--epochs", args.epochs), ("--tokens-per-param", args.tokens_per_param)):
-            if value is not None and not value > 0:
-                raise UserError(f"{flag} must be > 0, got {value}")
+            if value is not None and not 0 < value < math.inf:
+                raise UserError(f"{flag} must be a finite number > 0, got {value}")
         cfg = set_horizon(cfg, args.epochs or 0.0, args.tokens or 0, args.tokens_per_param or 0.0)
         cfg = RunConfig.from_dict(cfg.to_dict())  # re-validate
     cfg.data = args.data

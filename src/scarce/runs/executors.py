@@ -11,8 +11,11 @@ oversubscribed threads stall badly on a shared CPU.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -57,18 +60,65 @@ class ProcessExecutor:
         self.threads = threads or max(1, cpu_count() // workers)
 
     def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_interruptible)
         try:
-            futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
+            futures = {pool.submit(_call, fn, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
                 try:
                     yield futures[future], future.result()
                 except Exception as e:  # BrokenProcessPool: a worker was killed
                     yield futures[future], crashed(e)
-        except BaseException:  # Ctrl-C, or the caller stopped early: start no more points
+        except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped early: start no more points
+            workers = list((pool._processes or {}).values())  # shutdown() forgets them
             pool.shutdown(wait=False, cancel_futures=True)
+            stop_workers(workers)
             raise
         pool.shutdown()
+
+
+_busy = False
+"""In a worker process: whether it is running a task."""
+
+
+def _interrupt(signum, frame) -> None:
+    if not _busy:  # idle: nothing to record, leave quietly
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
+
+
+def _interruptible() -> None:
+    """In a worker: SIGINT and SIGTERM interrupt the running task, whatever the parent ignored (a shell's
+    background job ignores SIGINT), so a stopped worker records its run as interrupted."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+
+
+def _call(fn: Callable[[dict], dict], task: dict) -> dict:
+    """Run one task in a worker; once interrupted (its run is recorded as such) the worker exits instead
+    of taking the next queued task."""
+    global _busy
+    _busy = True
+    try:
+        return fn(task)
+    except KeyboardInterrupt:
+        os._exit(130)
+    finally:
+        _busy = False
+
+
+def stop_workers(workers: list, patience: float = 10.0) -> None:
+    """Interrupt a pool's worker processes (their runs record the interruption and stop), and terminate
+    any that has not exited after `patience` seconds: no worker outlives the sweep that started it."""
+    procs = [p for p in workers if p.is_alive()]
+    for p in procs:
+        with contextlib.suppress(OSError):
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + patience
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.terminate()
 
 
 class RayExecutor:

@@ -22,7 +22,7 @@ from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.progress import format_seconds
 from scarce.runs.executors import LocalExecutor
-from scarce.runs.store import RunStore
+from scarce.runs.store import RunStore, results_root
 from scarce.train.trainer import Trainer, resolve_config
 
 
@@ -51,15 +51,19 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a folder")
     trainer = Trainer(absolute_paths(cfg), run_dir, quiet)
+    results = str(results_root(results).resolve())
     if trainer.rt.is_main:
         rundir.write_config(run_dir, trainer.cfg)
+        rundir.write_results_root(run_dir, results)
     return _recorded(trainer, results, stop_at_step)
 
 
 def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
            stop_at_step: int | None = None) -> dict | None:
-    """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run."""
+    """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run. It is
+    recorded in the results root it started with unless `results` names another."""
     trainer = Trainer(rundir.read_config(run_dir), Path(run_dir), quiet)
+    results = results or rundir.results_root_of(run_dir)
     trainer.restore()
     if trainer.state.step >= trainer.steps and trainer.state.best:
         trainer.say(f"{run_dir} is already complete")
@@ -81,6 +85,7 @@ def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: 
         summary = rundir.read_summary(run_dir)
         if summary is None:
             return resume(run_dir, results, quiet)
+        results = results or rundir.results_root_of(run_dir)
         _ensure_recorded(summary["run_id"], stored, run_dir, summary.get("data", ""), summary, results)
         return summary
     raise UserError(f"{run_dir} holds a run of another config (other preset, overrides or ensemble settings); "

@@ -20,7 +20,7 @@ from scarce import atomic, rundir
 from scarce.config import TOKENS_PER_PARAM_DEFAULT, RunConfig
 from scarce.data.loader import MixLoader, WindowLoader
 from scarce.data.store import TokenStore, open_store
-from scarce.errors import UserError
+from scarce.errors import Diverged, UserError
 from scarce.eval.loss import evaluate
 from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
@@ -126,6 +126,8 @@ class Trainer:
             r = evaluate(self.model, self.store.split(split), self.token_bytes, self.cfg.model.seq_len,
                          self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device, self.rt.autocast)
             record[f"{split}_loss"], record[f"{split}_bpb"] = r["loss"], r["bpb"]
+            if not math.isfinite(r["loss"]):
+                raise Diverged(f"the {split} loss at step {step} is {r['loss']}: the weights diverged")
         return record
 
     def checkpoint(self, record: dict) -> None:
@@ -228,7 +230,11 @@ class Trainer:
         self.log_header(peak)
         loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
         for step in range(start_step, self.steps):
-            loss_sum += self.train_step(step).cpu()
+            loss = self.train_step(step).cpu()
+            if not torch.isfinite(loss):
+                raise Diverged(f"training diverged at step {step + 1} (loss {loss.item()}); lower optim.lr or "
+                               f"raise optim.warmup_frac")
+            loss_sum += loss
             loss_n += 1
             self.state.step = step + 1
             self.state.wall_seconds = wall0 + time.perf_counter() - t_start
