@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--budget", type=parse_count, default=100_000)
     p.add_argument("--heldout", type=parse_count, default=50_000, help="select and val tokens each")
     p.add_argument("--vocab", type=int, default=2048)
+    p.add_argument("--near-duplicates", type=float, default=0.5, help="prepare's near-duplicate share (0: keep)")
+    p.add_argument("--heldout-window", type=parse_count, default=512, help="prepare's held-out window (0: off)")
     p.add_argument("--sizes", nargs="+", default=["2x64", "4x128"], help="DEPTHxWIDTH")
     p.add_argument("--epochs", nargs="+", type=float, default=[2, 4, 8, 16])
     p.add_argument("--settings", nargs="+", default=["std:0.1:0"], help="NAME:WD:DROPOUT")
@@ -53,7 +55,7 @@ def main() -> None:
     a = p.parse_args()
     out = Path(a.out)
     base = prepare("stdlib", out / "store", a.vocab, a.budget, a.heldout, a.heldout, tokenizer_bytes=4_000_000,
-                   log=lambda *x: None)
+                   log=lambda *x: None, near_duplicates=a.near_duplicates, heldout_window=a.heldout_window)
     store = str(base.path)
     jobs, keys = [], []
     for size in a.sizes:

@@ -133,7 +133,7 @@ def test_duplicates_are_dropped(tmp_path):
 
 def test_too_many_tokens_says_what_the_corpus_holds(corpus, built, tmp_path):
     out = tmp_path / "s"
-    with pytest.raises(UserError, match=r"the corpus holds [\d,]+ tokens .* lower --train-tokens to at most") as e:
+    with pytest.raises(UserError, match=r"the corpus holds [\d,]+ tokens .* lower the train budget to at most") as e:
         prepare(corpus, out, VOCAB, 10**8, 8_000, 8_000, log=lambda _: None)
     held = int(re.search(r"holds ([\d,]+) tokens", str(e.value)).group(1).replace(",", ""))
     assert held > sum(BUDGETS.values())
@@ -294,3 +294,26 @@ def test_big_vocab_uses_uint32():
 def test_gpt2_without_tiktoken_is_a_user_error():
     with pytest.raises(UserError, match="tiktoken"):
         named_tokenizer("gpt2")
+
+
+def test_near_duplicates_are_dropped_before_splitting(tmp_path):
+    """Near-copies (a generated table with one line changed) would sit in train and in select or val."""
+    table = "\n".join(f"    0x{i:04x}: 'character number {i} of the table'," for i in range(200))
+    docs = [f"# codec {k}\n{table}\nname = 'codec-{k}'\n" for k in range(5)]
+    docs += [f"def function_number_{k}(argument):\n    return argument * {k} + {k * k}  # unique\n" * 3
+             for k in range(400)]
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
+    kwargs = dict(vocab_size=300, train_tokens=500, select_tokens=100, val_tokens=100, log=lambda *a: None)
+    plain = prepare(f"files:{tmp_path / 'c.jsonl'}", tmp_path / "plain", **kwargs)
+    deduped = prepare(f"files:{tmp_path / 'c.jsonl'}", tmp_path / "dedup", near_duplicates=0.5, **kwargs)
+    assert plain.manifest["corpus"]["documents"] == 405 and deduped.manifest["corpus"]["documents"] == 401
+
+
+def test_heldout_window_spreads_select_and_val_over_documents(corpus, tmp_path):
+    whole = prepare(corpus, tmp_path / "whole", VOCAB, **BUDGETS, log=lambda _: None)
+    windowed = prepare(corpus, tmp_path / "win", VOCAB, **BUDGETS, log=lambda _: None, heldout_window=400)
+    for split in ("select", "val"):
+        assert windowed.manifest["splits"][split]["documents"] > 2 * whole.manifest["splits"][split]["documents"]
+        assert len(windowed.split(split)) == len(whole.split(split))
+    again = prepare(corpus, tmp_path / "win2", VOCAB, **BUDGETS, log=lambda _: None, heldout_window=400)
+    assert np.array_equal(again.split("val"), windowed.split("val"))  # the windows are fixed by the documents

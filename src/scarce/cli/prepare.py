@@ -35,6 +35,12 @@ def add_parser(subparsers) -> None:
                    help="'bpe' trains one on the train documents (default); 'gpt2' loads GPT-2's via tiktoken")
     p.add_argument("--tokenizer-bytes", type=parse_count, default=0, metavar="N",
                    help="train the BPE on at most N bytes of train documents (default: all of them)")
+    p.add_argument("--near-duplicates", type=float, default=0.0, metavar="SHARE",
+                   help="drop a document when this share of its distinct non-trivial lines repeats one earlier "
+                        "document (e.g. 0.5; default 0 keeps near-copies)")
+    p.add_argument("--heldout-window", type=parse_count, default=0, metavar="N",
+                   help="each select and val document gives one window of at most N tokens (e.g. 1024), so the "
+                        "held-out splits span many documents (default: whole documents)")
     add_threads(p, "encoder threads (default: all cores)")
     p.set_defaults(func=run)
 
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
                     args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,
-                    threads=args.threads)
+                    threads=args.threads, near_duplicates=args.near_duplicates,
+                    heldout_window=args.heldout_window)
     print(summary(store, time.perf_counter() - start))
     return 0
 

@@ -70,12 +70,23 @@ class PrepareRequest:
     """'bpe' trains one on the train documents; 'gpt2' loads GPT-2's through tiktoken."""
     tokenizer_bytes: int = 0
     """Train the BPE on at most this many bytes of train documents (0: all of them)."""
+    near_duplicates: float = 0.0
+    """Drop a document when at least this share of its distinct non-trivial lines already occurs in one
+    document kept before it (near-copies such as generated codec tables would otherwise sit in train and
+    in select or val); 0 keeps them."""
+    heldout_window: int = 0
+    """Each select and val document contributes one window of at most this many tokens, at a place fixed by
+    its hash, so the held-out splits span many documents and their losses agree; 0 takes whole documents."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "train_tokens", "select_tokens", "val_tokens"):
             _check_positive(name, getattr(self, name))
         if self.tokenizer_bytes != 0:
             _check_positive("tokenizer_bytes", self.tokenizer_bytes)
+        if not 0.0 <= self.near_duplicates <= 1.0:
+            raise UserError(f"near_duplicates must be a share in [0, 1] (0 keeps them), got {self.near_duplicates}")
+        if self.heldout_window != 0:
+            _check_positive("heldout_window", self.heldout_window)
 
     def budgets(self) -> dict[str, int]:
         return {"train": self.train_tokens, "select": self.select_tokens, "val": self.val_tokens}
@@ -212,19 +223,22 @@ def prepare(
     tokenizer_bytes: int = 0,
     threads: int | None = None,
     log: Log = print,
+    near_duplicates: float = 0.0,
+    heldout_window: int = 0,
 ) -> TokenStore:
     """Tokenize `corpus` into a token store at `out` (see the module docstring for the method).
 
     An existing complete store at `out` made from the same request and corpus is reused.
     """
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
-                             tokenizer or "bpe", tokenizer_bytes)
+                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window)
     out = Path(out)
     existing = _existing_manifest(out)
-    if existing is not None and existing["request"] != asdict(request):
-        raise _exists_error(out, "a different request")
+    if existing is not None and {**asdict(PrepareRequest("", 1, 1, 1, 1)), **existing["request"],
+                                 "source": existing["request"]["source"]} != asdict(request):
+        raise _exists_error(out, "a different request")  # (requests of earlier versions lack the newer fields)
     set_threads(threads)
-    docs, corpus_info = _ordered_documents(corpus)
+    docs, corpus_info = _ordered_documents(corpus, near_duplicates)
     if existing is not None:
         if existing["corpus"]["fingerprint"] != corpus_info["fingerprint"]:
             raise _exists_error(out, "the same request on a corpus that has changed since")
@@ -292,7 +306,7 @@ def _exists_error(out: Path, what: str) -> UserError:
     return UserError(f"{out} already holds {what}; choose another folder or remove {out}")
 
 
-def _ordered_documents(source: str) -> tuple[list[str], dict]:
+def _ordered_documents(source: str, near_duplicates: float = 0.0) -> tuple[list[str], dict]:
     """The corpus deduplicated and sorted by document hash, and a description of it."""
     by_hash: dict[bytes, str] = {}
     seen = 0
@@ -300,6 +314,8 @@ def _ordered_documents(source: str) -> tuple[list[str], dict]:
         by_hash.setdefault(corpora.document_hash(doc), doc)
         seen += 1
     order = sorted(by_hash)
+    if near_duplicates:
+        order = near_duplicate_free(order, by_hash, near_duplicates)
     docs = [by_hash[h] for h in order]
     if len(docs) < len(FILL_ORDER):
         raise UserError(f"corpus {source!r} holds {len(docs)} distinct document(s); splits are by document, "
@@ -314,6 +330,33 @@ def _ordered_documents(source: str) -> tuple[list[str], dict]:
     return docs, info
 
 
+NEAR_DUP_MIN_LINE = 16
+"""Lines shorter than this (stripped) say little about where a document came from: `return x`, `else:`."""
+NEAR_DUP_COMMON = 50
+"""A line in more kept documents than this is boilerplate (a license line, `if __name__ == "__main__":`)."""
+
+
+def near_duplicate_free(order: list[bytes], docs: dict[bytes, str], threshold: float) -> list[bytes]:
+    """The hashes in `order` whose document does not repeat, for at least `threshold` of its distinct
+    non-trivial lines, one document kept before it. Common lines are left out of the comparison."""
+    postings: dict[str, list[int]] = {}
+    kept: list[bytes] = []
+    for h in order:
+        lines = {ln for ln in (x.strip() for x in docs[h].splitlines()) if len(ln) >= NEAR_DUP_MIN_LINE}
+        counts: dict[int, int] = {}
+        for ln in lines:
+            hits = postings.get(ln, ())
+            if len(hits) <= NEAR_DUP_COMMON:
+                for k in hits:
+                    counts[k] = counts.get(k, 0) + 1
+        if lines and counts and max(counts.values()) >= threshold * len(lines):
+            continue
+        for ln in lines:
+            postings.setdefault(ln, []).append(len(kept))
+        kept.append(h)
+    return kept
+
+
 # --------------------------------------------------------------------------------------------------
 # Tokenizing and filling the splits
 
@@ -322,9 +365,18 @@ class _Encoded:
     """Token arrays of the documents (each ending in EOT), encoded lazily in batches that double up
     to ENCODE_BATCH_BYTES, so a small budget on a big corpus tokenizes little more than it needs."""
 
-    def __init__(self, tok: Tokenizer, docs: list[str]) -> None:
-        self.tok, self.docs, self.arrays, self.done_chars = tok, docs, [], 0
+    def __init__(self, tok: Tokenizer, docs: list[str], window: int = 0) -> None:
+        self.tok, self.docs, self.arrays, self.done_chars, self.window = tok, docs, [], 0, window
         self.dtype = np.dtype("<u2" if tok.vocab_size <= 2**16 else "<u4")
+
+    def piece(self, i: int, split: str) -> np.ndarray:
+        """What document i gives to `split`: all of it, or for select and val with a window, at most
+        `window` tokens starting at an offset fixed by the document's hash, then EOT."""
+        arr = self[i]
+        if split == "train" or not self.window or len(arr) - 1 <= self.window:
+            return arr
+        start = int.from_bytes(corpora.document_hash(self.docs[i])[:8], "little") % (len(arr) - self.window)
+        return np.concatenate([arr[start:start + self.window], arr[-1:]])
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -354,14 +406,15 @@ class _Encoded:
 def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
     """Pick the tokenizer and cut the splits; returns (tokenizer, split arrays, held-out info)."""
     if req.tokenizer != "bpe":
-        enc = _Encoded(named_tokenizer(req.tokenizer), docs)
+        enc = _Encoded(named_tokenizer(req.tokenizer), docs, req.heldout_window)
         return enc.tok, _fill(enc, req.budgets()), {"documents": 0, "bytes": 0}
     doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
     heldout_tokens = req.val_tokens + req.select_tokens
     factor = HELDOUT_BYTES_PER_TOKEN
     while True:
         k, at_cap = _heldout_size(doc_bytes, heldout_tokens, factor)
-        enc = _Encoded(train_bpe(_tokenizer_documents(docs, doc_bytes, k, req.tokenizer_bytes), req.vocab_size), docs)
+        enc = _Encoded(train_bpe(_tokenizer_documents(docs, doc_bytes, k, req.tokenizer_bytes), req.vocab_size), docs,
+                       req.heldout_window)
         ends = _fill_ends(enc, req.budgets(), FILL_ORDER[:2])
         if ends["select"] <= k:
             return enc.tok, _fill(enc, req.budgets()), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
@@ -400,7 +453,7 @@ def _fill_ends(enc: _Encoded, budgets: dict[str, int], names: tuple[str, ...]) -
         while need > 0:
             if pos == len(enc):
                 raise _shortfall(enc, budgets, name, start)
-            need -= len(enc[pos])
+            need -= len(enc.piece(pos, name))
             pos += 1
         ends[name] = pos
     return ends
@@ -411,7 +464,7 @@ def _fill(enc: _Encoded, budgets: dict[str, int]) -> dict[str, np.ndarray]:
     ends = _fill_ends(enc, budgets, FILL_ORDER)
     arrays, start = {}, 0
     for name in FILL_ORDER:
-        joined = np.concatenate([enc[i] for i in range(start, ends[name])])
+        joined = np.concatenate([enc.piece(i, name) for i in range(start, ends[name])])
         arrays[name] = joined[:budgets[name]]  # cuts the last document; its remainder is dropped
         start = ends[name]
     return arrays
@@ -426,7 +479,7 @@ def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) ->
     return UserError(
         f"the corpus holds {total:,} tokens in {len(enc):,} documents{left_text}, too few for the budgets "
         f"({asked}; splits take whole documents and drop the cut remainder); "
-        f"lower --{name}-tokens to at most {left:,} or add text"
+        f"lower the {name} budget to at most {left:,} tokens or add text"
     )
 
 
