@@ -45,7 +45,8 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
                       batch_size: int = 16, max_tokens: int = 0, combine: str = "logit", device: str = "cpu",
                       cache_dir: str | Path | None = None, max_cache_bytes: int = 2 << 30) -> dict:
     """Loss (nats/token, bits/byte) of every prefix k = 1..K of `members` and of each member alone,
-    in one pass over the members, with one member in memory at a time.
+    in one pass over the members, with one member in memory at a time. Also the summed NLL of every
+    window of seq_len targets (`prefix_window_nll`, `member_window_nll`: K rows), for paired bootstraps.
 
     Logit averaging needs the summed log-probs over the whole vocabulary, 4 * V bytes per token on
     disk. A split whose sum would exceed `max_cache_bytes` is evaluated in blocks, each a full pass
@@ -59,7 +60,7 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
     vocab = read_config(members[0].run_dir).model.vocab_size
     per_window = 4 * seq_len * (vocab if combine == "logit" else 1)
     block = max(batch_size, max_cache_bytes // per_window // batch_size * batch_size)
-    prefix_nll, member_nll = np.zeros(len(members)), np.zeros(len(members))
+    ens_parts, own_parts = [], []
     n = nbytes = 0
     for start in range(0, max(windows, 1), block):
         part = tokens[start * seq_len:min(start + block, windows) * seq_len + 1]
@@ -67,22 +68,26 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
         n += sum(y.numel() for _, y in batches)
         nbytes += sum(int(token_bytes[y.numpy()].sum()) for _, y in batches)
         ens, own = _one_pass(members, batches, vocab, combine, device, cache_dir)
-        prefix_nll += ens
-        member_nll += own
+        ens_parts.append(ens)
+        own_parts.append(own)
+    prefix_windows, member_windows = np.concatenate(ens_parts, axis=1), np.concatenate(own_parts, axis=1)
+    prefix_nll, member_nll = prefix_windows.sum(1), member_windows.sum(1)
     bits = math.log(2) * max(nbytes, 1)
     return {
         "combine": combine, "tokens": n, "bytes": nbytes,
         "prefix_loss": [x / n for x in prefix_nll], "prefix_bpb": [x / bits for x in prefix_nll],
         "member_loss": [x / n for x in member_nll], "member_bpb": [x / bits for x in member_nll],
+        "window_tokens": seq_len, "prefix_window_nll": prefix_windows, "member_window_nll": member_windows,
     }
 
 
 def _one_pass(members: list[Member], batches: list, vocab: int, combine: str, device: str,
               cache_dir) -> tuple[np.ndarray, np.ndarray]:
-    """Summed NLL of each prefix ensemble and of each member over `batches`, adding members one by one
-    to a running sum kept in a disk-backed array (deleted afterwards)."""
+    """Summed NLL per window (K, windows) of each prefix ensemble and of each member over `batches`, adding
+    members one by one to a running sum kept in a disk-backed array (deleted afterwards)."""
     n = sum(y.numel() for _, y in batches)
-    ens, own = np.zeros(len(members)), np.zeros(len(members))
+    windows = sum(y.shape[0] for _, y in batches)
+    ens, own = np.zeros((len(members), windows)), np.zeros((len(members), windows))
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="ensemble-acc-") as tmp:
         shape = (n, vocab) if combine == "logit" else (n,)
         acc = np.lib.format.open_memmap(Path(tmp) / "acc.npy", mode="w+", dtype=np.float32, shape=shape)
@@ -96,16 +101,17 @@ def _one_pass(members: list[Member], batches: list, vocab: int, combine: str, de
     return ens, own
 
 
-def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str, device: str) -> tuple[float, float]:
-    """Add one member to the running sum; returns (NLL of the k-prefix ensemble, NLL of the member)."""
-    ens_nll, own_nll, row = 0.0, 0.0, 0
+def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str,
+                device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Add one member to the running sum; returns the per-window NLL of the k-prefix ensemble and of the member."""
+    ens_nll, own_nll, row = [], [], 0
     for x, y in batches:
         lp = torch.log_softmax(model(x.to(device)).float(), dim=-1).flatten(0, 1).cpu()  # (b*T, V)
         target = y.flatten()
         rows = slice(row, row + target.numel())
         row += target.numel()
         own = lp.gather(1, target[:, None]).squeeze(1)  # (b*T,)
-        own_nll -= own.double().sum().item()
+        own_nll.append(-own.double().view(y.shape).sum(1))  # (b,)
         if combine == "logit":
             total = lp if k == 1 else torch.from_numpy(acc[rows]) + lp
             acc[rows] = total.numpy()
@@ -114,8 +120,8 @@ def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str, devi
             total = own.exp() if k == 1 else torch.from_numpy(acc[rows]) + own.exp()
             acc[rows] = total.numpy()
             ens = torch.log(total / k)
-        ens_nll -= ens.double().sum().item()
-    return ens_nll, own_nll
+        ens_nll.append(-ens.double().view(y.shape).sum(1))
+    return torch.cat(ens_nll).numpy(), torch.cat(own_nll).numpy()
 
 
 def write_evaluation(out: str | Path, members: list[Member], combine: str = "logit", batch_size: int = 16,

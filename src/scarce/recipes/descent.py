@@ -3,7 +3,8 @@
 Start at a grid point; train all of its one-step neighbours (one index up or down along each axis);
 if none is better, the point is certified: a local optimum of the grid, with the evidence recorded.
 Otherwise move to the best neighbour and repeat. Each round's neighbours are evaluated as one batch,
-so they run in parallel, and nothing is evaluated twice.
+so they run in parallel, and nothing is evaluated twice. `Descent` is the same search as a state
+machine, so that several descents (one per model size) can share each round's batch.
 """
 
 from __future__ import annotations
@@ -22,38 +23,79 @@ def neighbours(index: Index, shape: Sequence[int]) -> list[Index]:
     return out
 
 
+class Descent:
+    """One certified descent on the grid `axes` (name -> ordered values) from `start` (default: each
+    axis's middle). Loop: `points = d.pending()`; evaluate them; `d.tell(points, losses)`; until
+    `d.pending()` is empty; then `d.result()`. A failed point has loss inf."""
+
+    def __init__(self, axes: dict[str, list], start: dict | None = None, max_rounds: int = 100):
+        self.names, self.shape, self.axes = list(axes), [len(v) for v in axes.values()], axes
+        self.current = tuple(axes[n].index(start[n]) if start else len(axes[n]) // 2 for n in self.names)
+        self.losses: dict[Index, float] = {}
+        self.path: list[dict] = []
+        self.rounds_left, self.finished = max_rounds, False
+
+    def point(self, idx: Index) -> dict:
+        return {n: self.axes[n][i] for n, i in zip(self.names, idx)}
+
+    def _index(self, point: dict) -> Index:
+        return tuple(self.axes[n].index(point[n]) for n in self.names)
+
+    def pending(self) -> list[dict]:
+        """The points this descent needs evaluated next (empty once it has finished)."""
+        while not self.finished:
+            if self.current not in self.losses:
+                return [self.point(self.current)]
+            if not self.path:
+                self.path.append({"point": self.point(self.current), "loss": self.losses[self.current]})
+            around = [i for i in neighbours(self.current, self.shape) if i not in self.losses]
+            if around:
+                return [self.point(i) for i in around]
+            self._step()
+        return []
+
+    def _step(self) -> None:
+        around = neighbours(self.current, self.shape)
+        best = min(around, key=lambda i: self.losses[i], default=self.current)
+        if not around or self.losses[best] >= self.losses[self.current] or self.rounds_left <= 0:
+            self.finished = True
+            return
+        self.rounds_left -= 1
+        self.current = best
+        self.path.append({"point": self.point(best), "loss": self.losses[best]})
+
+    def tell(self, points: list[dict], losses: list[float]) -> None:
+        for p, loss in zip(points, losses):
+            self.losses[self._index(p)] = loss
+
+    def result(self) -> dict:
+        """{best, loss, path, certificate, certified, evaluations}: `certificate` lists the final point's
+        neighbours and their losses; `certified` is True when every neighbour trained and none is better
+        (a failed neighbour leaves the point uncertified)."""
+        around = neighbours(self.current, self.shape)
+        loss = self.losses[self.current]
+        certificate = [{"point": self.point(i), "loss": self.losses[i]} for i in around]
+        certified = all(self.losses[i] < float("inf") and self.losses[i] >= loss for i in around)
+        return {"best": self.point(self.current), "loss": loss, "path": self.path, "certificate": certificate,
+                "certified": certified and loss < float("inf"), "evaluations": len(self.losses)}
+
+
 def certified_descent(axes: dict[str, list], evaluate: Callable[[list[dict]], list[float]],
                       start: dict | None = None, max_rounds: int = 100) -> dict:
-    """Descend on the grid `axes` (name -> ordered values) from `start` (default: each axis's middle).
+    """Descend on the grid `axes` from `start`; `evaluate(points) -> losses` trains a batch of points.
+    Returns `Descent.result()`."""
+    return run_descents([Descent(axes, start, max_rounds)], evaluate)[0]
 
-    `evaluate(points) -> losses` trains a batch of points ({name: value}); a failed point has loss
-    inf. Returns {best, loss, path, certificate, certified, evaluations}: `certificate` lists the
-    final point's neighbours and their losses; `certified` is True when every neighbour trained and
-    none is better (a failed neighbour leaves the point uncertified).
-    """
-    names, shape = list(axes), [len(v) for v in axes.values()]
-    point = lambda idx: {n: axes[n][i] for n, i in zip(names, idx)}
-    current = tuple(axes[n].index(start[n]) if start else len(axes[n]) // 2 for n in names)
-    losses: dict[Index, float] = {}
 
-    def ensure(indices: list[Index]) -> None:
-        new = [i for i in dict.fromkeys(indices) if i not in losses]
-        if new:
-            losses.update(zip(new, evaluate([point(i) for i in new])))
-
-    ensure([current])
-    path = [{"point": point(current), "loss": losses[current]}]
-    for _ in range(max_rounds):
-        around = neighbours(current, shape)
-        ensure(around)
-        best = min(around, key=lambda i: losses[i], default=current)
-        if not around or losses[best] >= losses[current]:
-            break
-        current = best
-        path.append({"point": point(current), "loss": losses[current]})
-    around = neighbours(current, shape)
-    ensure(around)  # only when the rounds ran out: the certificate needs every neighbour
-    certificate = [{"point": point(i), "loss": losses[i]} for i in around]
-    certified = all(losses[i] < float("inf") and losses[i] >= losses[current] for i in around)
-    return {"best": point(current), "loss": losses[current], "path": path, "certificate": certificate,
-            "certified": certified and losses[current] < float("inf"), "evaluations": len(losses)}
+def run_descents(descents: list[Descent], evaluate: Callable[[list[dict]], list[float]],
+                 tag: Callable[[int, dict], dict] = lambda k, p: p) -> list[dict]:
+    """Run several descents in lockstep: each round evaluates every descent's pending points as one batch
+    (`tag(k, point)` makes descent k's point distinct, e.g. by adding its model size)."""
+    while True:
+        batch = [(k, p) for k, d in enumerate(descents) for p in d.pending()]
+        if not batch:
+            return [d.result() for d in descents]
+        losses = evaluate([tag(k, p) for k, p in batch])
+        for k, d in enumerate(descents):
+            mine = [(p, loss) for (j, p), loss in zip(batch, losses) if j == k]
+            d.tell([p for p, _ in mine], [loss for _, loss in mine])
