@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from scarce.bench import BENCH_PRESETS, BenchPreset, slowrun_point
+from scarce.bench import BENCH_PRESETS, BenchPreset
 from scarce.cli.main import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = ("bench.json", "report.md", "report.html", "tables/runs.csv", "tables/recipes.csv",
-                "tables/reference.csv", "tables/recipe.csv", "tables/ensemble.csv", "tables/fits.csv")
+                "tables/reference.csv", "tables/recipe.csv", "tables/ensemble.csv", "tables/fits.csv",
+                "tables/findings.csv", "tables/standard.csv", "tables/regularized.csv", "tables/joint.csv",
+                "tables/distillation.csv")
 PLOTS = ("reference_law.png", "efficiency_parametric.png", "efficiency_empirical.png", "members.png", "k_scaling.png",
-         "loss_vs_compute.png")
-MICRO_RUN = {"model.depth": 1, "model.width": 32, "model.head_dim": 16, "model.seq_len": 32,
-             "train.batch_size": 4, "train.eval_every": 0, "train.log_every": 1000}
+         "loss_vs_compute.png", "standard_epochs.png", "regularized_params.png", "joint.png")
+MICRO_RUN = {"model.aspect_ratio": 16, "model.head_dim": 16, "model.seq_len": 32, "train.batch_size": 4,
+             "train.log_every": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +36,10 @@ def corpus(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def micro(corpus) -> BenchPreset:
     return BenchPreset("micro", budget_tokens=1200, multiples=(1, 2, 4), corpus=corpus, vocab_size=300,
-                       select_tokens=600, val_tokens=600, tokenizer_bytes=0, overrides=MICRO_RUN,
-                       reference_epochs=(1, 2), recipe_points=(
-                           {"optim.weight_decay": 0.8, "train.epochs": 2, "model.dropout": 0.0},
-                           {"optim.weight_decay": 1.6, "train.epochs": 2, "model.dropout": 0.1},
-                           slowrun_point(2)),
-                       members=3, n_boot=100)
+                       select_tokens=600, val_tokens=600, tokenizer_bytes=0, heldout_window=64, overrides=MICRO_RUN,
+                       sizes=(1, 2, 3), standard_epochs=(1, 2, 3), reference_epochs={2: (1, 2), 4: (1,)},
+                       lrs=(3e-3,), weight_decays=(0.1, 0.8), epochs=(2, 3), max_rounds=1, members=3, joint=True,
+                       distill=True, stack=True, n_boot=100)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +87,8 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     out, _, first, _ = bench_run
     result = json.loads((out / "bench.json").read_text())
     assert {"standard", "regularized", "ensemble-k3"} <= set(result["recipes"])
-    for r in result["recipes"].values():
-        assert r["val_loss"] > 0 and r["val_bpb"] > 0
+    for name, r in result["recipes"].items():
+        assert r["val_loss"] > 0 and (name == "joint-limit" or r["val_bpb"] > 0)
     assert set(result["efficiency"]) == {"parametric", "empirical"}
     for e in result["efficiency"].values():
         assert {"value", "low", "high"} <= set(e)
@@ -106,6 +106,11 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     md = (out / "report.md").read_text()
     assert all(f"plots/{n}" in md for n in names)
     assert "ensemble-k3 *" in first and first.strip().endswith("report.md)")
+    assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6"]
+    for f in result["findings"]:
+        assert f["reproduced"] in (True, False) and f["value"] is not None, f
+        assert f["id"] in first
+    assert result["smoke"] is False and result["hygiene"]["select_val_gap_max"] >= 0
 
 
 def test_tables_match_the_run_store(bench_run):
@@ -203,18 +208,20 @@ def test_recipe_tables_match_the_run_store_and_bench_json(bench_run):
         for name, r in result["recipes"].items():
             row = recipes[name]
             for col in ("val_loss", "val_bpb", "flops"):
-                assert float(row[col]) == r[col], (name, col)
-            assert float(row["flops"]) == sum(store.get(i)["flops"] for i in r["run_ids"]), name
+                assert (row[col] == "") if r[col] is None else float(row[col]) == r[col], (name, col)
+            if r["run_ids"]:
+                assert float(row["flops"]) == sum(store.get(i)["flops"] for i in r["run_ids"]), name
             for kind in ("parametric", "empirical"):
                 for f, suffix in (("value", ""), ("low", "_low"), ("high", "_high")):
                     v = r["efficiency"][kind][f]
                     assert (row[f"eff_{kind}{suffix}"] == "") if v is None else float(row[f"eff_{kind}{suffix}"]) == v
         for name in ("standard", "regularized"):
             run = store.get(result["recipes"][name]["run_ids"][0])
+            assert float(recipes[name]["flops"]) == run["flops"]
             assert float(recipes[name]["val_loss"]) == run["val_loss"]
             assert float(recipes[name]["val_bpb"]) == run["val_bpb"]
         single = _csv(out / "tables" / "recipe.csv")
-        assert len(single) == len(result["single"]) and sum(r["chosen"] == "True" for r in single) == 1
+        assert len(single) == len(result["single"]) and sum(r["chosen"] == "True" for r in single) == 3  # one per size
         for r in single:
             run = store.get(r["run_id"])
             for col in ("val_loss", "val_bpb", "select_loss"):
@@ -243,15 +250,21 @@ def test_recipe_tables_match_the_run_store_and_bench_json(bench_run):
 def test_selection_uses_select_not_val(bench_run):
     out, _, _, _ = bench_run
     result = json.loads((out / "bench.json").read_text())
-    chosen = [r for r in result["single"] if r["chosen"]]
-    assert len(chosen) == 1
-    assert chosen[0]["select_loss"] == min(r["select_loss"] for r in result["single"])
+    for depth in (1, 2, 3):
+        mine = [r for r in result["single"] if r["depth"] == depth]
+        chosen = [r for r in mine if r["chosen"]]
+        assert len(chosen) == 1 and chosen[0]["select_loss"] == min(r["select_loss"] for r in mine)
+    reference = result["reference"]
+    assert all(r["select_loss"] <= min(s["select_loss"] for s in result["standard"]
+                                       if s["depth"] == 3 and s["epochs"] in r["epochs_tried"]) + 1e-12
+               for r in reference[:1])
 
 
 def test_second_call_trains_nothing(bench_run):
     out, results, _, second = bench_run
-    assert "reusing the ensemble evaluation" in second
-    assert "0 to run" in second
+    assert "evaluating" not in second  # every evaluation is read back from OUT
+    batches = [line for line in second.splitlines() if "to run" in line]
+    assert batches and all(", 0 to run" in line for line in batches)
 
 
 def test_report_from_the_store(bench_run, tmp_path):

@@ -40,11 +40,21 @@ def print_summary(result: BenchResult) -> None:
     for name, r in result.recipes.items():
         e = r["efficiency"]
         rows.append((name + (" *" if name == result.default_recipe else ""), f"{r['val_loss']:.4f}",
-                     f"{r['val_bpb']:.4f}", interval(e.get("parametric")), interval(e.get("empirical")),
-                     f"{r['flops']:.3g} FLOPs"))
+                     "-" if r["val_bpb"] is None else f"{r['val_bpb']:.4f}", interval(e.get("parametric")),
+                     interval(e.get("empirical")), "-" if r["flops"] is None else f"{r['flops']:.3g} FLOPs"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\nscarce bench {result.preset}: budget {result.budget_tokens:,} unique train tokens, "
           f"{len(result.run_ids)} runs in {result.wall_seconds / 60:.1f} min (* = default recipe)")
     for row in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    word = {True: "reproduced", False: "NOT reproduced", None: "not measured"}
+    if result.smoke:
+        print("findings (smoke test: too small to mean anything):")
+    for f in result.findings:
+        value = "" if f["value"] is None else f": {f['value']:.4g} [{_end(f['low'])}, {_end(f['high'])}] {f['unit']}"
+        print(f"  {f['id']:>3} {word[f['reproduced']]:<15} {f['name']}{value}")
     print(f"report: {Path(result.out) / 'report.html'} ({result.report})")
+
+
+def _end(v) -> str:
+    return "-" if v is None else f"{v:.4g}"

@@ -471,3 +471,20 @@ def plot_reference_points(xs: list, ys: list, path, title: str) -> None:
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
     _save(fig, path)
+
+
+def plot_epochs(rows: list[dict], path) -> None:
+    """Val loss against epochs (log scale), one line per model size: the standard recipe's overfitting."""
+    fig, (ax,) = _figure(height=4.4)
+    depths = sorted({r["depth"] for r in rows})
+    for color, depth in zip(_colors(len(depths)), depths):
+        mine = sorted((r for r in rows if r["depth"] == depth), key=lambda r: r["epochs"])
+        ax.plot([r["epochs"] for r in mine], [r["val_loss"] for r in mine], color=color, marker="o",
+                label=f"depth {depth} ({mine[0]['params']:,} params)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("epochs over the fixed budget (log scale)")
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("standard recipe: val loss against epochs")
+    _save(fig, path)

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from scarce import atomic
 from scarce.errors import UserError
-from scarce.report.plots import plot_fit, plot_loss_vs_compute, plot_members, plot_reference_points
+from scarce.report.plots import (
+    plot_epochs,
+    plot_fit,
+    plot_loss_vs_compute,
+    plot_members,
+    plot_reference_points,
+)
 from scarce.runs.store import RunStore
 from scarce.scaling import fit_power_law
 
@@ -210,10 +216,15 @@ def write_bench_report(out: str | Path, result, fits: dict, results: str | None 
     write_runs_table(out, records)
     doc = Doc(f"scarce bench: {result.preset}")
     _headline(doc, result, records)
+    _findings_section(doc, out, result)
     _recipes_section(doc, out, result)
+    _standard_section(doc, out, result)
     _reference_section(doc, out, result, fits)
+    _regularized_section(doc, out, result, fits)
     _recipe_section(doc, out, result)
     _ensemble_section(doc, out, result, fits)
+    _joint_section(doc, out, result, fits)
+    _distillation_section(doc, out, result)
     doc.h2("Compute")
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png", result.ensemble)
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs (log scale) of every run of the bench; "
@@ -227,6 +238,10 @@ def write_bench_report(out: str | Path, result, fits: dict, results: str | None 
 def _headline(doc: Doc, result, records: list[dict]) -> None:
     """The answer first: which recipe is the default, its loss, and its data-efficiency multiple with the
     95% interval, flagged where it is read off the reference beyond its data."""
+    if result.smoke:
+        doc.p(f"**Smoke test**: `{result.preset}` checks that the pipeline runs end to end in minutes; its budget "
+              "and models are too small for the findings below to mean anything. `cpu-small` and `cpu-full` "
+              "measure them.")
     default = result.default_recipe
     r, std = result.recipes[default], result.recipes["standard"]
     eff = result.efficiency
@@ -250,11 +265,98 @@ def _headline(doc: Doc, result, records: list[dict]) -> None:
           f"are not retrained); the {len(records)} runs trained for {trained / 60:.1f} process-minutes in all.")
 
 
+def _findings_section(doc: Doc, out: Path, result) -> None:
+    """Each published finding, reproduced or not, with its number, interval and the published number."""
+    if not result.findings:
+        return
+    doc.h2("Findings")
+    word = {True: "reproduced", False: "not reproduced", None: "not measured"}
+    cols = ["finding", "", "reproduced", "value", "95% interval", "unit", "published"]
+    rows = [[f["id"], f["name"], word[f["reproduced"]], f["value"], _ci(f), f["unit"], f["published"]]
+            for f in result.findings]
+    doc.table(cols, rows)
+    write_csv(out / "tables" / "findings.csv", ["id", "name", "reproduced", "value", "low", "high", "unit", "published",
+                                                 "detail"],
+              [[f["id"], f["name"], f["reproduced"], f["value"], f["low"], f["high"], f["unit"], f["published"],
+                f["detail"]] for f in result.findings])
+    doc.p("; ".join(f"**{f['id']}**: {f['detail']}" for f in result.findings) + ".")
+    h = result.hygiene
+    if h:
+        se = h.get("paired_difference_se")
+        doc.p(f"Measurement hygiene: |select - val| on the reference runs {h['select_val_gap_mean']:.3f} on average, "
+              f"{h['select_val_gap_max']:.3f} at most (the splits should agree within 0.05 nats); standard error of a "
+              f"paired loss difference on val {'-' if se is None else f'{se:.4f}'} nats (moving-block bootstrap over "
+              "val windows).")
+
+
+def _ci(f: dict) -> str:
+    if f.get("low") is None and f.get("high") is None:
+        return "-"
+    lo = "-inf" if f.get("low") is None else f"{f['low']:.4g}"
+    hi = "inf" if f.get("high") is None else f"{f['high']:.4g}"
+    return f"[{lo}, {hi}]"
+
+
+def _standard_section(doc: Doc, out: Path, result) -> None:
+    if not result.standard:
+        return
+    doc.h2("The standard recipe on the fixed budget")
+    cols = ["depth", "params", "epochs", "select_loss", "val_loss", "run_id"]
+    rows = [[r[c] for c in cols] for r in sorted(result.standard, key=lambda r: (r["depth"], r["epochs"]))]
+    doc.table(cols, rows)
+    write_csv(out / "tables" / "standard.csv", cols, rows)
+    plot_epochs(result.standard, out / "plots" / "standard_epochs.png")
+    doc.img("plots/standard_epochs.png", "Val loss against epochs of the standard recipe (weight decay 0.1) on the "
+            "fixed budget, one line per model size: overfitting shows as a minimum inside the grid.")
+
+
+def _regularized_section(doc: Doc, out: Path, result, fits: dict) -> None:
+    if not result.regularized:
+        return
+    doc.h2("The regularized recipe: certified descent per size")
+    cols = ["depth", "params", "lr", "weight_decay", "epochs", "select_loss", "val_loss", "certified", "evaluations"]
+    rows = [[r["depth"], r["params"], r["best"]["optim.lr"], r["best"]["optim.weight_decay"], r["best"]["train.epochs"],
+             r["select_loss"], r["val_loss"], r["certified"], r["evaluations"]] for r in result.regularized]
+    doc.table(cols, rows)
+    write_csv(out / "tables" / "regularized.csv", cols, rows)
+    if _plot_fit(fits.get("regularized_params"), out / "plots" / "regularized_params.png",
+                 xlabel="non-embedding parameters N", ylabel="val loss (nats/token)",
+                 title="regularized recipe: L(N) = E + A·N^-alpha"):
+        doc.img("plots/regularized_params.png", "The regularized recipe's val loss against parameters with its power "
+                "law, 95% band and asymptote E.")
+
+
+def _joint_section(doc: Doc, out: Path, result, fits: dict) -> None:
+    if len(result.ensembles) < 2:
+        return
+    doc.h2("Joint scaling: ensembles at every size")
+    cols = ["depth", "k", "ensemble_val_loss"]
+    rows = [[d, i + 1, v] for d, e in result.ensembles.items() for i, v in enumerate(e["prefix_val_loss"])]
+    doc.table(cols, rows)
+    write_csv(out / "tables" / "joint.csv", cols, rows)
+    if _plot_fit(fits.get("joint"), out / "plots" / "joint.png", title="joint limit"):
+        doc.img("plots/joint.png", "Two-step joint fit: K to infinity at each size, then the asymptotes in N.")
+
+
+def _distillation_section(doc: Doc, out: Path, result) -> None:
+    d = result.distillation
+    if not d:
+        return
+    doc.h2("Distillation at the largest size")
+    rows = [["ensemble to student", d["student"]["val_loss"], d["student"]["run_id"]],
+            ["self-distillation", d["self"]["val_loss"], d["self"]["run_id"]]]
+    rows += [[f"chain member {i}", r["val_loss"], r["run_id"]] for i, r in enumerate(d["chain"])]
+    doc.table(["run", "val_loss", "run_id"], rows)
+    write_csv(out / "tables" / "distillation.csv", ["run", "val_loss", "run_id"], rows)
+
+
 def _recipe_text(name: str) -> str:
     if name == "standard":
         return "weight decay 0.1, no dropout, epochs chosen on select: the 1x reference run"
     if name == "regularized":
         return "the regularized setting best on select, one model"
+    if name == "joint-limit":
+        return "the two-step joint limit (infinitely many members of infinitely large models), extrapolated"
     if name.startswith("ensemble-k"):
         return f"the regularized setting best on select, trained with {name[len('ensemble-k'):]} seeds, logits averaged"
     return name
@@ -311,11 +413,11 @@ def _reference_section(doc: Doc, out: Path, result, fits: dict) -> None:
 
 
 def _recipe_section(doc: Doc, out: Path, result) -> None:
-    doc.h2("The recipe on the fixed budget")
-    cols = ["architecture", "epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb", "chosen",
-            "run_id"]
-    rows = [[r.get(c, "baseline") if c == "architecture" else r[c] for c in cols]  # older bench.json: no architecture
-            for r in result.single]
+    doc.h2("Every regularized run on the fixed budget")
+    cols = ["depth", "architecture", "epochs", "weight_decay", "dropout", "lr", "select_loss", "val_loss", "val_bpb",
+            "chosen", "run_id"]
+    defaults = {"architecture": "baseline", "depth": None}  # older bench.json lacks these
+    rows = [[r.get(c, defaults.get(c)) for c in cols] for r in result.single]
     doc.table(cols, rows)
     write_csv(out / "tables" / "recipe.csv", cols, rows)
     doc.p("The setting kept is the one with the lowest **select** loss; val is only reported.")
