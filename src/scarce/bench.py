@@ -43,7 +43,7 @@ from scarce.rundir import Member
 from scarce.runs.executors import cpu_count, make_executor
 from scarce.runs.store import results_root
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
-from scarce.scaling.paired import gain_share, loss_difference
+from scarce.scaling.paired import gain_share, loss_difference, resampled_losses
 
 Log = Callable[[str], None]
 RECIPES = {
@@ -489,12 +489,14 @@ def _results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], ch
         default = f"ensemble-k{k}"
         recipes[default] = _entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1],
                                   sum(r["flops"] for r in e["rows"]), [r["id"] for r in e["rows"]])
-        if k >= 3:
-            fits["k_scaling"] = _quietly(fit_power_law, list(range(1, k + 1)), e["prefix_val_loss"], n_boot=p.n_boot)
+        if k >= 3:  # intervals from the losses on resampled val windows (3-4 points say little otherwise)
+            draws = resampled_losses(ev.prefixes(e["rows"]), _tokens_per_window(e["rows"][0]), p.n_boot)
+            fits["k_scaling"] = _quietly(fit_power_law, list(range(1, k + 1)), e["prefix_val_loss"], y_draws=draws)
     if len(p.sizes) >= 3:
-        params = [chosen[d]["row"]["summary"]["non_embedding_params"] for d in p.sizes]
-        fits["regularized_params"] = _quietly(fit_power_law, params, [chosen[d]["row"]["val_loss"] for d in p.sizes],
-                                              n_boot=p.n_boot)
+        rows = [chosen[d]["row"] for d in p.sizes]
+        draws = resampled_losses(ev.windows(rows), _tokens_per_window(rows[0]), p.n_boot)
+        fits["regularized_params"] = _quietly(fit_power_law, [r["summary"]["non_embedding_params"] for r in rows],
+                                              [r["val_loss"] for r in rows], y_draws=draws)
     if p.joint and len(ens_evals) >= 3 and all(len(e["rows"]) >= 3 for e in ens_evals.values()):
         n, k, loss = [], [], []
         for e in ens_evals.values():

@@ -1,6 +1,7 @@
 """Paired bootstrap of loss differences: exact values, intervals that cover, and the block resampling."""
 
 import numpy as np
+import pytest
 
 from scarce.scaling.paired import block_bootstrap, gain_share, loss_difference
 
@@ -35,3 +36,21 @@ def test_blocks_widen_the_interval_of_correlated_windows():
     diff_single = loss_difference(doc, np.zeros_like(doc), 1, n_boot=400, block=1)
     diff_block = loss_difference(doc, np.zeros_like(doc), 1, n_boot=400, block=8)
     assert diff_block["se"] > 1.8 * diff_single["se"]
+
+
+def test_resampled_losses_feed_a_power_law_fit_through_three_points():
+    from scarce.scaling import FitWarning, fit_power_law
+    from scarce.scaling.paired import resampled_losses
+
+    rng = np.random.default_rng(2)
+    params = np.array([1e5, 4e5, 1.6e6])
+    loss = 3.0 + 40.0 * params ** -0.3  # E = 3
+    noise = rng.normal(0, 30.0, size=(1, 500))  # shared window difficulty: paired across the three models
+    windows = loss[:, None] * 128 + noise + rng.normal(0, 1.0, size=(3, 500))
+    draws = resampled_losses(windows, 128, n_boot=300)
+    assert draws.shape == (300, 3) and np.allclose(draws.mean(0), windows.sum(1) / (500 * 128), atol=0.02)
+    with pytest.warns(FitWarning, match="measurement noise"):
+        fit = fit_power_law(params, windows.sum(1) / (500 * 128), y_draws=draws)
+    e = fit.estimates["E"]
+    assert e.low < e.value < e.high and fit.n_boot == 300
+    assert any("measurement noise" in w for w in fit.warnings)

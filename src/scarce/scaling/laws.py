@@ -251,28 +251,38 @@ def power_law(x, E: float, A: float, alpha: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- power law
 
 
-def fit_power_law(x, y, *, n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> Fit:
+def fit_power_law(x, y, *, n_boot: int = 1000, seed: int = 0, level: float = LEVEL, y_draws=None) -> Fit:
     """Fit y = E + A·x^(-alpha) (x: params, members K, tokens or FLOPs) with bootstrap CIs.
 
     E is the asymptote: the loss no amount of x gets below, and the number most often quoted far
-    outside the data. Intervals are percentile intervals over refits to resampled points.
+    outside the data. Intervals are percentile intervals over refits to resampled points; with
+    `y_draws` (n_draws, n), over refits to those resampled measurements instead (e.g. the losses
+    recomputed on resampled val windows), which carries measurement noise into fits of few points.
     """
     x = positive_array("x", x)
     y = positive_array("y", y, n=x.size)
     require_distinct(x, 3, "a power law with asymptote (3 parameters)")
-    rng = np.random.default_rng(seed)
-    w = with_data_row(bootstrap_weights(rng, x.size, n_boot), x.size)
+    if y_draws is not None:
+        y = np.vstack([y, np.asarray(y_draws, dtype=float).reshape(-1, x.size)])
+        n_boot = y.shape[0] - 1
+        w = np.ones_like(y)
+    else:
+        rng = np.random.default_rng(seed)
+        w = with_data_row(bootstrap_weights(rng, x.size, n_boot), x.size)
     b = solve_power_law(x, y, w)
     point, draws = split_rows({"E": b.E, "A": b.A, "alpha": b.alpha}, b.ok)
     fit = Fit("power_law", summarise(point, draws, level), x.size, n_boot, int((~b.ok[1:]).sum()),
-              level, draws=draws, data={"x": x, "y": y})
-    _flag_power_law(fit, x, b.at_bound[0], "the power law")
+              level, draws=draws, data={"x": x, "y": y[0] if y.ndim == 2 else y})
+    _flag_power_law(fit, x, b.at_bound[0], "the power law", y_draws is not None)
     return fit
 
 
-def _flag_power_law(fit: Fit, x: np.ndarray, at_bound: bool, what: str) -> None:
+def _flag_power_law(fit: Fit, x: np.ndarray, at_bound: bool, what: str, measured: bool = False) -> None:
     """Warn when a 3-parameter fit has no spare points or its optimum sits on a bound."""
-    if np.unique(x).size <= 3:
+    if measured and np.unique(x).size <= 3:
+        fit.warn(f"{what} passes through its {np.unique(x).size} points: its interval carries their measurement "
+                 "noise only, not how well a power law describes them", "underdetermined")
+    elif np.unique(x).size <= 3:
         fit.warn(f"{what} is under-determined: 3 parameters from {np.unique(x).size} distinct points "
                  "(it passes through them; the interval says little)", "underdetermined")
     if at_bound:

@@ -25,17 +25,29 @@ def block_bootstrap(stat: Callable[..., float], arrays: list[np.ndarray], n_boot
     value = float(stat(*arrays))
     if n_boot <= 0 or n < 2:
         return {"value": value, "low": None, "high": None, "se": None}
-    block = max(1, min(block, n))
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n - block + 1, size=(n_boot, -(-n // block)))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]  # (n_boot, n)
-    draws = np.array([stat(*(a[..., i] for a in arrays)) for i in idx])
+    draws = np.array([stat(*(a[..., i] for a in arrays)) for i in block_indices(n, n_boot, seed, block)])
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
         return {"value": value, "low": None, "high": None, "se": None}
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return {"value": value, "low": float(low), "high": float(high), "se": float(draws.std(ddof=1))}
+
+
+def resampled_losses(windows: np.ndarray, tokens_per_window: int, n_boot: int = 1000, seed: int = 0,
+                     block: int = BLOCK) -> np.ndarray:
+    """(n_boot, runs): each run's mean loss on the same moving-block resamples of the windows (windows:
+    (runs, n) summed NLLs), so fits through these losses carry their measurement noise, paired."""
+    n = windows.shape[-1]
+    return windows[:, block_indices(n, n_boot, seed, block)].sum(-1).T / (n * tokens_per_window)
+
+
+def block_indices(n: int, n_boot: int, seed: int, block: int = BLOCK) -> np.ndarray:
+    """(n_boot, n) window indices: each row n windows drawn as random blocks of `block` consecutive ones."""
+    block = max(1, min(block, n))
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block + 1, size=(n_boot, -(-n // block)))
+    return (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
 
 
 def loss_difference(a: np.ndarray, b: np.ndarray, tokens_per_window: int, **kw) -> dict:
