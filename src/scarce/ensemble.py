@@ -130,6 +130,8 @@ def write_evaluation(out: str | Path, members: list[Member], combine: str = "log
     cfg = read_config(members[0].run_dir)
     store = open_store(cfg.data)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     r = evaluate_ensemble(members, store.split(split), store.token_bytes(), cfg.model.seq_len, batch_size,
                           max_tokens, combine, device, cache_dir=out)

@@ -138,3 +138,28 @@ def test_resume_records_in_the_store_the_run_started_with(run_args, tmp_path, mo
     assert main(["train", "--resume", str(tmp_path / "b"), "--quiet"]) == 0
     assert not (tmp_path / "scarce-results").exists()
     assert {r["status"] for r in RunStore(tmp_path / "results").list()} == {"done"}
+
+
+def test_store_with_ids_beyond_its_vocabulary(stdlib_store, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+
+    bad = tmp_path / "bad"
+    shutil.copytree(stdlib_store.path, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["tokenizer"]["vocab_size"] = 300  # edited by hand: the ids go up to 511
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    assert int(np.fromfile(bad / "train.bin", dtype="<u2").max()) >= 300
+    one_line_error(capsys, ["train", "--data", str(bad), "--out", str(tmp_path / "a"), "--tokens", "2048", *SMALL],
+                   "beyond the vocabulary")
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("argv", [["ensemble", "--members", "2"], ["report"], ["train"]])
+def test_out_naming_a_file(run_args, tmp_path, capsys, argv):
+    (tmp_path / "file").write_text("x")
+    extra = run_args("file")[1:3] if argv == ["train"] or argv[0] == "ensemble" else []
+    one_line_error(capsys, argv + extra + ["--out", str(tmp_path / "file"), "--results", str(tmp_path / "r")]
+                   + (["--tokens", "2048", *SMALL] if extra else []), "not a folder")
+    assert (tmp_path / "file").read_text() == "x"

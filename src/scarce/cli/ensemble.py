@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} exists and is not a folder")
     if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else print

@@ -130,6 +130,19 @@ class TokenStore:
                 "the store is damaged, prepare it again"
             )
 
+    def check_ids(self) -> None:
+        """Every token id below the vocabulary size (a damaged or hand-edited store fails here, not as an
+        index error inside the model); read once per opened store."""
+        if getattr(self, "_ids_checked", False):
+            return
+        for name in SPLITS:
+            tokens = self.split(name)
+            top = int(tokens.max()) if len(tokens) else -1
+            if top >= self.vocab_size:
+                raise UserError(f"token store {self.path}: {name}.bin holds token id {top}, beyond the vocabulary "
+                                f"of {self.vocab_size} in its manifest; the store is damaged, prepare it again")
+        self._ids_checked = True
+
     def split(self, name: str) -> np.memmap:
         """The tokens of split 'train', 'select' or 'val', memory-mapped read-only."""
         if name not in SPLITS:
@@ -245,6 +258,10 @@ def prepare(
         log(f"reusing the token store at {out} (same corpus and request)")
         return open_store(out)
     tok, arrays, heldout = _tokenize_splits(docs, request)
+    if request.tokenizer == "bpe" and tok.vocab_size < request.vocab_size:
+        log(f"warning: the BPE ran out of pairs to merge at {tok.vocab_size:,} tokens, fewer than the "
+            f"{request.vocab_size:,} asked (the corpus is too small for that vocabulary); the store uses "
+            f"{tok.vocab_size:,}")
     manifest = _manifest(request, corpus_info, tok, arrays, heldout)
     _write_store(out, manifest, lambda d: _write_files(d, tok, arrays))
     return open_store(out)

@@ -481,6 +481,8 @@ def report(out: str | Path, results: str | None = None, sweep: str | None = None
     """Runs table, loss-vs-compute plot and, where the runs cover 3+ training-set sizes, the data-scaling
     law of the best-on-select run per size; returns report.md's path."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
     rows = store_rows(results, sweep=sweep)
     if not rows:
         where = f" of sweep {sweep!r}" if sweep else ""

@@ -96,6 +96,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False):
         self.run_dir, self.quiet = Path(run_dir), quiet
         self.store = open_store(cfg.data)
+        self.store.check_ids()
         self.cfg = resolve_config(cfg, self.store)
         self.rt: Runtime = make_runtime(cfg.train)
         self.model = build_model(cfg, self.rt.device)
