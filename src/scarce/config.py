@@ -277,6 +277,8 @@ class TrainConfig:
     """torch.compile the model (worth it on GPU; ~10% on CPU after a 30-45 s compile)."""
     threads: int = 0
     """CPU threads for this process; 0 keeps torch's default. Run parallel work as 1-thread processes."""
+    keep_checkpoints: int = 2
+    """Training checkpoints kept (the newest that verifies is resumed from); older ones are deleted."""
     snapshot_every: int = 0
     """Keep the weights every this many steps (and at the end) under checkpoints/snapshots/, the members of
     a snapshot ensemble (Huang et al., 2017: set it to the LR cycle); 0 keeps none."""
@@ -292,6 +294,7 @@ class TrainConfig:
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
         _check(self.threads >= 0, "train.threads", "must be >= 0")
+        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")
 
 
@@ -349,7 +352,7 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 """Default horizon of the size dial when no horizon is set (Hoffmann et al.'s compute-optimal ratio)."""
 
 # Fields that change how a run is executed, not what it computes: left out of the run id.
-NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads")}
+NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints")}
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0}
 """Fields added after run stores existed, left out of the run id while at their default so that the

@@ -14,13 +14,15 @@ Weights are safetensors and everything else JSON; nothing is ever unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from scarce import atomic
 from scarce.config import RunConfig
@@ -87,18 +89,37 @@ def snapshots(run_dir: str | Path) -> list[Path]:
     return sorted((Path(run_dir) / "checkpoints" / "snapshots").glob("*.safetensors"))
 
 
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """Weights as safetensors, with the digest of the tensors in the file's own metadata (so the file and
+    its digest are written in one atomic rename)."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    meta = {"sha256": tensors_digest(tensors)}
+    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, checked against the digest in its metadata when it has one."""
     if not Path(path).is_file():
         raise UserError(f"checkpoint file {path} does not exist")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            want = (f.metadata() or {}).get("sha256")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"checkpoint {path} is corrupt or truncated ({str(e).splitlines()[0][:120]})") from None
+    if want is not None and tensors_digest(tensors) != want:
+        raise UserError(f"checkpoint {path} is damaged: its tensors do not match the digest written with them")
+    return tensors
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:

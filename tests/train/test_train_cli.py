@@ -69,9 +69,8 @@ def test_out_dir_holding_a_run(run_args, capsys):
 
 def test_corrupt_checkpoint_on_resume(run_args, capsys, tmp_path):
     assert main(run_args("a")) == 0
-    latest = json.loads((tmp_path / "a" / "checkpoints" / "latest.json").read_text())
-    weights = tmp_path / "a" / "checkpoints" / latest["dir"] / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    for weights in (tmp_path / "a" / "checkpoints").glob("step_*/model.safetensors"):  # every checkpoint kept
+        weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     one_line_error(capsys, ["train", "--resume", str(tmp_path / "a"), "--results", str(tmp_path / "results")],
                    "corrupt or truncated")
 
@@ -163,3 +162,40 @@ def test_out_naming_a_file(run_args, tmp_path, capsys, argv):
     one_line_error(capsys, argv + extra + ["--out", str(tmp_path / "file"), "--results", str(tmp_path / "r")]
                    + (["--tokens", "2048", *SMALL] if extra else []), "not a folder")
     assert (tmp_path / "file").read_text() == "x"
+
+
+def _flip(path, at: float = 0.6, count: int = 1):
+    data = bytearray(path.read_bytes())
+    i = int(len(data) * at)
+    for j in range(i, i + count):
+        data[j] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bits_in_the_newest_checkpoint_fall_back_to_the_one_before(run_args, tmp_path, capsys):
+    """A checkpoint proves itself: a flipped bit inside the model or optimizer tensors is detected, and
+    resume falls back to the previous checkpoint, to the same final weights as an uninterrupted run."""
+    from scarce.runs.launch import resume, train
+    from scarce.rundir import read_config
+
+    assert main(run_args("full", "--set", "train.eval_every=2")) == 0
+    cfg = read_config(tmp_path / "full")
+    for name in ("model.safetensors", "optim.safetensors"):
+        cut = tmp_path / f"cut-{name}"
+        train(cfg, cut, str(tmp_path / "results"), quiet=True, stop_at_step=7)  # checkpoints at steps 4 and 6
+        steps = sorted((cut / "checkpoints").glob("step_*"))
+        assert [p.name for p in steps] == ["step_00000004", "step_00000006"]
+        _flip(steps[-1] / name)
+        capsys.readouterr()
+        resume(cut, str(tmp_path / "results"), quiet=True)
+        err = capsys.readouterr().err
+        assert f"step_00000006: {name} does not match its digest" in err and "resuming from step_00000004" in err
+        a = json.loads((tmp_path / "full" / "summary.json").read_text())
+        b = json.loads((cut / "summary.json").read_text())
+        assert a["val_loss"] == b["val_loss"]
+
+
+def test_flipped_bits_in_best_weights_are_detected(run_args, tmp_path, capsys):
+    assert main(run_args("a")) == 0
+    _flip(tmp_path / "a" / "checkpoints" / "best.safetensors")
+    one_line_error(capsys, ["sample", "--run", str(tmp_path / "a"), "--tokens", "5"], "damaged")

@@ -1,13 +1,15 @@
 """Checkpoints: safetensors for tensors, JSON for everything else; never pickle.
 
 A checkpoint is a folder `checkpoints/step_XXXXXXXX/` holding `model.safetensors`,
-`optim.safetensors` and `state.json`. It is written under a temporary name and renamed into place,
-then `checkpoints/latest.json` is pointed at it (also atomically), so a kill at any moment leaves
-the previous checkpoint intact. The rest of the run directory's layout is `scarce.rundir`'s.
+`optim.safetensors` and `state.json` (with the sha256 of both tensor files). It is written under a
+temporary name and renamed into place, then `checkpoints/latest.json` is pointed at it (also
+atomically), so a kill at any moment leaves the previous checkpoint intact. The last `keep` checkpoints
+stay; resume takes the newest one whose files match their digests and says so when it falls back. The rest of the run directory's layout is `scarce.rundir`'s.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -43,7 +45,7 @@ def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, tor
         raise UserError(f"optimizer state does not match the model ({e}); the checkpoint is from another config") from None
 
 
-def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trainer_state: dict, keep: int = 1) -> Path:
+def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trainer_state: dict, keep: int = 2) -> Path:
     ckdir = Path(run_dir) / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     final = ckdir / f"step_{step:08d}"
@@ -53,7 +55,9 @@ def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trai
         save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
         opt_tensors, opt_meta = optimizer_to_flat(optimizer)
         save_file({k: v.contiguous().cpu() for k, v in opt_tensors.items()}, str(tmp / "optim.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, **trainer_state}, indent=1))
+        digests = {name: sha256_file(tmp / name) for name in TENSOR_FILES}
+        state = {"step": step, "optimizer": opt_meta, "digests": digests, **trainer_state}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -71,16 +75,45 @@ def _prune(ckdir: Path, keep: int) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def load_checkpoint(run_dir: Path) -> tuple[dict, dict, dict] | None:
-    """(model tensors, optimizer tensors, state) of the latest checkpoint, or None when there is none."""
+TENSOR_FILES = ("model.safetensors", "optim.safetensors")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(run_dir: Path, log=print) -> tuple[dict, dict, dict] | None:
+    """(model tensors, optimizer tensors, state) of the newest checkpoint that verifies, or None when the
+    run has none. A damaged newest checkpoint is reported and the one before it taken."""
     ckdir = Path(run_dir) / "checkpoints"
-    pointer = ckdir / "latest.json"
-    if not pointer.exists():
+    folders = sorted((p for p in ckdir.glob("step_*") if p.is_dir()), reverse=True)
+    if not folders and not (ckdir / "latest.json").exists():
         return None
+    problems = []
+    for folder in folders:
+        try:
+            loaded = _load_verified(folder)
+        except UserError as e:
+            problems.append(str(e))
+            continue
+        if problems:
+            log(f"warning: {'; '.join(problems)}; resuming from {folder.name} instead")
+        return loaded
+    why = "; ".join(problems) or "no checkpoint folder"
+    raise UserError(f"no usable checkpoint in {ckdir} ({why}); start the run again in another folder")
+
+
+def _load_verified(folder: Path) -> tuple[dict, dict, dict]:
     try:
-        latest = json.loads(pointer.read_text())
-        folder = ckdir / latest["dir"]
         state = json.loads((folder / "state.json").read_text())
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"checkpoint in {ckdir} is corrupt or incomplete ({e}); start the run again in another folder") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"checkpoint {folder.name} is incomplete ({e})") from None
+    for name, want in state.get("digests", {}).items():  # checkpoints of earlier versions have none
+        path = folder / name
+        if not path.is_file() or sha256_file(path) != want:
+            raise UserError(f"checkpoint {folder.name}: {name} does not match its digest (damaged)")
     return load_weights(folder / "model.safetensors"), load_weights(folder / "optim.safetensors"), state

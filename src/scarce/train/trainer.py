@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,10 +146,11 @@ class Trainer:
         state = {k: v for k, v in vars(s).items() if k != "step"}
         avg = self.averager
         extra = {f"{avg.prefix}{k}": v for k, v in avg.state_dict().items()} if avg is not None else {}
-        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict() | extra, self.optimizer, state)
+        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict() | extra, self.optimizer, state,
+                             self.cfg.train.keep_checkpoints)
 
     def restore(self) -> None:
-        loaded = ckpt.load_checkpoint(self.run_dir)
+        loaded = ckpt.load_checkpoint(self.run_dir, lambda m: print(m, file=sys.stderr) if self.rt.is_main else None)
         if loaded is None:
             return
         model_state, opt_tensors, state = loaded
