@@ -72,7 +72,7 @@ def test_corrupt_checkpoint_on_resume(run_args, capsys, tmp_path):
     for weights in (tmp_path / "a" / "checkpoints").glob("step_*/model.safetensors"):  # every checkpoint kept
         weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     one_line_error(capsys, ["train", "--resume", str(tmp_path / "a"), "--results", str(tmp_path / "results")],
-                   "corrupt or truncated")
+                   "no usable checkpoint")
 
 
 def test_resume_of_a_non_run(tmp_path, capsys):
@@ -175,8 +175,8 @@ def _flip(path, at: float = 0.6, count: int = 1):
 def test_flipped_bits_in_the_newest_checkpoint_fall_back_to_the_one_before(run_args, tmp_path, capsys):
     """A checkpoint proves itself: a flipped bit inside the model or optimizer tensors is detected, and
     resume falls back to the previous checkpoint, to the same final weights as an uninterrupted run."""
-    from scarce.runs.launch import resume, train
     from scarce.rundir import read_config
+    from scarce.runs.launch import resume, train
 
     assert main(run_args("full", "--set", "train.eval_every=2")) == 0
     cfg = read_config(tmp_path / "full")
