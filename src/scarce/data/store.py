@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from scarce import __version__
+from scarce.atomic import sha256_file
 from scarce.data import corpora
 from scarce.data.tokenizer import Tokenizer, load_tokenizer, named_tokenizer, set_threads, train_bpe
 from scarce.errors import UserError
@@ -170,7 +171,7 @@ class TokenStore:
         checks = {TOKENIZER: self.manifest["tokenizer"]["sha256"]}
         checks.update({f"{n}.bin": self.manifest["splits"][n]["sha256"] for n in SPLITS})
         for file, want in checks.items():
-            if _sha256_file(self.path / file) != want:
+            if sha256_file(self.path / file) != want:
                 raise UserError(f"{self.path / file} does not match its sha256 in the manifest; prepare it again")
 
     def __repr__(self) -> str:
@@ -564,14 +565,6 @@ def _fsync_files(folder: Path) -> None:
     for f in folder.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _now() -> str:

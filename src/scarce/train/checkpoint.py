@@ -9,7 +9,6 @@ stay; resume takes the newest one whose files match their digests and says so wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from scarce import atomic
+from scarce.atomic import sha256_file
 from scarce.errors import UserError
 from scarce.rundir import load_weights
 
@@ -76,14 +76,6 @@ def _prune(ckdir: Path, keep: int) -> None:
 
 
 TENSOR_FILES = ("model.safetensors", "optim.safetensors")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(run_dir: Path, log=print) -> tuple[dict, dict, dict] | None:
