@@ -45,7 +45,7 @@ def main() -> None:
     p.add_argument("--heldout-window", type=parse_count, default=512, help="prepare's held-out window (0: off)")
     p.add_argument("--sizes", nargs="+", default=["2x64", "4x128"], help="DEPTHxWIDTH")
     p.add_argument("--epochs", nargs="+", type=float, default=[2, 4, 8, 16])
-    p.add_argument("--settings", nargs="+", default=["std:0.1:0"], help="NAME:WD:DROPOUT")
+    p.add_argument("--settings", nargs="+", default=["std:0.1:0"], help="NAME:WD:DROPOUT[:LR[:ATTN_DROPOUT]]")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
@@ -61,11 +61,13 @@ def main() -> None:
     for size in a.sizes:
         depth, width = map(int, size.split("x"))
         for setting in a.settings:
-            name, wd, dropout = setting.split(":")
+            name, wd, dropout, *rest = setting.split(":")
+            lr = float(rest[0]) if rest else a.lr
+            extra = a.set + ([f"model.attn_dropout={rest[1]}"] if len(rest) > 1 else [])
             for e in a.epochs:
                 for seed in range(a.seeds):
-                    cfg = config(store, depth, width, float(wd), float(dropout), e, seed, a.lr, a.seq_len, a.batch,
-                                 a.set)
+                    cfg = config(store, depth, width, float(wd), float(dropout), e, seed, lr, a.seq_len, a.batch,
+                                 extra)
                     run_dir = out / "runs" / f"{size}-{name}-e{e:g}-s{seed}"
                     jobs.append(Job(cfg, run_dir))
                     keys.append((size, name, e, seed))

@@ -34,6 +34,15 @@ SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 
 
+def blocking_file(path: str | Path) -> Path | None:
+    """The file that stands where `path` or a folder above it should be (so nothing can be written at
+    `path`), or None."""
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            return None if p.is_dir() or p == Path(path) else p
+    return None
+
+
 def is_run(run_dir: str | Path) -> bool:
     return (Path(run_dir) / CONFIG).is_file()
 
@@ -46,6 +55,8 @@ def read_json(path: Path):
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def read_config(run_dir: str | Path) -> RunConfig:
@@ -154,6 +165,8 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> GPT:
 
 def snapshot_members(run_dir: str | Path) -> list[Member]:
     """Every snapshot a run kept (train.snapshot_every), in step order: the members of a snapshot ensemble."""
+    if not is_run(run_dir):
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG}), so it has no snapshots; check the path")
     files = snapshots(run_dir)
     if not files:
         raise UserError(f"{run_dir} has no snapshots (checkpoints/snapshots/*.safetensors); "

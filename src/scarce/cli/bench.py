@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    options.check_out(args.out, "--out")
     print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results))
     return 0
 

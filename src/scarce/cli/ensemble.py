@@ -3,6 +3,7 @@ evaluate every prefix k = 1..K; or evaluate existing runs or one run's snapshots
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -59,16 +60,23 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} exists and is not a folder")
+    options.check_out(args.out, "--out")
     if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else print
     if args.runs or args.snapshots:
         if args.runs and args.snapshots:
             raise UserError("give --runs or --snapshots, not both")
+        if args.eval_tokens < 0:
+            raise UserError(f"--eval-tokens must be >= 0 (0: the whole split), got {args.eval_tokens}")
         members = snapshot_members(args.snapshots) if args.snapshots else [Member.of_run(r) for r in args.runs]
-        report = evaluate_runs(args.out, members, args.combine, args.eval_tokens)
+        fresh = not Path(args.out).exists()
+        try:
+            report = evaluate_runs(args.out, members, args.combine, args.eval_tokens)
+        except BaseException:
+            if fresh:  # leave no half-made ensemble folder behind
+                shutil.rmtree(args.out, ignore_errors=True)
+            raise
     else:
         report = _train(args, log)
     _print_report(report, Path(args.out), log)

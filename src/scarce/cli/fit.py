@@ -8,19 +8,20 @@ warnings to stderr. Bad CSVs and impossible requests are one-line errors with ex
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 
 import numpy as np
 
-from scarce.cli.options import ArgumentParser
+from scarce.cli.options import ArgumentParser, check_file_out
 from scarce.errors import UserError
 from scarce.report.plots import plot_fit
 from scarce.scaling import chinchilla
 from scarce.scaling.csvio import read_columns
 from scarce.scaling.efficiency import empirical_efficiency, fit_efficiency
 from scarce.scaling.laws import fit_data_constrained, fit_joint, fit_power_law
-from scarce.scaling.plan import format_plan, plan, plan_to_json_dict
+from scarce.scaling.plan import LAW_PARAMS, format_plan, plan, plan_to_json_dict
 
 TITLES = {
     "power_law": "power law  y = E + A·x^(-alpha)",
@@ -39,7 +40,7 @@ def add_parser(sub) -> None:
                        description="Fit scaling laws to points from a CSV file; every estimate comes with "
                                    "a 95% percentile-bootstrap interval.")
     fits = p.add_subparsers(dest="fit", metavar="FIT", parser_class=ArgumentParser)
-    p.set_defaults(func=lambda args: _missing_fit(p))
+    p.set_defaults(func=lambda args: _missing_fit(fits))
     _add_power_law(fits)
     _add_joint(fits)
     _add_efficiency(fits)
@@ -48,9 +49,8 @@ def add_parser(sub) -> None:
     _add_plan(fits)
 
 
-def _missing_fit(p) -> int:
-    p.print_help(sys.stderr)
-    return 2
+def _missing_fit(fits) -> int:
+    raise UserError(f"scarce fit: choose a fit: {', '.join(fits.choices)} (see `scarce fit --help`)")
 
 
 def _common(p, plot: bool = True) -> None:
@@ -148,6 +148,9 @@ def _joint(args) -> int:
 
 
 def _efficiency(args) -> int:
+    for flag, value in (("--loss", args.loss), ("--tokens", args.tokens)):
+        if not 0 < value < math.inf:
+            raise UserError(f"{flag} must be a positive finite number, got {value}")
     cols = read_columns(args.reference, ["tokens", "loss"], min_rows=2 if args.empirical else 3)
     fn = empirical_efficiency if args.empirical else fit_efficiency
     return _emit(_run(fn, cols["tokens"], cols["loss"], args.loss, args.tokens, args=args), args)
@@ -199,7 +202,16 @@ def _read_law_json(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
-        return {k: float(obj[k]["value"]) for k in ("E", "A", "B", "alpha", "beta") if k in obj}
+        if not isinstance(obj, dict):
+            raise TypeError(f"a JSON {type(obj).__name__}, not an object")
+        missing = [k for k in LAW_PARAMS if k not in obj]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        law = {k: float(obj[k]["value"]) for k in LAW_PARAMS}
+        bad = [k for k, v in law.items() if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} not a finite number")
+        return law
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, ValueError, TypeError, KeyError) as e:
@@ -210,6 +222,7 @@ def _run(fn, *inputs, args):
     """Call a fit with the common options; its Python warnings are printed by `_emit` instead."""
     if args.bootstrap < 0:
         raise UserError("--bootstrap must be >= 0")
+    check_file_out(getattr(args, "plot", None), "--plot")  # before the fit, not after it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn(*inputs, n_boot=args.bootstrap, seed=args.seed)

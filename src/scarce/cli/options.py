@@ -16,6 +16,7 @@ from pathlib import Path
 
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
 from scarce.errors import UserError
+from scarce.rundir import blocking_file
 from scarce.runs.executors import EXECUTORS, make_executor
 
 
@@ -43,6 +44,8 @@ def parse_count(text: str) -> int:
         value = int(number) * mult if number.replace("_", "").isdigit() else float(number) * mult
     except ValueError:
         value = 0
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is too large to be a count")
     if value != int(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(value)
@@ -133,6 +136,26 @@ def add_run_config(p, what: str = "the run") -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
 
 
+def check_out(path: str | None, flag: str) -> None:
+    """A UserError unless a folder can be made (or reused) at `path`: it is not a file, nor under one."""
+    if path is None:
+        return
+    if Path(path).exists() and not Path(path).is_dir():
+        raise UserError(f"{flag} {path} exists and is not a folder")
+    if (blocker := blocking_file(path)) is not None:
+        raise UserError(f"{flag} {path}: {blocker} is a file, not a folder")
+
+
+def check_file_out(path: str | None, flag: str) -> None:
+    """A UserError unless a file can be written at `path`: it is not a folder, nor under a file."""
+    if path is None:
+        return
+    if Path(path).is_dir():
+        raise UserError(f"{flag} {path} is a folder; give the path of a file")
+    if (blocker := blocking_file(path)) is not None:
+        raise UserError(f"{flag} {path}: {blocker} is a file, not a folder")
+
+
 def run_config(args) -> RunConfig:
     """The RunConfig the options of `add_run_config` describe (--data required)."""
     if not args.data:
@@ -161,6 +184,8 @@ def merge_file(cfg: RunConfig, path: str) -> RunConfig:
         raise UserError(f"cannot read config file {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise UserError(f"config file {path} is not valid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"config file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not isinstance(patch, dict):
         raise UserError(f"config file {path} must hold a JSON object, not a {type(patch).__name__}")
     d = cfg.to_dict()

@@ -7,13 +7,16 @@ and where the results are.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 from scarce.cli import options
 from scarce.config import get_preset, set_horizon
 from scarce.data.store import prepare
+from scarce.errors import UserError
 from scarce.runs import launch
+from scarce.runs.store import check_results_root
 
 
 def add_parser(sub) -> None:
@@ -31,6 +34,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
+    # Checked before the corpus is prepared, so a bad option costs nothing and leaves nothing behind.
+    if not 0 < args.epochs < math.inf:
+        raise UserError(f"--epochs must be a finite number > 0, got {args.epochs}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    options.check_out(args.out, "--out")
+    check_results_root(args.results)
     store = prepare("stdlib", out / "data", vocab_size=4096, train_tokens=args.train_tokens,
                     select_tokens=100_000, val_tokens=100_000)
     cfg = set_horizon(get_preset("tiny"), epochs=args.epochs)

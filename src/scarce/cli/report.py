@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from scarce.cli import options
+from scarce.errors import UserError
 from scarce.report.report import report
+from scarce.runs.store import check_results_root
 
 
 def add_parser(sub) -> None:
@@ -17,6 +19,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    options.check_out(args.out, "--out")
+    root = check_results_root(args.results)
+    if not (root / "runs.db").is_file():  # nothing to report: no need to create an empty run store
+        where = f" of sweep {args.sweep!r}" if args.sweep else ""
+        raise UserError(f"no finished runs{where} in the run store: {root} holds no runs.db; train some "
+                        "(scarce train / sweep / bench) first, or pass --results")
     path = report(args.out, args.results, args.sweep)
     print(f"report: {path.with_suffix('.html')} ({path})")
     return 0

@@ -6,7 +6,7 @@ import json
 
 from scarce.cli import options
 from scarce.recipes.crossing import find_crossings
-from scarce.runs.export import write_curves_csv, write_runs_csv
+from scarce.runs.export import check_csv_path, write_curves_csv, write_runs_csv
 from scarce.runs.store import RunStore
 
 COLUMNS = [("id", 16), ("status", 7), ("preset", 10), ("sweep", 12), ("val_loss", 9), ("val_bpb", 8),
@@ -37,8 +37,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     where = options.parse_assignments(args.where, "--where")
+    for path in (args.csv, args.curves):
+        if path:
+            check_csv_path(path)  # before the run store is opened (and made, when it is new)
     store = RunStore(args.results)
-    rows = store.list(sweep=args.sweep, status=args.status, group=args.group, where=where)
+    try:
+        rows = store.list(sweep=args.sweep, status=args.status, group=args.group, where=where)
+    finally:
+        store.close()
     if args.crossings:
         return print_crossings(rows, args.json)
     if args.csv or args.curves:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import torch
 
 from scarce.cli import options
+from scarce.data.store import check_free
 from scarce.errors import UserError
+from scarce.rundir import read_json
 from scarce.sample import sample, synthesize
 
 
@@ -34,14 +36,18 @@ def run(args) -> int:
     torch.set_num_threads(max(1, args.threads or 1))
     if bool(args.run) == bool(args.ensemble):
         raise UserError("give --run RUN_DIR (one or more) or --ensemble DIR")
-    if args.temperature < 0:
-        raise UserError("--temperature must be >= 0 (0 is greedy)")
+    if not 0 <= args.temperature < math.inf:
+        raise UserError(f"--temperature must be a finite number >= 0 (0 is greedy), got {args.temperature}")
     if args.top_k < 0:
         raise UserError("--top-k must be >= 0")
+    if args.streams < 1:
+        raise UserError(f"--streams must be >= 1, got {args.streams}")
     runs = args.run or _ensemble_runs(Path(args.ensemble))
     if args.store_out:
+        options.check_out(args.store_out, "--store-out")  # before sampling, which takes a while
+        check_free(args.store_out)
         store = synthesize(runs, args.store_out, args.tokens, args.temperature, args.top_k, args.seed,
-                           max(1, args.streams))
+                           args.streams)
         print(f"wrote {args.tokens:,} sampled tokens -> {store.path}")
         return 0
     print(sample(runs, args.tokens, args.temperature, args.top_k, args.seed))
@@ -52,4 +58,9 @@ def _ensemble_runs(folder: Path) -> list[str]:
     path = folder / "ensemble.json"
     if not path.is_file():
         raise UserError(f"{folder} holds no ensemble.json; make it with `scarce ensemble --out {folder} ...`")
-    return [m["run_dir"] for m in json.loads(path.read_text())["members"]]
+    report = read_json(path)
+    members = report.get("members") if isinstance(report, dict) else None
+    if not isinstance(members, list) or not members or not all(
+            isinstance(m, dict) and isinstance(m.get("run_dir"), str) for m in members):
+        raise UserError(f"{path} lists no members (expected an object with members: [{{run_dir: ...}}, ...])")
+    return [m["run_dir"] for m in members]

@@ -199,16 +199,27 @@ def _read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
         _check_manifest(manifest)
-    except (ValueError, KeyError, TypeError) as e:
+    except KeyError as e:  # str(KeyError) is the bare key in quotes
+        raise UserError(f"{file} is damaged or not a scarce manifest (no field {e.args[0]}); prepare the store "
+                        "again") from None
+    except (ValueError, TypeError) as e:
         raise UserError(f"{file} is damaged or not a scarce manifest ({e}); prepare the store again") from None
     return manifest
 
 
 def _check_manifest(m: dict) -> None:
+    if not isinstance(m, dict):
+        raise ValueError(f"a JSON {type(m).__name__}, not an object")
     if m["format_version"] != FORMAT_VERSION:
         raise ValueError(f"format_version {m['format_version']}, this scarce reads {FORMAT_VERSION}")
     np.dtype(m["dtype"])
     _require(m["tokenizer"], ("vocab_size", "eot_id", "sha256"), "tokenizer")
+    vocab, eot = m["tokenizer"]["vocab_size"], m["tokenizer"]["eot_id"]
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
+        raise ValueError(f"tokenizer.vocab_size is {vocab!r}")
+    if not isinstance(eot, int) or isinstance(eot, bool) or not 0 <= eot < vocab:
+        raise ValueError(f"tokenizer.eot_id is {eot!r}, not a token id below vocab_size {vocab}")
+    _require(m["splits"], SPLITS, "splits")
     for name in SPLITS:
         _require(m["splits"][name], ("tokens", "bytes", "documents", "sha256"), f"splits.{name}")
         tokens = m["splits"][name]["tokens"]
@@ -217,9 +228,11 @@ def _check_manifest(m: dict) -> None:
 
 
 def _require(d: dict, keys: tuple[str, ...], where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} is not an object")
     missing = [k for k in keys if k not in d]
     if missing:
-        raise KeyError(f"{where} lacks {', '.join(missing)}")
+        raise ValueError(f"{where} lacks {', '.join(missing)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,6 +260,7 @@ def prepare(
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
                              tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window)
     out = Path(out)
+    _check_destination(out)
     existing = _existing_manifest(out)
     if existing is not None and {**asdict(PrepareRequest("", 1, 1, 1, 1)), **existing["request"],
                                  "source": existing["request"]["source"]} != asdict(request):
@@ -295,6 +309,8 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
 def replace_train(base: TokenStore, out: str | os.PathLike, train: np.ndarray, **manifest_fields) -> TokenStore:
     """A store at `out` with `base`'s tokenizer, select and val splits and `train` as its train split
     (nested budgets, text sampled from a model); `manifest_fields` say how the train split was made."""
+    _check_destination(Path(out))
+    check_free(out)
     train = np.asarray(train).astype(base.dtype, copy=False)
     manifest = json.loads(json.dumps(base.manifest))  # deep copy
     manifest.update(created_at=_now(), **manifest_fields)
@@ -308,6 +324,22 @@ def replace_train(base: TokenStore, out: str | os.PathLike, train: np.ndarray, *
 
     _write_store(Path(out), manifest, write)
     return open_store(out)
+
+
+def check_free(out: str | os.PathLike) -> None:
+    """A UserError unless a new store can be written at `out` (absent, or an empty folder)."""
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise _exists_error(out, "a file" if not out.is_dir() else "other files")
+
+
+def _check_destination(out: Path) -> None:
+    """A UserError now, before any tokenizing, when a file stands where a folder above `out` should be."""
+    for p in out.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"cannot write the token store to {out}: {p} is a file, not a folder")
+            return
 
 
 def _existing_manifest(out: Path) -> dict | None:
@@ -542,10 +574,10 @@ def _write_files(folder: Path, tok: Tokenizer, arrays: dict[str, np.ndarray]) ->
 
 def _write_store(out: Path, manifest: dict, write_files: Callable[[Path], None]) -> None:
     """Build the store in a temporary folder beside `out`, then rename it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     # A fresh hidden name; mkdir (unlike mkdtemp) honours the umask, so the store gets normal permissions.
     tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         write_files(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -175,6 +175,8 @@ def make_executor(name: str = "local", workers: int = 1, ray_address: str | None
         raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
+    if threads < 0:
+        raise UserError(f"threads per point must be >= 0 (0 splits the cores), got {threads}")
     if name == "ray":
         return RayExecutor(ray_address, threads or 1, num_cpus=None)
     if ray_address:

@@ -50,9 +50,12 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
         raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a folder")
+    if (blocker := rundir.blocking_file(run_dir)) is not None:
+        raise UserError(f"cannot make the run directory {run_dir}: {blocker} is a file, not a folder")
     trainer = Trainer(absolute_paths(cfg), run_dir, quiet)
     results = str(results_root(results).resolve())
     if trainer.rt.is_main:
+        RunStore(results).close()  # a results root that cannot hold the run store fails before the run dir is written
         rundir.write_config(run_dir, trainer.cfg)
         rundir.write_results_root(run_dir, results)
     return _recorded(trainer, results, stop_at_step)
@@ -62,7 +65,11 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
            stop_at_step: int | None = None) -> dict | None:
     """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run. It is
     recorded in the results root it started with unless `results` names another."""
-    trainer = Trainer(rundir.read_config(run_dir), Path(run_dir), quiet)
+    cfg = rundir.read_config(run_dir)
+    if not cfg.data:
+        raise UserError(f"{Path(run_dir) / rundir.CONFIG} names no token store (field data); the run directory "
+                        "is damaged")
+    trainer = Trainer(cfg, Path(run_dir), quiet)
     results = results or rundir.results_root_of(run_dir)
     trainer.restore()
     if trainer.state.step >= trainer.steps and trainer.state.best:

@@ -46,6 +46,20 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get("SCARCE_RESULTS") or DEFAULT_ROOT)
 
 
+def check_results_root(root: str | os.PathLike | None = None) -> Path:
+    """The results root, checked without creating anything: a UserError now when a file stands where it
+    or a folder above it should be, instead of after hours of work that could not be recorded."""
+    path = results_root(root)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"cannot open the run store in {path}: {p} is not a folder")
+            break
+    if (path / "runs.db").is_dir():
+        raise UserError(f"cannot open the run store in {path}: {path / 'runs.db'} is a folder")
+    return path
+
+
 class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = results_root(root)

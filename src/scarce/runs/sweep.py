@@ -93,11 +93,13 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> SweepSpec:
+        if not isinstance(d, dict):
+            raise UserError(f"sweep spec: expected a table (a dict), got {type(d).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"sweep spec: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        return cls(**d)
+        return cls(**{"name": "", "data": "", **d})  # a missing name or data gets its own error
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -121,6 +123,9 @@ def load_spec(source: str | dict | SweepSpec) -> SweepSpec:
         return SweepSpec.from_dict(_read_toml(Path(source)))
     if ":" in str(source):
         made = _load_function(str(source))()
+        if not isinstance(made, (SweepSpec, dict)):
+            raise UserError(f"sweep spec {source}: the function returned {type(made).__name__}, not a dict or "
+                            "a SweepSpec")
         return made if isinstance(made, SweepSpec) else SweepSpec.from_dict(made)
     raise UserError(f"sweep spec {source!r}: give a .toml file or a Python function as file.py:name or module:name")
 
@@ -134,6 +139,8 @@ def _read_toml(path: Path) -> dict:
         return tomllib.loads(path.read_text())
     except OSError as e:
         raise UserError(f"cannot read sweep spec {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"sweep spec {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"sweep spec {path} is not valid TOML ({e})") from None
 
@@ -145,7 +152,10 @@ def _load_function(ref: str) -> Callable:
         if spec is None or not Path(target).exists():
             raise UserError(f"sweep spec {ref}: no file {target}")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:
+            raise UserError(f"sweep spec {ref}: {target} line {e.lineno}: {e.msg}") from None
     else:
         try:
             module = importlib.import_module(target)
@@ -206,6 +216,10 @@ def _draw(name: str, dim, rng: random.Random):
         return rng.choice(dim)
     if isinstance(dim, dict) and "min" in dim and "max" in dim:
         lo, hi = dim["min"], dim["max"]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi))
+        if not numbers or lo > hi or (dim.get("log") and lo <= 0):
+            raise UserError(f"search field {name}: min and max must be finite numbers with min <= max "
+                            f"(and > 0 with log = true), got min={lo!r}, max={hi!r}")
         if dim.get("log"):
             return math.exp(rng.uniform(math.log(lo), math.log(hi)))
         value = rng.uniform(lo, hi)

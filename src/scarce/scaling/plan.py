@@ -62,8 +62,14 @@ def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | 
     """
     if not budgets and not target_losses:
         raise UserError("give at least one compute budget or target loss to plan for")
-    if flops_per_s is not None and flops_per_s <= 0:
-        raise UserError("flops_per_s must be positive")
+    if flops_per_s is not None and not 0 < flops_per_s < np.inf:
+        raise UserError(f"flops_per_s must be a positive finite number, got {flops_per_s}")
+    for c in budgets:
+        if not 0 < c < np.inf:
+            raise UserError(f"a compute budget must be a positive finite number of FLOPs, got {c}")
+    for t in target_losses:
+        if not 0 < t < np.inf:
+            raise UserError(f"a target loss must be a positive finite number, got {t}")
     if not 0 < mfu <= 1:
         raise UserError(f"MFU must be in (0, 1], got {mfu}")
     point, draws = _law_arrays(law)
