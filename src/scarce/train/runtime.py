@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from scarce import atomic
 from scarce.config import TrainConfig
 from scarce.errors import UserError
 
@@ -53,11 +57,26 @@ def make_runtime(cfg: TrainConfig) -> Runtime:
 
 @functools.cache
 def peak_flops(device: str, threads: int) -> float:
-    """The machine's fp32 matmul peak on CPU, measured here (a ~0.3 s probe); a table value on GPUs."""
+    """The FLOP/s that MFU divides by: a table value on GPUs (dense bf16); on CPU the highest fp32 matmul
+    rate ever measured on this machine at this thread count. A probe (~0.3 s) runs at every start, but a
+    machine shared with other work reads low, so the maximum over runs is kept in
+    $XDG_CACHE_HOME/scarce/peak_flops.json (delete it to measure afresh)."""
     if device == "cuda":
         name = torch.cuda.get_device_name()
         return next((v for k, v in GPU_PEAKS.items() if k in name), 989e12)
-    return measure_matmul_flops(1024, 0.3)
+    path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scarce" / "peak_flops.json"
+    key = f"{platform.node()}|{platform.processor() or platform.machine()}|{threads}|torch {torch.__version__}"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    peak = max(measure_matmul_flops(1024, 0.3), float(cache.get(key, 0.0)))
+    if peak > cache.get(key, 0.0):
+        try:
+            atomic.write_json(path, {**cache, key: peak})
+        except OSError:  # a read-only home: MFU still works, against this run's probe
+            pass
+    return peak
 
 
 def measure_matmul_flops(n: int = 1024, seconds: float = 1.0) -> float:

@@ -40,6 +40,8 @@ class TrainState:
 
     step: int = 0
     wall_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    """Of wall_seconds, the time spent evaluating, blending and checkpointing."""
     best_select: float = math.inf
     best: dict = field(default_factory=dict)  # the eval record of the best-on-select checkpoint
     last_eval: dict = field(default_factory=dict)
@@ -231,7 +233,8 @@ class Trainer:
         start_step, t_start, wall0 = self.state.step, time.perf_counter(), self.state.wall_seconds
         peak = peak_flops(self.rt.device, torch.get_num_threads())
         self.log_header(peak)
-        loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
+        # tokens/s and MFU count training steps only: `timed` steps since `t_log`, both reset after an evaluation
+        loss_sum, loss_n, timed, t_log = torch.zeros(()), 0, 0, time.perf_counter()
         for step in range(start_step, self.steps):
             loss = self.train_step(step).cpu()
             if not torch.isfinite(loss):
@@ -239,22 +242,27 @@ class Trainer:
                                f"raise optim.warmup_frac")
             loss_sum += loss
             loss_n += 1
+            timed += 1
             self.state.step = step + 1
             self.state.wall_seconds = wall0 + time.perf_counter() - t_start
             done = step + 1
             if done % self.cfg.train.log_every == 0 or done == self.steps:
                 dt = time.perf_counter() - t_log
-                self.log_train(done, (loss_sum / loss_n).item(), loss_n * self.tokens_per_step / dt, peak,
+                self.log_train(done, (loss_sum / loss_n).item(), timed * self.tokens_per_step / dt, peak,
                                (time.perf_counter() - t_start) / (done - start_step))
-                loss_sum, loss_n, t_log = torch.zeros(()), 0, time.perf_counter()
+                loss_sum, loss_n, timed, t_log = torch.zeros(()), 0, 0, time.perf_counter()
             if done % self.eval_every == 0 or done == self.steps:
+                t_eval = time.perf_counter()
                 blend = self.apply_average_blend() if done == self.steps else None
                 record = self.evaluate(done)
                 if blend is not None:
                     record[f"{self.averager.name}_blend"] = blend
-                self.log_eval(record)
+                seconds = time.perf_counter() - t_eval
+                self.state.eval_seconds += seconds
+                self.log_eval(record, seconds)
                 self.checkpoint(record)
-                t_log = time.perf_counter()
+                self.state.wall_seconds = wall0 + time.perf_counter() - t_start
+                timed, t_log = 0, time.perf_counter()
             every = self.cfg.train.snapshot_every
             if every and self.rt.is_main and (done % every == 0 or done == self.steps):
                 rundir.save_weights(rundir.snapshot_path(self.run_dir, done), self.model.state_dict())
@@ -272,6 +280,7 @@ class Trainer:
             "tokens_seen": s.step * self.tokens_per_step, "flops": self.flops_at(s.step),
             "flops_per_token": self.flops_per_token, "steps": s.step,
             "epochs": s.step / self.loader.steps_per_epoch, "wall_seconds": s.wall_seconds,
+            "eval_seconds": s.eval_seconds,
             "device": self.rt.device, "precision": self.rt.precision, "data": self.store.fingerprint,
         }
         if self.rt.is_main:
@@ -303,9 +312,9 @@ class Trainer:
         self.write_metric({"type": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr,
                            "tok_s": tok_s, "mfu": mfu, "wall_seconds": self.state.wall_seconds})
 
-    def log_eval(self, record: dict) -> None:
+    def log_eval(self, record: dict, seconds: float) -> None:
         self.say(f"eval step {record['step']} | select {record['select_loss']:.4f} ({record['select_bpb']:.4f} bpb) | "
-                 f"val {record['val_loss']:.4f} ({record['val_bpb']:.4f} bpb)")
+                 f"val {record['val_loss']:.4f} ({record['val_bpb']:.4f} bpb) | {seconds:.1f}s, not in tok/s")
         self.write_metric(record)
 
     def write_metric(self, record: dict) -> None:
