@@ -129,7 +129,7 @@ def test_runs_crossings_flag(tiny_store, tmp_path, capsys):
     for i, (params, curve) in enumerate([(10, [(100, 5.0), (300, 3.5)]), (20, [(100, 4.9), (300, 3.7)])]):
         run_dir = write_curve(tmp_path / f"run{i}", curve)
         store.start(f"id{i}", {"tags": {"sweep": "f"}}, run_dir, "x")
-        store.finish(f"id{i}", {"params": params, "select_loss": 1.0, "val_loss": curve[-1][1]})
+        store.finish(f"id{i}", {"params": params, "select_loss": 1.0, "val_loss": curve[-1][1]}, run_dir)
     assert main(["runs", "--results", str(tmp_path / "r"), "--crossings"]) == 0
     assert "crossing: id1 (20 params)" in capsys.readouterr().out
     assert main(["runs", "--results", str(tmp_path / "r"), "--crossings", "--json"]) == 0

@@ -8,7 +8,7 @@ def _open_and_write(args):
     for i in range(3):
         store = RunStore(root)
         store.start(f"w{worker}-{i}", {"tags": {"sweep": "race"}}, root)
-        store.finish(f"w{worker}-{i}", {"val_loss": 1.0})
+        store.finish(f"w{worker}-{i}", {"val_loss": 1.0}, root)
         store.close()
     return worker
 
@@ -22,3 +22,32 @@ def test_workers_opening_a_new_store_together_all_get_in(tmp_path):
             assert sorted(pool.map(_open_and_write, [(str(root), w) for w in range(4)])) == [0, 1, 2, 3]
             rows = RunStore(root).list(sweep="race")
             assert len(rows) == 12 and all(r["status"] == "done" for r in rows)
+
+
+def test_the_same_run_in_two_folders_is_two_rows(tmp_path):
+    store = RunStore(tmp_path / "r")
+    for folder in ("a", "b"):
+        store.start("same-id", {"tags": {}}, tmp_path / folder)
+    store.finish("same-id", {"val_loss": 2.0}, tmp_path / "b")
+    rows = store.list()
+    assert sorted((r["run_dir"].split("/")[-1], r["status"]) for r in rows) == [("a", "running"), ("b", "done")]
+    assert store.get("same-id")["run_dir"].endswith("/b")  # without a folder: the done one
+    assert store.get("same-id", tmp_path / "a")["status"] == "running"
+
+
+def test_a_store_of_the_earlier_schema_is_moved_with_its_rows(tmp_path):
+    import sqlite3
+
+    (tmp_path / "r").mkdir()
+    db = sqlite3.connect(tmp_path / "r" / "runs.db")
+    db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, status TEXT NOT NULL, run_dir TEXT NOT NULL, preset TEXT, "
+               "sweep TEXT, group_id TEXT, data TEXT, config TEXT NOT NULL, summary TEXT, val_loss REAL, val_bpb REAL, "
+               "select_loss REAL, params INTEGER, tokens_seen INTEGER, flops REAL, wall_seconds REAL, started_at REAL, "
+               "finished_at REAL, git_commit TEXT, versions TEXT, error TEXT)")
+    db.execute("INSERT INTO runs (id, status, run_dir, config, val_loss) VALUES ('old', 'done', '/x', '{}', 3.5)")
+    db.commit()
+    db.close()
+    store = RunStore(tmp_path / "r")
+    assert [(r["id"], r["status"], r["val_loss"]) for r in store.list()] == [("old", "done", 3.5)]
+    store.start("old", {"tags": {}}, tmp_path / "elsewhere")  # a second folder no longer replaces the first
+    assert len(store.list()) == 2

@@ -115,10 +115,10 @@ def _recorded(trainer: Trainer, results: str | None, stop_at_step: int | None) -
     try:
         summary = trainer.run(stop_at_step)
         if runs and summary is not None:
-            runs.finish(trainer.run_id, summary)
+            runs.finish(trainer.run_id, summary, trainer.run_dir)
     except BaseException as e:
         if runs:
-            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", trainer.run_dir)
         raise
     finally:
         if runs:
@@ -134,11 +134,11 @@ def _ensure_recorded(run_id: str, cfg: RunConfig, run_dir, data: str, summary: d
     """A complete run found on disk has a 'done' row in the run store (an earlier store, or a copied folder)."""
     store = RunStore(results)
     try:
-        row = store.get(run_id)
+        row = store.get(run_id, run_dir)
         if row is None or row["status"] != "done":
             if row is None:
                 store.start(run_id, cfg.to_dict(), run_dir, data)
-            store.finish(run_id, summary)
+            store.finish(run_id, summary, run_dir)
     finally:
         store.close()
 
@@ -182,9 +182,9 @@ def _record_failure(task: dict, cfg: RunConfig, error: str) -> None:
         return
     store = RunStore(task.get("results"))
     try:
-        if store.get(run_id) is None:
+        if store.get(run_id, task["run_dir"]) is None:
             store.start(run_id, cfg.to_dict(), task["run_dir"], task.get("fingerprint", ""))
-        store.fail(run_id, error)
+        store.fail(run_id, error, task["run_dir"])
     finally:
         store.close()
 

@@ -24,7 +24,7 @@ METRIC_COLUMNS = ("val_loss", "val_bpb", "select_loss", "params", "tokens_seen",
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
     status TEXT NOT NULL,
     run_dir TEXT NOT NULL,
     preset TEXT,
@@ -36,9 +36,12 @@ CREATE TABLE IF NOT EXISTS runs (
     val_loss REAL, val_bpb REAL, select_loss REAL, params INTEGER, tokens_seen INTEGER,
     flops REAL, wall_seconds REAL,
     started_at REAL, finished_at REAL,
-    git_commit TEXT, versions TEXT, error TEXT
+    git_commit TEXT, versions TEXT, error TEXT,
+    PRIMARY KEY (id, run_dir)
 )
 """
+"""A row per run folder: the same run (same config and data) trained in two folders is two rows of one id,
+so neither disappears from `scarce runs`. Stores made before keyed rows by id alone; `_setup` moves them."""
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
@@ -84,21 +87,29 @@ class RunStore:
         )
         self.db.commit()
 
-    def finish(self, run_id: str, summary: dict) -> None:
+    def finish(self, run_id: str, summary: dict, run_dir: str | os.PathLike) -> None:
         values = [summary.get(c) for c in METRIC_COLUMNS]
         self.db.execute(
             f"UPDATE runs SET status='done', summary=?, finished_at=?, error=NULL, "
-            f"{', '.join(c + '=?' for c in METRIC_COLUMNS)} WHERE id=?",
-            (json.dumps(summary, sort_keys=True), time.time(), *values, run_id),
+            f"{', '.join(c + '=?' for c in METRIC_COLUMNS)} WHERE id=? AND run_dir=?",
+            (json.dumps(summary, sort_keys=True), time.time(), *values, run_id, str(Path(run_dir).resolve())),
         )
         self.db.commit()
 
-    def fail(self, run_id: str, error: str) -> None:
-        self.db.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=?", (error, time.time(), run_id))
+    def fail(self, run_id: str, error: str, run_dir: str | os.PathLike) -> None:
+        self.db.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=? AND run_dir=?",
+                        (error, time.time(), run_id, str(Path(run_dir).resolve())))
         self.db.commit()
 
-    def get(self, run_id: str) -> dict | None:
-        row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+    def get(self, run_id: str, run_dir: str | os.PathLike | None = None) -> dict | None:
+        """The row of `run_id` in `run_dir`; without a folder, the run's best row: a done one if any (the
+        latest finished), else the latest started."""
+        if run_dir is not None:
+            row = self.db.execute("SELECT * FROM runs WHERE id=? AND run_dir=?",
+                                  (run_id, str(Path(run_dir).resolve()))).fetchone()
+        else:
+            row = self.db.execute("SELECT * FROM runs WHERE id=? ORDER BY status='done' DESC, finished_at DESC, "
+                                  "started_at DESC LIMIT 1", (run_id,)).fetchone()
         return _row(row) if row else None
 
     def list(self, sweep: str | None = None, status: str | None = None, group: str | None = None,
@@ -124,12 +135,27 @@ def _setup(db: sqlite3.Connection, patience: float = 60.0) -> None:
             if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
+            _key_rows_by_folder(db)
             db.commit()
             return
         except sqlite3.OperationalError as e:
             if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05 + 0.1 * random.random())
+
+
+def _key_rows_by_folder(db: sqlite3.Connection) -> None:
+    """Move a store of the earlier schema (rows keyed by id alone) to rows keyed by (id, run_dir)."""
+    keys = [r[1] for r in db.execute("PRAGMA table_info(runs)") if r[5]]
+    if keys != ["id"]:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    if [r[1] for r in db.execute("PRAGMA table_info(runs)") if r[5]] == ["id"]:  # not moved meanwhile
+        db.execute("ALTER TABLE runs RENAME TO runs_by_id")
+        db.execute(SCHEMA)
+        db.execute("INSERT INTO runs SELECT * FROM runs_by_id")
+        db.execute("DROP TABLE runs_by_id")
+    db.commit()
 
 
 def _row(row: sqlite3.Row) -> dict:
