@@ -9,6 +9,7 @@ stay; resume takes the newest one whose files match their digests and says so wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -57,6 +58,7 @@ def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trai
         save_file({k: v.contiguous().cpu() for k, v in opt_tensors.items()}, str(tmp / "optim.safetensors"))
         digests = {name: sha256_file(tmp / name) for name in TENSOR_FILES}
         state = {"step": step, "optimizer": opt_meta, "digests": digests, **trainer_state}
+        state["state_sha256"] = _state_digest(state)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
         if final.exists():
             shutil.rmtree(final)
@@ -99,11 +101,20 @@ def load_checkpoint(run_dir: Path, log=print) -> tuple[dict, dict, dict] | None:
     raise UserError(f"no usable checkpoint in {ckdir} ({why}); start the run again in another folder")
 
 
+def _state_digest(state: dict) -> str:
+    """sha256 of the trainer state's canonical JSON (its own digest left out)."""
+    body = {k: v for k, v in state.items() if k != "state_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _load_verified(folder: Path) -> tuple[dict, dict, dict]:
     try:
         state = json.loads((folder / "state.json").read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"checkpoint {folder.name} is incomplete ({e})") from None
+    if not isinstance(state, dict) or state.get("state_sha256", _state_digest(state)) != _state_digest(state):
+        raise UserError(f"checkpoint {folder.name}: state.json does not match its digest (damaged)")
+    state.pop("state_sha256", None)
     for name, want in state.get("digests", {}).items():  # checkpoints of earlier versions have none
         path = folder / name
         if not path.is_file() or sha256_file(path) != want:

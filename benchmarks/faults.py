@@ -1,0 +1,187 @@
+"""Fault-injection probe: random SIGKILLs and resumes, flipped bytes and truncations in checkpoint files, a
+diverging run, and SIGTERM of a parallel sweep; prints the counts a results file records.
+
+    python benchmarks/faults.py --out /tmp/faults --kills 10 --corruptions 24
+
+Every trial uses tiny runs on a small stdlib store (seconds each). Outcomes:
+- kills: a `scarce train` killed at a random moment and resumed with `scarce train --resume` ends with the
+  same final weights as an uninterrupted run (bit-identical), or not;
+- corruptions: a byte flip (or a truncation) in one file of the newest checkpoint or in best.safetensors is
+  detected (a one-line error, or resume falling back to the previous checkpoint and saying so) or not
+  (the run goes on as if nothing happened with other weights);
+- NaN: a diverging run is stored failed with valid JSON, never done;
+- orphans: processes of a sweep left alive after SIGTERM to the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from scarce.data.store import prepare
+from scarce.runs.store import RunStore
+
+TINY = ["--set", "model.depth=2", "--set", "model.head_dim=16", "--set", "model.aspect_ratio=16",
+        "--set", "model.seq_len=64", "--set", "train.batch_size=8", "--set", "train.eval_every=10",
+        "--set", "train.eval_tokens=2048", "--tokens", "40960", "--threads", "1", "--quiet"]
+
+
+def cli(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "scarce.cli", *argv], env=env, capture_output=True, text=True,
+                          check=check)
+
+
+def final_weights(run_dir: Path) -> dict:
+    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    return load_file(str(run_dir / "checkpoints" / latest["dir"] / "model.safetensors"))
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def kills(store: str, out: Path, results: str, n: int, rng: random.Random) -> dict:
+    base = ["train", "--data", store, "--results", results, *TINY]
+    t0 = time.perf_counter()
+    cli(*base, "--out", str(out / "full"))
+    seconds = time.perf_counter() - t0
+    reference = final_weights(out / "full")
+    identical = killed = 0
+    for i in range(n):
+        run = out / f"kill{i}"
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", *base, "--out", str(run)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, seconds))
+        killed += proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not (run / "config.json").exists():  # killed before the run started: start it again
+            cli(*base, "--out", str(run))
+        else:
+            cli("train", "--resume", str(run), "--results", results, "--quiet")
+        identical += same(final_weights(run), reference)
+    return {"trials": n, "killed mid-run": killed, "bit-identical": identical}
+
+
+def flip(path: Path, rng: random.Random, truncate: bool) -> None:
+    data = bytearray(path.read_bytes())
+    if truncate:
+        path.write_bytes(bytes(data[: rng.randrange(1, len(data))]))
+        return
+    i = rng.randrange(len(data) // 4, len(data))  # inside the tensors, past most of the header
+    data[i] ^= 1 << rng.randrange(8)
+    path.write_bytes(bytes(data))
+
+
+def corruptions(store: str, out: Path, results: str, n: int, rng: random.Random) -> dict:
+    base = out / "full"
+    files = ["model.safetensors", "optim.safetensors", "state.json", "best.safetensors"]
+    counts = {"trials": n, "detected": 0, "recovered": 0, "undetected": 0}
+    reference = final_weights(base)
+    for i in range(n):
+        run = out / f"corrupt{i}"
+        shutil.copytree(base, run)
+        name, truncate = files[i % len(files)], i % 2 == 1
+        latest = json.loads((run / "checkpoints" / "latest.json").read_text())["dir"]
+        target = run / "checkpoints" / ("" if name == "best.safetensors" else latest) / name
+        flip(target, rng, truncate)
+        (run / "summary.json").unlink()  # as if killed at the end: resume must read the checkpoint
+        if name == "best.safetensors":
+            r = cli("sample", "--run", str(run), "--tokens", "4", check=False)
+        else:
+            r = cli("train", "--resume", str(run), "--results", results, "--quiet", check=False)
+        if r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1:
+            counts["detected"] += 1
+        elif r.returncode == 0 and "instead" in r.stderr and same(final_weights(run), reference):
+            counts["detected"] += 1
+            counts["recovered"] += 1
+        elif r.returncode == 0 and name == "state.json" and same(final_weights(run), reference):
+            counts["recovered"] += 1  # a flipped digit of JSON that still parses and changes nothing that matters
+        else:
+            counts["undetected"] += 1
+            print(f"undetected: {name} truncate={truncate}: rc {r.returncode} {r.stderr.strip()[:200]}")
+    return counts
+
+
+def diverging(store: str, out: Path, results: str) -> dict:
+    r = cli("train", "--data", store, "--results", results, "--out", str(out / "nan"), *TINY, "--set", "optim.lr=1e4",
+            "--set", "optim.warmup_frac=0", "--set", "optim.grad_clip=0", check=False)
+    rows = json.loads(cli("runs", "--results", results, "--json").stdout)  # must parse: no NaN in the store
+    row = [x for x in rows if x["run_dir"] == str((out / "nan").resolve())]
+    return {"exit": r.returncode, "status": row[0]["status"] if row else None,
+            "done with NaN": sum(1 for x in rows if x["status"] == "done" and x["val_loss"] != x["val_loss"])}
+
+
+def orphans(store: str, out: Path) -> dict:
+    spec = out / "spec.py"
+    spec.write_text("def make():\n    return " + repr({
+        "name": "orphans", "data": store, "out": str(out / "sweep"), "results": str(out / "sweep-results"),
+        "set": {"model.depth": 1, "model.head_dim": 16, "model.aspect_ratio": 16, "model.seq_len": 32,
+                "train.batch_size": 4, "train.tokens": 4_000_000, "train.eval_every": 50},
+        "grid": {"optim.lr": [1e-3, 2e-3, 3e-3, 4e-3]}}) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", "sweep", f"{spec}:make", "--workers", "2",
+                             "--threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    children: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and len(children) < 2:
+        children |= {int(p.name) for p in Path("/proc").glob("[0-9]*")
+                     if _ppid(p) == proc.pid}
+        time.sleep(0.2)
+    time.sleep(5)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=120)
+    time.sleep(1)
+    alive = [pid for pid in children if _alive(pid)]
+    rows = RunStore(out / "sweep-results").list()
+    return {"exit": rc, "workers": len(children), "orphans": len(alive),
+            "rows": {s: sum(r["status"] == s for r in rows) for s in ("running", "failed", "done")}}
+
+
+def _ppid(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--corruptions", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    out, rng = Path(a.out), random.Random(a.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    store = str(prepare("stdlib", out / "store", 512, 200_000, 20_000, 20_000, tokenizer_bytes=2_000_000,
+                        log=lambda *x: None).path)
+    results = str(out / "results")
+    report = {"kills": kills(store, out, results, a.kills, rng),
+              "corruptions": corruptions(store, out, results, a.corruptions, rng),
+              "diverging run": diverging(store, out, results), "sweep SIGTERM": orphans(store, out)}
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
