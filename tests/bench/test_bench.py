@@ -108,8 +108,10 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     assert "ensemble-k3 *" in first and first.strip().endswith("report.md)")
     assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6"]
     for f in result["findings"]:
-        assert f["reproduced"] in (True, False) and f["value"] is not None, f
+        assert f["reproduced"] in (True, False, None) and f["detail"], f
         assert f["id"] in first
+        if f["id"] in ("1", "5a", "5b", "5c", "6"):  # paired differences and fits of the micro preset's runs
+            assert f["reproduced"] is not None and f["value"] is not None, f
     assert result["smoke"] is False and result["hygiene"]["select_val_gap_max"] >= 0
 
 

@@ -37,31 +37,40 @@ def tokens_for_loss(loss, E, A, alpha):
 
 
 def fit_efficiency(ref_tokens, ref_loss, loss: float, tokens: float, *, n_boot: int = 1000, seed: int = 0,
-                   level: float = LEVEL) -> Fit:
+                   level: float = LEVEL, loss_draws=None) -> Fit:
     """Parametric data efficiency D_ref(L)/D from an inverted power-law fit of the reference curve.
 
     Estimates: efficiency, D_ref, and the reference fit's E, A, alpha. Resamples where the fitted
     asymptote lies at or above L give D_ref = inf; they are kept (they are what the data say), so
-    the upper end of the interval can be infinite.
+    the upper end of the interval can be infinite. The interval comes from refits to resampled reference
+    points, or with `loss_draws` (n_draws, n_ref + 1: the reference losses and then L, measured again on
+    resampled val windows, paired) from those measurements.
     """
     D, L = _reference(ref_tokens, ref_loss)
     require_distinct(D, 3, "the reference fit (3 parameters)")
     loss, tokens = _target(loss, tokens)
-    w = with_data_row(bootstrap_weights(np.random.default_rng(seed), D.size, n_boot), D.size)
-    b = solve_power_law(D, L, w)
-    d_ref = tokens_for_loss(loss, b.E, b.A, b.alpha)
+    if loss_draws is not None:
+        draws = np.asarray(loss_draws, dtype=float).reshape(-1, D.size + 1)
+        y, targets = np.vstack([L, draws[:, :-1]]), np.concatenate([[loss], draws[:, -1]])
+        n_boot, w = draws.shape[0], np.ones((draws.shape[0] + 1, D.size))
+    else:
+        w = with_data_row(bootstrap_weights(np.random.default_rng(seed), D.size, n_boot), D.size)
+        y, targets = L, loss
+    b = solve_power_law(D, y, w)
+    d_ref = tokens_for_loss(targets, b.E, b.A, b.alpha)
     values = {"efficiency": d_ref / tokens, "D_ref": d_ref, "E": b.E, "A": b.A, "alpha": b.alpha}
     point, draws = split_rows(values, b.ok)
     fit = Fit("efficiency", summarise(point, draws, level), D.size, n_boot, int((~b.ok[1:]).sum()), level,
               draws=draws, data={"ref_tokens": D, "ref_loss": L, "loss": np.array([loss]),
                                  "tokens": np.array([tokens])})
-    _flag_parametric(fit, D, L, loss, b, draws)
+    _flag_parametric(fit, D, L, loss, b, draws, loss_draws is not None)
     return fit
 
 
-def _flag_parametric(fit: Fit, D, L, loss: float, b, draws) -> None:
+def _flag_parametric(fit: Fit, D, L, loss: float, b, draws, measured: bool = False) -> None:
     if np.unique(D).size <= 3:
-        fit.warn("the reference fit is under-determined (3 parameters, 3 points)", "underdetermined")
+        fit.warn("the reference fit is under-determined (3 parameters, 3 points)"
+                 + ("; its interval carries measurement noise only" if measured else ""), "underdetermined")
     if b.at_bound[0]:
         fit.warn("the reference fit hit a bound; the reference may not follow a power law", "at_bound")
     if not L.min() <= loss <= L.max():
@@ -103,22 +112,27 @@ def interpolate_tokens(front_tokens, front_loss, loss: float) -> tuple[float, bo
 
 
 def empirical_efficiency(ref_tokens, ref_loss, loss: float, tokens: float, *, n_boot: int = 1000,
-                         seed: int = 0, level: float = LEVEL) -> Fit:
+                         seed: int = 0, level: float = LEVEL, loss_draws=None) -> Fit:
     """Non-parametric data efficiency from the reference's empirical (tokens, best loss) curve.
 
     The bootstrap resamples reference points and rebuilds the frontier each time; it shows how much
-    the answer leans on individual runs, not a sampling model of the curve. Flagged (warning and
-    flags["extrapolated"]) when L lies outside the frontier's losses.
+    the answer leans on individual runs, not a sampling model of the curve. With `loss_draws` (as for
+    `fit_efficiency`) the frontier and L are rebuilt from each resampled measurement instead. Flagged
+    (warning and flags["extrapolated"]) when L lies outside the frontier's losses.
     """
     D, L = _reference(ref_tokens, ref_loss)
     loss, tokens = _target(loss, tokens)
     ft, fl = empirical_frontier(D, L)
     if ft.size < 2:
         raise UserError("the reference curve needs at least 2 points that improve the loss as tokens grow")
-    rng = np.random.default_rng(seed)
-    w = bootstrap_weights(rng, D.size, n_boot)
     d_ref = [interpolate_tokens(ft, fl, loss)[0]]
-    d_ref += [interpolate_tokens(*empirical_frontier(D[row > 0], L[row > 0]), loss)[0] for row in w]
+    if loss_draws is not None:
+        draws = np.asarray(loss_draws, dtype=float).reshape(-1, D.size + 1)
+        n_boot = draws.shape[0]
+        d_ref += [interpolate_tokens(*empirical_frontier(D, row[:-1]), row[-1])[0] for row in draws]
+    else:
+        w = bootstrap_weights(np.random.default_rng(seed), D.size, n_boot)
+        d_ref += [interpolate_tokens(*empirical_frontier(D[row > 0], L[row > 0]), loss)[0] for row in w]
     d_ref = np.array(d_ref)
     ok = np.isfinite(d_ref)
     point, draws = split_rows({"efficiency": d_ref / tokens, "D_ref": d_ref}, ok)
