@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from scarce import atomic
 from scarce.config import slowrun_overrides
@@ -421,10 +422,12 @@ def train_tokens(row: dict) -> int:
 # -- evaluations on val windows (cached by run ids) -----------------------------------------------------
 
 class _Evaluations:
-    """Per-window val NLLs of runs and ensembles, cached under OUT/evals by the run ids they cover."""
+    """Per-window val NLLs of runs and ensembles, cached under OUT/evals by the run ids they cover; on the
+    GPU when there is one."""
 
     def __init__(self, out: Path, log: Log):
         self.out, self.log = out, log
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def windows(self, rows: list[dict]) -> np.ndarray:
         """(len(rows), windows) summed val NLL of each run's weights."""
@@ -447,7 +450,7 @@ class _Evaluations:
         store = open_store(cfg["data"])
         self.log(f"evaluating {len(rows)} run(s) on val windows")
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
-                              cfg["train"]["batch_size"], combine=combine, cache_dir=self.out)
+                              cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
         arrays = {"ids": np.array(ids), "member_window_nll": r["member_window_nll"],
                   "prefix_window_nll": r["prefix_window_nll"], "window_tokens": np.array(r["window_tokens"])}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -463,7 +466,8 @@ class _Evaluations:
             if cached.get("member_ids") == ids:
                 return {**cached, "rows": rows}
         self.log(f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
-        report = write_evaluation(path.parent, [Member.of_run(r["run_dir"]) for r in rows], extra={"member_ids": ids})
+        report = write_evaluation(path.parent, [Member.of_run(r["run_dir"]) for r in rows], extra={"member_ids": ids},
+                                  device=self.device)
         return {**report, "rows": rows}
 
 

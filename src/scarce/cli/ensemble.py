@@ -64,6 +64,11 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else print
+    device = args.device or "auto"  # of the evaluations and teachers; training follows train.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but no CUDA device is available")
     if args.runs or args.snapshots:
         if args.runs and args.snapshots:
             raise UserError("give --runs or --snapshots, not both")
@@ -72,18 +77,18 @@ def run(args) -> int:
         members = snapshot_members(args.snapshots) if args.snapshots else [Member.of_run(r) for r in args.runs]
         fresh = not Path(args.out).exists()
         try:
-            report = evaluate_runs(args.out, members, args.combine, args.eval_tokens)
+            report = evaluate_runs(args.out, members, args.combine, args.eval_tokens, device=device)
         except BaseException:
             if fresh:  # leave no half-made ensemble folder behind
                 shutil.rmtree(args.out, ignore_errors=True)
             raise
     else:
-        report = _train(args, log)
+        report = _train(args, log, device)
     _print_report(report, Path(args.out), log)
     return 0
 
 
-def _train(args, log) -> dict:
+def _train(args, log, device: str) -> dict:
     if args.members is None and args.snapshot_every is None:
         raise UserError("--members K is required (or --runs / --snapshots to evaluate existing runs)")
     checks = {"--members": args.members is None or args.members >= 1, "--workers": args.workers >= 1,
@@ -95,18 +100,19 @@ def _train(args, log) -> dict:
             raise UserError(f"{flag} is out of range: {getattr(args, flag[2:].replace('-', '_'))}")
     base = options.run_config(args)
     if args.snapshot_every is not None:
-        return snapshot_ensemble(base, args.snapshot_every, args.out, args.combine, args.results, args.quiet)
+        return snapshot_ensemble(base, args.snapshot_every, args.out, args.combine, args.results, args.quiet, device)
     executor = make_executor("local", args.workers, threads=1) if args.workers > 1 else None
     report = ensemble(base, args.members, args.out, combine=args.combine, executor=executor, seed_mode=args.seed_mode,
                       chain_distill=args.chain_distill, alpha=args.alpha, temperature=args.temperature,
-                      results=args.results, quiet=args.quiet, log=log)
+                      results=args.results, quiet=args.quiet, log=log, device=device)
     teachers = [Path(m["run_dir"]) for m in report["members"]]
     if args.student:
         report["student"] = distill_student(base, teachers, args.out, alpha=args.alpha, temperature=args.temperature,
-                                             combine=args.combine, results=args.results, quiet=args.quiet)
+                                             combine=args.combine, results=args.results, quiet=args.quiet,
+                                             device=device)
     if args.seq_student:
         report["seq_student"] = seq_distill(base, teachers, args.out, args.seq_student, args.synthetic_frac,
-                                            results=args.results, quiet=args.quiet)
+                                            results=args.results, quiet=args.quiet, device=device)
     if args.student or args.seq_student:
         atomic.write_json(Path(args.out) / "ensemble.json", report)
     return report

@@ -1,0 +1,113 @@
+"""Fault injection (seeded, CPU, seconds): a SIGKILL at a random moment, damage to each checkpoint file,
+NaN at a chosen step. (SIGTERM of a parallel sweep: tests/runs/test_sweep.py; concurrent writers of one
+run store: tests/runs/test_store.py; malformed input: tests/test_bad_input.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from scarce.cli.main import main
+from scarce.rundir import load_weights, read_config
+from scarce.runs.launch import resume, train
+from scarce.runs.store import RunStore
+from scarce.train.trainer import Trainer
+
+TINY = ["--set", "model.depth=1", "--set", "model.head_dim=16", "--set", "model.seq_len=32",
+        "--set", "train.batch_size=4", "--set", "train.eval_tokens=512", "--set", "train.eval_every=3",
+        "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def full(stdlib_store, tmp_path_factory):
+    """An uninterrupted run (24 steps, a checkpoint every 3) and the argv that makes it."""
+    root = tmp_path_factory.mktemp("faults")
+    argv = ["train", "--data", str(stdlib_store.path), "--results", str(root / "results"), "--tokens", "3072", *TINY]
+    assert main(argv + ["--out", str(root / "full")]) == 0
+    return root, argv
+
+
+def _final(run_dir):
+    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    return load_weights(run_dir / "checkpoints" / latest["dir"] / "model.safetensors")
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(full):
+    root, argv = full
+    rng = random.Random(1234)
+    run = root / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", *argv, "--out", str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoints" / "latest.json").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.5))  # somewhere after the first checkpoint: mid-step, mid-evaluation or mid-write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert main(["train", "--resume", str(run), "--results", str(root / "results"), "--quiet"]) == 0
+    assert _same(_final(run), _final(root / "full"))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "optim.safetensors", "state.json"])
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damage_to_each_file_of_the_newest_checkpoint_falls_back(full, name, damage, capsys):
+    root, _ = full
+    cfg = read_config(root / "full")
+    run = root / f"damaged-{name}-{damage}"
+    train(cfg, run, str(root / "results-damage"), quiet=True, stop_at_step=8)  # checkpoints at steps 3 and 6
+    newest = sorted((run / "checkpoints").glob("step_*"))[-1] / name
+    data = bytearray(newest.read_bytes())
+    if damage == "flip":
+        data[len(data) * 2 // 3] ^= 0x01
+    else:
+        data = data[: len(data) // 2]
+    newest.write_bytes(bytes(data))
+    capsys.readouterr()
+    resume(run, str(root / "results-damage"), quiet=True)
+    assert "resuming from step_00000003 instead" in capsys.readouterr().err
+    assert _same(_final(run), _final(root / "full"))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_best_weights_are_refused(full, damage, capsys):
+    root, _ = full
+    run = root / f"best-{damage}"
+    shutil.copytree(root / "full", run)
+    best = run / "checkpoints" / "best.safetensors"
+    data = bytearray(best.read_bytes())
+    data = data[: len(data) // 2] if damage == "truncate" else data[:-7] + bytes([data[-7] ^ 0x80]) + data[-6:]
+    best.write_bytes(bytes(data))
+    assert main(["sample", "--run", str(run), "--tokens", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and ("damaged" in err or "corrupt" in err)
+
+
+def test_nan_at_a_chosen_step_fails_the_run(full, monkeypatch, capsys):
+    root, argv = full
+    step = Trainer.train_step
+
+    def nan_at_5(self, i):
+        loss = step(self, i)
+        return loss * float("nan") if i == 4 else loss
+
+    monkeypatch.setattr(Trainer, "train_step", nan_at_5)
+    assert main(argv + ["--out", str(root / "nan"), "--results", str(root / "results-nan")]) == 2
+    assert "diverged at step 5" in capsys.readouterr().err
+    assert not (root / "nan" / "summary.json").exists()
+    rows = RunStore(root / "results-nan").list()
+    assert [r["status"] for r in rows] == ["failed"] and "diverged" in rows[0]["error"]
+    json.dumps(rows, allow_nan=False)  # nothing non-finite reached the store
