@@ -28,5 +28,5 @@ def add_point_options(p) -> None:
 def run(args) -> int:
     report = run_sweep(args.spec, options.executor(args, args.threads), args.retry_failed, args.results)
     print(f"sweep {report.name}: {len(report.ran)} ran, {len(report.skipped)} already done, "
-          f"{len(report.failed)} failed")
+          f"{len(report.diverged)} diverged, {len(report.failed)} failed")
     return 1 if report.failed else 0

@@ -469,6 +469,14 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, d
         if ends["select"] <= k:
             return enc.tok, _fill(enc, req.budgets()), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
         if at_cap:
+            if req.heldout_window:
+                have = sum(len(enc.piece(i, "select")) for i in range(k))
+                raise UserError(
+                    f"val + select ask for {heldout_tokens:,} tokens, more than the {have:,} that the {k:,} "
+                    f"documents held out from tokenizer training (at most half the corpus) give in "
+                    f"{req.heldout_window}-token windows; lower the select and val budgets, widen "
+                    f"--heldout-window or add text"
+                )
             raise UserError(
                 f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
                 f"documents held out from tokenizer training (at most half the corpus, which holds "

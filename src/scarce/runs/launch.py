@@ -19,7 +19,7 @@ from pathlib import Path
 from scarce import rundir
 from scarce.config import RunConfig
 from scarce.data.store import open_store
-from scarce.errors import UserError
+from scarce.errors import Diverged, UserError
 from scarce.progress import format_seconds
 from scarce.runs.executors import LocalExecutor
 from scarce.runs.store import RunStore, results_root
@@ -118,7 +118,8 @@ def _recorded(trainer: Trainer, results: str | None, stop_at_step: int | None) -
             runs.finish(trainer.run_id, summary, trainer.run_dir)
     except BaseException as e:
         if runs:
-            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", trainer.run_dir)
+            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", trainer.run_dir,
+                      _status(e))
         raise
     finally:
         if runs:
@@ -170,12 +171,16 @@ def run_task(task: dict) -> dict:
             summary = run(cfg, run_dir, results, task.get("quiet", True))
     except Exception as e:
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
-        _record_failure(task, cfg, error)
-        return {"status": "failed", "error": error, "seconds": time.perf_counter() - t0}
+        _record_failure(task, cfg, error, _status(e))
+        return {"status": _status(e), "error": error, "seconds": time.perf_counter() - t0}
     return {"status": "done", "summary": summary, "seconds": time.perf_counter() - t0}
 
 
-def _record_failure(task: dict, cfg: RunConfig, error: str) -> None:
+def _status(error: BaseException) -> str:
+    return "diverged" if isinstance(error, Diverged) else "failed"
+
+
+def _record_failure(task: dict, cfg: RunConfig, error: str, status: str = "failed") -> None:
     """A run that failed before its training loop started still gets its row, marked failed."""
     run_id = task.get("run_id")
     if not run_id:
@@ -184,7 +189,7 @@ def _record_failure(task: dict, cfg: RunConfig, error: str) -> None:
     try:
         if store.get(run_id, task["run_dir"]) is None:
             store.start(run_id, cfg.to_dict(), task["run_dir"], task.get("fingerprint", ""))
-        store.fail(run_id, error, task["run_dir"])
+        store.fail(run_id, error, task["run_dir"], status)
     finally:
         store.close()
 

@@ -96,9 +96,10 @@ class RunStore:
         )
         self.db.commit()
 
-    def fail(self, run_id: str, error: str, run_dir: str | os.PathLike) -> None:
-        self.db.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=? AND run_dir=?",
-                        (error, time.time(), run_id, str(Path(run_dir).resolve())))
+    def fail(self, run_id: str, error: str, run_dir: str | os.PathLike, status: str = "failed") -> None:
+        """Mark a run `failed`, or `diverged` (a result of its settings, such as an LR too high)."""
+        self.db.execute("UPDATE runs SET status=?, error=?, finished_at=? WHERE id=? AND run_dir=?",
+                        (status, error, time.time(), run_id, str(Path(run_dir).resolve())))
         self.db.commit()
 
     def get(self, run_id: str, run_dir: str | os.PathLike | None = None) -> dict | None:

@@ -266,6 +266,8 @@ class SweepReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     """Points that are failed after this call: newly failed, and earlier failures not retried."""
+    diverged: list[str] = field(default_factory=list)
+    """Points whose training diverged: a result of their settings (an LR too high), not a crash."""
 
     @property
     def complete(self) -> bool:
@@ -288,12 +290,13 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
     results_dir = str(results_root(spec.results or None).resolve())
     report = SweepReport(spec.name, points)
     todo = _pending(points, RunStore(results_dir), retry_failed, report)
-    log(f"sweep {spec.name}: {len(points)} points, {len(report.skipped)} done, {len(report.failed)} failed "
-        f"(not retried), {len(todo)} to run on {executor.name} ({executor.threads} thread(s) each)")
+    log(f"sweep {spec.name}: {len(points)} points, {len(report.skipped)} done, {len(report.failed)} failed and "
+        f"{len(report.diverged)} diverged (not retried), {len(todo)} to run on {executor.name} ({executor.threads} thread(s) each)")
     progress = Progress(len(todo), log, spec.set)
 
     def finished(i: int, result: dict) -> None:
-        (report.ran if result["status"] == "done" else report.failed).append(todo[i].run_id)
+        lists = {"done": report.ran, "diverged": report.diverged}
+        lists.get(result["status"], report.failed).append(todo[i].run_id)
         progress.finished(todo[i], result)
 
     run_jobs([Job(p.config, p.run_dir) for p in todo], executor, results_dir, True, train_fn, finished)
@@ -307,12 +310,12 @@ def _pending(points: list[Point], store: RunStore, retry_failed: bool, report: S
         status = row["status"] if row else None
         if status == "done":
             report.skipped.append(p.run_id)
-        elif status == "failed" and not (row["error"] or "").startswith(INTERRUPTED):
+        elif status in ("failed", "diverged") and not (row["error"] or "").startswith(INTERRUPTED):
             if retry_failed:
                 shutil.rmtree(p.run_dir, ignore_errors=True)  # start the point afresh
                 todo.append(p)
             else:
-                report.failed.append(p.run_id)
+                (report.diverged if status == "diverged" else report.failed).append(p.run_id)
         else:  # new, killed ('running' with no process) or interrupted: (re)start or resume
             todo.append(p)
     store.close()
@@ -333,6 +336,8 @@ class Progress:
         what = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in varying.items())
         if result["status"] == "done":
             outcome = f"done select {result['summary'].get('select_loss', float('nan')):.4f}"
+        elif result["status"] == "diverged":
+            outcome = "DIVERGED (a result: the settings do not train) " + result["error"].splitlines()[0][:100]
         else:
             outcome = "FAILED " + result["error"].splitlines()[0][:120]
         self.log(f"{progress_bar(self.n / self.total)} {self.n}/{self.total} {point.run_id} {what} | {outcome} "

@@ -193,13 +193,14 @@ class Trainer:
                 loss = self.compute_loss(x.to(self.rt.device), y.to(self.rt.device)) / accum
             loss.backward()
             total += loss.detach()
+        norm = torch.zeros((), device=self.rt.device)
         if self.cfg.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.averager is not None and self.averager.due(step):
             self.averager.update(self.model)
-        return total
+        return torch.stack([total, norm.detach().float()])
 
     def flops_at(self, step: int) -> float:
         """Training FLOPs of the first `step` steps; looped replays count from their switch-on step."""
@@ -236,10 +237,12 @@ class Trainer:
         # tokens/s and MFU count training steps only: `timed` steps since `t_log`, both reset after an evaluation
         loss_sum, loss_n, timed, t_log = torch.zeros(()), 0, 0, time.perf_counter()
         for step in range(start_step, self.steps):
-            loss = self.train_step(step).cpu()
-            if not torch.isfinite(loss):
-                raise Diverged(f"training diverged at step {step + 1} (loss {loss.item()}); lower optim.lr or "
-                               f"raise optim.warmup_frac")
+            loss, norm = self.train_step(step).cpu()  # one device sync per step for both checks
+            if not torch.isfinite(loss) or not torch.isfinite(norm):
+                # A non-finite gradient norm has already spread over every weight through clipping and the
+                # update: nothing of this step is saved.
+                raise Diverged(f"training diverged at step {step + 1} (loss {loss.item()}, gradient norm "
+                               f"{norm.item()}); lower optim.lr or raise optim.warmup_frac")
             loss_sum += loss
             loss_n += 1
             timed += 1
