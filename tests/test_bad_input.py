@@ -265,6 +265,8 @@ CASES = [
     ("train-missing-init-source", [*TRAIN, "--set", "init.source={tmp}/nowhere"], "does not exist", None),
     ("train-missing-mix-store", [*TRAIN, "--set", "mix.store={tmp}/nowhere", "--set", "mix.frac=0.5"],
      "no token store at", None),
+    ("train-mix-store-other-tokenizer", [*TRAIN, "--set", "mix.store={tmp}/store", "--set", "mix.frac=0.5"],
+     "have different tokenizers", store_copy(edit_manifest(lambda m: m["tokenizer"].update(sha256="0" * 64)))),
     ("train-missing-teacher", [*TRAIN, "--set", "objective.kind=distill", "--set",
                                'objective.teachers=["{tmp}/nowhere"]'], "not a run directory", None),
     ("train-epochs-zero", [*TRAIN, "--epochs", "0"], "--epochs must be a finite number > 0", None),
@@ -324,7 +326,7 @@ CASES = [
      store_copy(truncate("train.bin"))),
     ("train-store-bin-missing", DAMAGED, "lacks val.bin", store_copy(rm("val.bin"))),
     ("train-store-no-tokenizer", DAMAGED, "lacks tokenizer.json", store_copy(rm("tokenizer.json"))),
-    ("train-store-token-beyond-vocab", DAMAGED, "holds token id 65535", store_copy(token_beyond_vocab)),
+    ("train-store-token-beyond-vocab", DAMAGED, "does not match its sha256", store_copy(token_beyond_vocab)),
     # -- train --resume --------------------------------------------------------------------------------
     ("resume-with-out", ["train", "--resume", "{run}", "--out", "{tmp}/r"], "--resume takes the run directory alone",
      None),

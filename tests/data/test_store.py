@@ -235,6 +235,36 @@ def test_verify_catches_changed_tokens(built, tmp_path):
         store.verify()
 
 
+def test_check_hashes_once_then_trusts_the_cache_until_the_file_changes(built, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = _damaged_copy(built, tmp_path)
+    hashed = []
+    real = store_mod.sha256_file
+    monkeypatch.setattr(store_mod, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    open_store(path).check()
+    assert sorted(hashed) == sorted(["tokenizer.json", "train.bin", "select.bin", "val.bin"])
+    hashed.clear()
+    open_store(path).check()  # a second open: nothing rehashed
+    assert hashed == []
+    data = bytearray((path / "select.bin").read_bytes())
+    data[10] ^= 1  # same size, new mtime: the cache entry no longer holds
+    (path / "select.bin").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="select.bin does not match its sha256"):
+        open_store(path).check()
+    assert hashed == ["select.bin"]
+
+
+def test_check_refuses_ids_beyond_an_edited_vocabulary(built, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = _damaged_copy(built, tmp_path)
+    open_store(path).check()  # cached as good at the true vocabulary size...
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["tokenizer"]["vocab_size"] = 3  # ...which the cache key holds: a smaller one checks again
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="beyond the vocabulary of 3"):
+        open_store(path).check()
+
+
 def test_split_is_read_only_and_names_checked(built):
     with pytest.raises(ValueError):
         built.split("train")[0] = 1

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scarce import __version__
+from scarce import __version__, cache
 from scarce.atomic import sha256_file
 from scarce.data import corpora
 from scarce.data.tokenizer import Tokenizer, load_tokenizer, named_tokenizer, set_threads, train_bpe
@@ -47,6 +47,7 @@ from scarce.errors import UserError
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "select", "val")
+VERIFIED_CACHE = "verified_stores.json"
 FILL_ORDER = ("val", "select", "train")
 MANIFEST, TOKENIZER = "manifest.json", "tokenizer.json"
 HELDOUT_BYTES_PER_TOKEN = 6.0  # above what byte-level BPE reaches on code or prose, so one try suffices
@@ -131,18 +132,41 @@ class TokenStore:
                 "the store is damaged, prepare it again"
             )
 
-    def check_ids(self) -> None:
-        """Every token id below the vocabulary size (a damaged or hand-edited store fails here, not as an
-        index error inside the model); read once per opened store."""
-        if getattr(self, "_ids_checked", False):
+    def check(self) -> None:
+        """What a run asks of its store before training: every file matches its sha256 in the manifest and
+        every token id is below the vocabulary size (a damaged or hand-edited store fails here, not as wrong
+        numbers or an index error inside the model). The outcome is cached per file by path, size, mtime and
+        inode ($XDG_CACHE_HOME/scarce/verified_stores.json), so a 100M-token store is hashed once, not on
+        every open; `verify()` always rehashes."""
+        if getattr(self, "_checked", False):
             return
-        for name in SPLITS:
-            tokens = self.split(name)
-            top = int(tokens.max()) if len(tokens) else -1
-            if top >= self.vocab_size:
-                raise UserError(f"token store {self.path}: {name}.bin holds token id {top}, beyond the vocabulary "
-                                f"of {self.vocab_size} in its manifest; the store is damaged, prepare it again")
-        self._ids_checked = True
+        known, entries = cache.read(VERIFIED_CACHE), {}
+        for file, want in self._digests().items():
+            path = self.path / file
+            key, stamp = str(path.resolve()), _stamp(path, want, self.vocab_size)
+            if known.get(key) == stamp:
+                continue
+            if sha256_file(path) != want:
+                raise UserError(f"{path} does not match its sha256 in the manifest; the store is damaged, "
+                                f"prepare it again")
+            if file.endswith(".bin"):
+                self._check_ids(file.removesuffix(".bin"))
+            entries[key] = stamp
+        if entries:
+            cache.update(VERIFIED_CACHE, entries)
+        self._checked = True
+
+    def _check_ids(self, name: str) -> None:
+        tokens = self.split(name)
+        top = int(tokens.max()) if len(tokens) else -1
+        if top >= self.vocab_size:
+            raise UserError(f"token store {self.path}: {name}.bin holds token id {top}, beyond the vocabulary "
+                            f"of {self.vocab_size} in its manifest; the store is damaged, prepare it again")
+
+    def _digests(self) -> dict[str, str]:
+        checks = {TOKENIZER: self.manifest["tokenizer"]["sha256"]}
+        checks.update({f"{n}.bin": self.manifest["splits"][n]["sha256"] for n in SPLITS})
+        return checks
 
     def split(self, name: str) -> np.memmap:
         """The tokens of split 'train', 'select' or 'val', memory-mapped read-only."""
@@ -168,15 +192,19 @@ class TokenStore:
 
     def verify(self) -> None:
         """Recompute the sha256 of every file against the manifest (slow for big stores)."""
-        checks = {TOKENIZER: self.manifest["tokenizer"]["sha256"]}
-        checks.update({f"{n}.bin": self.manifest["splits"][n]["sha256"] for n in SPLITS})
-        for file, want in checks.items():
+        for file, want in self._digests().items():
             if sha256_file(self.path / file) != want:
                 raise UserError(f"{self.path / file} does not match its sha256 in the manifest; prepare it again")
 
     def __repr__(self) -> str:
         tokens = {n: self.manifest["splits"][n]["tokens"] for n in SPLITS}
         return f"TokenStore({str(self.path)!r}, fingerprint={self.fingerprint}, tokens={tokens})"
+
+
+def _stamp(path: Path, sha256: str, vocab_size: int) -> list:
+    """What must not change for a file's cached verification to hold."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino, sha256, vocab_size]
 
 
 def open_store(path: str | os.PathLike) -> TokenStore:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from scarce import atomic
+from scarce import cache
 from scarce.config import TrainConfig
 from scarce.errors import UserError
 
@@ -64,18 +62,11 @@ def peak_flops(device: str, threads: int) -> float:
     if device == "cuda":
         name = torch.cuda.get_device_name()
         return next((v for k, v in GPU_PEAKS.items() if k in name), 989e12)
-    path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scarce" / "peak_flops.json"
     key = f"{platform.node()}|{platform.processor() or platform.machine()}|{threads}|torch {torch.__version__}"
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    peak = max(measure_matmul_flops(1024, 0.3), float(cache.get(key, 0.0)))
-    if peak > cache.get(key, 0.0):
-        try:
-            atomic.write_json(path, {**cache, key: peak})
-        except OSError:  # a read-only home: MFU still works, against this run's probe
-            pass
+    known = float(cache.read("peak_flops.json").get(key, 0.0))
+    peak = max(measure_matmul_flops(1024, 0.3), known)
+    if peak > known:
+        cache.update("peak_flops.json", {key: peak})
     return peak
 
 

@@ -90,7 +90,12 @@ def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int) -> Wi
     main = windows(store.split("train"))
     if not cfg.mix.store:
         return main
-    return MixLoader(main, windows(open_store(cfg.mix.store).split("train")), cfg.mix.frac, t.seed)
+    other = open_store(cfg.mix.store)
+    if other.manifest["tokenizer"]["sha256"] != store.manifest["tokenizer"]["sha256"]:
+        raise UserError(f"mix.store {other.path} and data {store.path} have different tokenizers; a mixed-in "
+                        f"store must share the run's tokenizer (derive it from the same store)")
+    other.check()
+    return MixLoader(main, windows(other.split("train")), cfg.mix.frac, t.seed)
 
 
 class Trainer:
@@ -99,7 +104,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False):
         self.run_dir, self.quiet = Path(run_dir), quiet
         self.store = open_store(cfg.data)
-        self.store.check_ids()
+        self.store.check()
         self.cfg = resolve_config(cfg, self.store)
         self.rt: Runtime = make_runtime(cfg.train)
         self.model = build_model(cfg, self.rt.device)
