@@ -108,6 +108,10 @@ def test_nan_at_a_chosen_step_fails_the_run(full, monkeypatch, capsys):
     assert main(argv + ["--out", str(root / "nan"), "--results", str(root / "results-nan")]) == 2
     assert "diverged at step 5" in capsys.readouterr().err
     assert not (root / "nan" / "summary.json").exists()
+    marker = json.loads((root / "nan" / "diverged.json").read_text())
+    assert marker["status"] == "diverged" and marker["step"] == 4 and "step 5" in marker["error"]
+    assert main(["train", "--resume", str(root / "nan")]) == 2  # a result: resuming would only diverge again
+    assert "holds a diverged run (training diverged at step 5" in capsys.readouterr().err
     rows = RunStore(root / "results-nan").list()
     assert [r["status"] for r in rows] == ["diverged"] and "diverged" in rows[0]["error"]
     json.dumps(rows, allow_nan=False)  # nothing non-finite reached the store

@@ -31,6 +31,7 @@ from scarce.model.gpt import GPT
 CONFIG = "config.json"
 RUN = "run.json"
 SUMMARY = "summary.json"
+DIVERGED = "diverged.json"
 METRICS = "metrics.jsonl"
 
 
@@ -84,6 +85,18 @@ def results_root_of(run_dir: str | Path) -> str | None:
 def read_summary(run_dir: str | Path) -> dict | None:
     """The summary of a complete run, None while it is not complete."""
     path = Path(run_dir) / SUMMARY
+    return read_json(path) if path.is_file() else None
+
+
+def write_diverged(run_dir: str | Path, run_id: str, step: int, error: str) -> None:
+    """Mark a run as diverged (its settings do not train): the result a sweep keeps for it, in place of
+    a summary; `step` is the last step that trained, and its last good checkpoint stays."""
+    atomic.write_json(Path(run_dir) / DIVERGED, {"status": "diverged", "run_id": run_id, "step": step,
+                                                 "error": error})
+
+
+def read_diverged(run_dir: str | Path) -> dict | None:
+    path = Path(run_dir) / DIVERGED
     return read_json(path) if path.is_file() else None
 
 

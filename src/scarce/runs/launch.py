@@ -66,6 +66,9 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
     """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run. It is
     recorded in the results root it started with unless `results` names another."""
     cfg = rundir.read_config(run_dir)
+    if (diverged := rundir.read_diverged(run_dir)) is not None:
+        raise Diverged(f"{run_dir} holds a diverged run ({diverged['error']}); resuming would diverge again: "
+                       f"change its settings and start a new run")
     if not cfg.data:
         raise UserError(f"{Path(run_dir) / rundir.CONFIG} names no token store (field data); the run directory "
                         "is damaged")
@@ -117,6 +120,8 @@ def _recorded(trainer: Trainer, results: str | None, stop_at_step: int | None) -
         if runs and summary is not None:
             runs.finish(trainer.run_id, summary, trainer.run_dir)
     except BaseException as e:
+        if isinstance(e, Diverged) and trainer.rt.is_main:
+            rundir.write_diverged(trainer.run_dir, trainer.run_id, trainer.state.step, str(e))
         if runs:
             runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", trainer.run_dir,
                       _status(e))
