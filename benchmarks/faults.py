@@ -1,5 +1,5 @@
 """Fault-injection probe: random SIGKILLs and resumes, flipped bytes and truncations in checkpoint files, a
-diverging run, and SIGTERM of a parallel sweep; prints the counts a results file records.
+diverging run, damaged token stores, and SIGTERM of a parallel sweep; prints the counts a results file records.
 
     python benchmarks/faults.py --out /tmp/faults --kills 10 --corruptions 24
 
@@ -9,7 +9,10 @@ Every trial uses tiny runs on a small stdlib store (seconds each). Outcomes:
 - corruptions: a byte flip (or a truncation) in one file of the newest checkpoint or in best.safetensors is
   detected (a one-line error, or resume falling back to the previous checkpoint and saying so) or not
   (the run goes on as if nothing happened with other weights);
-- NaN: a diverging run is stored failed with valid JSON, never done;
+- NaN: a diverging run is stored `diverged` (its run folder says so in diverged.json) with valid JSON, never
+  done;
+- store damage: a byte flip in a split or the tokenizer of a token store (same size, so only the digest can
+  tell) is refused by the next run that opens the store, also after an earlier run cached the store as good;
 - orphans: processes of a sweep left alive after SIGTERM to the sweep.
 """
 
@@ -121,8 +124,32 @@ def diverging(store: str, out: Path, results: str) -> dict:
             "--set", "optim.warmup_frac=0", "--set", "optim.grad_clip=0", check=False)
     rows = json.loads(cli("runs", "--results", results, "--json").stdout)  # must parse: no NaN in the store
     row = [x for x in rows if x["run_dir"] == str((out / "nan").resolve())]
+    marker = out / "nan" / "diverged.json"
     return {"exit": r.returncode, "status": row[0]["status"] if row else None,
+            "diverged.json": json.loads(marker.read_text())["status"] if marker.is_file() else None,
             "done with NaN": sum(1 for x in rows if x["status"] == "done" and x["val_loss"] != x["val_loss"])}
+
+
+def store_damage(store: str, out: Path, results: str, rng: random.Random) -> dict:
+    files = ["train.bin", "select.bin", "val.bin", "tokenizer.json"]
+    counts = {"trials": len(files), "detected": 0, "undetected": 0}
+    for i, name in enumerate(files):
+        copy = out / f"store-damaged{i}"
+        shutil.copytree(store, copy)
+        # a good run first, so the damaged store is one the cache already holds as verified
+        cli("train", "--data", str(copy), "--results", results, "--out", str(out / f"store-good{i}"), *TINY)
+        path = copy / name
+        data = bytearray(path.read_bytes())
+        at = rng.randrange(len(data))
+        data[at] ^= 1
+        path.write_bytes(bytes(data))
+        r = cli("train", "--data", str(copy), "--results", results, "--out", str(out / f"store-bad{i}"), *TINY,
+                check=False)
+        ok = r.returncode == 2 and "does not match its sha256" in r.stderr and r.stderr.count("\n") == 1
+        counts["detected" if ok else "undetected"] += 1
+        if not ok:
+            print(f"undetected: {name}: rc {r.returncode} {r.stderr.strip()[:200]}")
+    return counts
 
 
 def orphans(store: str, out: Path) -> dict:
@@ -148,7 +175,7 @@ def orphans(store: str, out: Path) -> dict:
     alive = [pid for pid in children if _alive(pid)]
     rows = RunStore(out / "sweep-results").list()
     return {"exit": rc, "workers": len(children), "orphans": len(alive),
-            "rows": {s: sum(r["status"] == s for r in rows) for s in ("running", "failed", "done")}}
+            "rows": {s: sum(r["status"] == s for r in rows) for s in ("running", "failed", "diverged", "done")}}
 
 
 def _ppid(proc: Path) -> int:
@@ -179,7 +206,8 @@ def main() -> None:
     results = str(out / "results")
     report = {"kills": kills(store, out, results, a.kills, rng),
               "corruptions": corruptions(store, out, results, a.corruptions, rng),
-              "diverging run": diverging(store, out, results), "sweep SIGTERM": orphans(store, out)}
+              "diverging run": diverging(store, out, results),
+              "store damage": store_damage(store, out, results, rng), "sweep SIGTERM": orphans(store, out)}
     print(json.dumps(report, indent=1))
 
 
