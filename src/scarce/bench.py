@@ -37,7 +37,7 @@ from scarce.config import slowrun_overrides
 from scarce.data.store import derive_store, open_store, prepare
 from scarce.ensemble import evaluate_ensemble, write_evaluation
 from scarce.errors import UserError
-from scarce.recipes.common import Context, run_points
+from scarce.recipes.common import Context, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
 from scarce.report.report import write_bench_report
 from scarce.rundir import Member
@@ -344,10 +344,10 @@ def _regularized(p: BenchPreset, runs: _Runs, store) -> tuple[dict, list[dict]]:
     tried: dict[str, tuple[dict, dict]] = {}
 
     def evaluate(points: list[dict]) -> list[float]:
-        rows = runs.run("regularized", [{**base, **q} for q in points])
+        rows = runs.run("regularized", [{**base, **q} for q in points], diverged=True)
         for q, r in zip(points, rows):
             tried[_key(q)] = (q, r)
-        return [r["select_loss"] for r in rows]
+        return [descent_loss(r) for r in rows]
 
     descents = run_descents([Descent(axes, start, p.max_rounds) for _ in p.sizes], evaluate,
                             tag=lambda k, q: {"model.depth": p.sizes[k], **q})
@@ -357,13 +357,13 @@ def _regularized(p: BenchPreset, runs: _Runs, store) -> tuple[dict, list[dict]]:
         chosen[depth] = {"point": {**base, **point}, "row": row, "descent": d}
     if p.stack:  # the slowrun stack at each size's chosen setting, kept where select prefers it
         stacked = runs.run("regularized", [{**c["point"], **slowrun_overrides(looping=False), "tags.stack": "slowrun"}
-                                           for c in chosen.values()])
+                                           for c in chosen.values()], diverged=True)
         for (depth, c), row in zip(list(chosen.items()), stacked):
             tried[_key({**c["point"], "tags.stack": "slowrun"})] = (c["point"], row)
-            if row["select_loss"] < c["row"]["select_loss"]:
+            if descent_loss(row) < c["row"]["select_loss"]:
                 chosen[depth] = {**c, "point": {**c["point"], **slowrun_overrides(looping=False),
                                                 "tags.stack": "slowrun"}, "row": row}
-    single = [row for _, row in tried.values()]
+    single = [row for _, row in tried.values() if row["status"] == "done"]  # diverged runs have no weights to judge
     return chosen, list({r["id"]: r for r in single}.values())
 
 
@@ -390,17 +390,23 @@ class _Runs:
     def __init__(self, p: BenchPreset, out: Path, executor, results: str, log: Log):
         self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
 
-    def run(self, sweep: str, points: list[dict]) -> list[dict]:
+    def run(self, sweep: str, points: list[dict], diverged: bool = False) -> list[dict]:
+        """The points' rows; a failed run stops the bench (rerun to resume), and so does a diverged one
+        unless `diverged` (a search, where it is a result: the row has status 'diverged')."""
         order = sorted(range(len(points)), key=lambda i: -_cost(points[i]))  # longest first packs workers best
         overrides = {**self.p.overrides, "train.threads": 1, "train.eval_every": ONE_EVALUATION}
         ctx = Context(data=points[0]["data"], out=str(self.out / "runs"), sizes=[1], preset=self.p.run_preset,
                       overrides=overrides, executor=self.executor, results=self.results, log=self.log)
-        rows = run_points(ctx, f"bench-{sweep}", [points[i] for i in order])
+        rows = run_points(ctx, f"bench-{sweep}", [points[i] for i in order], diverged=True)
         by_point = dict(zip(order, rows))
         failed = [points[i] for i, r in by_point.items() if r is None]
         if failed:
             raise UserError(f"{len(failed)} of {len(points)} bench runs failed (first: {failed[0]}); see "
                             f"the run store in {self.results} for the errors (`scarce runs`), then rerun to resume")
+        bad = [points[i] for i, r in by_point.items() if r["status"] == "diverged"]
+        if bad and not diverged:
+            raise UserError(f"{len(bad)} of {len(points)} bench runs diverged (first: {bad[0]}); lower the "
+                            f"preset's learning rate")
         return [by_point[i] for i in range(len(points))]
 
 

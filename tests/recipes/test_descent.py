@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from scarce.errors import Diverged
 from scarce.recipes.descent import certified_descent, neighbours
 from scarce.recipes.regularized import regularized
 from scarce.runs.store import RunStore
@@ -44,8 +45,19 @@ def test_descent_on_two_basins_certifies_a_local_optimum():
 
 
 def test_failed_neighbour_leaves_the_point_uncertified():
-    r = certified_descent({"a": [0, 1, 2]}, lambda ps: [math.inf if p["a"] == 2 else abs(p["a"] - 1) for p in ps])
+    r = certified_descent({"a": [0, 1, 2]}, lambda ps: [math.nan if p["a"] == 2 else abs(p["a"] - 1) for p in ps])
     assert r["best"] == {"a": 1} and not r["certified"]
+
+
+def test_diverged_neighbour_is_worse_and_certifies():
+    r = certified_descent({"a": [0, 1, 2]}, lambda ps: [math.inf if p["a"] == 2 else abs(p["a"] - 1) for p in ps])
+    assert r["best"] == {"a": 1} and r["certified"]
+
+
+def test_failed_points_are_never_chosen():
+    # every neighbour of the start failed: the descent stays, uncertified
+    r = certified_descent({"a": [0, 1, 2]}, lambda ps: [1.0 if p["a"] == 1 else math.nan for p in ps])
+    assert r["best"] == {"a": 1} and r["loss"] == 1.0 and not r["certified"]
 
 
 def target_trainer(cfg, run_dir, results):
@@ -68,3 +80,19 @@ def test_regularized_recipe_certifies_per_size_and_resumes(make_context):
     again = regularized(ctx)  # every point is done: the same result with no new runs
     assert again["best"][1]["path"] == out["best"][1]["path"]
     assert len(store.list(sweep="regularized")) == n
+
+
+def test_a_diverged_learning_rate_is_a_result_that_certifies(make_context):
+    def trainer(cfg, run_dir, results):
+        if cfg.optim.lr > 4e-3:
+            raise Diverged("training diverged at step 3 (loss nan, gradient norm nan)")
+        return target_trainer(cfg, run_dir, results)
+
+    ctx = make_context(sizes=[1], train_fn=trainer)
+    out = regularized(ctx, lrs=[2e-3, 4e-3, 8e-3], start={"optim.lr": 4e-3, "optim.weight_decay": 1.6,
+                                                          "train.epochs": 8})
+    r = out["best"][1]
+    assert r["best"]["optim.lr"] == 4e-3 and r["certified"]
+    assert any(c["loss"] == math.inf for c in r["certificate"])
+    assert [x["status"] for x in RunStore(ctx.results).list(sweep="regularized") if x["status"] != "done"] == \
+        ["diverged"]

@@ -38,9 +38,11 @@ class Context:
             raise UserError(f"sizes must be model depths >= 1, got {self.sizes}")
 
 
-def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None) -> list[dict]:
+def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None,
+               diverged: bool = False) -> list[dict]:
     """Run the override sets `points` as the sweep `sweep` (done points are skipped) and return each
-    point's row from the run store, in order (None where the point failed)."""
+    point's row from the run store, in order (None where the point failed, or diverged unless `diverged`
+    asks for those rows too: status 'diverged', no summary)."""
     spec = SweepSpec(name=sweep, data=data or ctx.data, preset=ctx.preset, set=dict(ctx.overrides), points=points,
                      out=str(Path(ctx.out) / sweep), results=ctx.results or "")
     report = run_sweep(spec, ctx.executor, ctx.retry_failed, train_fn=ctx.train_fn, log=ctx.log)
@@ -49,7 +51,16 @@ def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = 
         rows = [store.get(p.run_id) for p in report.points]
     finally:
         store.close()
-    return [r if r and r["status"] == "done" else None for r in rows]
+    keep = ("done", "diverged") if diverged else ("done",)
+    return [r if r and r["status"] in keep else None for r in rows]
+
+
+def descent_loss(row: dict | None, name: str = "select_loss") -> float:
+    """A run's loss as a descent sees it: nan for a failed run (unknown: it certifies nothing), +inf for a
+    diverged one (its settings do not train: worse than any run that did)."""
+    if row is None:
+        return float("nan")
+    return float("inf") if row["status"] == "diverged" else metric(row, name)
 
 
 def metric(row: dict | None, name: str = "select_loss") -> float:

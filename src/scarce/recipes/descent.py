@@ -26,7 +26,8 @@ def neighbours(index: Index, shape: Sequence[int]) -> list[Index]:
 class Descent:
     """One certified descent on the grid `axes` (name -> ordered values) from `start` (default: each
     axis's middle). Loop: `points = d.pending()`; evaluate them; `d.tell(points, losses)`; until
-    `d.pending()` is empty; then `d.result()`. A failed point has loss inf."""
+    `d.pending()` is empty; then `d.result()`. A diverged point has loss +inf (worse than any that
+    trained); a failed one has loss nan (unknown: never chosen, and it leaves a neighbour uncertified)."""
 
     def __init__(self, axes: dict[str, list], start: dict | None = None, max_rounds: int = 100):
         self.names, self.shape, self.axes = list(axes), [len(v) for v in axes.values()], axes
@@ -56,8 +57,8 @@ class Descent:
 
     def _step(self) -> None:
         around = neighbours(self.current, self.shape)
-        best = min(around, key=lambda i: self.losses[i], default=self.current)
-        if not around or self.losses[best] >= self.losses[self.current] or self.rounds_left <= 0:
+        best = min(around, key=lambda i: _known(self.losses[i]), default=self.current)
+        if not around or _known(self.losses[best]) >= _known(self.losses[self.current]) or self.rounds_left <= 0:
             self.finished = True
             return
         self.rounds_left -= 1
@@ -71,11 +72,11 @@ class Descent:
     def result(self) -> dict:
         """{best, loss, path, certificate, certified, evaluations}: `certificate` lists the final point's
         neighbours and their losses; `certified` is True when every neighbour trained and none is better
-        (a failed neighbour leaves the point uncertified)."""
+        (a failed neighbour leaves the point uncertified; a diverged one is simply worse)."""
         around = neighbours(self.current, self.shape)
         loss = self.losses[self.current]
         certificate = [{"point": self.point(i), "loss": self.losses[i]} for i in around]
-        certified = all(self.losses[i] < float("inf") and self.losses[i] >= loss for i in around)
+        certified = all(self.losses[i] >= loss for i in around)  # False for a nan (failed) neighbour
         return {"best": self.point(self.current), "loss": loss, "path": self.path, "certificate": certificate,
                 "certified": certified and loss < float("inf"), "evaluations": len(self.losses)}
 
@@ -99,3 +100,8 @@ def run_descents(descents: list[Descent], evaluate: Callable[[list[dict]], list[
         for k, d in enumerate(descents):
             mine = [(p, loss) for (j, p), loss in zip(batch, losses) if j == k]
             d.tell([p for p, _ in mine], [loss for _, loss in mine])
+
+
+def _known(loss: float) -> float:
+    """A loss for ranking: a failed point's nan ranks last."""
+    return float("inf") if loss != loss else loss

@@ -6,7 +6,7 @@ lockstep, so each round's runs of every size go to the executor as one batch."""
 
 from __future__ import annotations
 
-from scarce.recipes.common import Context, brief, metric, run_points
+from scarce.recipes.common import Context, brief, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
 
 LRS = [1e-3, 2e-3, 4e-3, 8e-3]
@@ -22,10 +22,10 @@ def regularized(ctx: Context, lrs: list[float] = LRS, weight_decays: list[float]
     chosen: dict[str, dict] = {}
 
     def evaluate(points: list[dict]) -> list[float]:
-        rows = run_points(ctx, sweep, points)
+        rows = run_points(ctx, sweep, points, diverged=True)
         for p, r in zip(points, rows):
-            chosen[_key(p)] = r
-        return [metric(r) for r in rows]
+            chosen[_key(p)] = r if r is not None and r["status"] == "done" else None
+        return [descent_loss(r) for r in rows]
 
     results = run_descents([Descent(axes, start) for _ in ctx.sizes], evaluate,
                            tag=lambda k, p: {"model.depth": ctx.sizes[k], **p})
