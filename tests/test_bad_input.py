@@ -173,6 +173,7 @@ PREP = ["prepare", "--corpus", "files:{tmp}/corpus", "--out", "{tmp}/s", "--voca
         "--train-tokens", "6000", "--select-tokens", "600", "--val-tokens", "600"]
 ENS = ["ensemble", "--out", "{tmp}/e", "--results", "{tmp}/res"]
 SAMPLE = ["sample", "--tokens", "8"]
+EVAL = ["eval", "--tasks", "scarce_nextline"]
 RECIPE = ["recipe", "standard", "--data", "{store}", "--out", "{tmp}/o", "--results", "{tmp}/res"]
 TOML = 'name = "s"\ndata = "{store}"\n'
 
@@ -483,6 +484,17 @@ CASES = [
     ("ensemble-eval-tokens-negative", [*ENS, "--runs", "{run}", "--eval-tokens", "-5"], "--eval-tokens must be >= 0", None),
     ("ensemble-missing-weights", [*ENS, "--runs", "{tmp}/run"], "does not exist",
      run_copy(rm("checkpoints/best.safetensors"))),
+    # -- eval --------------------------------------------------------------------------------------------
+    ("eval-nothing", [*EVAL], "give --run RUN_DIR or --ensemble DIR", None),
+    ("eval-no-tasks", ["eval", "--run", "{run}"], "the following arguments are required: --tasks", None),
+    ("eval-empty-tasks", ["eval", "--run", "{run}", "--tasks", ","], "--tasks names no task", None),
+    ("eval-limit-zero", [*EVAL, "--run", "{run}", "--limit", "0"], "--limit must be >= 1", None),
+    ("eval-missing-run", [*EVAL, "--run", "{tmp}/nowhere"], "not a run directory", None),
+    ("eval-run-without-weights", [*EVAL, "--run", "{tmp}/run"], "has no weights",
+     run_copy(rm("checkpoints/best.safetensors"))),
+    ("eval-truncated-weights", [*EVAL, "--run", "{tmp}/run"], "corrupt or truncated",
+     run_copy(truncate("checkpoints/best.safetensors"))),
+    ("eval-ensemble-empty", [*EVAL, "--ensemble", "{tmp}"], "holds no ensemble.json", None),
     # -- sample ------------------------------------------------------------------------------------------
     ("sample-nothing", SAMPLE, "give --run RUN_DIR (one or more) or --ensemble DIR", None),
     ("sample-run-and-ensemble", [*SAMPLE, "--run", "{run}", "--ensemble", "{tmp}"], "give --run RUN_DIR", None),

@@ -26,10 +26,11 @@ from scarce.cli import (
     sweep,
     train,
 )
+from scarce.cli import eval as eval_command  # not the builtin
 from scarce.cli.options import ArgumentParser
 from scarce.errors import UserError
 
-COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, sample, sweep, recipe, bench, report]
+COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, sweep, recipe, bench, report]
 """In the order `scarce --help` lists them."""
 
 

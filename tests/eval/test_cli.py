@@ -1,0 +1,103 @@
+"""`scarce eval` end to end through lm-eval on the embedded task, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from scarce.cli.main import main
+from scarce.eval.nextline import TASK, items
+from scarce.eval.scoring import Scorer
+from scarce.rundir import Member
+
+from .conftest import make_run
+
+
+def own_accuracy(scorer: Scorer, store) -> float:
+    """The embedded task's accuracy computed without lm-eval: the choice of highest log-likelihood."""
+    rows = items(store)
+    right = 0
+    for it in rows:
+        scores = [lp for lp, _ in scorer.loglikelihood([(it["context"], c) for c in it["choices"]])]
+        right += max(range(len(scores)), key=scores.__getitem__) == it["label"]
+    return right / len(rows)
+
+
+def test_eval_a_run(tiny_store, tmp_path, capsys):
+    run = make_run(tiny_store, tmp_path / "run", seed=3)
+    assert main(["eval", "--run", str(run), "--tasks", TASK, "--out", str(tmp_path / "r.json"), "--threads", "1"]) == 0
+    report = json.loads((run / "evals" / f"{TASK}.json").read_text())
+    assert report == json.loads((tmp_path / "r.json").read_text())
+    acc = report["results"][TASK]
+    assert 0 <= acc["acc"] <= 1 and 0 <= acc["acc_norm"] <= 1 and acc["acc_stderr"] > 0
+    assert report["samples"][TASK] == len(report["items"][TASK]["acc"]) == len(items(tiny_store))
+    assert acc["acc"] == pytest.approx(own_accuracy(Scorer([Member.of_run(run)]), tiny_store))
+    assert report["centered"][TASK] == pytest.approx((acc["acc_norm"] - 0.25) / 0.75)
+    assert report["core"]["score"] is None
+    out = capsys.readouterr().out
+    assert TASK in out and "CORE: no core task evaluated" in out
+
+
+def test_eval_an_ensemble_with_a_limit(tiny_store, eval_runs, tmp_path):
+    folder = tmp_path / "ens"
+    folder.mkdir()
+    members = [{"run_dir": str(r)} for r in eval_runs]
+    (folder / "ensemble.json").write_text(json.dumps({"combine": "prob", "members": members}))
+    assert main(["eval", "--ensemble", str(folder), "--tasks", TASK, "--limit", "5", "--batch-size", "3"]) == 0
+    report = json.loads((folder / "evals" / f"{TASK}.limit5.json").read_text())
+    assert report["samples"][TASK] == 5 and report["limit"] == 5
+    assert report["model"]["combine"] == "prob" and len(report["model"]["members"]) == 2
+    scorer = Scorer([Member.of_run(r) for r in eval_runs], "prob")
+    first = items(tiny_store)[:5]
+    want = [max(range(4), key=lambda c: scorer.loglikelihood([(it["context"], it["choices"][c])])[0][0])
+            == it["label"] for it in first]
+    assert report["items"][TASK]["acc"] == [float(w) for w in want]
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_missing_data_is_one_line(eval_runs, tmp_path, capsys):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "hub_task.yaml").write_text(
+        "task: hub_task\ndataset_path: scarce-tests/never-downloaded\noutput_type: multiple_choice\n"
+        "test_split: test\ndoc_to_text: q\ndoc_to_choice: c\ndoc_to_target: 0\n")
+    run = tmp_path / "run"
+    shutil.copytree(eval_runs[0], run)
+    assert main(["eval", "--run", str(run), "--tasks", "hub_task", "--include-path", str(tasks)]) == 2
+    line = one_error_line(capsys)
+    assert "not available offline" in line and "'scarce-tests/never-downloaded'" in line and "hub_task" in line
+    assert not (run / "evals").exists()
+
+
+@pytest.mark.slow
+def test_unknown_task_is_one_line(eval_runs, capsys):
+    assert main(["eval", "--run", str(eval_runs[0]), "--tasks", f"{TASK},arc_eazy"]) == 2
+    line = one_error_line(capsys)
+    assert "unknown task arc_eazy" in line and "arc_easy" in line
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--tasks", TASK], "give --run RUN_DIR or --ensemble DIR"),
+    (["--run", "{run}", "--ensemble", "{tmp}", "--tasks", TASK], "give --run RUN_DIR or --ensemble DIR"),
+    (["--run", "{run}", "--tasks", TASK, "--limit", "0"], "--limit must be >= 1"),
+    (["--run", "{run}", "--tasks", " , "], "--tasks names no task"),
+    (["--run", "{tmp}/nowhere", "--tasks", TASK], "not a run directory"),
+    (["--run", "{tmp}/noweights", "--tasks", TASK], "has no weights"),
+    (["--ensemble", "{tmp}", "--tasks", TASK], "holds no ensemble.json"),
+    (["--run", "{run}", "--tasks", TASK, "--include-path", "{tmp}/nowhere"], "is not a folder of task YAMLs"),
+    (["--run", "{run}", "--tasks", TASK, "--out", "{tmp}"], "is a folder"),
+])
+def test_bad_input_is_one_line(argv, expected, eval_runs, tmp_path, capsys):
+    shutil.copytree(eval_runs[0], tmp_path / "noweights")
+    (tmp_path / "noweights" / "checkpoints" / "best.safetensors").unlink()
+    args = [a.replace("{run}", str(eval_runs[0])).replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["eval", *args]) == 2
+    assert expected in one_error_line(capsys)
+    assert not (eval_runs[0] / "evals").exists()
