@@ -3,16 +3,17 @@
 Built from the val split of a token store only (the split a run never trains or selects on), so it
 runs offline on the embedded stdlib corpus and every CPU user sees a downstream number. An item is the
 last lines (up to CONTEXT_LINES) of a val document before a substantive line (at least MIN_CHARS
-characters without indentation), the true line and 3 distractors: substantive lines of *other* val
-documents, different from the true line, with the same indentation where there are enough (so the
-indentation alone does not give the answer away). The true line's position is drawn uniformly, so
-guessing scores 1/4 (the random baseline). Items, distractors and positions are drawn with a seed taken
-from the val split's sha256: the same store gives the same items.
+characters besides indentation), that true line, and 3 distractors: other substantive val lines, not in
+the context, drawn among the NEAREST closest to the true line: from the same document first (else a model
+could win by telling documents apart rather than by reading the context), then in indentation, then in
+length (a weak model prefers short lines and familiar indentation). The true line's position is drawn
+uniformly, so guessing scores 1/4 (the random baseline). Items, distractors and positions are drawn with
+a seed taken from the val split's sha256: the same store gives the same items.
 
-What it measures: how well the model predicts plausible code in context, as a choice, not a loss. Its
-limits: distractors are real lines from elsewhere, some fit the context almost as well as the true line;
-with few val documents the distractor pool is small; and the task shares the corpus the model was
-trained on (different documents), so it is in-distribution, unlike the standard tasks.
+What it measures: whether the model uses the context to tell the line that comes next from other lines
+of the same file, as a choice rather than a loss. Its limits: some distractors fit the context almost as
+well as the true line; few val documents give few, correlated items; and the task is in-distribution
+(the training corpus's kind of text, other documents), unlike the standard tasks.
 
 The lm-eval task definition is `tasks/scarce_nextline.yaml`; `task_config` fills in the generated
 JSONL file (lm-eval's local `json` loader, no network).
@@ -35,6 +36,7 @@ CONTEXT_LINES = 12
 MIN_CHARS = 8
 MIN_CONTEXT_LINES = 3
 MAX_ITEMS = 500
+NEAREST = 12
 YAML = Path(__file__).parent / "tasks" / f"{TASK}.yaml"
 
 
@@ -62,19 +64,18 @@ def _indent(line: str) -> str:
     return line[:len(line) - len(line.lstrip())]
 
 
-def _distractors(rng: np.random.Generator, true: str, doc: int, pool: list[tuple[int, str]]) -> list[str] | None:
-    """CHOICES - 1 distinct lines from other documents, unlike the true line; same indentation first."""
-    same = [line for d, line in pool if d != doc and line != true and _indent(line) == _indent(true)]
-    other = [line for d, line in pool if d != doc and line != true and _indent(line) != _indent(true)]
-    picked: list[str] = []
-    for group in (same, other):
-        group = list(dict.fromkeys(group))  # distinct, in a fixed order
-        for i in rng.permutation(len(group)):
-            if len(picked) == CHOICES - 1:
-                return picked
-            if group[i] not in picked:
-                picked.append(group[i])
-    return picked if len(picked) == CHOICES - 1 else None
+def _distractors(rng: np.random.Generator, true: str, doc: int, context: str,
+                 pool: list[tuple[int, str]]) -> list[str] | None:
+    """CHOICES - 1 distinct lines, unlike the true line and absent from the context, drawn among the NEAREST
+    closest to it: from the same document first (so a document's style does not give the answer away),
+    then in indentation, then in length (a weak model prefers short lines and familiar indentation)."""
+    seen = set(context.split("\n")) | {true}
+    others = list(dict.fromkeys((d != doc, line) for d, line in pool if line not in seen))
+    others.sort(key=lambda o: (o[0], _indent(o[1]) != _indent(true), abs(len(o[1]) - len(true))))  # stable
+    nearest = list(dict.fromkeys(line for _, line in others))[:NEAREST]
+    if len(nearest) < CHOICES - 1:
+        return None
+    return [nearest[i] for i in rng.choice(len(nearest), CHOICES - 1, replace=False)]
 
 
 def items(store: TokenStore, max_items: int = MAX_ITEMS) -> list[dict]:
@@ -89,11 +90,11 @@ def items(store: TokenStore, max_items: int = MAX_ITEMS) -> list[dict]:
     for c in chosen:
         d, i = cands[c]
         true = lines[d][i]
-        wrong = _distractors(rng, true, d, pool)
+        context = "\n".join(lines[d][max(0, i - CONTEXT_LINES):i]) + "\n"
+        wrong = _distractors(rng, true, d, context, pool)
         if wrong is None:
             continue
         label = int(rng.integers(CHOICES))
-        context = "\n".join(lines[d][max(0, i - CONTEXT_LINES):i]) + "\n"
         out.append({"id": len(out), "context": context, "choices": wrong[:label] + [true] + wrong[label:],
                     "label": label, "doc": d, "line": i})
     return out

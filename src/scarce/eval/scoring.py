@@ -99,9 +99,11 @@ class Scorer:
         self.vocab = cfgs[0].vocab_size
         self.block_tokens = max(1, block_bytes // (4 * self.vocab))
         self._resident: GPT | None = None
-        for m in members[1:]:  # damaged weights are an error now, not in the middle of an evaluation
-            load_weights(m.weights)
-        self._resident_model() if len(members) == 1 else load_weights(members[0].weights)
+        if len(members) == 1:  # damaged weights are an error now, not in the middle of an evaluation
+            self._resident_model()
+        else:
+            for m in members:
+                load_weights(m.weights)
 
     # -- the three requests -------------------------------------------------------------------------
 
