@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -101,3 +102,34 @@ def test_bad_input_is_one_line(argv, expected, eval_runs, tmp_path, capsys):
     assert main(["eval", *args]) == 2
     assert expected in one_error_line(capsys)
     assert not (eval_runs[0] / "evals").exists()
+
+
+def test_own_task_yamls_of_each_request_type(eval_runs, tmp_path):
+    """Tasks of your own from --include-path, reading local JSONL: multiple choice (loglikelihood),
+    perplexity (loglikelihood_rolling) and greedy generation (generate_until)."""
+    data = tmp_path / "items.jsonl"
+    rows = [{"q": "def add(a, b):\n", "choices": ["    return a + b", "    pass"], "label": 0, "a": "return"},
+            {"q": "import os\n", "choices": ["import sys", "x"], "label": 0, "a": "import"},
+            {"q": "class A:\n", "choices": ["    pass", "x = 1"], "label": 0, "a": "pass"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\ntest_split: test\n"
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "own_mc.yaml").write_text(common + "task: own_mc\noutput_type: multiple_choice\ndoc_to_text: q\n"
+                                       "doc_to_choice: choices\ndoc_to_target: label\ntarget_delimiter: ''\n"
+                                       "metric_list:\n  - metric: acc\n")
+    (tasks / "own_ppl.yaml").write_text(common + "task: own_ppl\noutput_type: loglikelihood_rolling\n"
+                                        "doc_to_text: ''\ndoc_to_target: q\nmetric_list:\n  - metric: bits_per_byte\n")
+    (tasks / "own_gen.yaml").write_text(common + "task: own_gen\noutput_type: generate_until\ndoc_to_text: q\n"
+                                        "doc_to_target: a\ngeneration_kwargs:\n  until: ['\\n']\n  max_gen_toks: 4\n"
+                                        "metric_list:\n  - metric: exact_match\n")
+    run = tmp_path / "run"
+    shutil.copytree(eval_runs[0], run)
+    assert main(["eval", "--run", str(run), "--tasks", "own_mc,own_ppl,own_gen", "--include-path", str(tasks)]) == 0
+    report = json.loads((run / "evals" / "own_mc+own_ppl+own_gen.json").read_text())
+    assert 0 <= report["results"]["own_mc"]["acc"] <= 1 and report["samples"]["own_mc"] == 3
+    scorer = Scorer([Member.of_run(run)])
+    nats = sum(scorer.loglikelihood_rolling([r["q"] for r in rows]))
+    nbytes = sum(len(r["q"].encode()) for r in rows)
+    assert report["results"]["own_ppl"]["bits_per_byte"] == pytest.approx(-nats / nbytes / math.log(2), rel=1e-5)
+    assert report["results"]["own_gen"]["exact_match"] in (0.0, 1 / 3, 2 / 3, 1.0)
