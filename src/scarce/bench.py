@@ -31,12 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from scarce import atomic
 from scarce.config import slowrun_overrides
 from scarce.data.store import derive_store, open_store, prepare
 from scarce.ensemble import evaluate_ensemble, write_evaluation
 from scarce.errors import UserError
+from scarce.eval import nextline
+from scarce.eval.scoring import Scorer
 from scarce.recipes.common import Context, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
 from scarce.report.report import write_bench_report
@@ -115,6 +118,9 @@ class BenchPreset:
     """Also try the `slowrun` architecture stack (no looping) at the chosen regularized setting."""
     n_boot: int = 1000
     """Bootstrap refits of every fit and paired comparison."""
+    downstream_items: int = 500
+    """Items of the embedded downstream task (`scarce_nextline`, from the 1x store's val split) each recipe
+    and every run on the budget is scored on; 0 leaves the downstream column out."""
     smoke: bool = False
     """A smoke test of the pipeline, too small for findings: the report says so."""
 
@@ -231,6 +237,10 @@ class BenchResult:
     """Students of the largest size: ensemble to student, self-distillation, chain, with their val losses."""
     hygiene: dict = field(default_factory=dict)
     """|select - val| on the reference runs and the standard error of a paired loss difference."""
+    downstream: dict | None = None
+    """The embedded task (`scarce_nextline`): items, random baseline, accuracy of each run on the budget and
+    each recipe with a bootstrap interval over items, and the rank correlation of val loss with accuracy
+    across the runs (Spearman, interval over items and runs)."""
     smoke: bool = False
     out: str = ""
     results: str = ""
@@ -465,6 +475,20 @@ class _Evaluations:
         atomic.atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
         return arrays[what]
 
+    def nextline(self, rows: list[dict], items: list[dict]) -> np.ndarray:
+        """(len(items),) bool: whether the logit-averaged ensemble of `rows` (one run: the run) picks each
+        item's true line; cached by run ids and the items."""
+        ids = [r["id"] for r in rows]
+        key = hashlib.sha256(json.dumps([nextline.TASK, ids, items], sort_keys=True).encode()).hexdigest()[:16]
+        path = self.out / "evals" / f"{nextline.TASK}-{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        scorer = Scorer([Member.of_run(r["run_dir"]) for r in rows], "logit", self.device)
+        correct = nextline.correct(scorer, items)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), correct))
+        return correct
+
     def ensemble(self, rows: list[dict], name: str) -> dict:
         """The ensemble.json of `rows` (every prefix on val), cached under OUT/ensembles/NAME."""
         path = self.out / "ensembles" / name / "ensemble.json"
@@ -537,6 +561,15 @@ def _results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], ch
             entry["efficiency"][kind] = _estimate(fit, "efficiency")
     std_table = _standard_table(p, standard, ev)
     findings = _findings(p, std_table, chosen, fits, recipes, ens_evals, distillation, ev, reference, default)
+    downstream = None
+    if p.downstream_items:
+        groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
+        if ens_evals:
+            groups[default] = ens_evals[p.largest]["rows"]
+        runs_on_budget = list({r["id"]: r for r in [t["row"] for t in std_table] + single}.values())
+        downstream = _downstream(p, stores[1], groups, runs_on_budget, ev)
+        for name, acc in downstream["recipes"].items():
+            recipes[name]["downstream"] = acc
     result = BenchResult(
         preset=p.name, recipe=recipe, default_recipe=default, budget_tokens=budget, recipes=recipes,
         efficiency=recipes[default]["efficiency"], fits={k: _fit_json(f) for k, f in fits.items() if f},
@@ -557,7 +590,7 @@ def _results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], ch
         distillation=None if distillation is None else {
             "student": _brief(distillation["student"]), "self": _brief(distillation["self"]),
             "chain": [_brief(r) for r in distillation["chain"]]},
-        hygiene=_hygiene(reference, findings), smoke=p.smoke)
+        hygiene=_hygiene(reference, findings), downstream=downstream, smoke=p.smoke)
     return result, fits
 
 
@@ -575,6 +608,43 @@ def _choose_reference(p: BenchPreset, standard: list[dict]) -> list[dict]:
         out.append({"multiple": m, "train_tokens": train_tokens(best), "row": best, "epochs_tried": tried,
                     "edge": edge})
     return out
+
+
+def _downstream(p: BenchPreset, store, groups: dict, runs: list[dict], ev: _Evaluations) -> dict:
+    """Accuracy on the embedded task of each recipe (`groups`: name -> its runs, an ensemble when several)
+    and of every run on the budget, with percentile intervals over items; and whether lower val loss goes
+    with higher accuracy across those runs: Spearman's rho, its interval resampling items and runs together."""
+    items = nextline.items(store, p.downstream_items)
+    if not items:
+        return {"task": nextline.TASK, "items": 0, "random": nextline.RANDOM_BASELINE, "recipes": {}, "runs": [],
+                "correlation": None}
+    ev.log(f"scoring {len(runs)} runs and {len(groups)} recipes on {len(items)} items of {nextline.TASK}")
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(items), size=(p.n_boot, len(items)))
+
+    def accuracy(correct: np.ndarray) -> dict:
+        draws = correct[picks].mean(axis=1)
+        return {"value": float(correct.mean()), "low": float(np.quantile(draws, 0.025)),
+                "high": float(np.quantile(draws, 0.975))}
+
+    recipes = {name: accuracy(ev.nextline(rows, items)) for name, rows in groups.items()}
+    table = np.stack([ev.nextline([r], items) for r in runs]).astype(float)  # (runs, items)
+    losses = np.array([r["val_loss"] for r in runs])
+    correlation = None
+    if len(runs) >= 4:
+        rho = float(spearmanr(losses, table.mean(axis=1)).statistic)
+        draws = []
+        for b in range(p.n_boot):
+            who = rng.integers(0, len(runs), size=len(runs))
+            x, y = losses[who], table[who][:, picks[b]].mean(axis=1)
+            if np.ptp(x) > 0 and np.ptp(y) > 0:
+                draws.append(spearmanr(x, y).statistic)
+        correlation = {"rho": rho, "low": float(np.quantile(draws, 0.025)) if draws else None,
+                       "high": float(np.quantile(draws, 0.975)) if draws else None, "runs": len(runs)}
+    return {"task": nextline.TASK, "items": len(items), "random": nextline.RANDOM_BASELINE, "recipes": recipes,
+            "runs": [{"run_id": r["id"], "val_loss": r["val_loss"], "accuracy": float(a)}
+                     for r, a in zip(runs, table.mean(axis=1))],
+            "correlation": correlation}
 
 
 def _standard_table(p: BenchPreset, standard: list[dict], ev: _Evaluations) -> list[dict]:

@@ -36,7 +36,7 @@ def corpus(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def micro(corpus) -> BenchPreset:
     return BenchPreset("micro", budget_tokens=1200, multiples=(1, 2, 4), corpus=corpus, vocab_size=300,
-                       select_tokens=600, val_tokens=600, tokenizer_bytes=0, heldout_window=64, overrides=MICRO_RUN,
+                       select_tokens=600, val_tokens=600, tokenizer_bytes=0, heldout_window=200, overrides=MICRO_RUN,
                        sizes=(1, 2, 3), standard_epochs=(1, 2, 3), reference_epochs={2: (1, 2), 4: (1,)},
                        lrs=(3e-3,), weight_decays=(0.1, 0.8), epochs=(2, 3), max_rounds=1, members=3, joint=True,
                        distill=True, stack=True, n_boot=100)
@@ -113,6 +113,13 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
         if f["id"] in ("1", "5a", "5b", "5c", "6"):  # paired differences and fits of the micro preset's runs
             assert f["reproduced"] is not None and f["value"] is not None, f
     assert result["smoke"] is False and result["hygiene"]["select_val_gap_max"] >= 0
+    down = result["downstream"]
+    assert down["task"] == "scarce_nextline" and down["random"] == 0.25 and down["items"] > 0
+    assert set(down["recipes"]) == {"standard", "regularized", "ensemble-k3"}
+    for a in [*down["recipes"].values(), *({"value": r["accuracy"]} for r in down["runs"])]:
+        assert 0 <= a.get("low", 0) <= a["value"] <= a.get("high", 1) <= 1
+    assert len(down["runs"]) >= 4 and -1 <= down["correlation"]["rho"] <= 1
+    assert "scarce_nextline accuracy" in (out / "report.md").read_text()
 
 
 def test_tables_match_the_run_store(bench_run):

@@ -100,6 +100,14 @@ def items(store: TokenStore, max_items: int = MAX_ITEMS) -> list[dict]:
     return out
 
 
+def correct(scorer, items: list[dict]) -> np.ndarray:
+    """(len(items),) bool: whether the choice with the highest log-likelihood after the context (lm-eval's
+    `acc` for this task) is the true line. `scorer` is a `scarce.eval.scoring.Scorer`."""
+    pairs = [(it["context"], choice) for it in items for choice in it["choices"]]
+    logliks = np.array([ll for ll, _ in scorer.loglikelihood(pairs)]).reshape(len(items), CHOICES)
+    return logliks.argmax(axis=1) == np.array([it["label"] for it in items])
+
+
 def write_items(store: TokenStore, path: str | Path, max_items: int = MAX_ITEMS) -> int:
     """Write the items as JSONL at `path` (atomically); returns how many."""
     rows = items(store, max_items)

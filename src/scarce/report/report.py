@@ -365,17 +365,26 @@ def _recipe_text(name: str) -> str:
 def _recipes_section(doc: Doc, out: Path, result) -> None:
     doc.h2("Results")
     default = result.default_recipe
+    down = getattr(result, "downstream", None) or {}
     cols = ["recipe", "val loss (nats/token)", "bits/byte", "data efficiency, parametric [95% CI]",
             "data efficiency, empirical [95% CI]", "training FLOPs"]
+    if down.get("items"):
+        cols.append(f"{down['task']} accuracy [95% CI]")
     rows, csv_rows = [], []
     for name, r in result.recipes.items():
         e = r["efficiency"]
         rows.append([name + (" (default)" if name == default else ""), r["val_loss"], r["val_bpb"],
                      interval(e.get("parametric")), interval(e.get("empirical")), r["flops"]])
+        if down.get("items"):
+            a = r.get("downstream")
+            rows[-1].append(f"{a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]" if a else "-")
         csv_rows.append([name, name == default, r["val_loss"], r["val_bpb"], r["flops"]]
                         + [(e.get(k) or {}).get(f) for k in ("parametric", "empirical") for f in ("value", "low", "high")]
-                        + [extrapolated(e.get(k)) for k in ("parametric", "empirical")])
+                        + [extrapolated(e.get(k)) for k in ("parametric", "empirical")]
+                        + [(r.get("downstream") or {}).get(f) for f in ("value", "low", "high")])
     doc.table(cols, rows)
+    if down.get("items"):
+        doc.p(_downstream_text(down))
     doc.p("Every recipe trains on the same fixed budget of unique tokens. " + "; ".join(
         f"`{n}`: {_recipe_text(n)}" for n in result.recipes) + ". Data efficiency = D_ref(L) / D: the unique "
         "tokens the standard recipe needs to reach the same val loss L, over the budget D (the standard recipe is "
@@ -384,7 +393,24 @@ def _recipes_section(doc: Doc, out: Path, result) -> None:
     write_csv(out / "tables" / "recipes.csv",
               ["recipe", "default", "val_loss", "val_bpb", "flops", "eff_parametric", "eff_parametric_low",
                "eff_parametric_high", "eff_empirical", "eff_empirical_low", "eff_empirical_high",
-               "eff_parametric_extrapolated", "eff_empirical_extrapolated"], csv_rows)
+               "eff_parametric_extrapolated", "eff_empirical_extrapolated", "downstream_acc", "downstream_acc_low",
+               "downstream_acc_high"], csv_rows)
+
+
+def _downstream_text(down: dict) -> str:
+    """What the downstream column is and whether lower val loss went with higher accuracy."""
+    text = (f"Downstream: `{down['task']}` (pick the true next line among 4, {down['items']} items from the val "
+            f"split; random {down['random']:.2f}), accuracy with a 95% interval over items; an ensemble "
+            f"scores its logit average. ")
+    c = down.get("correlation")
+    if not c:
+        return text + "Too few runs for a rank correlation."
+    sign = "lower val loss goes with higher accuracy" if c["high"] is not None and c["high"] < 0 else (
+        "no clear relation between val loss and accuracy" if c["low"] is None or c["low"] < 0 < c["high"]
+        else "lower val loss goes with LOWER accuracy")
+    bounds = "" if c["low"] is None else f" [{c['low']:.2f}, {c['high']:.2f}]"
+    return text + (f"Across the {c['runs']} runs on the budget, Spearman's rho(val loss, accuracy) = "
+                   f"{c['rho']:.2f}{bounds} (interval resampling items and runs): {sign}.")
 
 
 def _reference_section(doc: Doc, out: Path, result, fits: dict) -> None:
