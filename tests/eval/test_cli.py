@@ -12,6 +12,7 @@ from scarce.cli.main import main
 from scarce.eval.nextline import TASK, items
 from scarce.eval.scoring import Scorer
 from scarce.rundir import Member
+from scarce.runs.store import RunStore
 
 from .conftest import make_run
 
@@ -28,8 +29,14 @@ def own_accuracy(scorer: Scorer, store) -> float:
 
 def test_eval_a_run(tiny_store, tmp_path, capsys):
     run = make_run(tiny_store, tmp_path / "run", seed=3)
-    assert main(["eval", "--run", str(run), "--tasks", TASK, "--out", str(tmp_path / "r.json"), "--threads", "1"]) == 0
+    assert main(["eval", "--run", str(run), "--tasks", TASK, "--out", str(tmp_path / "r.json"), "--threads", "1",
+                 "--results", str(tmp_path / "res")]) == 0
     report = json.loads((run / "evals" / f"{TASK}.json").read_text())
+    store = RunStore(tmp_path / "res")
+    [row] = store.evals(run)  # the run store records it beside the run
+    assert row["tasks"] == [TASK] and row["record"] == str((run / "evals" / f"{TASK}.json").resolve())
+    assert row["results"][TASK]["acc"] == report["results"][TASK]["acc"] and row["item_limit"] == 0
+    store.close()
     assert report == json.loads((tmp_path / "r.json").read_text())
     acc = report["results"][TASK]
     assert 0 <= acc["acc"] <= 1 and 0 <= acc["acc_norm"] <= 1 and acc["acc_stderr"] > 0
@@ -46,7 +53,9 @@ def test_eval_an_ensemble_with_a_limit(tiny_store, eval_runs, tmp_path):
     folder.mkdir()
     members = [{"run_dir": str(r)} for r in eval_runs]
     (folder / "ensemble.json").write_text(json.dumps({"combine": "prob", "members": members}))
-    assert main(["eval", "--ensemble", str(folder), "--tasks", TASK, "--limit", "5", "--batch-size", "3"]) == 0
+    assert main(["eval", "--ensemble", str(folder), "--tasks", TASK, "--limit", "5", "--batch-size", "3",
+                 "--results", str(tmp_path / "res")]) == 0
+    assert [r["item_limit"] for r in RunStore(tmp_path / "res").evals(folder)] == [5]
     report = json.loads((folder / "evals" / f"{TASK}.limit5.json").read_text())
     assert report["samples"][TASK] == 5 and report["limit"] == 5
     assert report["model"]["combine"] == "prob" and len(report["model"]["members"]) == 2
@@ -125,7 +134,8 @@ def test_own_task_yamls_of_each_request_type(eval_runs, tmp_path):
                                         "metric_list:\n  - metric: exact_match\n")
     run = tmp_path / "run"
     shutil.copytree(eval_runs[0], run)
-    assert main(["eval", "--run", str(run), "--tasks", "own_mc,own_ppl,own_gen", "--include-path", str(tasks)]) == 0
+    assert main(["eval", "--run", str(run), "--tasks", "own_mc,own_ppl,own_gen", "--include-path", str(tasks),
+                 "--results", str(tmp_path / "res")]) == 0
     report = json.loads((run / "evals" / "own_mc+own_ppl+own_gen.json").read_text())
     assert 0 <= report["results"]["own_mc"]["acc"] <= 1 and report["samples"]["own_mc"] == 3
     scorer = Scorer([Member.of_run(run)])

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import torch
 
+from scarce import rundir
 from scarce.cli import options
 from scarce.errors import UserError
 from scarce.eval import harness
 from scarce.eval.nextline import TASK as NEXTLINE
 from scarce.rundir import Member, read_config
+from scarce.runs.store import RunStore, check_results_root
 
 
 def add_parser(sub) -> None:
@@ -33,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default auto)")
     p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
     options.add_threads(p, "CPU threads (default: torch's)")
+    p.add_argument("--results", help="run store that records the evaluation (default: the one the run, or the "
+                                     "ensemble's first member, was recorded in; else $SCARCE_RESULTS or "
+                                     "./scarce-results)")
     p.set_defaults(func=run)
 
 
@@ -56,11 +61,17 @@ def run(args) -> int:
     else:
         folder = Path(args.ensemble)
         members, combine = harness.ensemble_members(folder)
+    root = check_results_root(args.results or rundir.results_root_of(members[0].run_dir))  # before the work
     report = harness.evaluate(members, tasks, combine, args.include_path, args.limit, args.batch_size, device)
     path = harness.record_path(folder, tasks, args.limit)
     harness.write_report(report, path)
     if args.out:
         harness.write_report(report, args.out)
+    store = RunStore(root)
+    try:
+        store.record_eval(folder, tasks, args.limit, path, report)
+    finally:
+        store.close()
     print(harness.table(report))
     print(f"-> {path}" + (f" and {args.out}" if args.out else ""))
     return 0

@@ -8,6 +8,7 @@ and package versions. Several processes may write at once (SQLite's own locking,
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sqlite3
@@ -42,6 +43,21 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 """A row per run folder: the same run (same config and data) trained in two folders is two rows of one id,
 so neither disappears from `scarce runs`. Stores made before keyed rows by id alone; `_setup` moves them."""
+
+EVALS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evals (
+    folder TEXT NOT NULL,
+    tasks TEXT NOT NULL,
+    item_limit INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    core REAL,
+    results TEXT NOT NULL,
+    created_at REAL,
+    PRIMARY KEY (folder, tasks, item_limit)
+)
+"""
+"""Downstream evaluations (`scarce eval`) of a run or ensemble folder: the latest per (folder, tasks, limit;
+0 = all items), with the path of its JSON record and its results (task -> metrics)."""
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
@@ -113,6 +129,29 @@ class RunStore:
                                   "started_at DESC LIMIT 1", (run_id,)).fetchone()
         return _row(row) if row else None
 
+    def record_eval(self, folder: str | os.PathLike, tasks: list[str], limit: int | None, record: str | os.PathLike,
+                    report: dict) -> None:
+        """Record a downstream evaluation of a run or ensemble folder (replacing an earlier one of the same
+        tasks and limit); non-finite metrics are stored as null."""
+        core = (report.get("core") or {}).get("score")
+        self.db.execute(
+            "INSERT OR REPLACE INTO evals (folder, tasks, item_limit, record, core, results, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(Path(folder).resolve()), ",".join(tasks), limit or 0, str(Path(record).resolve()),
+             core if isinstance(core, (int, float)) and math.isfinite(core) else None,
+             json.dumps(_finite(report.get("results", {})), sort_keys=True, allow_nan=False), time.time()))
+        self.db.commit()
+
+    def evals(self, folder: str | os.PathLike | None = None) -> list[dict]:
+        """Recorded downstream evaluations, of one folder or all, oldest first."""
+        sql, args = "SELECT * FROM evals", []
+        if folder is not None:
+            sql, args = sql + " WHERE folder=?", [str(Path(folder).resolve())]
+        rows = [dict(r) for r in self.db.execute(sql + " ORDER BY created_at", args)]
+        for r in rows:
+            r["tasks"], r["results"] = r["tasks"].split(","), json.loads(r["results"])
+        return rows
+
     def list(self, sweep: str | None = None, status: str | None = None, group: str | None = None,
              where: dict | None = None) -> list[dict]:
         """Rows in start order, filtered by sweep, status, ensemble group and config fields
@@ -136,6 +175,7 @@ def _setup(db: sqlite3.Connection, patience: float = 60.0) -> None:
             if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
+            db.execute(EVALS_SCHEMA)
             _key_rows_by_folder(db)
             db.commit()
             return
@@ -157,6 +197,17 @@ def _key_rows_by_folder(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO runs SELECT * FROM runs_by_id")
         db.execute("DROP TABLE runs_by_id")
     db.commit()
+
+
+def _finite(obj):
+    """`obj` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _row(row: sqlite3.Row) -> dict:
