@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from scarce.cli.main import main
+from scarce.data.store import open_store
 from scarce.eval.nextline import TASK, items
 from scarce.eval.scoring import Scorer
 from scarce.rundir import Member
@@ -64,6 +65,16 @@ def test_eval_an_ensemble_with_a_limit(tiny_store, eval_runs, tmp_path):
     want = [max(range(4), key=lambda c: scorer.loglikelihood([(it["context"], it["choices"][c])])[0][0])
             == it["label"] for it in first]
     assert report["items"][TASK]["acc"] == [float(w) for w in want]
+
+
+def test_a_run_whose_store_lost_its_tokenizer_is_one_line(tiny_store, tmp_path, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store.path, store)
+    run = make_run(open_store(store), tmp_path / "run", seed=1)
+    (store / "tokenizer.json").unlink()
+    assert main(["eval", "--run", str(run), "--tasks", TASK, "--results", str(tmp_path / "res")]) == 2
+    assert "tokenizer.json" in one_error_line(capsys)
+    assert not (run / "evals").exists() and not (tmp_path / "res").exists()
 
 
 def one_error_line(capsys) -> str:
