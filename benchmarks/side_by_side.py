@@ -1,6 +1,6 @@
 """scarce's training step against a minimal reference loop of the same shapes, in one process, A-B-A.
 
-    python benchmarks/side_by_side.py [--threads 2] [--steps 30] [--shapes 4x128 6x384]
+    python benchmarks/side_by_side.py [--threads 2] [--steps 30] [--shapes 4x128x16 6x384x8]
 
 The reference is plain PyTorch, what a nanoGPT-style script does: token embedding, pre-LayerNorm blocks with
 scaled_dot_product_attention (causal) and a GELU MLP, a tied head, cross-entropy, fused AdamW, gradient
