@@ -25,7 +25,7 @@ from scarce.data.loader import eval_batches
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
-from scarce.rundir import Member, read_config
+from scarce.rundir import Member, is_run, read_config, read_json
 
 COMBINES = ("logit", "prob")
 
@@ -143,3 +143,26 @@ def write_evaluation(out: str | Path, members: list[Member], combine: str = "log
     }
     atomic.write_json(out / "ensemble.json", report)
     return report
+
+
+def read_ensemble(folder: str | Path) -> tuple[list[Member], str]:
+    """The members (run and weights) and the combine rule of an ensemble folder's ensemble.json (as
+    `scarce ensemble` writes it), checked: a one-line UserError names what is wrong."""
+    path = Path(folder) / "ensemble.json"
+    if not path.is_file():
+        raise UserError(f"{folder} holds no ensemble.json; make it with `scarce ensemble --out {folder} ...`")
+    report = read_json(path)
+    members = report.get("members") if isinstance(report, dict) else None
+    if not isinstance(members, list) or not members or not all(
+            isinstance(m, dict) and isinstance(m.get("run_dir"), str) for m in members):
+        raise UserError(f"{path} lists no members (expected an object with members: [{{run_dir: ...}}, ...])")
+    combine = report.get("combine", "logit")
+    if combine not in COMBINES:
+        raise UserError(f"{path}: combine must be one of {', '.join(COMBINES)}, got {combine!r}")
+    out = []
+    for m in members:
+        if not is_run(m["run_dir"]):
+            raise UserError(f"{path}: member {m['run_dir']} is not a run directory (no config.json)")
+        out.append(Member(Path(m["run_dir"]), Path(m["weights"])) if isinstance(m.get("weights"), str)
+                   else Member.of_run(m["run_dir"]))
+    return out, combine

@@ -8,6 +8,7 @@ import torch
 
 from scarce import rundir
 from scarce.cli import options
+from scarce.ensemble import read_ensemble
 from scarce.errors import UserError
 from scarce.eval import harness
 from scarce.eval.nextline import TASK as NEXTLINE
@@ -60,7 +61,7 @@ def run(args) -> int:
         folder, members, combine = Path(args.run), [Member.of_run(args.run)], "logit"
     else:
         folder = Path(args.ensemble)
-        members, combine = harness.ensemble_members(folder)
+        members, combine = read_ensemble(folder)
     root = check_results_root(args.results or rundir.results_root_of(members[0].run_dir))  # before the work
     report = harness.evaluate(members, tasks, combine, args.include_path, args.limit, args.batch_size, device)
     path = harness.record_path(folder, tasks, args.limit)

@@ -9,8 +9,8 @@ import torch
 
 from scarce.cli import options
 from scarce.data.store import check_free
+from scarce.ensemble import read_ensemble
 from scarce.errors import UserError
-from scarce.rundir import read_json
 from scarce.sample import sample, synthesize
 
 
@@ -42,7 +42,7 @@ def run(args) -> int:
         raise UserError("--top-k must be >= 0")
     if args.streams < 1:
         raise UserError(f"--streams must be >= 1, got {args.streams}")
-    runs = args.run or _ensemble_runs(Path(args.ensemble))
+    runs = args.run or [str(m.run_dir) for m in read_ensemble(Path(args.ensemble))[0]]
     if args.store_out:
         options.check_out(args.store_out, "--store-out")  # before sampling, which takes a while
         check_free(args.store_out)
@@ -52,15 +52,3 @@ def run(args) -> int:
         return 0
     print(sample(runs, args.tokens, args.temperature, args.top_k, args.seed))
     return 0
-
-
-def _ensemble_runs(folder: Path) -> list[str]:
-    path = folder / "ensemble.json"
-    if not path.is_file():
-        raise UserError(f"{folder} holds no ensemble.json; make it with `scarce ensemble --out {folder} ...`")
-    report = read_json(path)
-    members = report.get("members") if isinstance(report, dict) else None
-    if not isinstance(members, list) or not members or not all(
-            isinstance(m, dict) and isinstance(m.get("run_dir"), str) for m in members):
-        raise UserError(f"{path} lists no members (expected an object with members: [{{run_dir: ...}}, ...])")
-    return [m["run_dir"] for m in members]

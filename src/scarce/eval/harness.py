@@ -28,11 +28,10 @@ from pathlib import Path
 
 from scarce import atomic
 from scarce.data.store import open_store
-from scarce.ensemble import COMBINES
 from scarce.errors import UserError
 from scarce.eval import core, nextline
 from scarce.eval.scoring import Scorer
-from scarce.rundir import Member, is_run, read_config, read_json
+from scarce.rundir import Member, read_config
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 EMBEDDED = (nextline.TASK,)
@@ -75,28 +74,6 @@ def lm_class() -> type:
 
     return type("ScarceLM", (_Requests, LM), {"__module__": __name__,
                                               "__doc__": "A scarce run or ensemble as an lm-eval model."})
-
-
-def ensemble_members(folder: str | Path) -> tuple[list[Member], str]:
-    """The members (run and weights) and the combine rule of an ensemble folder's ensemble.json."""
-    path = Path(folder) / "ensemble.json"
-    if not path.is_file():
-        raise UserError(f"{folder} holds no ensemble.json; make it with `scarce ensemble --out {folder} ...`")
-    report = read_json(path)
-    members = report.get("members") if isinstance(report, dict) else None
-    if not isinstance(members, list) or not members or not all(
-            isinstance(m, dict) and isinstance(m.get("run_dir"), str) for m in members):
-        raise UserError(f"{path} lists no members (expected an object with members: [{{run_dir: ...}}, ...])")
-    combine = report.get("combine", "logit")
-    if combine not in COMBINES:
-        raise UserError(f"{path}: combine must be one of {', '.join(COMBINES)}, got {combine!r}")
-    out = []
-    for m in members:
-        if not is_run(m["run_dir"]):
-            raise UserError(f"{path}: member {m['run_dir']} is not a run directory (no config.json)")
-        out.append(Member(Path(m["run_dir"]), Path(m["weights"])) if isinstance(m.get("weights"), str)
-                   else Member.of_run(m["run_dir"]))
-    return out, combine
 
 
 def parse_tasks(text: str) -> list[str]:
