@@ -64,11 +64,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else print
-    device = args.device or "auto"  # of the evaluations and teachers; training follows train.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is available")
+    device = options.resolve_device(args.device)  # of the evaluations and teachers; training follows train.device
     if args.runs or args.snapshots:
         if args.runs and args.snapshots:
             raise UserError("give --runs or --snapshots, not both")

@@ -55,7 +55,7 @@ def run(args) -> int:
             raise UserError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     options.check_file_out(args.out, "--out")
-    device = _device(args.device)
+    device = options.resolve_device(args.device)
     if args.run:
         read_config(args.run)  # a one-line error when it is not a run
         folder, members, combine = Path(args.run), [Member.of_run(args.run)], "logit"
@@ -76,11 +76,3 @@ def run(args) -> int:
     print(harness.table(report))
     print(f"-> {path}" + (f" and {args.out}" if args.out else ""))
     return 0
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is available")
-    return name

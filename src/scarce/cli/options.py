@@ -14,6 +14,8 @@ import math
 import re
 from pathlib import Path
 
+import torch
+
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
 from scarce.errors import UserError
 from scarce.rundir import blocking_file
@@ -196,3 +198,11 @@ def merge_file(cfg: RunConfig, path: str) -> RunConfig:
             d[key] = value
     return RunConfig.from_dict(d)
 
+
+def resolve_device(name: str | None) -> str:
+    """--device: `auto` (or unset) is the GPU when there is one, else the CPU; `cuda` without one is an error."""
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but no CUDA device is available")
+    return name
