@@ -90,6 +90,21 @@ class ModelConfig:
     """Fraction of training after which looping switches on (a pure function of the step)."""
     mtp_weight: float = 0.0
     """Weight of the multi-token-prediction auxiliary loss (predict token t+2; training only); 0 disables."""
+    # -- the shapes of other families (GPT-2, Llama), for models started from their weights ---------
+    norm: str = "rms"
+    """Normalisation: 'rms' (RMSNorm) or 'layer' (LayerNorm, GPT-2)."""
+    norm_affine: bool = False
+    """Learned per-channel gain of every norm (and bias, for LayerNorm); off: the parameter-free RMSNorm."""
+    norm_eps: float = 0.0
+    """Epsilon of the norms; 0: the dtype's machine epsilon for RMSNorm, 1e-5 for LayerNorm."""
+    bias: bool = False
+    """Biases on the attention and MLP linear maps (GPT-2; Llama with attention_bias)."""
+    position: str = "rotary"
+    """Positions: 'rotary' (RoPE on queries and keys) or 'learned' (an absolute embedding added to the input, GPT-2)."""
+    kv_heads: int = 0
+    """Key/value heads (grouped-query attention, Llama); 0: one per query head."""
+    rope_scaling: str = ""
+    """Rotary frequency scaling: '' (none) or 'llama3:FACTOR:LOW:HIGH:ORIGINAL_CONTEXT' (Llama 3.1+)."""
 
     def __post_init__(self):
         _check(self.depth >= 1, "model.depth", "must be >= 1")
@@ -103,7 +118,7 @@ class ModelConfig:
         _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _check(0.0 <= self.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)")
         _check(self.rope_base > 1, "model.rope_base", "must be > 1")
-        _check(self.mlp in ("relu2", "swiglu"), "model.mlp", "must be relu2 or swiglu")
+        _check(self.mlp in ("relu2", "swiglu", "gelu"), "model.mlp", "must be relu2, swiglu or gelu")
         _check(self.swiglu_hidden >= 0, "model.swiglu_hidden", "must be >= 0 (0 derives it from width)")
         for name in ("value_embed", "key_offset"):
             layer_set(getattr(self, name), self.depth, f"model.{name}")
@@ -115,6 +130,12 @@ class ModelConfig:
         _check(0.0 <= self.loop_from <= 1.0, "model.loop_from", "must be in [0, 1]")
         _ = self.loop_range  # validates loop_layers
         _check(self.mtp_weight >= 0, "model.mtp_weight", "must be >= 0 (0 disables)")
+        _check(self.norm in ("rms", "layer"), "model.norm", "must be rms or layer")
+        _check(self.norm_eps >= 0, "model.norm_eps", "must be >= 0 (0: the default)")
+        _check(self.position in ("rotary", "learned"), "model.position", "must be rotary or learned")
+        _check(self.kv_heads >= 0 and (self.kv_heads == 0 or self.n_heads % self.kv_heads == 0), "model.kv_heads",
+               f"must divide the {self.n_heads} query heads (0: one per query head)")
+        _ = self.rope_factors  # validates rope_scaling
 
     @property
     def d_model(self) -> int:
@@ -131,6 +152,25 @@ class ModelConfig:
         if self.mlp == "swiglu":
             return self.swiglu_hidden or 256 * math.ceil(8 * self.d_model / 3 / 256)
         return int(round(self.mlp_ratio * self.d_model))
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.kv_heads or self.n_heads
+
+    @property
+    def rope_factors(self) -> tuple[float, float, float, int] | None:
+        """(factor, low_freq_factor, high_freq_factor, original context) of rope_scaling, or None."""
+        if not self.rope_scaling:
+            return None
+        kind, _, rest = self.rope_scaling.partition(":")
+        try:
+            factor, low, high, original = (float(x) for x in rest.split(":"))
+        except ValueError:  # not four numbers
+            factor = low = high = original = 0.0
+        _check(kind == "llama3" and factor >= 1 and 0 < low < high and original >= 1, "model.rope_scaling",
+               f"must be '' or llama3:FACTOR:LOW:HIGH:ORIGINAL_CONTEXT (e.g. llama3:32:1:4:8192), "
+               f"got {self.rope_scaling!r}")
+        return factor, low, high, int(original)
 
     @property
     def loop_range(self) -> tuple[int, int] | None:
@@ -342,7 +382,8 @@ class InitConfig:
     """Seed of the initial weights; -1 uses train.seed (ensembles may seed init and data order apart)."""
     source: str = ""
     """'' starts from random weights; the directory of a scarce run starts from its select-chosen
-    weights (same model config; the optimizer state starts fresh)."""
+    weights (same model config); 'hf:NAME_OR_PATH' from a Hugging Face GPT-2 or Llama model (a local folder
+    or the HF cache), whose architecture replaces the model section's. The optimizer state starts fresh."""
 
     def __post_init__(self):
         _check(self.seed >= -1, "init.seed", "must be >= 0, or -1 to use train.seed")
@@ -354,7 +395,9 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 # Fields that change how a run is executed, not what it computes: left out of the run id.
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints")}
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
-                ("train", "snapshot_every"): 0}
+                ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
+                ("model", "norm_eps"): 0.0, ("model", "bias"): False, ("model", "position"): "rotary",
+                ("model", "kv_heads"): 0, ("model", "rope_scaling"): ""}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

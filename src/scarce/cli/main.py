@@ -16,6 +16,7 @@ from scarce import __version__
 from scarce.cli import (
     bench,
     ensemble,
+    export,
     fit,
     prepare,
     quickstart,
@@ -30,7 +31,8 @@ from scarce.cli import eval as eval_command  # not the builtin
 from scarce.cli.options import ArgumentParser
 from scarce.errors import UserError
 
-COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, sweep, recipe, bench, report]
+COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, export, sweep, recipe, bench,
+            report]
 """In the order `scarce --help` lists them."""
 
 

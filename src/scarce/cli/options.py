@@ -18,6 +18,7 @@ import torch
 
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
 from scarce.errors import UserError
+from scarce.model import hf
 from scarce.rundir import blocking_file
 from scarce.runs.executors import EXECUTORS, make_executor
 
@@ -134,6 +135,9 @@ def add_run_config(p, what: str = "the run") -> None:
     horizon.add_argument("--epochs", type=float, help="horizon in epochs over the train split")
     horizon.add_argument("--tokens", type=parse_count, help="horizon in training tokens (e.g. 2M)")
     horizon.add_argument("--tokens-per-param", type=float, help="horizon as a tokens:params ratio")
+    p.add_argument("--init", metavar="SOURCE", help="start from existing weights: a scarce run folder (its "
+                   "select-chosen weights) or hf:NAME_OR_PATH, a Hugging Face GPT-2 or Llama model from a local "
+                   "folder or the HF cache, whose architecture the run takes (continued pretraining)")
     add_threads(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
 
@@ -165,7 +169,8 @@ def run_config(args) -> RunConfig:
     cfg = get_preset(args.preset)
     if args.config:
         cfg = merge_file(cfg, args.config)
-    named = {"train.seed": args.seed, "train.threads": args.threads, "train.device": args.device}
+    named = {"train.seed": args.seed, "train.threads": args.threads, "train.device": args.device,
+             "init.source": args.init}
     overrides = [f"{k}={json.dumps(v)}" for k, v in named.items() if v is not None]
     cfg = apply_overrides(cfg, list(args.overrides) + overrides)
     if args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None:
@@ -174,6 +179,12 @@ def run_config(args) -> RunConfig:
                 raise UserError(f"{flag} must be a finite number > 0, got {value}")
         cfg = set_horizon(cfg, args.epochs or 0.0, args.tokens or 0, args.tokens_per_param or 0.0)
         cfg = RunConfig.from_dict(cfg.to_dict())  # re-validate
+    if hf.is_hf(cfg.init.source):
+        fixed = [o.split("=", 1)[0] for o in args.overrides if o.split("=", 1)[0] in
+                 {f"model.{f}" for f in hf.ARCHITECTURE}]
+        if fixed:
+            raise UserError(f"{', '.join(fixed)}: set by {cfg.init.source}; a run started from a HF model keeps "
+                            "its architecture")
     cfg.data = args.data
     return cfg
 

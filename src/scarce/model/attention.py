@@ -1,4 +1,5 @@
-"""Causal self-attention with rotary positions, through `F.scaled_dot_product_attention`.
+"""Causal self-attention with rotary positions (none when the model learns absolute ones), through
+`F.scaled_dot_product_attention`; grouped-query attention when model.kv_heads is set (Llama).
 
 Optional per-layer pieces, each off by default: QK-norm, value embeddings, key offset, a sliding
 window, exclusive self attention and a per-head output gate.
@@ -18,12 +19,12 @@ from scarce.model.value_embed import ValueEmbedding
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: Rotary, layer: int = 0):
+    def __init__(self, cfg: ModelConfig, rotary: Rotary | None, layer: int = 0):
         super().__init__()
         d = cfg.d_model
-        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
-        self.proj = nn.Linear(d, d, bias=False)
+        self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.qkv = nn.Linear(d, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=cfg.bias)
+        self.proj = nn.Linear(d, d, bias=cfg.bias)
         self.rotary = rotary
         self.attn_dropout = cfg.attn_dropout
         self.qk_norm, self.xsa = cfg.qk_norm, cfg.xsa
@@ -34,12 +35,17 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        H, KV = self.n_heads, self.n_kv
+        qkv = self.qkv(x).view(B, T, H + 2 * KV, self.head_dim).transpose(1, 2)  # (B, H + 2KV, T, D)
+        q, k, v = qkv.split((H, KV, KV), dim=1)  # (B, H, T, D), (B, KV, T, D) x 2
+        if KV < H:  # grouped-query attention: each key/value head serves H/KV consecutive query heads
+            k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
         if self.ve is not None:
             v = v + self.ve(x, x0)
         if self.qk_norm:
             q, k = rms_norm(q), rms_norm(k)
-        q, k = self.rotary(q), self.rotary(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
         if self.key_offset:
             k = shift_keys(k)
         p = self.attn_dropout if self.training else 0.0

@@ -1,4 +1,6 @@
-"""A GPT with the modern baseline: pre-norm RMSNorm, rotary attention, ReLU² MLP, no biases.
+"""A GPT with the modern baseline: pre-norm RMSNorm, rotary attention, ReLU² MLP, no biases. The same
+blocks take the shapes of GPT-2 and Llama (norms with parameters, biases, learned positions, GELU or
+SwiGLU, grouped-query attention) so that a run can start from those families' weights (`model/hf.py`).
 
 `GPT.forward` is a loop over blocks (in the order `layer_order` gives, which replays the looped
 layers); the optional U-Net skips, residual lambdas, multi-token head and logit softcap are visible
@@ -19,7 +21,7 @@ from scarce.model.attention import CausalSelfAttention
 from scarce.model.looping import layer_order
 from scarce.model.mlp import build_mlp
 from scarce.model.mtp import MTPHead
-from scarce.model.norm import rms_norm
+from scarce.model.norm import Norm
 from scarce.model.rotary import Rotary
 from scarce.model.skips import ResidualLambdas, UNetSkips
 from scarce.model.softcap import capped_linear
@@ -36,15 +38,16 @@ def residual_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: Rotary, layer: int = 0):
+    def __init__(self, cfg: ModelConfig, rotary: Rotary | None, layer: int = 0):
         super().__init__()
+        self.norm1, self.norm2 = Norm(cfg), Norm(cfg)
         self.attn = CausalSelfAttention(cfg, rotary, layer)
         self.mlp = build_mlp(cfg)
         self.p = cfg.dropout
 
     def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + residual_dropout(self.attn(rms_norm(x), x0), self.p, self.training)
-        return x + residual_dropout(self.mlp(rms_norm(x)), self.p, self.training)
+        x = x + residual_dropout(self.attn(self.norm1(x), x0), self.p, self.training)
+        return x + residual_dropout(self.mlp(self.norm2(x)), self.p, self.training)
 
 
 class GPT(nn.Module):
@@ -55,8 +58,12 @@ class GPT(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.embed = nn.Embedding(cfg.vocab_size, d)
-        rotary = Rotary(cfg.head_dim, cfg.seq_len, cfg.rope_base, cfg.rotary_frac)
+        self.pos = nn.Embedding(cfg.seq_len, d) if cfg.position == "learned" else None
+        rotary = None
+        if cfg.position == "rotary":
+            rotary = Rotary(cfg.head_dim, cfg.seq_len, cfg.rope_base, cfg.rotary_frac, cfg.rope_factors)
         self.blocks = nn.ModuleList(Block(cfg, rotary, i) for i in range(cfg.depth))
+        self.norm = Norm(cfg)
         self.head = None if cfg.tie_embeddings else nn.Linear(d, cfg.vocab_size, bias=False)
         self.skips = UNetSkips(cfg.depth) if cfg.unet_skips else None
         self.lambdas = ResidualLambdas(cfg.depth) if cfg.resid_lambdas else None
@@ -66,9 +73,12 @@ class GPT(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * depth); then the
-        knobs' own init (zero gates, unit lambdas) so that they start as the baseline."""
+        """GPT-2 init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * depth), biases zero;
+        then the knobs' own init (zero gates, unit lambdas and norm gains) so that they start as the baseline."""
         for name, p in self.named_parameters():
+            if name.endswith(".bias"):
+                nn.init.zeros_(p)
+                continue
             std = 0.02
             if name.endswith("proj.weight"):
                 std = 0.02 / math.sqrt(2 * self.cfg.depth)
@@ -79,7 +89,10 @@ class GPT(nn.Module):
 
     def hidden(self, idx: torch.Tensor) -> torch.Tensor:
         """The final normalised hidden states (B, T, d)."""
-        x0 = x = self.embed(idx)  # (B, T, d)
+        x = self.embed(idx)  # (B, T, d)
+        if self.pos is not None:
+            x = x + self.pos(torch.arange(idx.size(1), device=idx.device))
+        x0 = x
         saved: dict[int, torch.Tensor] = {}  # first-half outputs for the U-Net skips
         for i in layer_order(self.cfg.depth, self.cfg.loop_range, self.loops):
             if self.lambdas is not None:
@@ -89,7 +102,7 @@ class GPT(nn.Module):
             x = self.blocks[i](x, x0)
             if self.skips is not None:
                 self.skips.send(i, x, saved)
-        return rms_norm(x)
+        return self.norm(x)
 
     def unembed(self, h: torch.Tensor) -> torch.Tensor:
         weight = self.embed.weight if self.head is None else self.head.weight
@@ -115,9 +128,9 @@ class GPT(nn.Module):
 
 
 def param_counts(model: GPT) -> dict[str, int]:
-    """Total parameters and non-embedding parameters (the embedding table, and the head when untied, excluded)."""
+    """Total parameters and non-embedding parameters (the embedding tables, and the head when untied, excluded)."""
     total = sum(p.numel() for p in model.parameters())
-    embedding = model.embed.weight.numel() + (model.head.weight.numel() if model.head is not None else 0)
+    embedding = sum(m.weight.numel() for m in (model.embed, model.pos, model.head) if m is not None)
     return {"total": total, "non_embedding": total - embedding}
 
 

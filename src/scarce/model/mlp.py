@@ -1,5 +1,5 @@
-"""The MLP: ReLU squared (So et al., 2021, Primer), the nanoGPT-speedrun default, or SwiGLU
-(Shazeer, 2020), the gated MLP of LLaMA and of the fixed-data records."""
+"""The MLP: ReLU squared (So et al., 2021, Primer), the nanoGPT-speedrun default, SwiGLU (Shazeer, 2020),
+the gated MLP of LLaMA and of the fixed-data records, or GELU (tanh approximation), GPT-2's."""
 
 from __future__ import annotations
 
@@ -13,11 +13,18 @@ from scarce.config import ModelConfig
 class ReluSquaredMLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.proj = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=False)
+        self.fc = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(F.relu(self.fc(x)).square())
+
+
+class GeluMLP(ReluSquaredMLP):
+    """GPT-2's MLP: GELU with the tanh approximation ('gelu_new')."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
 
 
 class SwiGLU(nn.Module):
@@ -25,13 +32,13 @@ class SwiGLU(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.gate = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.fc = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.proj = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=False)
+        self.gate = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=cfg.bias)
+        self.fc = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(F.silu(self.gate(x)) * self.fc(x))
 
 
 def build_mlp(cfg: ModelConfig) -> nn.Module:
-    return SwiGLU(cfg) if cfg.mlp == "swiglu" else ReluSquaredMLP(cfg)
+    return {"swiglu": SwiGLU, "gelu": GeluMLP, "relu2": ReluSquaredMLP}[cfg.mlp](cfg)

@@ -20,6 +20,7 @@ from scarce import rundir
 from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import Diverged, UserError
+from scarce.model import hf
 from scarce.progress import format_seconds
 from scarce.runs.executors import LocalExecutor
 from scarce.runs.store import RunStore, results_root
@@ -36,7 +37,9 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     if cfg.mix.store:
         cfg.mix.store = str(Path(cfg.mix.store).resolve())
     cfg.objective.teachers = [str(Path(t).resolve()) for t in cfg.objective.teachers]
-    if cfg.init.source:
+    if hf.is_hf(cfg.init.source):
+        cfg.init.source = hf.PREFIX + hf.name_of(cfg.init.source)
+    elif cfg.init.source:
         cfg.init.source = str(Path(cfg.init.source).resolve())
     return cfg
 
@@ -105,6 +108,8 @@ def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: 
 def same_run(stored: RunConfig, cfg: RunConfig) -> bool:
     """Whether a stored (resolved) config is the run `cfg` asks for."""
     probe = RunConfig.from_dict(cfg.to_dict())
+    if hf.is_hf(probe.init.source):  # the architecture was filled from the HF model
+        probe.model = hf.resolve(probe.model, probe.init.source)
     if probe.model.vocab_size == 0:  # filled from the token store when the run started
         probe.model.vocab_size = stored.model.vocab_size
     return stored.run_id() == probe.run_id()

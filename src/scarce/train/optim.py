@@ -18,9 +18,8 @@ from scarce.train.muon import MuonAdamW
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
-    embed_ids = {id(model.embed.weight)}
-    if getattr(model, "head", None) is not None:
-        embed_ids.add(id(model.head.weight))
+    embed_ids = {id(m.weight) for m in (model.embed, getattr(model, "pos", None), getattr(model, "head", None))
+                 if m is not None}
     gate_ids = {id(p) for m in model.modules() if isinstance(m, HeadGate) for p in m.parameters()}
     matrices, embeds, scalars = [], [], []
     for p in model.parameters():

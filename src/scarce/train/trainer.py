@@ -8,6 +8,7 @@ resumed run replays exactly what the uninterrupted run would have done.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -23,6 +24,7 @@ from scarce.data.loader import MixLoader, WindowLoader
 from scarce.data.store import TokenStore, open_store
 from scarce.errors import Diverged, UserError
 from scarce.eval.loss import evaluate
+from scarce.model import hf
 from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
 from scarce.progress import format_seconds, progress_bar
@@ -48,7 +50,15 @@ class TrainState:
 
 
 def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
-    """Fill what comes from the data (vocabulary) and check the model fits it."""
+    """Fill what comes from the data (vocabulary) or from a HF model the run starts from (architecture,
+    tokenizer), and check the model fits the data."""
+    if hf.is_hf(cfg.init.source):
+        cfg.model = hf.resolve(cfg.model, cfg.init.source)
+        check_tokenizer(store, cfg.init.source)
+        if store.vocab_size > cfg.model.vocab_size:
+            raise UserError(f"vocabulary mismatch: {store.path} has {store.vocab_size} tokens but {cfg.init.source} "
+                            f"embeds {cfg.model.vocab_size}")
+        return cfg
     if cfg.model.vocab_size == 0:
         cfg.model.vocab_size = store.vocab_size
     elif cfg.model.vocab_size != store.vocab_size:
@@ -58,6 +68,17 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
             f"or leave model.vocab_size at 0 (taken from the store)"
         )
     return cfg
+
+
+def check_tokenizer(store: TokenStore, source: str) -> None:
+    """A run from a HF model trains on a store made with that model's tokenizer (`prepare --tokenizer hf:...`)."""
+    from scarce.data.tokenizer import hf_tokenizer  # TODO(move to top once data/tokenizer has it)
+
+    model_tok = hashlib.sha256(hf_tokenizer(hf.name_of(source)).to_json().encode()).hexdigest()
+    if model_tok != store.manifest["tokenizer"]["sha256"]:
+        made = store.manifest["tokenizer"].get("source") or store.manifest["tokenizer"].get("kind", "?")
+        raise UserError(f"tokenizer mismatch: {store.path} was made with the tokenizer {made}, not {source}'s; "
+                        f"prepare the store with --tokenizer {source}")
 
 
 def total_steps(cfg: RunConfig, loader: WindowLoader, params: int) -> int:
@@ -74,7 +95,9 @@ def build_model(cfg: RunConfig, device: str) -> GPT:
     weights of the run named by init.source."""
     torch.manual_seed(cfg.init.seed if cfg.init.seed >= 0 else cfg.train.seed)
     model = GPT(cfg.model)
-    if cfg.init.source:
+    if hf.is_hf(cfg.init.source):
+        rundir.load_state(model, hf.load_weights(cfg.init.source, cfg.model), cfg.init.source)
+    elif cfg.init.source:
         rundir.load_state(model, rundir.load_weights(rundir.best_weights(cfg.init.source)), cfg.init.source)
     return model.to(device)
 
