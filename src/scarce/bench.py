@@ -10,6 +10,9 @@ The pipeline, each step resumable through the run store (a run whose config hash
    limit), every prefix k = 1..K evaluated on val; the K-scaling law and the two-step joint limit;
 4. distillation at the largest size: the K-member ensemble into one student, self-distillation from
    one member, and chain distillation (member k learns from member k-1);
+0. continued pretraining (a preset with `pretrain_corpus`, e.g. `cpu-cpt`): first a model is pretrained on
+   another corpus (one tokenizer for both), and every run above starts from its weights: the standard CPT
+   (usual weight decay, epochs tuned) is the reference and the recipes are regularized and ensemble CPT;
 5. fits, data efficiency D_ref(L) / D (parametric and empirical) and the findings: each published
    finding checked and stated reproduced or not, with its number and 95% interval.
 
@@ -123,6 +126,13 @@ class BenchPreset:
     and every run on the budget is scored on; 0 leaves the downstream column out."""
     smoke: bool = False
     """A smoke test of the pipeline, too small for findings: the report says so."""
+    pretrain_corpus: str = ""
+    """Continued pretraining: the corpus the starting model is pretrained on ('' = every run starts from
+    random weights). Its BPE tokenizes both corpora; every run of the bench starts from that model."""
+    pretrain_tokens: int = 0
+    """Train tokens of the pretraining corpus."""
+    pretrain_epochs: float = 1.0
+    pretrain_lr: float = 3e-3
 
     def __post_init__(self):
         if self.budget_tokens < 1:
@@ -133,6 +143,8 @@ class BenchPreset:
             raise ValueError("sizes, standard_epochs, members: need at least one each")
         if self.reference_size and self.reference_size not in self.sizes:
             raise ValueError("reference_size: must be one of sizes")
+        if self.pretrain_corpus and (len(self.sizes) != 1 or self.pretrain_tokens < 1):
+            raise ValueError("pretrain_corpus: continued pretraining needs one size and pretrain_tokens >= 1")
 
     @property
     def largest(self) -> int:
@@ -183,6 +195,15 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         lrs=(1.5e-3, 3e-3, 6e-3), weight_decays=(0.8, 1.6, 3.2, 6.4), epochs=(4, 8, 16, 32),
         regularized_start={"optim.lr": 3e-3, "optim.weight_decay": 3.2, "train.epochs": 8}, max_rounds=3,
         members=4, joint=True, distill=True, stack=True),
+    # Continued pretraining (Kim et al.'s CPT setting in miniature): depth 4 pretrained on the stdlib's library
+    # code (2M tokens), continued on a 100k-token budget of its test suites, the two domains one tokenizer.
+    "cpu-cpt": BenchPreset(
+        "cpu-cpt", budget_tokens=100_000, multiples=(1, 2, 4, 8), corpus="stdlib:tests", vocab_size=512,
+        select_tokens=100_000, val_tokens=100_000, heldout_window=384, overrides=CPU_FAMILY, sizes=(4,),
+        lr=1e-3, standard_epochs=(1, 2, 4, 8), reference_epochs={2: (1, 2, 4, 8), 4: (1, 2, 4), 8: (1, 2, 4)},
+        lrs=(5e-4, 1e-3, 2e-3), weight_decays=(0.4, 1.6, 3.2, 6.4), epochs=(2, 4, 8, 16),
+        regularized_start={"optim.lr": 1e-3, "optim.weight_decay": 1.6, "train.epochs": 4}, max_rounds=2,
+        members=4, pretrain_corpus="stdlib:library", pretrain_tokens=2_000_000, pretrain_epochs=1.0),
     # The published fixed-data setting: ~100M unique tokens, GPT-2-small-shaped models.
     "gpu-100m": BenchPreset(
         "gpu-100m", budget_tokens=100_000_000, multiples=(1, 2, 4, 8), vocab_size=32_768, select_tokens=2_000_000,
@@ -241,6 +262,9 @@ class BenchResult:
     """Students of the largest size: ensemble to student, self-distillation, chain, with their val losses."""
     hygiene: dict = field(default_factory=dict)
     """|select - val| on the reference runs and the standard error of a paired loss difference."""
+    cpt: dict | None = None
+    """Continued pretraining: the pretraining corpus, the pretrained model's run and its val loss on the CPT
+    corpus before any continued training (None when runs start from random weights)."""
     downstream: dict | None = None
     """The embedded task (`scarce_nextline`): items, random baseline, accuracy of each run on the budget and
     each recipe with a bootstrap interval over items, and the rank correlation of val loss with accuracy
@@ -287,8 +311,10 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
     runs = _Runs(p, out, make_executor("local", workers, threads=1), results, log)
-    standard = runs.run("standard", _standard_points(p, stores))
-    chosen, single = _regularized(p, runs, stores[1])
+    base = _pretrain(p, runs, out, stores[1]) if p.pretrain_corpus else None
+    init = {"init.source": base["run_dir"]} if base else {}
+    standard = runs.run("standard", _standard_points(p, stores, init))
+    chosen, single = _regularized(p, runs, stores[1], init)
     ensembles, distillation = {}, None
     if recipe == "ensemble" and p.members > 1:
         for depth in (p.sizes if p.joint else (p.largest,)):
@@ -300,10 +326,12 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
             distillation = _distill(p, runs, chosen[p.largest], ensembles[p.largest])
     ev = _Evaluations(out, log)
     result, fits = _results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev)
+    if base:
+        result.cpt = _cpt(p, base, stores[1], ev)
     trained = [r for rows in (standard, single, *ensembles.values()) for r in rows]
     if distillation:
         trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
-    trained = list({r["id"]: r for r in trained}.values())
+    trained = list({r["id"]: r for r in ([base] if base else []) + trained}.values())
     result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r["id"] for r in trained]
     result.token_passes = int(sum(r["tokens_seen"] or 0 for r in trained))
     result.data = str(stores[max(p.multiples)].path)
@@ -317,6 +345,9 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
 def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
     """Multiple -> token store: the largest is prepared (or given); the others are nested prefixes of it."""
     top = max(p.multiples)
+    if data and p.pretrain_corpus:
+        raise UserError(f"--data does not apply to {p.name}: it prepares its two corpora itself (pretraining and "
+                        "continued pretraining, one tokenizer)")
     if data:
         base = open_store(data)
         held = base.manifest["splits"]["train"]["tokens"]
@@ -325,9 +356,12 @@ def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
             raise UserError(f"{data} holds {held:,} train tokens, too few for {top} reference sizes")
     else:
         budget = p.budget_tokens
+        tokenizer = None
+        if p.pretrain_corpus:  # the pretraining corpus trains the BPE; the CPT corpus is cut with it
+            tokenizer = str(_pretrain_store(p, out, log).path / "tokenizer.json")
         base = prepare(p.corpus, out / "stores" / "base", p.vocab_size, budget * top, p.select_tokens,
-                       p.val_tokens, tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
-                       heldout_window=p.heldout_window)
+                       p.val_tokens, tokenizer=tokenizer, tokenizer_bytes=p.tokenizer_bytes, log=log,
+                       near_duplicates=p.near_duplicates, heldout_window=p.heldout_window)
     stores = {}
     for m in p.multiples:
         n = budget * m
@@ -336,10 +370,38 @@ def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
     return stores
 
 
-def _standard_points(p: BenchPreset, stores: dict) -> list[dict]:
+def _pretrain_store(p: BenchPreset, out: Path, log: Log):
+    return prepare(p.pretrain_corpus, out / "stores" / "pretrain", p.vocab_size, p.pretrain_tokens, p.select_tokens,
+                   p.val_tokens, tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
+                   heldout_window=p.heldout_window)
+
+
+def _pretrain(p: BenchPreset, runs: _Runs, out: Path, cpt_store) -> dict:
+    """The model continued pretraining starts from: the standard recipe on the pretraining corpus."""
+    store = _pretrain_store(p, out, runs.log)
+    if store.manifest["tokenizer"]["sha256"] != cpt_store.manifest["tokenizer"]["sha256"]:
+        raise UserError(f"{cpt_store.path} was not cut with the tokenizer of {store.path}; remove {out / 'stores'}")
+    point = {"data": str(store.path.resolve()), "model.depth": p.largest, "optim.lr": p.pretrain_lr,
+             "optim.weight_decay": STANDARD_WD, "model.dropout": 0.0, "train.epochs": p.pretrain_epochs,
+             "tags.stage": "pretrain"}
+    return runs.run("pretrain", [point])[0]
+
+
+def _cpt(p: BenchPreset, base: dict, store, ev: _Evaluations) -> dict:
+    """Where continued pretraining starts: the pretrained model and its loss on the CPT corpus's val."""
+    on_cpt = {**base, "id": f"{base['id']}@{store.fingerprint}", "config": {**base["config"], "data": str(store.path)}}
+    nll = ev.windows([on_cpt])[0]
+    return {"pretrain_corpus": p.pretrain_corpus, "corpus": p.corpus, "pretrain_tokens": p.pretrain_tokens,
+            "pretrain_epochs": p.pretrain_epochs, "base_run": base["id"], "base_run_dir": base["run_dir"],
+            "base_val_loss_pretrain_corpus": base["val_loss"],
+            "base_val_loss": float(nll.sum() / (len(nll) * _tokens_per_window(base)))}
+
+
+def _standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> list[dict]:
     """The standard recipe: every size at 1x over standard_epochs; the reference size at every multiple."""
-    points = [_standard(p, stores[1], d, 1, e) for d in p.sizes for e in p.standard_epochs]
-    points += [_standard(p, stores[m], p.reference_depth, m, e) for m in p.multiples if m != 1
+    init = init or {}
+    points = [{**_standard(p, stores[1], d, 1, e), **init} for d in p.sizes for e in p.standard_epochs]
+    points += [{**_standard(p, stores[m], p.reference_depth, m, e), **init} for m in p.multiples if m != 1
                for e in p.reference_grid(m)]
     return points
 
@@ -350,11 +412,12 @@ def _standard(p: BenchPreset, store, depth: int, multiple: int, epochs: float) -
             "tags.stage": "standard", "tags.multiple": multiple}
 
 
-def _regularized(p: BenchPreset, runs: _Runs, store) -> tuple[dict, list[dict]]:
+def _regularized(p: BenchPreset, runs: _Runs, store, init: dict | None = None) -> tuple[dict, list[dict]]:
     """Certified descent per size, in lockstep; returns depth -> {point, row, descent} and every run tried."""
     axes = {"optim.lr": sorted(p.lrs), "optim.weight_decay": sorted(p.weight_decays), "train.epochs": sorted(p.epochs)}
     start = {k: v for k, v in p.regularized_start.items() if k in axes} or None
-    base = {"data": str(store.path.resolve()), "model.dropout": p.regularized_dropout, "tags.stage": "regularized"}
+    base = {"data": str(store.path.resolve()), "model.dropout": p.regularized_dropout, "tags.stage": "regularized",
+            **(init or {})}
     tried: dict[str, tuple[dict, dict]] = {}
 
     def evaluate(points: list[dict]) -> list[float]:

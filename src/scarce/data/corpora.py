@@ -4,6 +4,9 @@ Sources:
 - `stdlib`: the running Python's standard-library `.py` files (site-packages and dist-packages left
   out), one document per file, in sorted path order. It ships with every Python, so the default
   corpus needs no download and tests and benchmarks can rely on it.
+- `stdlib:library` and `stdlib:tests`: the same files split into two domains a user tells apart, the
+  test suites (files named `test_*.py` or under a `test`, `tests` or `idle_test` folder) and the rest
+  (library code): the continued-pretraining bench pretrains on one and continues on the other.
 - `files:PATH`: a `.txt` file, a `.jsonl` file with a `text` field per line (one document per line),
   or a folder of such files (searched recursively, sorted). A `.txt` file is one document, unless it
   holds lines that are exactly `<|endoftext|>`: those separate documents (the convention of GPT-2
@@ -30,20 +33,23 @@ from scarce.errors import UserError
 DEFAULT_SOURCE = "stdlib"
 TXT_SEPARATOR = "<|endoftext|>"
 FILE_SUFFIXES = (".txt", ".jsonl")
+STDLIB_DOMAINS = ("library", "tests")
+TEST_FOLDERS = {"test", "tests", "idle_test"}
 
 
 def iter_documents(source: str) -> Iterator[str]:
     """Yield the non-empty documents of `source`, in a deterministic order."""
     kind, _, arg = source.partition(":")
-    if kind == "stdlib" and not arg:
-        docs = _stdlib_documents()
+    if kind == "stdlib" and arg in ("", *STDLIB_DOMAINS):
+        docs = _stdlib_documents(arg)
     elif kind == "files" and arg:
         docs = _files_documents(Path(arg).expanduser())
     elif kind == "hf" and arg:
         docs = _hf_documents(arg)
     else:
         raise UserError(
-            f"unknown corpus source {source!r}; use 'stdlib', 'files:PATH' (a .txt/.jsonl file or a folder) "
+            f"unknown corpus source {source!r}; use 'stdlib' (or stdlib:library, stdlib:tests), 'files:PATH' "
+            "(a .txt/.jsonl file or a folder) "
             "or 'hf:NAME[:CONFIG]'"
         )
     return (d for d in docs if d.strip())
@@ -74,7 +80,7 @@ def describe(source: str) -> str:
     """One line saying where the documents of `source` come from (for summaries and manifests)."""
     kind, _, arg = source.partition(":")
     if kind == "stdlib":
-        return f"Python standard library .py files under {_stdlib_root()}"
+        return f"Python standard library .py files under {_stdlib_root()}" + (f" ({arg} only)" if arg else "")
     if kind == "files":
         return f"text files under {Path(arg).expanduser().resolve()}"
     if kind == "hf":
@@ -86,14 +92,22 @@ def _stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def _stdlib_documents() -> Iterator[str]:
+def _stdlib_documents(domain: str = "") -> Iterator[str]:
+    """The stdlib's .py files; `domain` 'tests' or 'library' keeps one side of the split."""
     paths = []
-    for folder, subdirs, files in os.walk(_stdlib_root()):
+    root = _stdlib_root()
+    for folder, subdirs, files in os.walk(root):
         subdirs[:] = [d for d in subdirs if d not in ("site-packages", "dist-packages")]  # not the stdlib
         paths += [os.path.join(folder, f) for f in files if f.endswith(".py")]
+    if domain:
+        paths = [p for p in paths if _is_test(Path(p).relative_to(root)) == (domain == "tests")]
     for p in sorted(paths):
         # A few test files are deliberately not UTF-8; replacing bad bytes keeps the corpus deterministic.
         yield Path(p).read_bytes().decode("utf-8", errors="replace")
+
+
+def _is_test(rel: Path) -> bool:
+    return rel.name.startswith("test_") or bool(TEST_FOLDERS & set(rel.parts[:-1]))
 
 
 def _files_documents(path: Path) -> Iterator[str]:

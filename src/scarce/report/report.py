@@ -242,6 +242,13 @@ def _headline(doc: Doc, result, records: list[dict]) -> None:
         doc.p(f"**Smoke test**: `{result.preset}` checks that the pipeline runs end to end in minutes; its budget "
               "and models are too small for the findings below to mean anything. `cpu-small` and `cpu-full` "
               "measure them.")
+    cpt = getattr(result, "cpt", None)
+    if cpt:
+        doc.p(f"**Continued pretraining.** Every run starts from a model pretrained on `{cpt['pretrain_corpus']}` "
+              f"({cpt['pretrain_tokens']:,} tokens, {cpt['pretrain_epochs']:g} epoch(s); val loss there "
+              f"{cpt['base_val_loss_pretrain_corpus']:.4f}) and continues on `{cpt['corpus']}`, where it starts at "
+              f"val loss {cpt['base_val_loss']:.4f}. The standard recipe below is the standard CPT (weight decay "
+              "0.1, epochs tuned on select at every size of data); the recipes are regularized and ensemble CPT.")
     default = result.default_recipe
     r, std = result.recipes[default], result.recipes["standard"]
     eff = result.efficiency
