@@ -14,7 +14,7 @@ import pytest
 
 from scarce.data import store as store_mod
 from scarce.data.store import SPLITS, derive_store, open_store, prepare
-from scarce.data.tokenizer import EOT, load_tokenizer, named_tokenizer
+from scarce.data.tokenizer import EOT, existing_tokenizer, load_tokenizer
 from scarce.errors import UserError
 
 VOCAB = 320
@@ -323,7 +323,7 @@ def test_big_vocab_uses_uint32():
 @pytest.mark.skipif(importlib.util.find_spec("tiktoken") is not None, reason="tiktoken installed")
 def test_gpt2_without_tiktoken_is_a_user_error():
     with pytest.raises(UserError, match="tiktoken"):
-        named_tokenizer("gpt2")
+        existing_tokenizer("gpt2")
 
 
 def test_near_duplicates_are_dropped_before_splitting(tmp_path):

@@ -17,22 +17,27 @@ def add_parser(subparsers) -> None:
         "prepare",
         help="tokenize a corpus into a token store (train / select / val)",
         description="Split a corpus by document into val, select and train token arrays with exact budgets, "
-        "training a byte-level BPE on train documents only. Re-running with the same arguments reuses the store.",
+        "training a byte-level BPE on train documents only (or using an existing tokenizer, --tokenizer). "
+        "Re-running with the same arguments reuses the store.",
     )
     p.add_argument("--corpus", default=DEFAULT_SOURCE, metavar="SOURCE",
                    help="'stdlib' (Python's standard library, the default), 'files:PATH' (.txt/.jsonl file or "
                    "folder) or 'hf:NAME[:CONFIG]' (a Hugging Face dataset or local data folder; needs scarce[hf])")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to create the token store in")
     p.add_argument("--vocab-size", type=parse_count, default=4096, metavar="V",
-                   help="BPE vocabulary size, <|endoftext|> included (default 4096)")
+                   help="BPE vocabulary size, <|endoftext|> included (default 4096; ignored for an existing "
+                        "tokenizer)")
     p.add_argument("--train-tokens", type=parse_count, required=True, metavar="N",
                    help="exact size of the train split, e.g. 2M, 500k or 1e6")
     p.add_argument("--select-tokens", type=parse_count, default=250_000, metavar="N",
                    help="exact size of the select split, for choosing checkpoints and hyperparameters (default 250k)")
     p.add_argument("--val-tokens", type=parse_count, default=250_000, metavar="N",
                    help="exact size of the val split, for reporting only (default 250k)")
-    p.add_argument("--tokenizer", choices=["bpe", "gpt2"], default="bpe",
-                   help="'bpe' trains one on the train documents (default); 'gpt2' loads GPT-2's via tiktoken")
+    p.add_argument("--tokenizer", default="bpe", metavar="SPEC",
+                   help="'bpe' trains one on the train documents (default); 'gpt2' loads GPT-2's via tiktoken; "
+                        "'hf:NAME_OR_PATH' a Hugging Face model's tokenizer (a local model folder, or a model "
+                        "already in the local HF cache: nothing is downloaded; needs scarce[hf]), documents "
+                        "ending with its eos_token; a path ending in .json a tokenizer.json file")
     p.add_argument("--tokenizer-bytes", type=parse_count, default=0, metavar="N",
                    help="train the BPE on at most N bytes of train documents (default: all of them)")
     p.add_argument("--near-duplicates", type=float, default=0.0, metavar="SHARE",
@@ -68,7 +73,8 @@ def summary(store: TokenStore, seconds: float) -> str:
         lines.append(f"{name:<8}{s['tokens']:>14,}{s['bytes']:>15,}{s['bytes'] / s['tokens']:>13.2f}{s['documents']:>11,}")
     mb = m["corpus"]["bytes"] / 1e6
     tok = m["tokenizer"]
-    lines.append(f"tokenizer {tok['kind']} ({tok['vocab_size']:,} tokens); corpus {mb:.1f} MB in "
+    name = f"{tok['kind']}:{tok['source']}" if tok.get("source") else tok["kind"]
+    lines.append(f"tokenizer {name} ({tok['vocab_size']:,} tokens); corpus {mb:.1f} MB in "
                  f"{m['corpus']['documents']:,} documents; {seconds:.1f} s ({mb / max(seconds, 1e-9):.1f} MB/s)")
     lines.append(f"token store {store.path} (fingerprint {store.fingerprint})")
     return "\n".join(lines)

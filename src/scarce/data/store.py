@@ -2,7 +2,7 @@
 
 Layout: `manifest.json` (what was asked, what came out, sha256s), `tokenizer.json`, and `train.bin`,
 `select.bin`, `val.bin`: flat little-endian token arrays (uint16 when the vocabulary fits, else uint32),
-every document followed by `<|endoftext|>`.
+every document followed by the end-of-text token (`<|endoftext|>`, or an existing tokenizer's `eos_token`).
 
 How `prepare` splits, and why:
 1. Documents are deduplicated and ordered by the sha256 of their text. The order is a fixed
@@ -15,7 +15,9 @@ How `prepare` splits, and why:
    only known after tokenizing. So a prefix of the order is held out from tokenizer training, sized
    generously in bytes (`HELDOUT_BYTES_PER_TOKEN` per val+select token). If val and select do not fit
    inside it, the prefix doubles and the tokenizer is trained again (rare, deterministic). Held-out
-   documents that val and select do not use go to train, which is harmless.
+   documents that val and select do not use go to train, which is harmless. An existing tokenizer
+   (`tokenizer` other than 'bpe', e.g. a Hugging Face model's for continued pretraining) is not trained,
+   so nothing is held out for it.
 4. Nothing in steps 1-3 depends on the train budget, so stores cut from one corpus with train budgets
    N, 2N, 4N... share the tokenizer, val and select, and their train splits are nested prefixes.
    `derive_store` cuts such a smaller store from a bigger one without tokenizing again.
@@ -42,7 +44,14 @@ import numpy as np
 from scarce import __version__, cache
 from scarce.atomic import sha256_file
 from scarce.data import corpora
-from scarce.data.tokenizer import Tokenizer, load_tokenizer, named_tokenizer, set_threads, train_bpe
+from scarce.data.tokenizer import (
+    Tokenizer,
+    existing_tokenizer,
+    load_tokenizer,
+    parse_tokenizer_spec,
+    set_threads,
+    train_bpe,
+)
 from scarce.errors import UserError
 
 FORMAT_VERSION = 1
@@ -69,7 +78,9 @@ class PrepareRequest:
     val_tokens: int
     """Exact token budgets of the splits."""
     tokenizer: str = "bpe"
-    """'bpe' trains one on the train documents; 'gpt2' loads GPT-2's through tiktoken."""
+    """'bpe' trains one on the train documents; 'gpt2' loads GPT-2's through tiktoken; 'hf:NAME_OR_PATH' a
+    Hugging Face model's (a local folder or the local HF cache, never downloaded); a path ending in .json a
+    `tokenizer.json` file (see `scarce.data.tokenizer.parse_tokenizer_spec`)."""
     tokenizer_bytes: int = 0
     """Train the BPE on at most this many bytes of train documents (0: all of them)."""
     near_duplicates: float = 0.0
@@ -89,6 +100,7 @@ class PrepareRequest:
             raise UserError(f"near_duplicates must be a share in [0, 1] (0 keeps them), got {self.near_duplicates}")
         if self.heldout_window != 0:
             _check_positive("heldout_window", self.heldout_window)
+        parse_tokenizer_spec(self.tokenizer)
 
     def budgets(self) -> dict[str, int]:
         return {"train": self.train_tokens, "select": self.select_tokens, "val": self.val_tokens}
@@ -183,11 +195,11 @@ class TokenStore:
 
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.path / TOKENIZER)
+            self._tokenizer = load_tokenizer(self.path / TOKENIZER, self.eot_id)
         return self._tokenizer
 
     def token_bytes(self) -> np.ndarray:
-        """(vocab_size,) int32: bytes of text per token, 0 for `<|endoftext|>`."""
+        """(vocab_size,) int32: bytes of text per token, 0 for the end-of-text token."""
         return self.tokenizer().token_bytes()
 
     def verify(self) -> None:
@@ -294,13 +306,17 @@ def prepare(
                                  "source": existing["request"]["source"]} != asdict(request):
         raise _exists_error(out, "a different request")  # (requests of earlier versions lack the newer fields)
     set_threads(threads)
+    # An existing tokenizer is loaded before the corpus is read, so a bad one fails fast.
+    tok = None if request.tokenizer == "bpe" else existing_tokenizer(request.tokenizer)
     docs, corpus_info = _ordered_documents(corpus, near_duplicates)
     if existing is not None:
         if existing["corpus"]["fingerprint"] != corpus_info["fingerprint"]:
             raise _exists_error(out, "the same request on a corpus that has changed since")
+        if tok is not None and _sha256(tok) != existing["tokenizer"]["sha256"]:
+            raise _exists_error(out, f"a store made with another version of the tokenizer {request.tokenizer}")
         log(f"reusing the token store at {out} (same corpus and request)")
         return open_store(out)
-    tok, arrays, heldout = _tokenize_splits(docs, request)
+    tok, arrays, heldout = _tokenize_splits(docs, request, tok)
     if request.tokenizer == "bpe" and tok.vocab_size < request.vocab_size:
         log(f"warning: the BPE ran out of pairs to merge at {tok.vocab_size:,} tokens, fewer than the "
             f"{request.vocab_size:,} asked (the corpus is too small for that vocabulary); the store uses "
@@ -481,10 +497,12 @@ class _Encoded:
         return sum(len(self[i]) for i in range(start, end))
 
 
-def _tokenize_splits(docs: list[str], req: PrepareRequest) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
-    """Pick the tokenizer and cut the splits; returns (tokenizer, split arrays, held-out info)."""
-    if req.tokenizer != "bpe":
-        enc = _Encoded(named_tokenizer(req.tokenizer), docs, req.heldout_window)
+def _tokenize_splits(docs: list[str], req: PrepareRequest,
+                     existing: Tokenizer | None = None) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
+    """Cut the splits with `existing`, or with a BPE trained on train documents; returns (tokenizer, split
+    arrays, held-out info)."""
+    if existing is not None:
+        enc = _Encoded(existing, docs, req.heldout_window)
         return enc.tok, _fill(enc, req.budgets()), {"documents": 0, "bytes": 0}
     doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
     heldout_tokens = req.val_tokens + req.select_tokens
@@ -595,11 +613,16 @@ def _manifest(req: PrepareRequest, corpus_info: dict, tok: Tokenizer, arrays: di
         "source": req.source,
         "request": asdict(req),
         "corpus": corpus_info,
-        "tokenizer": {**tok.describe(), "sha256": hashlib.sha256(tok.to_json().encode()).hexdigest(),
-                      "heldout": heldout},
+        "tokenizer": {**tok.describe(), "sha256": _sha256(tok), "heldout": heldout},
         "dtype": "uint16" if arrays["train"].dtype.itemsize == 2 else "uint32",
         "splits": {n: _split_stats(n, arrays[n], token_bytes, tok.eot_id) for n in SPLITS},
     }
+
+
+def _sha256(tok: Tokenizer) -> str:
+    """The tokenizer's id in the manifest: the sha256 of its `tokenizer.json` (`scarce.data.tokenizer.hf_tokenizer`
+    gives the same for a store prepared with `hf:`)."""
+    return hashlib.sha256(tok.to_json().encode()).hexdigest()
 
 
 def _write_files(folder: Path, tok: Tokenizer, arrays: dict[str, np.ndarray]) -> None:

@@ -1,10 +1,15 @@
-"""Tokenizers: a byte-level BPE trained on the training documents, or GPT-2's via tiktoken.
+"""Tokenizers: a byte-level BPE trained on the training documents, GPT-2's via tiktoken, or an existing
+tokenizer (a Hugging Face model's, or a `tokenizer.json` file) for continued pretraining.
 
 Byte-level BPE (GPT-2's scheme) never meets an unknown character and loses nothing: every token is a
 run of bytes, so a token's byte length is known exactly, which is what bits-per-byte needs
 (`token_bytes`). `<|endoftext|>` is the one special token; it ends every document in the store.
 Text that happens to contain the string `<|endoftext|>` is encoded as ordinary bytes, so a
 document can never forge a document boundary.
+
+An existing tokenizer ends documents with its own end-of-text token (the model's `eos_token`) and must
+decode byte-level (GPT-2, Llama 3, Qwen) or SentencePiece-style (Llama 2, Mistral, Gemma), the two schemes
+whose tokens' byte lengths can be read off the token strings.
 
 Encoding uses the Rust batch encoder, which splits a batch over threads; `set_threads` caps them.
 """
@@ -13,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,11 @@ from scarce.errors import UserError
 EOT = "<|endoftext|>"
 MIN_VOCAB = 257  # 256 byte tokens + EOT
 NAMED = ("gpt2",)
+SPEC_FORMS = ("'bpe' (train one on the train documents), 'gpt2' (GPT-2's via tiktoken), 'hf:NAME_OR_PATH' (a "
+              "Hugging Face model's: a local model folder or a model in the local HF cache) or a tokenizer.json file")
+MODEL_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")  # SentencePiece's byte fallback: one piece per raw byte
 
 
 def set_threads(n: int | None) -> None:
@@ -36,23 +48,29 @@ def set_threads(n: int | None) -> None:
 
 
 class Tokenizer:
-    """A trained byte-level BPE (Hugging Face `tokenizers`)."""
+    """A Hugging Face `tokenizers` tokenizer: a byte-level BPE trained here, or an existing one."""
 
-    kind = "bpe"
+    source: str | None = None
+    """Where an existing tokenizer came from (a hub name or an absolute path); None for one trained here."""
 
-    def __init__(self, hf) -> None:
-        self._hf = hf
-        # Text containing "<|endoftext|>" is encoded as plain bytes, not as the special token.
+    def __init__(self, hf, eot: str = EOT, kind: str = "bpe", source: str | None = None) -> None:
+        self._hf, self.eot, self.kind, self.source = hf, eot, kind, source
+        # Text containing "<|endoftext|>" (or any special token) is encoded as plain text, not as the token.
         self._hf.encode_special_tokens = True
+        # Some tokenizer.json files carry truncation or padding; a document is always encoded whole.
+        self._hf.no_truncation()
+        self._hf.no_padding()
         self._encode = getattr(hf, "encode_batch_fast", hf.encode_batch)  # _fast skips offsets
+        top = max(hf.get_vocab(with_added_tokens=True).values(), default=-1)
+        self._vocab_size = max(hf.get_vocab_size(with_added_tokens=True), top + 1)  # ids may leave holes
 
     @property
     def vocab_size(self) -> int:
-        return self._hf.get_vocab_size(with_added_tokens=True)
+        return self._vocab_size
 
     @property
     def eot_id(self) -> int:
-        return self._hf.token_to_id(EOT)
+        return self._hf.token_to_id(self.eot)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._encode(texts, add_special_tokens=False)]
@@ -64,22 +82,62 @@ class Tokenizer:
         return self._hf.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def token_bytes(self) -> np.ndarray:
-        """(vocab_size,) int32: UTF-8 bytes each token stands for; 0 for special tokens."""
+        """(vocab_size,) int32: UTF-8 bytes each token stands for; 0 for special tokens and the end-of-text.
+        A SentencePiece tokenizer's space marker counts one byte, so the space it prepends to a text (which
+        its decoder strips) adds one byte per document."""
+        count = _byte_counter(self._hf, self.source or self.kind)
         out = np.zeros(self.vocab_size, dtype=np.int32)
         special = {i for i, t in self._hf.get_added_tokens_decoder().items() if t.special}
         for token, i in self._hf.get_vocab(with_added_tokens=True).items():
-            # ByteLevel writes each byte as one printable character, so characters == bytes.
-            out[i] = 0 if i in special else len(token)
+            out[i] = 0 if i in special else count(token)
+        out[self.eot_id] = 0
         return out
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "vocab_size": self.vocab_size, "eot_id": self.eot_id}
+        existing = {"source": self.source, "eot_token": self.eot} if self.source else {}
+        return {"kind": self.kind, **existing, "vocab_size": self.vocab_size, "eot_id": self.eot_id}
 
     def to_json(self) -> str:
         return self._hf.to_str()
 
     def save(self, path: str | os.PathLike) -> None:
         write_text(path, self.to_json())
+
+
+def _byte_counter(hf, name: str) -> Callable[[str], int]:
+    """How many bytes of text a token string stands for, read off the way the tokenizer decodes."""
+    from tokenizers import pre_tokenizers
+
+    steps = _decoder_steps(json.loads(hf.decoder.__getstate__()) if hf.decoder else {})
+    kinds = {s.get("type") for s in steps} - {None}
+    if "ByteLevel" in kinds:
+        alphabet = frozenset(pre_tokenizers.ByteLevel.alphabet())
+        # ByteLevel writes each byte as one character of its alphabet; its decoder passes a token holding
+        # any other character (an added token written as plain text) through as that text's UTF-8.
+        return lambda t: len(t) if alphabet.issuperset(t) else len(t.encode("utf-8"))
+    spaces = [s.get("replacement") for s in steps if s.get("type") == "Metaspace"]
+    spaces += [s["pattern"].get("String") for s in steps if s.get("type") == "Replace" and s.get("content") == " "]
+    spaces = [x for x in spaces if x]
+    if spaces:
+        return partial(_piece_bytes, space=spaces[0], byte_fallback="ByteFallback" in kinds)
+    raise UserError(
+        f"tokenizer {name} decodes with {', '.join(sorted(kinds)) or 'no decoder'}, neither byte-level nor "
+        "SentencePiece-style, so the bytes each token stands for (bits per byte) are unknown; use a byte-level "
+        "BPE (GPT-2, Llama 3, Qwen) or a SentencePiece tokenizer (Llama 2, Mistral, Gemma)"
+    )
+
+
+def _decoder_steps(decoder: dict) -> list[dict]:
+    if decoder.get("type") == "Sequence":
+        return [s for d in decoder.get("decoders", []) for s in _decoder_steps(d)]
+    return [decoder]
+
+
+def _piece_bytes(token: str, space: str, byte_fallback: bool) -> int:
+    """SentencePiece: the space marker (U+2581) is one space byte, a byte-fallback piece <0xNN> one byte."""
+    if byte_fallback and BYTE_PIECE.fullmatch(token):
+        return 1
+    return len(token.replace(space, " ").encode("utf-8"))
 
 
 class TiktokenTokenizer(Tokenizer):
@@ -152,22 +210,128 @@ def train_bpe(docs: Iterable[str], vocab_size: int) -> Tokenizer:
     return Tokenizer(hf)
 
 
-def named_tokenizer(name: str) -> Tokenizer:
-    """An existing tokenizer by name (only 'gpt2', via tiktoken)."""
-    if name not in NAMED:
-        raise UserError(f"unknown tokenizer {name!r}; choose 'bpe' (train one) or one of {', '.join(NAMED)}")
-    return TiktokenTokenizer(name)
+# --------------------------------------------------------------------------------------------------
+# Existing tokenizers
 
 
-def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Read a `tokenizer.json` written by `Tokenizer.save`."""
+def parse_tokenizer_spec(spec: str) -> tuple[str, str]:
+    """(kind, argument) of a tokenizer SPEC: ('bpe', ''), ('gpt2', 'gpt2'), ('hf', NAME_OR_PATH) or
+    ('json', PATH); a one-line UserError listing the accepted forms for anything else."""
+    if spec == "bpe":
+        return "bpe", ""
+    if spec in NAMED:
+        return spec, spec
+    if spec.startswith("hf:") and spec[3:].strip():
+        return "hf", spec[3:]
+    if spec.endswith(".json"):
+        return "json", spec
+    if spec.endswith(".tiktoken"):
+        # Such a file holds only the mergeable ranks: the split pattern and the special tokens' ids of the
+        # model that shipped it are not in it (Llama 3's puts its end-of-text at 128001, not the next id).
+        raise UserError(f"tokenizer {spec}: a .tiktoken file records neither its split pattern nor its special "
+                        "tokens' ids, so the ids its model expects cannot be rebuilt from it; give the model's "
+                        "folder as hf:FOLDER or its tokenizer.json")
+    raise UserError(f"unknown tokenizer {spec!r}; give {SPEC_FORMS}")
+
+
+def existing_tokenizer(spec: str) -> Tokenizer:
+    """The tokenizer a SPEC other than 'bpe' names (see `parse_tokenizer_spec`), loaded without training."""
+    kind, arg = parse_tokenizer_spec(spec)
+    assert kind != "bpe", "a BPE is trained, not loaded"
+    if kind == "hf":
+        return hf_tokenizer(arg)
+    return tokenizer_file(arg) if kind == "json" else TiktokenTokenizer(arg)
+
+
+def hf_tokenizer(source: str) -> Tokenizer:
+    """The tokenizer of a Hugging Face model: `source` is a local model folder, or a hub name already in
+    the local HF cache (nothing is ever downloaded). Its fast backend is used as is and documents end with
+    its `eos_token` (else `<|endoftext|>`). `sha256(hf_tokenizer(s).to_json().encode())` is the tokenizer
+    sha256 in the manifest of a store prepared with `--tokenizer hf:s`."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise UserError(f"tokenizer hf:{source} needs transformers: pip install 'scarce[hf]'") from None
+    where = _model_location(source)
+    try:
+        tok = AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except Exception as e:  # transformers raises OSError, ValueError or a JSON error, by what is missing
+        if where == source and isinstance(e, OSError):
+            raise UserError(
+                f"hf:{source} is neither a local model folder nor a model in the local Hugging Face cache; "
+                f"nothing was downloaded (fetch it once with `hf download {source}`, or give its folder)"
+            ) from None
+        raise UserError(f"cannot load a tokenizer from {where} ({type(e).__name__}: {_one_line(e)}); "
+                        "nothing was downloaded") from None
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise UserError(f"the tokenizer of {where} ({type(tok).__name__}) has no fast version (a Rust "
+                        "`tokenizers` backend), which scarce needs")
+    return _existing(backend, "hf", where, tok.eos_token, f"hf:{source}")
+
+
+def _model_location(source: str) -> str:
+    """The absolute path of a local model folder, or `source` itself when it can be a hub name."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not any((path / f).is_file() for f in MODEL_TOKENIZER_FILES):
+            raise UserError(f"{path} holds no tokenizer (no {', '.join(MODEL_TOKENIZER_FILES)}); "
+                            "nothing was downloaded")
+        return str(path.resolve())
+    if path.exists():
+        raise UserError(f"hf:{source} is a file, not a model folder; give a tokenizer.json file without hf:")
+    if not HUB_ID.fullmatch(source):
+        raise UserError(f"no model folder at {path} (hf:{source}); nothing was downloaded")
+    return source
+
+
+def tokenizer_file(path: str) -> Tokenizer:
+    """A Hugging Face `tokenizer.json` file; documents end with its `<|endoftext|>`."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise UserError(f"no tokenizer file at {file}")
+    try:
+        hf = HFTokenizer.from_file(str(file))
+    except Exception as e:  # bad JSON, or a JSON that `tokenizers` rejects
+        raise UserError(f"cannot read tokenizer {file}: {_one_line(e)}") from None
+    return _existing(hf, "json", str(file), None, str(file))
+
+
+def _existing(hf, kind: str, source: str, eos: str | None, name: str) -> Tokenizer:
+    """Wrap a loaded backend, refusing now (before any encoding) one scarce cannot end documents with or
+    count bytes for."""
+    eot = next((t for t in (eos, EOT) if t and hf.token_to_id(t) is not None), None)
+    if eot is None:
+        raise UserError(f"tokenizer {name} names no end-of-text token (eos_token) and has no {EOT}; scarce "
+                        "ends every document with one")
+    _byte_counter(hf, name)
+    tok = Tokenizer(hf, eot, kind, source)
+    if tok.eot_id in tok.encode(eot):  # a Unigram model holding the token as a piece matches it in text
+        raise UserError(f"tokenizer {name} reads the text {eot} as its end-of-text token even as plain text, "
+                        "so a document holding that text would end there; scarce needs one that encodes it as "
+                        "text (a byte-level or SentencePiece BPE)")
+    return tok
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def load_tokenizer(path: str | os.PathLike, eot_id: int | None = None) -> Tokenizer:
+    """Read a `tokenizer.json` written by `Tokenizer.save`; `eot_id` (the store's) names its end-of-text
+    token, else `<|endoftext|>`."""
     from tokenizers import Tokenizer as HFTokenizer
 
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
         ref = json.loads(text).get("scarce_tiktoken")
-        return TiktokenTokenizer(ref) if ref else Tokenizer(HFTokenizer.from_str(text))
+        if ref:
+            return TiktokenTokenizer(ref)
+        hf = HFTokenizer.from_str(text)
+        return Tokenizer(hf, EOT if eot_id is None else hf.id_to_token(eot_id) or EOT)
     except UserError:
         raise
     except Exception as e:  # missing file, bad JSON, or a JSON that `tokenizers` rejects
