@@ -74,7 +74,8 @@ class BenchPreset:
     multiples: tuple[int, ...] = (1, 2, 4, 8)
     """Reference training-set sizes as multiples of the budget (at least 3 for the law's 3 parameters)."""
     corpus: str = "stdlib"
-    """Corpus source of the default token store (when --data is not given)."""
+    """Corpus source of the default token store (when --data is not given); '' means the preset needs --data
+    (its budget exceeds the embedded corpus)."""
     vocab_size: int = 2048
     select_tokens: int = 50_000
     val_tokens: int = 50_000
@@ -206,7 +207,8 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         members=4, pretrain_corpus="stdlib:library", pretrain_tokens=2_000_000, pretrain_epochs=1.0),
     # The published fixed-data setting: ~100M unique tokens, GPT-2-small-shaped models.
     "gpu-100m": BenchPreset(
-        "gpu-100m", budget_tokens=100_000_000, multiples=(1, 2, 4, 8), vocab_size=32_768, select_tokens=2_000_000,
+        "gpu-100m", budget_tokens=100_000_000, multiples=(1, 2, 4, 8), corpus="", vocab_size=32_768,
+        select_tokens=2_000_000,
         val_tokens=2_000_000, tokenizer_bytes=200_000_000, heldout_window=2048, run_preset="gpt2-small",
         overrides={"train.batch_size": 32, "train.compile": True, "model.aspect_ratio": 64, "model.head_dim": 64},
         sizes=(6, 9, 12), standard_epochs=(1, 2, 4, 8), reference_epochs={2: (1, 2, 4), 4: (1, 2), 8: (1, 2)},
@@ -348,6 +350,9 @@ def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
     if data and p.pretrain_corpus:
         raise UserError(f"--data does not apply to {p.name}: it prepares its two corpora itself (pretraining and "
                         "continued pretraining, one tokenizer)")
+    if not data and not p.corpus:
+        raise UserError(f"bench preset {p.name} needs --data STORE: its reference sizes ({p.budget_tokens * top:,} "
+                        "train tokens) exceed the embedded corpus; prepare a store from a real corpus (docs/bench.md)")
     if data:
         base = open_store(data)
         held = base.manifest["splits"]["train"]["tokens"]

@@ -295,3 +295,44 @@ def test_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_continued_pretraining_bench_starts_every_run_from_the_pretrained_model(corpus, tmp_path):
+    """A CPT preset: a model pretrained on one corpus, every run of the bench continued from it on another
+    corpus cut with the same tokenizer; bench.json says where CPT started."""
+    other = tmp_path / "other"
+    other.mkdir()
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[80:160]
+    (other / "docs.jsonl").write_text("\n".join(
+        json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:900]}) for p in files) + "\n")
+    BENCH_PRESETS["micro-cpt"] = BenchPreset(
+        "micro-cpt", budget_tokens=1200, multiples=(1, 2, 4), corpus=f"files:{other}", vocab_size=300,
+        select_tokens=600, val_tokens=600, tokenizer_bytes=0, heldout_window=200, overrides=MICRO_RUN, sizes=(2,),
+        standard_epochs=(1, 2), reference_epochs={2: (1,), 4: (1,)}, lrs=(1e-3,), weight_decays=(0.1, 0.8),
+        epochs=(1, 2), max_rounds=1, members=2, n_boot=50, downstream_items=0, pretrain_corpus=corpus,
+        pretrain_tokens=3000)
+    try:
+        argv = ["bench", "--preset", "micro-cpt", "--out", str(tmp_path / "out"), "--results", str(tmp_path / "res"),
+                "--workers", "1"]
+        assert main(argv) == 0
+    finally:
+        del BENCH_PRESETS["micro-cpt"]
+    result = json.loads((tmp_path / "out" / "bench.json").read_text())
+    cpt = result["cpt"]
+    assert cpt["base_run"] in result["run_ids"] and cpt["base_val_loss"] > 0
+    configs = [json.loads((Path(d) / "config.json").read_text())
+               for d in (tmp_path / "out" / "runs").glob("bench-*/*") if Path(d).is_dir()]
+    continued = [c for c in configs if c["tags"]["stage"] != "pretrain"]
+    assert len(continued) == len(configs) - 1 >= 6
+    assert {c["init"]["source"] for c in continued} == {cpt["base_run_dir"]}
+    pretrain = next(c for c in configs if c["tags"]["stage"] == "pretrain")
+    assert pretrain["data"] not in {c["data"] for c in continued}
+    assert result["recipes"]["ensemble-k2"]["val_loss"] < cpt["base_val_loss"]
+    assert "Continued pretraining" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_preset_beyond_the_embedded_corpus_needs_data(tmp_path, capsys):
+    assert main(["bench", "--preset", "gpu-100m", "--out", str(tmp_path / "out"), "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: bench preset gpu-100m needs --data STORE") and "\n" not in err
+    assert not (tmp_path / "out").exists()
