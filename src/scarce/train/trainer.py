@@ -22,6 +22,7 @@ from scarce import atomic, rundir
 from scarce.config import TOKENS_PER_PARAM_DEFAULT, RunConfig
 from scarce.data.loader import MixLoader, WindowLoader
 from scarce.data.store import TokenStore, open_store
+from scarce.data.tokenizer import hf_tokenizer
 from scarce.errors import Diverged, UserError
 from scarce.eval.loss import evaluate
 from scarce.model import hf
@@ -72,8 +73,6 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
 
 def check_tokenizer(store: TokenStore, source: str) -> None:
     """A run from a HF model trains on a store made with that model's tokenizer (`prepare --tokenizer hf:...`)."""
-    from scarce.data.tokenizer import hf_tokenizer  # TODO(move to top once data/tokenizer has it)
-
     model_tok = hashlib.sha256(hf_tokenizer(hf.name_of(source)).to_json().encode()).hexdigest()
     if model_tok != store.manifest["tokenizer"]["sha256"]:
         made = store.manifest["tokenizer"].get("source") or store.manifest["tokenizer"].get("kind", "?")
