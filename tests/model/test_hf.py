@@ -217,3 +217,16 @@ def test_clean_errors(hf_models, hf_store, stdlib_store, tiny_config, tmp_path):
     with pytest.raises(UserError, match="model.seq_len 128 exceeds the 64 positions"):
         train(_cfg(tiny_config, hf_store, f"hf:{hf_models['gpt2']}", **{"model.seq_len": 128}), tmp_path / "r3",
               results=tmp_path / "res")
+
+
+def test_train_cli_init_hf_then_export_cli(hf_models, hf_store, tmp_path):
+    from scarce.cli.main import main
+
+    argv = ["train", "--data", str(hf_store.path), "--init", f"hf:{hf_models['llama']}", "--out", str(tmp_path / "r"),
+            "--results", str(tmp_path / "res"), "--epochs", "0.2", "--set", "model.seq_len=32", "--threads", "1",
+            "--quiet"]
+    assert main(argv) == 0
+    cfg = read_config(tmp_path / "r")
+    assert cfg.init.source == f"hf:{hf_models['llama']}" and cfg.model.kv_heads == 2
+    assert main(["export", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "x")]) == 0
+    assert json.loads((tmp_path / "x" / "config.json").read_text())["num_key_value_heads"] == 2

@@ -60,6 +60,9 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
             raise UserError(f"vocabulary mismatch: {store.path} has {store.vocab_size} tokens but {cfg.init.source} "
                             f"embeds {cfg.model.vocab_size}")
         return cfg
+    if cfg.init.source and not rundir.is_run(cfg.init.source):
+        raise UserError(f"init.source {cfg.init.source} is not a run directory (no config.json); give a scarce run "
+                        "folder or hf:NAME_OR_PATH")
     if cfg.model.vocab_size == 0:
         cfg.model.vocab_size = store.vocab_size
     elif cfg.model.vocab_size != store.vocab_size:
