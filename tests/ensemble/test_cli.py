@@ -42,11 +42,13 @@ def test_parallel_workers_match_sequential(store, tmp_path):
 
 def test_chain_distill_and_seed_mode(store, tmp_path):
     assert _ensemble(store, tmp_path / "chain", tmp_path / "res", "--members", "2", "--chain-distill",
-                     "--alpha", "0.5", "--temperature", "2", "--seed-mode", "init") == 0
+                     "--seed-mode", "init") == 0
     report = json.loads((tmp_path / "chain" / "ensemble.json").read_text())
     assert report["chain_distill"] and len(report["prefix_val_loss"]) == 2
+    assert (report["alpha"], report["temperature"]) == (0.5, 1.0)  # NanoGPT Slowrun's chain by default
     second = json.loads((tmp_path / "chain" / "members" / "m01" / "config.json").read_text())
     assert second["objective"]["kind"] == "distill"
+    assert (second["objective"]["alpha"], second["objective"]["temperature"]) == (0.5, 1.0)
     assert second["objective"]["teachers"] == [str((tmp_path / "chain" / "members" / "m00").resolve())]
     assert second["train"]["seed"] == 0 and second["init"]["seed"] == 1  # same data order, other init
 
@@ -106,6 +108,7 @@ def test_student_distilled_from_the_ensemble(store, tmp_path):
     report = json.loads((tmp_path / "e" / "ensemble.json").read_text())
     student = json.loads((tmp_path / "e" / "student" / "config.json").read_text())
     assert len(student["objective"]["teachers"]) == 2 and student["train"]["seed"] == 2
+    assert student["objective"]["temperature"] == 2.0  # a student keeps the objective's default (its run id too)
     assert report["student"]["val_loss"] > 0 and report["student"]["alpha"] == 0.7
 
 

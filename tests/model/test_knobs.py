@@ -1,12 +1,13 @@
 """The math of each architecture knob (docs/architecture.md), on tiny models."""
 
-import math
+import dataclasses
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from scarce.config import ModelConfig, get_preset
+from scarce.config import ModelConfig, apply_overrides, get_preset, slowrun_overrides
 from scarce.model.attention import CausalSelfAttention, exclude_self, layer_window, shift_keys, window_mask
 from scarce.model.gates import HeadGate
 from scarce.model.gpt import flops_per_token, param_counts
@@ -290,10 +291,25 @@ def test_multi_token_prediction_only_in_training(build, tokens):
     assert param_counts(m)["non_embedding"] == param_counts(build())["non_embedding"] + 64 * 64
 
 
-def test_slowrun_preset_turns_on_the_stack():
+def test_slowrun_preset_is_the_published_record():
+    """The knobs of the NanoGPT Slowrun 1-hour record (qlabs-eng/slowrun train.py, record 20) that scarce has,
+    with the record's values (docs/architecture.md, "The `slowrun` preset")."""
     cfg = get_preset("slowrun")
     m, o = cfg.model, cfg.optim
-    assert (m.mlp, m.value_embed, m.unet_skips, m.resid_lambdas, m.attn_gate, m.qk_norm) == \
-        ("swiglu", "alt", True, True, True, True)
-    assert m.softcap > 0 and m.dropout == 0.1 and m.loop_range is not None and m.loop_from == 0.5
-    assert o.optimizer == "muon" and math.isclose(o.weight_decay, 1.3) and o.ema_decay > 0
+    assert (m.mlp, m.value_embed, m.unet_skips, m.resid_lambdas, m.attn_gate, m.qk_norm, m.tie_embeddings) == \
+        ("swiglu", "alt", True, True, True, True, False)
+    assert (m.softcap, m.dropout, m.window_pattern, m.short_window, m.mtp_weight) == (10.0, 0.1, "SSSL", 0, 0.3)
+    # Not in the 1-hour record: XSA (records 9-10 only), half-truncated RoPE and key offset (tiny track).
+    assert (m.xsa, m.rotary_frac, m.key_offset) == (False, 1.0, "")
+    # Layers 15-20 of 30 replayed twice more from epoch 7 of 11.
+    assert (m.loop_layers, m.loop_extra, m.loop_from) == ("auto", 2, 6 / 11)
+    assert dataclasses.replace(m, depth=30).loop_range == (15, 21)
+    assert (o.optimizer, o.muon_momentum, o.weight_decay, o.cautious_wd, o.decay_embeddings) == \
+        ("muon", 0.95, 1.3, True, False)
+    assert (o.beta1, o.beta2, o.eps, o.grad_clip) == (0.8, 0.95, 1e-10, 0.0)
+    assert (o.schedule, o.warmup_frac, o.warmdown_frac, o.final_lr_frac) == ("wsd", 0.0, 0.2, 0.0)
+    assert (o.wd_schedule, o.ema_decay, o.avg_last) == ("constant", 0.0, 3)
+    noloop = slowrun_overrides(looping=False)
+    assert noloop["model.loop_layers"] == "" and noloop["optim.weight_decay"] == 1.3
+    assert apply_overrides(get_preset("small"), [f"{k}={json.dumps(v)}" for k, v in noloop.items()]).model.loop_range \
+        is None

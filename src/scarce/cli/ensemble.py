@@ -13,9 +13,19 @@ from scarce.cli import options
 from scarce.config import ObjectiveConfig
 from scarce.errors import UserError
 from scarce.recipes.distill import distill_student, seq_distill
-from scarce.recipes.ensemble import SEED_MODES, ensemble, evaluate_runs, snapshot_ensemble
+from scarce.recipes.ensemble import (
+    CHAIN_ALPHA,
+    CHAIN_TEMPERATURE,
+    SEED_MODES,
+    ensemble,
+    evaluate_runs,
+    snapshot_ensemble,
+)
 from scarce.rundir import Member, snapshot_members
 from scarce.runs.executors import make_executor
+
+STUDENT = ObjectiveConfig()
+"""The --student defaults: the objective section's own, so a student's run id stays what it was."""
 
 
 def add_parser(sub) -> None:
@@ -50,7 +60,13 @@ def add_parser(sub) -> None:
                               "(sequence-level distillation)")
     distill.add_argument("--synthetic-frac", type=float, default=0.9,
                          help="share of --seq-student batches drawn from the synthetic text (default 0.9)")
-    options.add_fields(distill, ObjectiveConfig, ["alpha", "temperature"])
+    distill.add_argument("--alpha", type=float,
+                         help=f"weight of the distillation term; 0 is plain training, 1 ignores the data labels "
+                              f"(default {CHAIN_ALPHA:g} for the chain, {STUDENT.alpha:g} for --student)")
+    distill.add_argument("--temperature", type=float,
+                         help=f"softmax temperature of teacher and student in the KL term (default "
+                              f"{CHAIN_TEMPERATURE:g} for the chain, NanoGPT Slowrun's; {STUDENT.temperature:g} "
+                              f"for --student)")
     existing = p.add_argument_group("evaluating existing runs")
     existing.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="evaluate these runs instead of training")
     existing.add_argument("--snapshots", metavar="RUN_DIR", help="evaluate the snapshots of one run instead")
@@ -88,7 +104,8 @@ def _train(args, log, device: str) -> dict:
     if args.members is None and args.snapshot_every is None:
         raise UserError("--members K is required (or --runs / --snapshots to evaluate existing runs)")
     checks = {"--members": args.members is None or args.members >= 1, "--workers": args.workers >= 1,
-              "--alpha": 0 <= args.alpha <= 1, "--temperature": args.temperature > 0,
+              "--alpha": args.alpha is None or 0 <= args.alpha <= 1,
+              "--temperature": args.temperature is None or args.temperature > 0,
               "--synthetic-frac": 0 <= args.synthetic_frac <= 1,
               "--snapshot-every": args.snapshot_every is None or args.snapshot_every >= 1}
     for flag, ok in checks.items():
@@ -99,11 +116,13 @@ def _train(args, log, device: str) -> dict:
         return snapshot_ensemble(base, args.snapshot_every, args.out, args.combine, args.results, args.quiet, device)
     executor = make_executor("local", args.workers, threads=1) if args.workers > 1 else None
     report = ensemble(base, args.members, args.out, combine=args.combine, executor=executor, seed_mode=args.seed_mode,
-                      chain_distill=args.chain_distill, alpha=args.alpha, temperature=args.temperature,
-                      results=args.results, quiet=args.quiet, log=log, device=device)
+                      chain_distill=args.chain_distill, alpha=_given(args.alpha, CHAIN_ALPHA),
+                      temperature=_given(args.temperature, CHAIN_TEMPERATURE), results=args.results,
+                      quiet=args.quiet, log=log, device=device)
     teachers = [Path(m["run_dir"]) for m in report["members"]]
     if args.student:
-        report["student"] = distill_student(base, teachers, args.out, alpha=args.alpha, temperature=args.temperature,
+        report["student"] = distill_student(base, teachers, args.out, alpha=_given(args.alpha, STUDENT.alpha),
+                                             temperature=_given(args.temperature, STUDENT.temperature),
                                              combine=args.combine, results=args.results, quiet=args.quiet,
                                              device=device)
     if args.seq_student:
@@ -112,6 +131,10 @@ def _train(args, log, device: str) -> dict:
     if args.student or args.seq_student:
         atomic.write_json(Path(args.out) / "ensemble.json", report)
     return report
+
+
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _print_report(report: dict, out: Path, log) -> None:

@@ -31,6 +31,12 @@ from scarce.runs.launch import Job, absolute_paths, train_all
 
 SEED_MODES = ("both", "init", "data")
 
+# NanoGPT Slowrun's chain (unlimited track, records of 2026-03-07 and 2026-03-18): member k trains on
+# (1 - 0.5) * CE + 0.5 * T^2 * KL(member k-1 || member k) at T = 1. Defaults of the chain only: a student's
+# objective keeps ObjectiveConfig's, so the run ids of other distillation runs do not move.
+CHAIN_ALPHA = 0.5
+CHAIN_TEMPERATURE = 1.0
+
 
 def member_config(base: RunConfig, k: int, group: str, seed_mode: str = "both") -> RunConfig:
     """Member k's config: the base with its own seed (init, data order or both) and the group labels."""
@@ -65,8 +71,9 @@ def distill_from(cfg: RunConfig, teachers: list, alpha: float, temperature: floa
 
 
 def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "logit", executor=None,
-             seed_mode: str = "both", chain_distill: bool = False, alpha: float = 0.5, temperature: float = 2.0,
-             results: str | None = None, quiet: bool = False, log=print, device: str = "cpu") -> dict:
+             seed_mode: str = "both", chain_distill: bool = False, alpha: float = CHAIN_ALPHA,
+             temperature: float = CHAIN_TEMPERATURE, results: str | None = None, quiet: bool = False, log=print,
+             device: str = "cpu") -> dict:
     """Train (or reuse, or resume) K members into OUT/members/, evaluate every prefix on val and write
     OUT/ensemble.json; returns what it holds."""
     if members < 1:
