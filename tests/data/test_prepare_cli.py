@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import re
 import sysconfig
 from pathlib import Path
 
@@ -60,6 +62,27 @@ def test_bad_input_is_one_line_and_status_2(corpus, tmp_path, capsys, option, va
     assert main(_args(corpus, tmp_path / "s", **{option: value})) == 2
     assert message in _error_line(capsys)
     assert not (tmp_path / "s").exists()
+
+
+def test_near_duplicates_with_a_stream_is_one_line(tmp_path, capsys):
+    assert main(_args(f"hf:{tmp_path}", tmp_path / "s", **{"--near-duplicates": "0.5"})) == 2
+    assert "--near-duplicates compares each document with the whole corpus" in _error_line(capsys)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")
+def test_streamed_corpus_summary_says_what_was_read(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("RAYON_RS_NUM_CPUS", "2")  # --threads sets it; restored after the test
+    folder = corpus.removeprefix("files:")
+    args = _args(f"hf:{folder}", tmp_path / "s", **{"--threads": "1", "--tokenizer-bytes": "20k",
+                                                     "--train-tokens": "5k", "--val-tokens": "1k",
+                                                     "--select-tokens": "1k"})
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"read [\d.]+ MB in [\d,]+ documents of the stream", captured.out), captured.out
+    assert captured.err == ""  # the status line is for terminals only
 
 
 def test_existing_store_with_other_request(corpus, tmp_path, capsys):

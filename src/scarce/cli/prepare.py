@@ -7,7 +7,7 @@ import time
 
 from scarce.cli.options import add_threads, parse_count
 from scarce.data.corpora import DEFAULT_SOURCE
-from scarce.data.store import SPLITS, TokenStore, prepare
+from scarce.data.store import SPLITS, STREAM_SAMPLE_BYTES, TokenStore, prepare
 from scarce.data.tokenizer import MIN_VOCAB
 from scarce.errors import UserError
 
@@ -18,11 +18,14 @@ def add_parser(subparsers) -> None:
         help="tokenize a corpus into a token store (train / select / val)",
         description="Split a corpus by document into val, select and train token arrays with exact budgets, "
         "training a byte-level BPE on train documents only (or using an existing tokenizer, --tokenizer). "
+        "A hf: corpus is streamed: documents go to a split by their hash as they come, reading stops once the "
+        "splits are full, and a status line shows progress on a terminal. "
         "Re-running with the same arguments reuses the store.",
     )
     p.add_argument("--corpus", default=DEFAULT_SOURCE, metavar="SOURCE",
                    help="'stdlib' (Python's standard library, the default), 'files:PATH' (.txt/.jsonl file or "
-                   "folder) or 'hf:NAME[:CONFIG]' (a Hugging Face dataset or local data folder; needs scarce[hf])")
+                   "folder) or 'hf:NAME[:CONFIG]' (a Hugging Face dataset or local data folder, streamed: only the "
+                   "prefix the budgets need is read; needs scarce[hf])")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to create the token store in")
     p.add_argument("--vocab-size", type=parse_count, default=4096, metavar="V",
                    help="BPE vocabulary size, <|endoftext|> included (default 4096; ignored for an existing "
@@ -39,7 +42,9 @@ def add_parser(subparsers) -> None:
                         "already in the local HF cache: nothing is downloaded; needs scarce[hf]), documents "
                         "ending with its eos_token; a path ending in .json a tokenizer.json file")
     p.add_argument("--tokenizer-bytes", type=parse_count, default=0, metavar="N",
-                   help="train the BPE on at most N bytes of train documents (default: all of them)")
+                   help="train the BPE on at most N bytes of train documents (default: all of them; for a streamed "
+                        f"hf: corpus the first {STREAM_SAMPLE_BYTES // 10**6}M, which also size the val and select shares "
+                        "of the stream)")
     p.add_argument("--near-duplicates", type=float, default=0.0, metavar="SHARE",
                    help="drop a document when this share of its distinct non-trivial lines repeats one earlier "
                         "document (e.g. 0.5; default 0 keeps near-copies)")
@@ -71,10 +76,15 @@ def summary(store: TokenStore, seconds: float) -> str:
     for name in SPLITS:
         s = m["splits"][name]
         lines.append(f"{name:<8}{s['tokens']:>14,}{s['bytes']:>15,}{s['bytes'] / s['tokens']:>13.2f}{s['documents']:>11,}")
-    mb = m["corpus"]["bytes"] / 1e6
-    tok = m["tokenizer"]
+    corpus, tok = m["corpus"], m["tokenizer"]
+    if "bytes_read" in corpus:  # a streamed corpus: only what was read is known
+        mb = corpus["bytes_read"] / 1e6
+        read = f"read {mb:.1f} MB in {corpus['documents_read']:,} documents of the stream"
+    else:
+        mb = corpus["bytes"] / 1e6
+        read = f"corpus {mb:.1f} MB in {corpus['documents']:,} documents"
     name = f"{tok['kind']}:{tok['source']}" if tok.get("source") else tok["kind"]
-    lines.append(f"tokenizer {name} ({tok['vocab_size']:,} tokens); corpus {mb:.1f} MB in "
-                 f"{m['corpus']['documents']:,} documents; {seconds:.1f} s ({mb / max(seconds, 1e-9):.1f} MB/s)")
+    lines.append(f"tokenizer {name} ({tok['vocab_size']:,} tokens); {read}; {seconds:.1f} s "
+                 f"({mb / max(seconds, 1e-9):.1f} MB/s)")
     lines.append(f"token store {store.path} (fingerprint {store.fingerprint})")
     return "\n".join(lines)

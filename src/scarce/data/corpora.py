@@ -13,7 +13,8 @@ Sources:
   style text dumps such as TinyStories' `.txt` release).
 - `hf:NAME[:CONFIG]`: the `text` field of the `train` split of a Hugging Face dataset, streamed.
   NAME may be a local folder of json/jsonl/parquet/csv files (`hf:/data/mycorpus`). Needs the `hf`
-  extra.
+  extra. Such a corpus may be web-scale (FineWeb), so it is only ever iterated (`iter_documents`), never
+  read whole (`read_corpus` refuses it), and `scarce.data.store.prepare` reads only the prefix it needs.
 
 Documents that are empty or only whitespace are skipped everywhere: they carry no text to learn.
 """
@@ -35,6 +36,7 @@ TXT_SEPARATOR = "<|endoftext|>"
 FILE_SUFFIXES = (".txt", ".jsonl")
 STDLIB_DOMAINS = ("library", "tests")
 TEST_FOLDERS = {"test", "tests", "idle_test"}
+STREAMED_KINDS = ("hf",)
 
 
 def iter_documents(source: str) -> Iterator[str]:
@@ -55,8 +57,17 @@ def iter_documents(source: str) -> Iterator[str]:
     return (d for d in docs if d.strip())
 
 
+def is_streamed(source: str) -> bool:
+    """Whether `source` is a stream of unknown, possibly web-scale size (`hf:`), not a corpus to hold whole."""
+    return source.partition(":")[0] in STREAMED_KINDS
+
+
 def read_corpus(source: str) -> list[str]:
-    """All documents of `source` in memory; UserError if there are none (nothing to train on)."""
+    """All documents of a local `source` in memory; UserError if there are none (nothing to train on), or if
+    `source` is streamed (it may not fit in memory: iterate it with `iter_documents`)."""
+    if is_streamed(source):
+        raise UserError(f"corpus {source!r} is streamed and may not fit in memory; read it document by document "
+                        "(scarce.data.corpora.iter_documents), as prepare does")
     docs = list(iter_documents(source))
     if not docs:
         raise UserError(f"corpus {source!r} holds no non-empty documents; give a corpus with some text")

@@ -4,7 +4,7 @@ Layout: `manifest.json` (what was asked, what came out, sha256s), `tokenizer.jso
 `select.bin`, `val.bin`: flat little-endian token arrays (uint16 when the vocabulary fits, else uint32),
 every document followed by the end-of-text token (`<|endoftext|>`, or an existing tokenizer's `eos_token`).
 
-How `prepare` splits, and why:
+How `prepare` splits a local corpus (`stdlib`, `files:`), and why:
 1. Documents are deduplicated and ordered by the sha256 of their text. The order is a fixed
    pseudo-random shuffle that does not depend on the order the corpus came in, and identical texts
    (now one document) can never land in two splits.
@@ -22,7 +22,27 @@ How `prepare` splits, and why:
    N, 2N, 4N... share the tokenizer, val and select, and their train splits are nested prefixes.
    `derive_store` cuts such a smaller store from a bigger one without tokenizing again.
 
-The whole corpus is held in memory: the store is meant for scarce data (up to a few GB of text).
+A local corpus is held whole in memory: it is scarce data (up to a few GB of text). A streamed corpus
+(`hf:`, which may be web-scale, such as FineWeb) is never held whole; its splits are drawn as it streams:
+5. Each distinct document (exact duplicates dropped through a set of the hashes seen) goes to the split
+   its hash alone decides: the hash maps to u in [0, 1); u below the val share is val, below the val and
+   select shares together select, else train. So a document lands in the same split whatever else the
+   corpus holds, and identical texts never straddle two splits.
+6. The BPE learns from the sample: the first `tokenizer_bytes` (default `STREAM_SAMPLE_BYTES`) of train
+   documents in stream order, never from val or select text. The held-out shares are sized from the val
+   and select budgets (`HELDOUT_BYTES_PER_TOKEN` bytes per token, capped at `MAX_HELDOUT_SHARE` each) so
+   that val and select fill within the sample and cost no reading beyond it.
+7. Each split takes its documents in stream order up to its exact budget (the last one cut, its
+   remainder dropped), and reading stops once all three are full. Neither the shares nor the sample
+   depend on the train budget, so train is the first N train tokens of the stream and stores with train
+   budgets N, 2N... share tokenizer, val and select and nest, as in step 4.
+8. A stream that ends within its sample is small and all in memory by then: it is split as a local
+   corpus (steps 1-4), so a small `hf:` folder loses nothing to the shares' sampling noise.
+Memory is bounded by the sample and the budgets (plus a hash per document read), not by the corpus.
+Near-duplicate filtering compares each document with the whole corpus, so it is refused for a stream.
+
+The manifest's `splits_drawn` says which method cut the store; a streamed store's `corpus` also records
+the documents and bytes read, and the shares.
 Everything is written into a temporary folder beside `out` and renamed into place at the end, so a
 failed or killed `prepare` leaves no half-written store.
 """
@@ -30,11 +50,14 @@ failed or killed `prepare` leaves no half-written store.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +76,7 @@ from scarce.data.tokenizer import (
     train_bpe,
 )
 from scarce.errors import UserError
+from scarce.progress import StatusLine
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "select", "val")
@@ -62,6 +86,13 @@ MANIFEST, TOKENIZER = "manifest.json", "tokenizer.json"
 HELDOUT_BYTES_PER_TOKEN = 6.0  # above what byte-level BPE reaches on code or prose, so one try suffices
 ENCODE_BATCH_BYTES = 4_000_000  # big batches keep every encoder thread busy...
 FIRST_BATCH_BYTES = 50_000  # ...but small budgets should not wait for megabytes they do not use
+STREAM_SAMPLE_BYTES = 32_000_000
+"""A streamed corpus's sample without `tokenizer_bytes`: train text the BPE learns from and that sizes the held-out
+shares. A fixed size, not the train budget's, so stores of one stream nest; more costs BPE time (~10 s per core)."""
+MAX_HELDOUT_SHARE = 0.25  # of a stream, each for val and select, so train always draws at least half of it
+SPLITS_DRAWN_WHOLE = "whole corpus: sorted by document hash"
+SPLITS_DRAWN_STREAM = "stream: document hash thresholds, stream order"
+SPLITS_DRAWN_SMALL_STREAM = SPLITS_DRAWN_WHOLE + " (the stream ended within its sample)"
 Log = Callable[[str], None]
 
 
@@ -82,11 +113,12 @@ class PrepareRequest:
     Hugging Face model's (a local folder or the local HF cache, never downloaded); a path ending in .json a
     `tokenizer.json` file (see `scarce.data.tokenizer.parse_tokenizer_spec`)."""
     tokenizer_bytes: int = 0
-    """Train the BPE on at most this many bytes of train documents (0: all of them)."""
+    """Train the BPE on at most this many bytes of train documents (0: all of them; for a streamed corpus,
+    `STREAM_SAMPLE_BYTES`, which with a given value also sizes the held-out shares)."""
     near_duplicates: float = 0.0
     """Drop a document when at least this share of its distinct non-trivial lines already occurs in one
     document kept before it (near-copies such as generated codec tables would otherwise sit in train and
-    in select or val); 0 keeps them."""
+    in select or val); 0 keeps them. Needs the whole corpus, so a streamed one refuses it."""
     heldout_window: int = 0
     """Each select and val document contributes one window of at most this many tokens, at a place fixed by
     its hash, so the held-out splits span many documents and their losses agree; 0 takes whole documents."""
@@ -98,6 +130,9 @@ class PrepareRequest:
             _check_positive("tokenizer_bytes", self.tokenizer_bytes)
         if not 0.0 <= self.near_duplicates <= 1.0:
             raise UserError(f"near_duplicates must be a share in [0, 1] (0 keeps them), got {self.near_duplicates}")
+        if self.near_duplicates and corpora.is_streamed(self.source):
+            raise UserError(f"--near-duplicates compares each document with the whole corpus, and {self.source} is "
+                            "streamed, never held whole; leave it out, or give local files as files:PATH")
         if self.heldout_window != 0:
             _check_positive("heldout_window", self.heldout_window)
         parse_tokenizer_spec(self.tokenizer)
@@ -292,10 +327,13 @@ def prepare(
     log: Log = print,
     near_duplicates: float = 0.0,
     heldout_window: int = 0,
+    progress: Log | None = None,
 ) -> TokenStore:
     """Tokenize `corpus` into a token store at `out` (see the module docstring for the method).
 
-    An existing complete store at `out` made from the same request and corpus is reused.
+    An existing complete store at `out` made from the same request and corpus is reused. While a streamed
+    corpus is read, a status line (documents, MB, MB/s, tokens per split) goes to `progress` every 0.5 s, or
+    when `progress` is None to stderr if it is a terminal.
     """
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
                              tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window)
@@ -308,21 +346,38 @@ def prepare(
     set_threads(threads)
     # An existing tokenizer is loaded before the corpus is read, so a bad one fails fast.
     tok = None if request.tokenizer == "bpe" else existing_tokenizer(request.tokenizer)
-    docs, corpus_info = _ordered_documents(corpus, near_duplicates)
-    if existing is not None:
-        if existing["corpus"]["fingerprint"] != corpus_info["fingerprint"]:
-            raise _exists_error(out, "the same request on a corpus that has changed since")
-        if tok is not None and _sha256(tok) != existing["tokenizer"]["sha256"]:
-            raise _exists_error(out, f"a store made with another version of the tokenizer {request.tokenizer}")
-        log(f"reusing the token store at {out} (same corpus and request)")
-        return open_store(out)
-    tok, arrays, heldout = _tokenize_splits(docs, request, tok)
+    if corpora.is_streamed(corpus):
+        if existing is not None:
+            return _reuse(out, existing, request, tok, _stream_unchanged(out, corpus, existing), log)
+        status = StatusLine(progress)
+        try:
+            tok, arrays, corpus_info, tok_info = _stream_splits(request, tok, status)
+        finally:
+            status.close()  # also on an error, so the error line starts a line of its own
+    else:
+        docs, corpus_info = _ordered_documents(corpus, near_duplicates)
+        if existing is not None:
+            return _reuse(out, existing, request, tok, existing["corpus"]["fingerprint"] == corpus_info["fingerprint"],
+                          log)
+        tok, arrays, heldout = _tokenize_splits(docs, request, tok)
+        corpus_info["splits_drawn"], tok_info = SPLITS_DRAWN_WHOLE, {"heldout": heldout}
     if request.tokenizer == "bpe" and tok.vocab_size < request.vocab_size:
         log(f"warning: the BPE ran out of pairs to merge at {tok.vocab_size:,} tokens, fewer than the "
             f"{request.vocab_size:,} asked (the corpus is too small for that vocabulary); the store uses "
             f"{tok.vocab_size:,}")
-    manifest = _manifest(request, corpus_info, tok, arrays, heldout)
+    manifest = _manifest(request, corpus_info, tok, arrays, tok_info)
     _write_store(out, manifest, lambda d: _write_files(d, tok, arrays))
+    return open_store(out)
+
+
+def _reuse(out: Path, existing: dict, request: PrepareRequest, tok: Tokenizer | None, same_corpus: bool,
+           log: Log) -> TokenStore:
+    """The store already at `out` for the same request, unless its corpus or its named tokenizer changed since."""
+    if not same_corpus:
+        raise _exists_error(out, "the same request on a corpus that has changed since")
+    if tok is not None and _sha256(tok) != existing["tokenizer"]["sha256"]:
+        raise _exists_error(out, f"a store made with another version of the tokenizer {request.tokenizer}")
+    log(f"reusing the token store at {out} (same corpus and request)")
     return open_store(out)
 
 
@@ -402,9 +457,13 @@ def _exists_error(out: Path, what: str) -> UserError:
 
 def _ordered_documents(source: str, near_duplicates: float = 0.0) -> tuple[list[str], dict]:
     """The corpus deduplicated and sorted by document hash, and a description of it."""
+    return _sorted_by_hash(corpora.read_corpus(source), source, near_duplicates)
+
+
+def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float) -> tuple[list[str], dict]:
     by_hash: dict[bytes, str] = {}
     seen = 0
-    for doc in corpora.read_corpus(source):
+    for doc in documents:
         by_hash.setdefault(corpora.document_hash(doc), doc)
         seen += 1
     order = sorted(by_hash)
@@ -467,10 +526,9 @@ class _Encoded:
         """What document i gives to `split`: all of it, or for select and val with a window, at most
         `window` tokens starting at an offset fixed by the document's hash, then EOT."""
         arr = self[i]
-        if split == "train" or not self.window or len(arr) - 1 <= self.window:
+        if split == "train" or not self.window:
             return arr
-        start = int.from_bytes(corpora.document_hash(self.docs[i])[:8], "little") % (len(arr) - self.window)
-        return np.concatenate([arr[start:start + self.window], arr[-1:]])
+        return _window(arr, corpora.document_hash(self.docs[i]), self.window)
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -495,6 +553,14 @@ class _Encoded:
         """Token count of documents [start, end), encoding them if needed."""
         end = len(self) if end is None else end
         return sum(len(self[i]) for i in range(start, end))
+
+
+def _window(arr: np.ndarray, doc_hash: bytes, window: int) -> np.ndarray:
+    """At most `window` tokens of a document's tokens `arr` (EOT last), from an offset fixed by its hash, then EOT."""
+    if len(arr) - 1 <= window:
+        return arr
+    start = int.from_bytes(doc_hash[:8], "little") % (len(arr) - window)
+    return np.concatenate([arr[start:start + window], arr[-1:]])
 
 
 def _tokenize_splits(docs: list[str], req: PrepareRequest,
@@ -588,6 +654,207 @@ def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) ->
 
 
 # --------------------------------------------------------------------------------------------------
+# Streaming a corpus (module docstring, steps 5-8)
+
+
+def stream_shares(budgets: dict[str, int], sample_bytes: int) -> dict[str, float]:
+    """The share of a stream's documents that val and select draw: enough that each fills within the sample
+    (`HELDOUT_BYTES_PER_TOKEN` bytes per token is above what BPE reaches), so they add no reading of their own."""
+    held = {n: min(MAX_HELDOUT_SHARE, HELDOUT_BYTES_PER_TOKEN * budgets[n] / sample_bytes) for n in ("val", "select")}
+    return {**held, "train": 1.0 - held["val"] - held["select"]}
+
+
+def split_of(doc_hash: bytes, shares: dict[str, float]) -> str:
+    """The split of a streamed document: its hash as u in [0, 1) against the shares' fixed thresholds. Bytes 8-16,
+    not 0-8, which place its held-out window, so the window's place does not depend on the split."""
+    u = int.from_bytes(doc_hash[8:16], "big") / 2**64
+    if u < shares["val"]:
+        return "val"
+    return "select" if u < shares["val"] + shares["select"] else "train"
+
+
+class _Stream:
+    """The distinct documents of a streamed corpus in stream order, as (split, hash, text); counts what it read."""
+
+    def __init__(self, source: str, shares: dict[str, float]) -> None:
+        self.shares, self.seen = shares, set()
+        self.documents = self.bytes = self.distinct_bytes = 0
+        self.started = 0.0  # at the first document: MB/s leaves out the dataset library's start-up
+        self._items = self._distinct(corpora.iter_documents(source))
+
+    def __iter__(self) -> Iterator[tuple[str, bytes, str]]:
+        return self._items
+
+    def _distinct(self, docs: Iterable[str]) -> Iterator[tuple[str, bytes, str]]:
+        for doc in docs:
+            size, h = len(doc.encode("utf-8")), corpora.document_hash(doc)
+            self.started = self.started or time.perf_counter()
+            self.documents += 1
+            self.bytes += size
+            if h not in self.seen:  # an exact duplicate is dropped, wherever it comes
+                self.seen.add(h)
+                self.distinct_bytes += size
+                yield split_of(h, self.shares), h, doc
+
+    def info(self, source: str, sample_bytes: int) -> dict:
+        return {
+            "description": corpora.describe(source),
+            "fingerprint": corpora.fingerprint(self.seen),
+            "documents": len(self.seen),
+            "bytes": self.distinct_bytes,
+            "duplicates_dropped": self.documents - len(self.seen),
+            "documents_read": self.documents,
+            "bytes_read": self.bytes,
+            "sample_bytes": sample_bytes,
+            "shares": self.shares,
+        }
+
+    def status(self) -> str:
+        mb = self.bytes / 1e6
+        return (f"prepare: {self.documents:,} documents, {mb:,.1f} MB read "
+                f"({mb / max(time.perf_counter() - self.started, 1e-9):.1f} MB/s)")
+
+
+class _StreamFill:
+    """The splits filling from a stream: a document's tokens (for select and val with a held-out window, one
+    window) go to its split until the split's budget is met; the last is cut and its remainder dropped.
+    Documents are encoded in batches that double up to ENCODE_BATCH_BYTES; a document whose split is full by
+    the time its batch is encoded is dropped, so the splits do not depend on where batches end."""
+
+    def __init__(self, tok: Tokenizer, budgets: dict[str, int], window: int) -> None:
+        self.tok, self.budgets, self.window = tok, budgets, window
+        self.dtype = np.dtype("<u2" if tok.vocab_size <= 2**16 else "<u4")
+        self.parts: dict[str, list[np.ndarray]] = {n: [] for n in SPLITS}
+        self.tokens = dict.fromkeys(SPLITS, 0)
+        self.pending: list[tuple[str, bytes, str]] = []
+        self.pending_chars = self.encoded_chars = 0
+
+    def full(self, split: str | None = None) -> bool:
+        return all(self.tokens[n] >= self.budgets[n] for n in ([split] if split else SPLITS))
+
+    def offer(self, split: str, doc_hash: bytes, doc: str) -> None:
+        if self.full(split):
+            return
+        self.pending.append((split, doc_hash, doc))
+        self.pending_chars += len(doc)
+        if self.pending_chars >= min(ENCODE_BATCH_BYTES, max(FIRST_BATCH_BYTES, self.encoded_chars)):
+            self.flush()
+
+    def flush(self) -> None:
+        eot = [self.tok.eot_id]
+        for (split, h, _), ids in zip(self.pending, self.tok.encode_batch([d for *_, d in self.pending])):
+            if self.full(split):
+                continue
+            arr = np.array(ids + eot, dtype=self.dtype)
+            piece = _window(arr, h, self.window) if self.window and split != "train" else arr
+            self.parts[split].append(piece[:self.budgets[split] - self.tokens[split]])
+            self.tokens[split] += len(self.parts[split][-1])
+        self.encoded_chars += self.pending_chars
+        self.pending, self.pending_chars = [], 0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {n: np.concatenate(self.parts[n]) for n in SPLITS}
+
+    def status(self) -> str:
+        return " | tokens " + ", ".join(f"{n} {self.tokens[n]:,}/{self.budgets[n]:,}" for n in SPLITS)
+
+
+def _stream_splits(req: PrepareRequest, tok: Tokenizer | None,
+                   status: StatusLine) -> tuple[Tokenizer, dict[str, np.ndarray], dict, dict]:
+    """Cut the splits from the streamed corpus `req.source` as it streams (module docstring, steps 5-8); returns
+    (tokenizer, split arrays, corpus info, tokenizer info)."""
+    sample_bytes = req.tokenizer_bytes or STREAM_SAMPLE_BYTES
+    stream = _Stream(req.source, stream_shares(req.budgets(), sample_bytes))
+    buffered, sample, ended = _read_sample(stream, sample_bytes, status)
+    if ended:
+        return _small_stream(buffered, stream, req, tok)
+    tok_info = {}
+    if tok is None:
+        size = sum(len(d.encode("utf-8")) for d in sample)
+        status.update(lambda: f"{stream.status()} | training the BPE on {size / 1e6:,.1f} MB of train documents",
+                      force=True)
+        tok, tok_info = train_bpe(sample, req.vocab_size), {"sample": {"documents": len(sample), "bytes": size}}
+    del sample  # the buffer still holds the texts, until each is encoded
+    fill = _StreamFill(tok, req.budgets(), req.heldout_window)
+    for item in itertools.chain(_drain(buffered), stream):
+        fill.offer(*item)
+        if fill.full():
+            break
+        status.update(lambda: stream.status() + fill.status())
+    fill.flush()
+    status.update(lambda: stream.status() + fill.status(), force=True)
+    if not fill.full():
+        raise _stream_shortfall(req, stream, fill)
+    return tok, fill.arrays(), {**stream.info(req.source, sample_bytes), "splits_drawn": SPLITS_DRAWN_STREAM}, tok_info
+
+
+def _read_sample(stream: _Stream, max_bytes: int, status: StatusLine) -> tuple[deque, list[str], bool]:
+    """Read until the train documents hold `max_bytes` (whole documents while they fit, at least one): the sample.
+    Everything read on the way stays buffered in order for encoding; the flag says the stream ended first."""
+    buffered: deque = deque()
+    sample, size = [], 0
+    for item in stream:
+        buffered.append(item)
+        if item[0] == "train":
+            n = len(item[2].encode("utf-8"))
+            if sample and size + n > max_bytes:
+                return buffered, sample, False
+            sample.append(item[2])
+            size += n
+            if size >= max_bytes:
+                return buffered, sample, False
+        status.update(lambda size=size: f"{stream.status()} | tokenizer sample {size / 1e6:,.1f}/"
+                                        f"{max_bytes / 1e6:,.1f} MB")
+    return buffered, sample, True
+
+
+def _drain(buffered: deque) -> Iterator:
+    """The buffer's items in order, each let go once taken, so encoding the buffer frees its text."""
+    while buffered:
+        yield buffered.popleft()
+
+
+def _small_stream(buffered: deque, stream: _Stream, req: PrepareRequest,
+                  tok: Tokenizer | None) -> tuple[Tokenizer, dict[str, np.ndarray], dict, dict]:
+    """A stream that ended within its sample, all in memory now: split as a local corpus (module docstring, step 8)."""
+    if not stream.documents:
+        raise UserError(f"corpus {req.source!r} holds no non-empty documents; give a corpus with some text")
+    docs, info = _sorted_by_hash([doc for *_, doc in buffered], req.source, 0.0)
+    buffered.clear()
+    info.update(duplicates_dropped=stream.documents - len(docs), documents_read=stream.documents,
+                bytes_read=stream.bytes, splits_drawn=SPLITS_DRAWN_SMALL_STREAM)
+    tok, arrays, heldout = _tokenize_splits(docs, req, tok)
+    return tok, arrays, info, {"heldout": heldout}
+
+
+def _stream_shortfall(req: PrepareRequest, stream: _Stream, fill: _StreamFill) -> UserError:
+    """The error for a stream that ended before a split was full: what each split got."""
+    name = next(n for n in FILL_ORDER if not fill.full(n))
+    got = ", ".join(f"{n} {fill.tokens[n]:,} of {fill.budgets[n]:,}" for n in FILL_ORDER)
+    hint = (f"lower the train budget to at most {fill.tokens['train']:,} tokens" if name == "train" else
+            f"lower the {name} budget or --tokenizer-bytes (the {name} share, {stream.shares[name]:.1%}, is sized to "
+            f"fill within the first {req.tokenizer_bytes or STREAM_SAMPLE_BYTES:,} bytes of train text)")
+    return UserError(
+        f"the corpus holds too few tokens for the budgets: its {stream.documents:,} documents "
+        f"({stream.bytes / 1e6:,.1f} MB) gave {got} tokens (a streamed document goes to the split its hash picks; "
+        f"splits take whole documents and drop the cut remainder); {hint}, or add text"
+    )
+
+
+def _stream_unchanged(out: Path, source: str, existing: dict) -> bool:
+    """Whether the documents the store at `out` read from `source` are still the same (they are read again, and for
+    a store drawn whole, the stream must still end there)."""
+    read = existing["corpus"].get("documents_read")
+    if read is None:  # an earlier scarce read the whole stream and did not count what it read
+        raise _exists_error(out, f"a store an earlier scarce drew from all of {source} (sorted by document hash)")
+    whole = existing.get("splits_drawn") != SPLITS_DRAWN_STREAM
+    docs = itertools.islice(corpora.iter_documents(source), read + 1 if whole else read)
+    hashes = [corpora.document_hash(d) for d in docs]
+    return len(hashes) == read and corpora.fingerprint(set(hashes)) == existing["corpus"]["fingerprint"]
+
+
+
+# --------------------------------------------------------------------------------------------------
 # Files
 
 
@@ -604,16 +871,19 @@ def _split_stats(name: str, tokens: np.ndarray, token_bytes: np.ndarray, eot_id:
 
 
 def _manifest(req: PrepareRequest, corpus_info: dict, tok: Tokenizer, arrays: dict[str, np.ndarray],
-              heldout: dict) -> dict:
+              tok_info: dict) -> dict:
+    """`tok_info` says what the BPE did not see (`heldout`, local corpora) or what it learned from (`sample`)."""
     token_bytes = tok.token_bytes()
+    corpus_info = dict(corpus_info)
     return {
         "format_version": FORMAT_VERSION,
         "scarce_version": __version__,
         "created_at": _now(),
         "source": req.source,
         "request": asdict(req),
+        "splits_drawn": corpus_info.pop("splits_drawn"),
         "corpus": corpus_info,
-        "tokenizer": {**tok.describe(), "sha256": _sha256(tok), "heldout": heldout},
+        "tokenizer": {**tok.describe(), "sha256": _sha256(tok), **tok_info},
         "dtype": "uint16" if arrays["train"].dtype.itemsize == 2 else "uint32",
         "splits": {n: _split_stats(n, arrays[n], token_bytes, tok.eot_id) for n in SPLITS},
     }
