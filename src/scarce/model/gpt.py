@@ -18,6 +18,7 @@ from torch import nn
 
 from scarce.config import ModelConfig
 from scarce.model.attention import CausalSelfAttention
+from scarce.model.linear_ce import linear_cross_entropy
 from scarce.model.looping import layer_order
 from scarce.model.mlp import build_mlp
 from scarce.model.mtp import MTPHead
@@ -114,13 +115,23 @@ class GPT(nn.Module):
         """Logits (B, T, V) without targets; with targets, the mean cross-entropy in nats (plus the
         weighted multi-token loss in training)."""
         h = self.hidden(idx)
-        logits = self.unembed(h)
         if targets is None:
-            return logits
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+            return self.unembed(h)
+        if self._fused_loss(h):
+            weight = self.embed.weight if self.head is None else self.head.weight
+            loss = linear_cross_entropy(h.flatten(0, 1), weight, targets.flatten())
+        else:
+            loss = F.cross_entropy(self.unembed(h).float().flatten(0, 1), targets.flatten())
         if self.mtp is not None and self.training:
             loss = loss + self.cfg.mtp_weight * self.mtp(h, targets, self.unembed)
         return loss
+
+
+    def _fused_loss(self, h: torch.Tensor) -> bool:
+        """Head and cross-entropy fused (`model/linear_ce.py`) when training in eager mode on the CPU; on GPUs
+        and under torch.compile the plain path, which their kernels and fusion already serve."""
+        return (h.requires_grad and not h.is_cuda and not self.cfg.softcap
+                and not torch.compiler.is_compiling())
 
 
 # ---------------------------------------------------------------------------------------------
