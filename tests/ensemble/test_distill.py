@@ -1,4 +1,5 @@
-"""Logit distillation: alpha=0 is plain training bit for bit; the KL term vanishes when student == teacher."""
+"""Logit distillation: alpha=0 is plain training (to rounding: the plain loss is the fused head and
+cross-entropy on the CPU); the KL term vanishes when student == teacher."""
 
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ def _final_weights(run_dir):
     return load_weights(sorted((run_dir / "checkpoints").glob("step_*"))[-1] / "model.safetensors")
 
 
-def test_alpha_zero_equals_plain_training_bit_for_bit(make_config, members, tmp_path):
+def test_alpha_zero_equals_plain_training(make_config, members, tmp_path):
     cfg = make_config("train.seed=7", "model.dropout=0.1")
     plain = train(cfg, tmp_path / "plain", results=str(tmp_path / "r"), quiet=True)
     student = distill_from(make_config("train.seed=7", "model.dropout=0.1"), [members[0]], alpha=0.0, temperature=2.0)
     distilled = train(student, tmp_path / "kd", results=str(tmp_path / "r"), quiet=True)
     a, b = _final_weights(tmp_path / "plain"), _final_weights(tmp_path / "kd")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert plain["val_loss"] == distilled["val_loss"] and plain["run_id"] != distilled["run_id"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
+    assert plain["val_loss"] == pytest.approx(distilled["val_loss"], rel=1e-5) and plain["run_id"] != distilled["run_id"]
 
 
 def test_alpha_positive_changes_training(make_config, members, tmp_path):
