@@ -25,6 +25,7 @@ from scarce.data.loader import eval_batches
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
+from scarce.model.precision import inference_autocast
 from scarce.rundir import Member, is_run, read_config, read_json
 
 COMBINES = ("logit", "prob")
@@ -106,7 +107,9 @@ def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str,
     """Add one member to the running sum; returns the per-window NLL of the k-prefix ensemble and of the member."""
     ens_nll, own_nll, row = [], [], 0
     for x, y in batches:
-        lp = torch.log_softmax(model(x.to(device)).float(), dim=-1).flatten(0, 1).cpu()  # (b*T, V)
+        with inference_autocast(device):
+            logits = model(x.to(device))
+        lp = torch.log_softmax(logits.float(), dim=-1).flatten(0, 1).cpu()  # (b*T, V)
         target = y.flatten()
         rows = slice(row, row + target.numel())
         row += target.numel()

@@ -15,6 +15,7 @@ import torch
 
 from scarce.data.store import TokenStore, open_store, replace_train
 from scarce.ensemble import combine_logprobs
+from scarce.model.precision import inference_autocast
 from scarce.rundir import load_model, read_config
 
 
@@ -31,7 +32,9 @@ def generate(models: list, start: int, tokens: int, temperature: float = 1.0, to
     ids = torch.full((streams, 1), start, device=device)  # (S, t)
     for _ in range(tokens):
         window = ids[:, -seq_len:]
-        lps = torch.stack([torch.log_softmax(m(window)[:, -1].float(), dim=-1) for m in models])  # (K, S, V)
+        with inference_autocast(device):
+            last = [m(window)[:, -1] for m in models]
+        lps = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in last])  # (K, S, V)
         nxt = _pick(combine_logprobs(lps, combine).cpu(), temperature, top_k, gen)  # (S,)
         ids = torch.cat([ids, nxt[:, None].to(device)], dim=1)
     return ids[:, 1:].cpu()

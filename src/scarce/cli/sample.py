@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
                    help="write the samples as the train split of a token store (the run's tokenizer, select and "
                         "val) instead of printing: synthetic data for sequence-level distillation")
     s.add_argument("--streams", type=int, default=64, help="with --store-out: rows sampled in parallel (default 64)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the models run (default auto: the GPU when there is one)")
     s.set_defaults(func=run)
 
 
@@ -42,13 +44,14 @@ def run(args) -> int:
         raise UserError("--top-k must be >= 0")
     if args.streams < 1:
         raise UserError(f"--streams must be >= 1, got {args.streams}")
+    device = options.resolve_device(args.device)
     runs = args.run or [str(m.run_dir) for m in read_ensemble(Path(args.ensemble))[0]]
     if args.store_out:
         options.check_out(args.store_out, "--store-out")  # before sampling, which takes a while
         check_free(args.store_out)
         store = synthesize(runs, args.store_out, args.tokens, args.temperature, args.top_k, args.seed,
-                           args.streams)
+                           args.streams, device)
         print(f"wrote {args.tokens:,} sampled tokens -> {store.path}")
         return 0
-    print(sample(runs, args.tokens, args.temperature, args.top_k, args.seed))
+    print(sample(runs, args.tokens, args.temperature, args.top_k, args.seed, device=device))
     return 0

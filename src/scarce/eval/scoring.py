@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,7 @@ from scarce.data.store import open_store
 from scarce.ensemble import COMBINES, combine_logprobs
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
+from scarce.model.precision import inference_autocast
 from scarce.rundir import Member, load_weights, read_config
 
 
@@ -202,7 +202,7 @@ class Scorer:
             x[j, :len(w.inputs)] = torch.tensor(w.inputs)
             rows += [j] * len(w.targets)
             cols += range(len(w.inputs) - len(w.targets), len(w.inputs))
-        with self._autocast():
+        with inference_autocast(self.device):
             logits = model(x.to(self.device))  # (B, T, V)
         return torch.log_softmax(logits[rows, cols].float(), dim=-1)  # (N, V)
 
@@ -221,9 +221,6 @@ class Scorer:
             self._resident = self.members[0].load(self.device)
         return self._resident
 
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if str(self.device).startswith("cuda") else nullcontext()
-
     # -- generation -------------------------------------------------------------------------------
 
     def _generate_batch(self, models: list[GPT], rows: list[list[int]], until: list[list[str]],
@@ -237,7 +234,7 @@ class Scorer:
             for i, c in enumerate(ctx):
                 x[i, :len(c)] = torch.tensor(c)
             last = torch.tensor([len(c) - 1 for c in ctx])
-            with self._autocast():
+            with inference_autocast(self.device):
                 lps = torch.stack([torch.log_softmax(m(x.to(self.device))[torch.arange(len(ctx)), last].float(), -1)
                                    for m in models])  # (K, A, V)
             nxt = combine_logprobs(lps, self.combine).argmax(-1).tolist()  # (A,)
