@@ -25,6 +25,8 @@ class Runtime:
     precision: str
     rank: int = 0
     world: int = 1
+    distributed: bool = False
+    """Launched by torchrun (even one process): a process group and DDP, as a multi-GPU run has."""
 
     def autocast(self):
         if self.precision == "bf16":
@@ -48,9 +50,10 @@ def make_runtime(cfg: TrainConfig) -> Runtime:
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1:
+    distributed = world > 1 or "LOCAL_RANK" in os.environ  # torchrun sets LOCAL_RANK for every process
+    if distributed:
         init_distributed(device)
-    return Runtime(device=device, precision=precision, rank=rank, world=world)
+    return Runtime(device=device, precision=precision, rank=rank, world=world, distributed=distributed)
 
 
 @functools.cache

@@ -136,7 +136,7 @@ class Trainer:
         self.objective = build_objective(cfg.objective, cfg.model.vocab_size, self.rt.device)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.rt.device)
         self.forward = self.model
-        if self.rt.world > 1:  # torchrun: gradients averaged across ranks; each rank reads its own windows
+        if self.rt.distributed:  # torchrun: gradients averaged across ranks; each rank reads its own windows
             self.forward = torch.nn.parallel.DistributedDataParallel(self.model)
         if cfg.train.compile:
             self.forward = torch.compile(self.forward)

@@ -1,0 +1,217 @@
+"""The GPU check: what a CUDA machine must show, in a few minutes, in one results file.
+
+    PYTHONPATH=src python benchmarks/gpu_check.py --out DIR [--quick] [--device cuda]
+
+1. the dense bf16 matmul peak measured on this GPU (8192^3, the MFU denominator beside the table value);
+2. a bf16 training step (autocast, fused AdamW, clipping) of the `tiny` and `small` presets, eager and
+   `torch.compile`d, and `gpt2-small` eager: tokens/s, MFU against the measured peak, compile seconds;
+3. a 1-GPU torchrun run of `scarce train` (a process group and DDP, as on 8 GPUs): it completes, tokens/s;
+4. ensemble evaluation of 4 members on the GPU: seconds and peak GPU memory for 1 and 4 members (members are
+   loaded one at a time, so the peak should not grow with K);
+and writes DIR/gpu_check_<gpu>.md and DIR/gpu_check_<gpu>.json. Every section runs even when one fails
+(its error is recorded). `--quick --device cpu` runs the same code tiny, for checking the script itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from scarce.config import apply_overrides, get_preset
+from scarce.data.store import prepare
+from scarce.ensemble import write_evaluation
+from scarce.model.gpt import GPT, flops_per_token, param_counts
+from scarce.rundir import Member
+from scarce.runs.launch import train
+from scarce.train.optim import build_optimizer
+
+VOCAB = 4096
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: str, quick: bool) -> float:
+    """Mean FLOP/s of ten n^3 bf16 matmuls on random data after three warm-ups (fp32 on the CPU)."""
+    n, dtype = (1024, torch.float32) if device == "cpu" or quick else (8192, torch.bfloat16)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    sync(device)
+    return 10 * 2 * n**3 / (time.perf_counter() - t0)
+
+
+def step_rate(preset: str, batch: int, steps: int, device: str, compile_: bool, peak: float) -> dict:
+    """Tokens/s and MFU of the trainer's step (bf16 autocast on CUDA) on random tokens."""
+    cfg = get_preset(preset)
+    cfg.model.vocab_size = VOCAB
+    torch.manual_seed(0)
+    model = GPT(cfg.model).to(device)
+    opt = build_optimizer(model, cfg.optim, device)
+    fwd = torch.compile(model) if compile_ else model
+    T = cfg.model.seq_len
+    x, y = torch.randint(0, VOCAB, (2, batch, T), device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def step():
+        with autocast:
+            loss = fwd(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    t0 = time.perf_counter()
+    for _ in range(3):  # warm-up; with compile, the compilation
+        step()
+    sync(device)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    tok_s = steps * batch * T / (time.perf_counter() - t0)
+    flops = tok_s * flops_per_token(model)
+    return {"preset": preset, "compile": compile_, "params": param_counts(model)["total"], "batch": batch, "T": T,
+            "tok_s": tok_s, "tflops": flops / 1e12, "mfu": flops / peak, "warmup_s": warm}
+
+
+def torchrun_check(store: Path, out: Path, device: str, quick: bool) -> dict:
+    """`scarce train` under torchrun with one process: the process group and DDP path of a multi-GPU run."""
+    preset, tokens = ("tiny", "20k") if quick else ("small", "4M")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "scarce.cli",
+           "train", "--data", str(store), "--out", str(out / "ddp-run"), "--results", str(out / "results"),
+           "--preset", preset, "--tokens", tokens, "--device", device, "--quiet", "--set", "train.batch_size=32",
+           "--set", "train.eval_tokens=20000"]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ})
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"torchrun exited {p.returncode}: {(p.stderr or p.stdout)[-800:]}")
+    records = [json.loads(line) for line in (out / "ddp-run" / "metrics.jsonl").read_text().splitlines()]
+    train_rates = [r["tok_s"] for r in records if r.get("type") == "train" and r.get("tok_s")]
+    summary = json.loads((out / "ddp-run" / "summary.json").read_text())
+    return {"wall_s": wall, "tok_s_last_log": train_rates[-1] if train_rates else None,
+            "val_loss": summary["val_loss"], "steps": summary.get("steps")}
+
+
+def ensemble_check(store, out: Path, device: str, quick: bool) -> dict:
+    """Four tiny members trained on the GPU, then evaluated on val with 1 and with 4 members."""
+    members = []
+    for seed in range(4):
+        cfg = apply_overrides(get_preset("tiny"), [f"train.seed={seed}", f"train.device=\"{device}\"",
+                                                   "train.eval_every=1000000", "train.log_every=1000000"])
+        cfg.train.tokens = 100_000 if quick else 1_000_000
+        cfg.train.epochs = 0.0
+        cfg.data = str(store.path)
+        train(cfg, out / "members" / f"m{seed}", results=str(out / "results"), quiet=True)
+        members.append(Member.of_run(out / "members" / f"m{seed}"))
+    rows = {}
+    for k in (1, 4):
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        report = write_evaluation(out / f"ens{k}", members[:k], batch_size=32, device=device)
+        sync(device)
+        rows[k] = {"seconds": time.perf_counter() - t0, "tokens": report["tokens"],
+                   "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+                   "val_loss": report["prefix_val_loss"][-1]}
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script itself")
+    args = ap.parse_args()
+    out, device = Path(args.out), args.device
+    out.mkdir(parents=True, exist_ok=True)
+    gpu = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
+    tag = re.sub(r"[^a-z0-9]+", "_", gpu.lower().replace("nvidia", "")).strip("_") or "cpu"
+    result = {"gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sections": {}, "errors": {}}
+
+    def section(name, fn):
+        t0 = time.perf_counter()
+        try:
+            result["sections"][name] = fn()
+        except Exception as e:  # record and go on: one broken section must not hide the others
+            result["errors"][name] = f"{type(e).__name__}: {e}\n{traceback.format_exc()[-1500:]}"
+        print(f"[{time.perf_counter() - t0:6.1f}s] {name}: {'error' if name in result['errors'] else 'ok'}", flush=True)
+        write(out, tag, result)
+
+    section("peak", lambda: {"flops": matmul_peak(device, args.quick)})
+    peak = result["sections"].get("peak", {}).get("flops", 1.0)
+    steps = 3 if args.quick else 20
+    shapes = [("tiny", 64, False), ("tiny", 64, True), ("small", 32, False), ("small", 32, True),
+              ("gpt2-small", 16, False)]
+    if args.quick:
+        shapes = [("tiny", 4, False)]
+    section("steps", lambda: [step_rate(p, b, steps, device, c, peak) for p, b, c in shapes])
+    store_dir = out / "store"
+    store = None
+
+    def make_store():
+        nonlocal store
+        train_tokens = 300_000 if args.quick else 4_000_000
+        store = prepare("stdlib", store_dir, VOCAB if not args.quick else 512, train_tokens, 100_000, 100_000,
+                        tokenizer_bytes=2_000_000, log=lambda *a, **k: None, heldout_window=256)
+        return {"train_tokens": train_tokens, "vocab": store.vocab_size}
+
+    section("store", make_store)
+    if store is not None:
+        section("torchrun", lambda: torchrun_check(store.path, out, device, args.quick))
+        section("ensemble", lambda: ensemble_check(store, out, device, args.quick))
+    return 0
+
+
+def write(out: Path, tag: str, r: dict) -> None:
+    (out / f"gpu_check_{tag}.json").write_text(json.dumps(r, indent=2, default=str) + "\n")
+    s = r["sections"]
+    lines = [f"# GPU check: {r['gpu']}", "",
+             f"{r['date']}; torch {r['torch']} (CUDA {r['cuda']}), Python {r['python']}; "
+             "`PYTHONPATH=src python benchmarks/gpu_check.py --out DIR`.", ""]
+    if "peak" in s:
+        lines += [f"Measured dense matmul peak: **{s['peak']['flops'] / 1e12:.3g} TFLOP/s** (bf16 8192^3 on CUDA, "
+                  "fp32 1024^3 on a CPU); MFU below divides by it.", ""]
+    if "steps" in s:
+        lines += ["| preset | compiled | params | batch x T | tokens/s | TFLOP/s | MFU | warm-up s (compile) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {x['preset']} | {'yes' if x['compile'] else 'no'} | {x['params'] / 1e6:.1f}M | {x['batch']} x {x['T']} "
+                  f"| {x['tok_s']:,.0f} | {x['tflops']:.1f} | {x['mfu']:.1%} | {x['warmup_s']:.1f} |" for x in s["steps"]]
+        lines.append("")
+    if "torchrun" in s:
+        t = s["torchrun"]
+        lines += [f"1-GPU torchrun (`scarce train`, process group and DDP): completed in {t['wall_s']:.1f} s wall, "
+                  f"last logged {t['tok_s_last_log'] or 0:,.0f} tokens/s, val loss {t['val_loss']:.4f}.", ""]
+    if "ensemble" in s:
+        lines += ["| ensemble members | seconds | val tokens | peak GPU memory MB | val loss |", "|---|---|---|---|---|"]
+        for k, e in s["ensemble"].items():
+            mem = "" if e["peak_gpu_mb"] is None else f"{e['peak_gpu_mb']:,.0f}"
+            lines.append(f"| {k} | {e['seconds']:.1f} | {e['tokens']:,} | {mem} | {e['val_loss']:.4f} |")
+        lines.append("")
+    for name, err in r["errors"].items():
+        lines += [f"**{name} failed**:", "", "```", err.strip(), "```", ""]
+    (out / f"gpu_check_{tag}.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
