@@ -8,6 +8,8 @@
 3. a 1-GPU torchrun run of `scarce train` (a process group and DDP, as on 8 GPUs): it completes, tokens/s;
 4. ensemble evaluation of 4 members on the GPU: seconds and peak GPU memory for 1 and 4 members (members are
    loaded one at a time, so the peak should not grow with K);
+5. continued pretraining on the GPU: a GPT-2-shaped Hugging Face model (built here, random weights, the store's
+   tokenizer) as `init.source`, trained in bf16: its loss at step 0 against transformers' own, and after;
 and writes DIR/gpu_check_<gpu>.md and DIR/gpu_check_<gpu>.json. Every section runs even when one fails
 (its error is recorded). `--quick --device cpu` runs the same code tiny, for checking the script itself.
 """
@@ -94,7 +96,7 @@ def step_rate(preset: str, batch: int, steps: int, device: str, compile_: bool, 
 
 def torchrun_check(store: Path, out: Path, device: str, quick: bool) -> dict:
     """`scarce train` under torchrun with one process: the process group and DDP path of a multi-GPU run."""
-    preset, tokens = ("tiny", "20k") if quick else ("small", "4M")
+    preset, tokens = ("tiny", "20k") if quick else ("small", "2M")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "scarce.cli",
            "train", "--data", str(store), "--out", str(out / "ddp-run"), "--results", str(out / "results"),
            "--preset", preset, "--tokens", tokens, "--device", device, "--quiet", "--set", "train.batch_size=32",
@@ -162,7 +164,7 @@ def main() -> int:
     peak = result["sections"].get("peak", {}).get("flops", 1.0)
     steps = 3 if args.quick else 20
     shapes = [("tiny", 64, False), ("tiny", 64, True), ("small", 32, False), ("small", 32, True),
-              ("gpt2-small", 16, False)]
+              ("gpt2-small", 16, False), ("gpt2-small", 16, True)]
     if args.quick:
         shapes = [("tiny", 4, False)]
     section("steps", lambda: [step_rate(p, b, steps, device, c, peak) for p, b, c in shapes])
@@ -171,16 +173,51 @@ def main() -> int:
 
     def make_store():
         nonlocal store
-        train_tokens = 300_000 if args.quick else 4_000_000
+        train_tokens = 300_000 if args.quick else 1_000_000  # the stdlib of a minimal Python image holds ~3M tokens
         store = prepare("stdlib", store_dir, VOCAB if not args.quick else 512, train_tokens, 100_000, 100_000,
-                        tokenizer_bytes=2_000_000, log=lambda *a, **k: None, heldout_window=256)
+                        tokenizer_bytes=2_000_000, log=lambda *a, **k: None)
         return {"train_tokens": train_tokens, "vocab": store.vocab_size}
 
     section("store", make_store)
     if store is not None:
         section("torchrun", lambda: torchrun_check(store.path, out, device, args.quick))
         section("ensemble", lambda: ensemble_check(store, out, device, args.quick))
+        section("cpt", lambda: cpt_check(store, out, device, args.quick))
     return 0
+
+
+def cpt_check(store, out: Path, device: str, quick: bool) -> dict:
+    """A HF GPT-2 (12 x 768 unless quick) with the store's tokenizer, continued on the store in bf16."""
+    import transformers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = out / "hf-gpt2"
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(store.path / "tokenizer.json"), eos_token="<|endoftext|>")
+    shape = dict(n_layer=2, n_embd=64, n_head=4) if quick else dict(n_layer=12, n_embd=768, n_head=12)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=store.vocab_size, n_positions=256, **shape)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cpt_store = prepare("stdlib", out / "cpt-store", 512, 300_000, 50_000, 50_000, tokenizer=f"hf:{folder}",
+                        log=lambda *a, **k: None)
+    cfg = apply_overrides(get_preset("tiny"), [f"train.device=\"{device}\"", "model.seq_len=256", "train.batch_size=16",
+                                               "train.log_every=1", "train.eval_tokens=20000"])
+    cfg.init.source, cfg.data = f"hf:{folder}", str(cpt_store.path)
+    cfg.train.tokens, cfg.train.epochs = (8_192 if quick else 200_000), 0.0
+    t0 = time.perf_counter()
+    summary = train(cfg, out / "cpt-run", results=str(out / "results"), quiet=True)
+    wall = time.perf_counter() - t0
+    first = json.loads((out / "cpt-run" / "metrics.jsonl").read_text().splitlines()[0])
+    from scarce.rundir import read_config
+    from scarce.train.trainer import build_loader
+
+    stored = read_config(out / "cpt-run")
+    x, y = build_loader(stored, cpt_store, 0, 1).batch(0)
+    ref = transformers.AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        logits = ref(x.to(device)).logits.float()
+    hf_loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.to(device).flatten()).item()
+    return {"params": summary.get("params"), "first_loss": first["loss"], "hf_loss_bf16": hf_loss,
+            "val_loss": summary["val_loss"], "wall_s": wall}
 
 
 def write(out: Path, tag: str, r: dict) -> None:
@@ -208,6 +245,11 @@ def write(out: Path, tag: str, r: dict) -> None:
             mem = "" if e["peak_gpu_mb"] is None else f"{e['peak_gpu_mb']:,.0f}"
             lines.append(f"| {k} | {e['seconds']:.1f} | {e['tokens']:,} | {mem} | {e['val_loss']:.4f} |")
         lines.append("")
+    if "cpt" in s:
+        c = s["cpt"]
+        lines += [f"Continued pretraining from a HF GPT-2 (`init.source hf:`, bf16): step-0 loss {c['first_loss']:.4f} "
+                  f"(transformers on the same batch, bf16 autocast: {c['hf_loss_bf16']:.4f}); val loss after "
+                  f"{c['wall_s']:.1f} s: {c['val_loss']:.4f}.", ""]
     for name, err in r["errors"].items():
         lines += [f"**{name} failed**:", "", "```", err.strip(), "```", ""]
     (out / f"gpu_check_{tag}.md").write_text("\n".join(lines))
