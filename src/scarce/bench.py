@@ -197,14 +197,14 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         regularized_start={"optim.lr": 3e-3, "optim.weight_decay": 3.2, "train.epochs": 8}, max_rounds=3,
         members=4, joint=True, distill=True, stack=True),
     # Continued pretraining (Kim et al.'s CPT setting in miniature): depth 4 pretrained on the stdlib's library
-    # code (2M tokens), continued on a 100k-token budget of its test suites, the two domains one tokenizer.
+    # code (1.5M tokens), continued on a 100k-token budget of its test suites, the two domains one tokenizer.
     "cpu-cpt": BenchPreset(
         "cpu-cpt", budget_tokens=100_000, multiples=(1, 2, 4, 8), corpus="stdlib:tests", vocab_size=512,
         select_tokens=100_000, val_tokens=100_000, heldout_window=384, overrides=CPU_FAMILY, sizes=(4,),
-        lr=1e-3, standard_epochs=(1, 2, 4, 8), reference_epochs={2: (1, 2, 4, 8), 4: (1, 2, 4), 8: (1, 2, 4)},
+        lr=1e-3, standard_epochs=(1, 2, 4, 8), reference_epochs={2: (1, 2, 4, 8), 4: (1, 2, 4), 8: (1, 2)},
         lrs=(5e-4, 1e-3, 2e-3), weight_decays=(0.4, 1.6, 3.2, 6.4), epochs=(2, 4, 8, 16),
         regularized_start={"optim.lr": 1e-3, "optim.weight_decay": 1.6, "train.epochs": 4}, max_rounds=2,
-        members=4, pretrain_corpus="stdlib:library", pretrain_tokens=2_000_000, pretrain_epochs=1.0),
+        members=4, pretrain_corpus="stdlib:library", pretrain_tokens=1_500_000, pretrain_epochs=1.0),
     # The published fixed-data setting: ~100M unique tokens, GPT-2-small-shaped models.
     "gpu-100m": BenchPreset(
         "gpu-100m", budget_tokens=100_000_000, multiples=(1, 2, 4, 8), corpus="", vocab_size=32_768,
