@@ -375,9 +375,14 @@ def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
     return stores
 
 
+PRETRAIN_HELDOUT = 20_000
+"""Select and val tokens of the pretraining store: they only pick the pretrained model's checkpoint."""
+
+
 def _pretrain_store(p: BenchPreset, out: Path, log: Log):
-    return prepare(p.pretrain_corpus, out / "stores" / "pretrain", p.vocab_size, p.pretrain_tokens, p.select_tokens,
-                   p.val_tokens, tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
+    held = min(PRETRAIN_HELDOUT, p.select_tokens)
+    return prepare(p.pretrain_corpus, out / "stores" / "pretrain", p.vocab_size, p.pretrain_tokens, held, held,
+                   tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
                    heldout_window=p.heldout_window)
 
 
