@@ -28,16 +28,13 @@ import traceback
 from pathlib import Path
 
 import torch
+from throughput import VOCAB, time_preset  # benchmarks/throughput.py: the trainer's step on random tokens
 
 from scarce.config import apply_overrides, get_preset
 from scarce.data.store import prepare
 from scarce.ensemble import write_evaluation
-from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.rundir import Member
 from scarce.runs.launch import train
-from scarce.train.optim import build_optimizer
-
-VOCAB = 4096
 
 
 def sync(device: str) -> None:
@@ -61,37 +58,8 @@ def matmul_peak(device: str, quick: bool) -> float:
 
 def step_rate(preset: str, batch: int, steps: int, device: str, compile_: bool, peak: float) -> dict:
     """Tokens/s and MFU of the trainer's step (bf16 autocast on CUDA) on random tokens."""
-    cfg = get_preset(preset)
-    cfg.model.vocab_size = VOCAB
-    torch.manual_seed(0)
-    model = GPT(cfg.model).to(device)
-    opt = build_optimizer(model, cfg.optim, device)
-    fwd = torch.compile(model) if compile_ else model
-    T = cfg.model.seq_len
-    x, y = torch.randint(0, VOCAB, (2, batch, T), device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-
-    def step():
-        with autocast:
-            loss = fwd(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    t0 = time.perf_counter()
-    for _ in range(3):  # warm-up; with compile, the compilation
-        step()
-    sync(device)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    tok_s = steps * batch * T / (time.perf_counter() - t0)
-    flops = tok_s * flops_per_token(model)
-    return {"preset": preset, "compile": compile_, "params": param_counts(model)["total"], "batch": batch, "T": T,
-            "tok_s": tok_s, "tflops": flops / 1e12, "mfu": flops / peak, "warmup_s": warm}
+    r = time_preset(preset, batch, steps, device, compile_)
+    return {**r, "batch": r["B"], "tflops": r["flops"] / 1e12, "mfu": r["flops"] / peak}
 
 
 def torchrun_check(store: Path, out: Path, device: str, quick: bool) -> dict:

@@ -20,6 +20,8 @@ from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.train.optim import build_optimizer
 from scarce.train.runtime import measure_matmul_flops
 
+VOCAB = 4096
+
 
 def matmul_peak(seconds: float) -> tuple[float, int]:
     """Best fp32 matmul FLOP/s over a few square sizes."""
@@ -28,13 +30,13 @@ def matmul_peak(seconds: float) -> tuple[float, int]:
 
 def time_preset(name: str, batch_size: int, steps: int, device: str, compile_: bool) -> dict:
     cfg = get_preset(name)
-    cfg.model.vocab_size = 4096
+    cfg.model.vocab_size = VOCAB
     torch.manual_seed(0)
     model = GPT(cfg.model).to(device)
     opt = build_optimizer(model, cfg.optim, device)
     fwd = torch.compile(model) if compile_ else model
     T = cfg.model.seq_len
-    x, y = torch.randint(0, 4096, (2, batch_size, T), device=device)
+    x, y = torch.randint(0, VOCAB, (2, batch_size, T), device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
 
     def step():
@@ -45,10 +47,12 @@ def time_preset(name: str, batch_size: int, steps: int, device: str, compile_: b
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(3):
+    t0 = time.perf_counter()
+    for _ in range(3):  # warm-up; with compile, the compilation
         step()
     if device == "cuda":
         torch.cuda.synchronize()
+    warmup = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -57,7 +61,7 @@ def time_preset(name: str, batch_size: int, steps: int, device: str, compile_: b
     dt = (time.perf_counter() - t0) / steps
     tok_s = batch_size * T / dt
     return {"preset": name, "params": param_counts(model)["total"], "T": T, "B": batch_size,
-            "tok_s": tok_s, "flops": tok_s * flops_per_token(model)}
+            "tok_s": tok_s, "flops": tok_s * flops_per_token(model), "warmup_s": warmup, "compile": compile_}
 
 
 def main() -> None:
