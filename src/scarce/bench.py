@@ -47,7 +47,7 @@ from scarce.recipes.common import Context, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
 from scarce.report.report import write_bench_report
 from scarce.rundir import Member
-from scarce.runs.executors import cpu_count, make_executor
+from scarce.runs.executors import default_workers, make_executor
 from scarce.runs.store import results_root
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
 from scarce.scaling.paired import gain_share, loss_difference, resampled_losses
@@ -306,7 +306,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
     results = str(results_root(results).resolve())
-    workers = workers or cpu_count()
+    workers = workers or default_workers()
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
     stores = _stores(p, data, out, log)

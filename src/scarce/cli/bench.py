@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
     p.add_argument("--out", required=True, help="folder for bench.json, the report, run folders and token stores")
     p.add_argument("--workers", type=int, default=0,
-                   help="runs trained at once, each a 1-thread process (default: one per CPU core)")
+                   help="runs trained at once, each a 1-thread process (default: one per GPU, else one per CPU core)")
     options.add_results(p)
     p.set_defaults(func=run)
 

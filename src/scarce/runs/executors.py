@@ -6,7 +6,8 @@ result with status 'failed' (see `scarce.runs.launch.run_task`); an executor onl
 the process that ran a task (a killed worker, a lost Ray node) into such a result.
 
 Threads are split, not multiplied: N workers on C cores run C // N torch threads each, because
-oversubscribed threads stall badly on a shared CPU.
+oversubscribed threads stall badly on a shared CPU. On a machine with GPUs, worker k sees only GPU
+k mod G (CUDA_VISIBLE_DEVICES), so N = G workers train one run per GPU instead of all on the first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+import torch
+
 from scarce.errors import UserError
 
 EXECUTORS = ("local", "ray")
@@ -29,6 +32,25 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use (its CUDA_VISIBLE_DEVICES, else all); [] without CUDA."""
+    if not torch.cuda.is_available():
+        return []
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d.strip() for d in env.split(",") if d.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def default_workers() -> int:
+    """Runs at once by default: one per GPU, else one per CPU core."""
+    return len(visible_gpus()) or cpu_count()
+
+
+def gpu_of_worker(index: int, gpus: list[str]) -> str:
+    return gpus[index % len(gpus)]
 
 
 def crashed(error: BaseException) -> dict:
@@ -58,10 +80,12 @@ class ProcessExecutor:
     def __init__(self, workers: int, threads: int = 0):
         self.workers = workers
         self.threads = threads or max(1, cpu_count() // workers)
+        self.gpus = visible_gpus()
 
     def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_interruptible)
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
+                                   initargs=(ctx.Value("i", 0), self.gpus))
         try:
             futures = {pool.submit(_call, fn, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
@@ -85,6 +109,15 @@ def _interrupt(signum, frame) -> None:
     if not _busy:  # idle: nothing to record, leave quietly
         os._exit(128 + signum)
     raise KeyboardInterrupt
+
+
+def _start_worker(counter, gpus: list[str]) -> None:
+    """In a new worker, before any task (and before CUDA starts): its GPU, and its signal handlers."""
+    if gpus:
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_of_worker(index, gpus)
+    _interruptible()
 
 
 def _interruptible() -> None:
