@@ -179,9 +179,11 @@ def _tiktoken_encoding(name: str):
     try:
         return tiktoken.get_encoding(name)
     except Exception as e:  # a download failure surfaces as several exception types
+        first = (str(e).strip().splitlines() or [""])[0][:160]
         raise UserError(
-            f"could not load tiktoken's {name!r} files ({type(e).__name__}: {e}); they are downloaded once "
-            "and cached (TIKTOKEN_CACHE_DIR), so run once with internet access or use --tokenizer bpe"
+            f"could not load tiktoken's {name!r} files ({type(e).__name__}: {first}); tiktoken downloads them once "
+            "into TIKTOKEN_CACHE_DIR, so run once with internet access, or offline give the same tokenizer as a "
+            f"local model folder: --tokenizer hf:FOLDER (GPT-2's tokenizer.json, or vocab.json and merges.txt)"
         ) from None
 
 
