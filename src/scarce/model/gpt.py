@@ -119,7 +119,7 @@ class GPT(nn.Module):
             return self.unembed(h)
         if self._fused_loss(h):
             weight = self.embed.weight if self.head is None else self.head.weight
-            loss = linear_cross_entropy(h.flatten(0, 1), weight, targets.flatten())
+            loss = linear_cross_entropy(h.flatten(0, 1), weight, targets.flatten(), self.cfg.softcap)
         else:
             loss = F.cross_entropy(self.unembed(h).float().flatten(0, 1), targets.flatten())
         if self.mtp is not None and self.training:
@@ -130,8 +130,7 @@ class GPT(nn.Module):
     def _fused_loss(self, h: torch.Tensor) -> bool:
         """Head and cross-entropy fused (`model/linear_ce.py`) when training in eager mode on the CPU; on GPUs
         and under torch.compile the plain path, which their kernels and fusion already serve."""
-        return (h.requires_grad and not h.is_cuda and not self.cfg.softcap
-                and not torch.compiler.is_compiling())
+        return h.requires_grad and not h.is_cuda and not torch.compiler.is_compiling()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ tokens x V = 4,096 classes is 64 MB). Here each chunk of rows computes its logit
 the logits into the softmax gradient in place (softmax - one-hot) while they are still in cache, and
 multiplies it straight into the gradients of the hidden states and of the head; backward only scales them by
 the incoming gradient of the loss. Same numbers up to summation order; the (N, V) logits are never whole.
+With a logit soft-cap c (Gemma 2's c * tanh(z / c)) the chunk's gradient goes through the cap as well:
+d/dz c * tanh(z / c) = 1 - tanh(z / c)^2.
 """
 
 from __future__ import annotations
@@ -18,19 +20,25 @@ CHUNK_ELEMENTS = 1 << 19
 
 
 class LinearCrossEntropy(torch.autograd.Function):
-    """mean_i CE(h_i @ w.T, y_i) for h (N, d), w (V, d), y (N,)."""
+    """mean_i CE(cap(h_i @ w.T), y_i) for h (N, d), w (V, d), y (N,); cap is the identity when c is 0."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, y: torch.Tensor, c: float = 0.0) -> torch.Tensor:
         n, rows = h.shape[0], max(16, CHUNK_ELEMENTS // w.shape[0])
         grad_h, grad_w, total = torch.empty_like(h), torch.zeros_like(w), h.new_zeros((), dtype=torch.float32)
         for s in range(0, n, rows):
             hc, yc = h[s:s + rows], y[s:s + rows]
             logits = (hc @ w.t()).float()  # (rows, V)
+            t = None
+            if c:
+                t = logits.div_(c).tanh_()  # (rows, V), kept for the gradient through the cap
+                logits = t * c
             lse = torch.logsumexp(logits, dim=-1)  # (rows,)
             total += (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
             p = logits.sub_(lse[:, None]).exp_()  # softmax, in place
             p[torch.arange(len(yc), device=p.device), yc] -= 1.0  # - one-hot: d loss_i / d logits_i
+            if t is not None:
+                p.mul_(t.mul_(t).neg_().add_(1.0))  # through the cap: 1 - tanh^2
             p = p.to(h.dtype)
             torch.mm(p, w, out=grad_h[s:s + rows])  # (rows, d)
             grad_w.addmm_(p.t(), hc)  # (V, d)
@@ -42,9 +50,10 @@ class LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         grad_h, grad_w = ctx.saved_tensors
         scale = grad / ctx.n
-        return grad_h * scale, grad_w * scale, None
+        return grad_h * scale, grad_w * scale, None, None
 
 
-def linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy in nats of the logits h @ w.T (h: (N, d), w: (V, d)) against targets y (N,)."""
-    return LinearCrossEntropy.apply(h, w, y)
+def linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor, softcap: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy in nats of the logits h @ w.T (h: (N, d), w: (V, d)), soft-capped at `softcap` when
+    it is not 0, against targets y (N,)."""
+    return LinearCrossEntropy.apply(h, w, y, softcap)

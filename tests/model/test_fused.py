@@ -1,0 +1,34 @@
+"""The fused pieces of the CPU step compute what the plain expressions compute: the head with the
+cross-entropy (soft-capped or not, over several row chunks) and relu(z)^2, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scarce.model import linear_ce
+from scarce.model.mlp import relu_squared
+from scarce.model.softcap import capped_linear
+
+
+@pytest.mark.parametrize("cap", [0.0, 10.0, 2.0])
+def test_fused_head_and_cross_entropy_match_the_plain_loss(cap, monkeypatch):
+    monkeypatch.setattr(linear_ce, "CHUNK_ELEMENTS", 64 * 700)  # 64-row chunks: 5 chunks, the last one short
+    torch.manual_seed(0)
+    h = torch.randn(300, 32, requires_grad=True)
+    w = torch.randn(700, 32, requires_grad=True)
+    y = torch.randint(0, 700, (300,))
+    plain = F.cross_entropy(capped_linear(h, w, cap) if cap else F.linear(h, w), y)
+    fused = linear_ce.linear_cross_entropy(h, w, y, cap)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-6)
+    for a, b in zip(torch.autograd.grad(3.0 * plain, (h, w)), torch.autograd.grad(3.0 * fused, (h, w))):
+        torch.testing.assert_close(b, a, atol=1e-7, rtol=1e-5)
+
+
+def test_relu_squared_matches_autograd():
+    torch.manual_seed(0)
+    z = torch.randn(64, 48, requires_grad=True)
+    g = torch.randn(64, 48)
+    assert torch.equal(relu_squared(z), F.relu(z).square())
+    assert torch.equal(torch.autograd.grad(relu_squared(z), z, g)[0], torch.autograd.grad(F.relu(z).square(), z, g)[0])
