@@ -347,3 +347,15 @@ def test_heldout_window_spreads_select_and_val_over_documents(corpus, tmp_path):
         assert len(windowed.split(split)) == len(whole.split(split))
     again = prepare(corpus, tmp_path / "win2", VOCAB, **BUDGETS, log=lambda _: None, heldout_window=400)
     assert np.array_equal(again.split("val"), windowed.split("val"))  # the windows are fixed by the documents
+
+
+def test_a_held_out_shortfall_counts_windows_not_whole_documents(tmp_path):
+    """With held-out windows a document gives select at most one window: the error says what is left in
+    windows (it used to count whole documents, naming a budget that could not fit)."""
+    texts = [t * 4 for t in _sources(40)]
+    corpus = _write_corpus(tmp_path / "c", texts)
+    with pytest.raises(UserError, match=r"remain for select after val \(64-token windows, one per document\)") as e:
+        prepare(corpus, tmp_path / "s", 300, train_tokens=1000, select_tokens=1500, val_tokens=1500,
+                tokenizer="bpe", heldout_window=64, log=lambda _: None)
+    left = int(re.search(r"; ([\d,]+) remain", str(e.value)).group(1).replace(",", ""))
+    assert left < 1500 and left <= 65 * 40

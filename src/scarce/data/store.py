@@ -642,9 +642,11 @@ def _fill(enc: _Encoded, budgets: dict[str, int]) -> dict[str, np.ndarray]:
 
 def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) -> UserError:
     """The error for a corpus too small for the budgets: how many tokens it holds, and what is left."""
-    total, left = enc.tokens(), enc.tokens(start)
+    total = enc.tokens()
+    left = sum(len(enc.piece(i, name)) for i in range(start, len(enc)))  # windows count, not whole documents
+    windows = f" ({enc.window}-token windows, one per document)" if enc.window and name != "train" else ""
     before = " and ".join(FILL_ORDER[:FILL_ORDER.index(name)])
-    left_text = f"; {left:,} remain for {name} after {before}" if before else ""
+    left_text = f"; {left:,} remain for {name} after {before}{windows}" if before else ""
     asked = ", ".join(f"{n} {budgets[n]:,}" for n in FILL_ORDER)
     return UserError(
         f"the corpus holds {total:,} tokens in {len(enc):,} documents{left_text}, too few for the budgets "
