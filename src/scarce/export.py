@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from scarce import atomic
+from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.ensemble import read_ensemble
 from scarce.errors import UserError
@@ -36,16 +37,16 @@ def export(out: str | Path, run: str | Path | None = None, ensemble: str | Path 
         raise UserError(f"{out} already exists and is not an empty folder; export into a new folder")
     if run is not None:
         member = Member.of_run(run)
-        models = [_hf_model(member)]
-        atomic.write_dir(out, lambda d: _write_member(d, member, models[0]))
+        cfg, model = _hf_model(member)
+        atomic.write_dir(out, lambda d: _write_member(d, member, cfg, model))
         return out
     members, combine = read_ensemble(ensemble)
     models = [_hf_model(m) for m in members]  # every member checked before anything is written
 
     def fill(d: Path) -> None:
-        for k, (m, model) in enumerate(zip(members, models), 1):
+        for k, (m, (cfg, model)) in enumerate(zip(members, models), 1):
             (d / f"member-{k}").mkdir()
-            _write_member(d / f"member-{k}", m, model)
+            _write_member(d / f"member-{k}", m, cfg, model)
         (d / "README.md").write_text(_ensemble_readme(members, combine), encoding="utf-8")
         (d / "scarce_ensemble.json").write_text(json.dumps(
             {"combine": combine, "members": [f"member-{k}" for k in range(1, len(members) + 1)]}, indent=2) + "\n")
@@ -53,16 +54,16 @@ def export(out: str | Path, run: str | Path | None = None, ensemble: str | Path 
     return out
 
 
-def _hf_model(member: Member):
+def _hf_model(member: Member) -> tuple[RunConfig, object]:
+    """The member's run config and its weights as a transformers model."""
     cfg = read_config(member.run_dir)
     model, _family = hf.to_hf(cfg.model, load_weights(member.weights))
-    return model
+    return cfg, model
 
 
-def _write_member(d: Path, member: Member, model) -> None:
+def _write_member(d: Path, member: Member, cfg: RunConfig, model) -> None:
     """config.json + model.safetensors (transformers' own writer), the tokenizer and where it came from."""
     model.save_pretrained(d, safe_serialization=True)
-    cfg = read_config(member.run_dir)
     store = open_store(cfg.data)
     tokenizer = _tokenizer(store)
     if tokenizer is not None:

@@ -123,7 +123,8 @@ def _rope(c, source: str) -> tuple[float, str]:
 def resolve(model: ModelConfig, source: str) -> ModelConfig:
     """`model` with the architecture of the HF model `source` (its ARCHITECTURE fields replaced); a scarce
     knob the HF model does not have is refused (the run would not start from that model's function)."""
-    fields = model_fields(load_config(source), source)
+    hf_config = load_config(source)
+    fields = model_fields(hf_config, source)
     defaults = ModelConfig()
     knobs = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ARCHITECTURE + FREE
              and getattr(model, f.name) != getattr(defaults, f.name)]
@@ -132,7 +133,7 @@ def resolve(model: ModelConfig, source: str) -> ModelConfig:
                         "started from a HF model keeps its architecture")
     out = dataclasses.replace(model, **fields)
     if out.position == "learned":
-        limit = _positions(load_config(source))
+        limit = _positions(hf_config)
         if out.seq_len > limit:
             raise UserError(f"model.seq_len {out.seq_len} exceeds the {limit} positions {source} has learned")
     return out
