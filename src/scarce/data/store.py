@@ -55,7 +55,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -64,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scarce import __version__, cache
+from scarce import __version__, atomic, cache
 from scarce.atomic import sha256_file
 from scarce.data import corpora
 from scarce.data.tokenizer import (
@@ -904,30 +903,15 @@ def _write_files(folder: Path, tok: Tokenizer, arrays: dict[str, np.ndarray]) ->
 
 
 def _write_store(out: Path, manifest: dict, write_files: Callable[[Path], None]) -> None:
-    """Build the store in a temporary folder beside `out`, then rename it into place."""
-    # A fresh hidden name; mkdir (unlike mkdtemp) honours the umask, so the store gets normal permissions.
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+    """Build the store in a temporary folder beside `out`, then rename it into place (`atomic.write_dir`)."""
+    def fill(tmp: Path) -> None:
         write_files(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _fsync_files(tmp)
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # an empty folder the user made beforehand
-        os.rename(tmp, out)
+
+    try:
+        atomic.write_dir(out, fill)
     except OSError as e:
         raise UserError(f"could not write the token store to {out}: {e}") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_files(folder: Path) -> None:
-    """Flush the files to disk before the rename publishes them, so a crash cannot expose empty files."""
-    for f in folder.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
 
 
 def _now() -> str:
