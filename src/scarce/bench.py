@@ -388,7 +388,7 @@ def _pretrain_store(p: BenchPreset, out: Path, log: Log):
 
 def _pretrain(p: BenchPreset, runs: _Runs, out: Path, cpt_store) -> dict:
     """The model continued pretraining starts from: the standard recipe on the pretraining corpus."""
-    store = _pretrain_store(p, out, runs.log)
+    store = open_store(out / "stores" / "pretrain")  # prepared with the other stores (`_stores`)
     if store.manifest["tokenizer"]["sha256"] != cpt_store.manifest["tokenizer"]["sha256"]:
         raise UserError(f"{cpt_store.path} was not cut with the tokenizer of {store.path}; remove {out / 'stores'}")
     point = {"data": str(store.path.resolve()), "model.depth": p.largest, "optim.lr": p.pretrain_lr,
