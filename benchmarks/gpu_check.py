@@ -33,8 +33,9 @@ from throughput import VOCAB, time_preset  # benchmarks/throughput.py: the train
 from scarce.config import apply_overrides, get_preset
 from scarce.data.store import prepare
 from scarce.ensemble import write_evaluation
-from scarce.rundir import Member
+from scarce.rundir import Member, read_config
 from scarce.runs.launch import train
+from scarce.train.trainer import build_loader
 
 
 def sync(device: str) -> None:
@@ -175,9 +176,6 @@ def cpt_check(store, out: Path, device: str, quick: bool) -> dict:
     summary = train(cfg, out / "cpt-run", results=str(out / "results"), quiet=True)
     wall = time.perf_counter() - t0
     first = json.loads((out / "cpt-run" / "metrics.jsonl").read_text().splitlines()[0])
-    from scarce.rundir import read_config
-    from scarce.train.trainer import build_loader
-
     stored = read_config(out / "cpt-run")
     x, y = build_loader(stored, cpt_store, 0, 1).batch(0)
     ref = transformers.AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
