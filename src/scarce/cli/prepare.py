@@ -37,7 +37,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--val-tokens", type=parse_count, default=250_000, metavar="N",
                    help="exact size of the val split, for reporting only (default 250k)")
     p.add_argument("--tokenizer", default="bpe", metavar="SPEC",
-                   help="'bpe' trains one on the train documents (default); 'gpt2' loads GPT-2's via tiktoken; "
+                   help="'bpe' trains one on the train documents (default); 'gpt2' (or r50k_base, p50k_base, "
+                        "cl100k_base, o200k_base) a tiktoken encoding, from NAME.tiktoken in ~/.cache/scarce/"
+                        "tokenizers when there, else through tiktoken; a path ending in .tiktoken that file; "
                         "'hf:NAME_OR_PATH' a Hugging Face model's tokenizer (a local model folder, or a model "
                         "already in the local HF cache: nothing is downloaded; needs scarce[hf]), documents "
                         "ending with its eos_token; a path ending in .json a tokenizer.json file")

@@ -108,7 +108,8 @@ class PrepareRequest:
     val_tokens: int
     """Exact token budgets of the splits."""
     tokenizer: str = "bpe"
-    """'bpe' trains one on the train documents; 'gpt2' loads GPT-2's through tiktoken; 'hf:NAME_OR_PATH' a
+    """'bpe' trains one on the train documents; 'gpt2' (or another tiktoken encoding's name) or a .tiktoken
+    file one of tiktoken's encodings, converted to a tokenizer.json; 'hf:NAME_OR_PATH' a
     Hugging Face model's (a local folder or the local HF cache, never downloaded); a path ending in .json a
     `tokenizer.json` file (see `scarce.data.tokenizer.parse_tokenizer_spec`)."""
     tokenizer_bytes: int = 0

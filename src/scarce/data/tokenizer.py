@@ -1,11 +1,16 @@
-"""Tokenizers: a byte-level BPE trained on the training documents, GPT-2's via tiktoken, or an existing
-tokenizer (a Hugging Face model's, or a `tokenizer.json` file) for continued pretraining.
+"""Tokenizers: a byte-level BPE trained on the training documents, or an existing one: a Hugging Face
+model's or a `tokenizer.json` file (for continued pretraining), or one of tiktoken's encodings (GPT-2's,
+`cl100k_base`, ...) by name or from its local `.tiktoken` file.
 
 Byte-level BPE (GPT-2's scheme) never meets an unknown character and loses nothing: every token is a
 run of bytes, so a token's byte length is known exactly, which is what bits-per-byte needs
 (`token_bytes`). `<|endoftext|>` is the one special token; it ends every document in the store.
 Text that happens to contain the string `<|endoftext|>` is encoded as ordinary bytes, so a
 document can never forge a document boundary.
+
+A tiktoken encoding is converted once into the same kind of tokenizer (byte-level BPE with the encoding's
+split pattern and special-token ids; the ids equal tiktoken's), so a store always holds a self-contained
+`tokenizer.json` and nothing is fetched again when it is read.
 
 An existing tokenizer ends documents with its own end-of-text token (the model's `eos_token`) and must
 decode byte-level (GPT-2, Llama 3, Qwen) or SentencePiece-style (Llama 2, Mistral, Gemma), the two schemes
@@ -26,13 +31,18 @@ from pathlib import Path
 import numpy as np
 
 from scarce.atomic import write_text
+from scarce.cache import cache_path
 from scarce.errors import UserError
 
 EOT = "<|endoftext|>"
 MIN_VOCAB = 257  # 256 byte tokens + EOT
-NAMED = ("gpt2",)
-SPEC_FORMS = ("'bpe' (train one on the train documents), 'gpt2' (GPT-2's via tiktoken), 'hf:NAME_OR_PATH' (a "
-              "Hugging Face model's: a local model folder or a model in the local HF cache) or a tokenizer.json file")
+TIKTOKEN_NAMES = ("gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base")
+"""tiktoken's public encodings by name; 'gpt2' is `r50k_base` (the same ranks, pattern and <|endoftext|>)."""
+TIKTOKEN_ALIAS = {"gpt2": "r50k_base"}
+NAMED = TIKTOKEN_NAMES
+SPEC_FORMS = ("'bpe' (train one on the train documents), 'gpt2' or another tiktoken encoding (r50k_base, p50k_base, "
+              "cl100k_base, o200k_base), a tiktoken file (NAME.tiktoken), 'hf:NAME_OR_PATH' (a Hugging Face "
+              "model's: a local model folder or a model in the local HF cache) or a tokenizer.json file")
 MODEL_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")  # SentencePiece's byte fallback: one piece per raw byte
@@ -141,7 +151,8 @@ def _piece_bytes(token: str, space: str, byte_fallback: bool) -> int:
 
 
 class TiktokenTokenizer(Tokenizer):
-    """A named tiktoken encoding (GPT-2's), for comparing with published models. Saved as a reference."""
+    """A store of an earlier version that saved only the name of a tiktoken encoding ({"scarce_tiktoken": NAME}),
+    read through tiktoken (its cache, else the network). New stores hold the converted `tokenizer.json`."""
 
     def __init__(self, name: str) -> None:
         self.kind = name
@@ -179,12 +190,153 @@ def _tiktoken_encoding(name: str):
     try:
         return tiktoken.get_encoding(name)
     except Exception as e:  # a download failure surfaces as several exception types
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise UserError(
-            f"could not load tiktoken's {name!r} files ({type(e).__name__}: {first}); tiktoken downloads them once "
-            "into TIKTOKEN_CACHE_DIR, so run once with internet access, or offline give the same tokenizer as a "
-            f"local model folder: --tokenizer hf:FOLDER (GPT-2's tokenizer.json, or vocab.json and merges.txt)"
-        ) from None
+        raise UserError(f"could not load tiktoken's {name!r} files ({type(e).__name__}: {_one_line(e)[:160]}); "
+                        f"{_where_to_put(TIKTOKEN_ALIAS.get(name, name))}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# tiktoken encodings, converted
+
+
+def tiktoken_dir() -> Path:
+    """Where `--tokenizer NAME` looks for NAME.tiktoken before asking tiktoken (whose cache, or the network,
+    is the fallback): $XDG_CACHE_HOME/scarce/tokenizers (~/.cache/scarce/tokenizers)."""
+    return cache_path("tokenizers")
+
+
+def _where_to_put(name: str) -> str:
+    d = _tiktoken_definitions().get(name, {})
+    url = f" (from {d['url']})" if d.get("url") else ""
+    return (f"offline, put {name}.tiktoken{url} in {tiktoken_dir()}/, or give the file itself as --tokenizer "
+            f"PATH/{name}.tiktoken (or the model's folder as hf:FOLDER)")
+
+
+def _tiktoken_definitions() -> dict[str, dict]:
+    """tiktoken's own definition of each public encoding, read without its ranks: name -> {url, sha256,
+    pat_str, special_tokens, n_vocab}. Its constructors are run with the rank loader replaced by one that
+    records which file (and sha256) they would load."""
+    global _DEFINITIONS
+    if _DEFINITIONS is None:
+        try:
+            from unittest import mock
+
+            from tiktoken_ext import openai_public
+        except ImportError:
+            raise UserError("tiktoken encodings need tiktoken: pip install 'scarce[hf]'") from None
+        out = {}
+        for name in TIKTOKEN_NAMES:
+            if name in TIKTOKEN_ALIAS:
+                continue
+            seen = {}
+
+            def record(url, expected_hash=None, _seen=seen):
+                _seen.update(url=url, sha256=expected_hash)
+                return {}
+
+            try:
+                with mock.patch.object(openai_public, "load_tiktoken_bpe", record):
+                    spec = openai_public.ENCODING_CONSTRUCTORS[name]()
+            except Exception:  # a tiktoken whose layout differs: that encoding is not offered
+                continue
+            if seen.get("sha256"):
+                out[name] = {**seen, "pat_str": spec["pat_str"], "special_tokens": dict(spec["special_tokens"]),
+                             "n_vocab": spec.get("explicit_n_vocab")}
+        _DEFINITIONS = out
+    return _DEFINITIONS
+
+
+_DEFINITIONS: dict[str, dict] | None = None
+
+
+def tiktoken_named(name: str) -> Tokenizer:
+    """tiktoken's encoding `name` ('gpt2' is r50k_base), converted: its ranks from NAME.tiktoken in
+    `tiktoken_dir()` when there, else through tiktoken (its cache or the network)."""
+    base = TIKTOKEN_ALIAS.get(name, name)
+    definition = _tiktoken_definitions().get(base)
+    if definition is None:
+        raise UserError(f"this tiktoken has no encoding {base!r} (pip install -U tiktoken)")
+    local = tiktoken_dir() / f"{base}.tiktoken"
+    if local.is_file():
+        if _file_sha256(local) != definition["sha256"]:
+            raise UserError(f"{local} is not tiktoken's {base} (its sha256 differs); replace it, or delete it "
+                            "to let tiktoken fetch the encoding")
+        ranks = _read_ranks(local)
+    else:
+        try:
+            from tiktoken.load import load_tiktoken_bpe
+
+            ranks = load_tiktoken_bpe(definition["url"], expected_hash=definition["sha256"])
+        except Exception as e:  # a download failure surfaces as several exception types
+            raise UserError(f"could not load tiktoken's {base} ({type(e).__name__}: {_one_line(e)[:120]}); "
+                            f"{_where_to_put(base)}") from None
+    kind = "gpt2" if name == "gpt2" else "tiktoken"
+    return _converted(ranks, definition, kind, base)
+
+
+def tiktoken_file(path: str) -> Tokenizer:
+    """A local tiktoken BPE file, recognised by its sha256 as one of tiktoken's public encodings (whose split
+    pattern and special-token ids the file itself does not record)."""
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise UserError(f"no tokenizer file at {file}")
+    digest = _file_sha256(file)
+    known = {d["sha256"]: n for n, d in _tiktoken_definitions().items()}
+    if digest not in known:
+        raise UserError(f"tokenizer {file}: a .tiktoken file records neither its split pattern nor its special "
+                        f"tokens' ids, and this one is not one of tiktoken's encodings ({', '.join(known)}) whose "
+                        "definitions scarce knows; give the model's folder as hf:FOLDER or its tokenizer.json")
+    name = known[digest]
+    return _converted(_read_ranks(file), _tiktoken_definitions()[name], "tiktoken", str(file))
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_ranks(path: Path) -> dict[bytes, int]:
+    """The mergeable ranks of a .tiktoken file (one `base64-token rank` per line)."""
+    import base64
+    import binascii
+
+    ranks = {}
+    for n, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            token, rank = line.split()
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except (ValueError, binascii.Error):
+            raise UserError(f"cannot read tokenizer {path}: line {n} is not 'BASE64-TOKEN RANK'") from None
+    return ranks
+
+
+def _converted(ranks: dict[bytes, int], definition: dict, kind: str, source: str) -> Tokenizer:
+    """A tiktoken encoding as a byte-level BPE `tokenizers` model giving the same ids: transformers'
+    converter recovers the merges from the ranks; the split pattern and the special tokens (at tiktoken's
+    ids) come from tiktoken's definition."""
+    try:
+        from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
+        from tokenizers import Tokenizer as HFTokenizer
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+    except ImportError:
+        raise UserError(f"tokenizer {source} needs transformers: pip install 'scarce[hf]'") from None
+
+    class FromRanks(TikTokenConverter):
+        def load_tiktoken_bpe(self, _url):
+            return ranks
+
+    vocab, merges = FromRanks().extract_vocab_merges_from_model(None)
+    specials = definition["special_tokens"]
+    hf = HFTokenizer(models.BPE({**vocab, **specials}, merges, fuse_unk=False, ignore_merges=True))
+    hf.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(definition["pat_str"]), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    hf.decoder = decoders.ByteLevel()
+    hf.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    return _existing(hf, kind, source, EOT, source)
 
 
 def train_bpe(docs: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -217,22 +369,19 @@ def train_bpe(docs: Iterable[str], vocab_size: int) -> Tokenizer:
 
 
 def parse_tokenizer_spec(spec: str) -> tuple[str, str]:
-    """(kind, argument) of a tokenizer SPEC: ('bpe', ''), ('gpt2', 'gpt2'), ('hf', NAME_OR_PATH) or
-    ('json', PATH); a one-line UserError listing the accepted forms for anything else."""
+    """(kind, argument) of a tokenizer SPEC: ('bpe', ''), ('tiktoken', NAME), ('hf', NAME_OR_PATH),
+    ('json', PATH) or ('tiktoken-file', PATH); a one-line UserError listing the accepted forms for anything
+    else."""
     if spec == "bpe":
         return "bpe", ""
     if spec in NAMED:
-        return spec, spec
+        return "tiktoken", spec
     if spec.startswith("hf:") and spec[3:].strip():
         return "hf", spec[3:]
     if spec.endswith(".json"):
         return "json", spec
     if spec.endswith(".tiktoken"):
-        # Such a file holds only the mergeable ranks: the split pattern and the special tokens' ids of the
-        # model that shipped it are not in it (Llama 3's puts its end-of-text at 128001, not the next id).
-        raise UserError(f"tokenizer {spec}: a .tiktoken file records neither its split pattern nor its special "
-                        "tokens' ids, so the ids its model expects cannot be rebuilt from it; give the model's "
-                        "folder as hf:FOLDER or its tokenizer.json")
+        return "tiktoken-file", spec
     raise UserError(f"unknown tokenizer {spec!r}; give {SPEC_FORMS}")
 
 
@@ -240,9 +389,8 @@ def existing_tokenizer(spec: str) -> Tokenizer:
     """The tokenizer a SPEC other than 'bpe' names (see `parse_tokenizer_spec`), loaded without training."""
     kind, arg = parse_tokenizer_spec(spec)
     assert kind != "bpe", "a BPE is trained, not loaded"
-    if kind == "hf":
-        return hf_tokenizer(arg)
-    return tokenizer_file(arg) if kind == "json" else TiktokenTokenizer(arg)
+    loaders = {"hf": hf_tokenizer, "json": tokenizer_file, "tiktoken": tiktoken_named, "tiktoken-file": tiktoken_file}
+    return loaders[kind](arg)
 
 
 def hf_tokenizer(source: str) -> Tokenizer:
