@@ -32,3 +32,25 @@ def test_relu_squared_matches_autograd():
     g = torch.randn(64, 48)
     assert torch.equal(relu_squared(z), F.relu(z).square())
     assert torch.equal(torch.autograd.grad(relu_squared(z), z, g)[0], torch.autograd.grad(F.relu(z).square(), z, g)[0])
+
+
+@pytest.mark.parametrize("fields", [{}, {"mtp_weight": 0.3, "softcap": 10.0, "tie_embeddings": False}])
+def test_the_training_loss_takes_the_fused_path_with_the_same_numbers(build, tokens, fields, monkeypatch):
+    """In training on the CPU the main head's loss and the multi-token head's go through the fused kernel; the
+    loss and every gradient equal those of the plain path."""
+    monkeypatch.setattr(linear_ce, "CHUNK_ELEMENTS", 16 * 97)  # several chunks
+    from scarce.model.gpt import GPT
+
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    m = build(**fields).train()
+    calls = []
+    real = linear_ce.LinearCrossEntropy.apply
+    monkeypatch.setattr(linear_ce.LinearCrossEntropy, "apply", lambda *a: calls.append(1) or real(*a))
+    fused = m(x, y)
+    fused_grads = torch.autograd.grad(fused, list(m.parameters()))
+    assert len(calls) == (2 if fields else 1)
+    monkeypatch.setattr(GPT, "_fused_loss", lambda self, h: False)
+    plain = m(x, y)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-6)
+    for a, b in zip(torch.autograd.grad(plain, list(m.parameters())), fused_grads):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-4)

@@ -117,14 +117,17 @@ class GPT(nn.Module):
         h = self.hidden(idx)
         if targets is None:
             return self.unembed(h)
+        loss = self.head_loss(h, targets)
+        if self.mtp is not None and self.training:
+            loss = loss + self.cfg.mtp_weight * self.mtp(h, targets, self.head_loss)
+        return loss
+
+    def head_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the head's (soft-capped) logits of h (B, T, d) against targets (B, T)."""
         if self._fused_loss(h):
             weight = self.embed.weight if self.head is None else self.head.weight
-            loss = linear_cross_entropy(h.flatten(0, 1), weight, targets.flatten(), self.cfg.softcap)
-        else:
-            loss = F.cross_entropy(self.unembed(h).float().flatten(0, 1), targets.flatten())
-        if self.mtp is not None and self.training:
-            loss = loss + self.cfg.mtp_weight * self.mtp(h, targets, self.unembed)
-        return loss
+            return linear_cross_entropy(h.flatten(0, 1), weight, targets.flatten(), self.cfg.softcap)
+        return F.cross_entropy(self.unembed(h).float().flatten(0, 1), targets.flatten())
 
 
     def _fused_loss(self, h: torch.Tensor) -> bool:

@@ -32,15 +32,18 @@ class LinearCrossEntropy(torch.autograd.Function):
             hc, yc = h[s:s + rows], y[s:s + rows]
             logits = (hc @ w.t()).float()  # (rows, V)
             t = None
-            if c:
-                t = logits.div_(c).tanh_()  # (rows, V), kept for the gradient through the cap
+            if c:  # tanh(z / c) = 2 sigmoid(2z / c) - 1: on the CPU sigmoid is ~10x faster than tanh
+                t = logits.mul_(2.0 / c).sigmoid_().mul_(2.0).sub_(1.0)  # (rows, V), kept for the gradient
                 logits = t * c
-            lse = torch.logsumexp(logits, dim=-1)  # (rows,)
-            total += (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
-            p = logits.sub_(lse[:, None]).exp_()  # softmax, in place
+            target = logits.gather(1, yc[:, None]).squeeze(1)  # (rows,)
+            top = logits.amax(dim=-1)  # (rows,)
+            p = logits.sub_(top[:, None]).exp_()  # unnormalised softmax, in place: one exp per logit
+            norm = p.sum(dim=-1)  # (rows,)
+            total += (top + norm.log() - target).sum()  # log-sum-exp minus the target's logit
+            p.div_(norm[:, None])  # softmax
             p[torch.arange(len(yc), device=p.device), yc] -= 1.0  # - one-hot: d loss_i / d logits_i
             if t is not None:
-                p.mul_(t.mul_(t).neg_().add_(1.0))  # through the cap: 1 - tanh^2
+                p.addcmul_(p, t.square_(), value=-1.0)  # through the cap: p (1 - tanh^2)
             p = p.to(h.dtype)
             torch.mm(p, w, out=grad_h[s:s + rows])  # (rows, d)
             grad_w.addmm_(p.t(), hc)  # (V, d)

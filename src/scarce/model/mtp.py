@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scarce.model.norm import rms_norm
@@ -21,7 +20,7 @@ class MTPHead(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=False)
 
     def forward(self, h: torch.Tensor, targets: torch.Tensor,
-                unembed: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy of predicting targets[:, t+1] (= token t+2) from the final hidden state at t."""
-        logits = unembed(rms_norm(self.proj(h[:, :-1])))  # (B, T-1, V)
-        return F.cross_entropy(logits.float().flatten(0, 1), targets[:, 1:].flatten())
+                head_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy of predicting targets[:, t+1] (= token t+2) from the final hidden state at t, through
+        the model's own head and loss (`GPT.head_loss`: fused with the head on the CPU)."""
+        return head_loss(rms_norm(self.proj(h[:, :-1])), targets[:, 1:])
