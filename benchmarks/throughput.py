@@ -82,11 +82,11 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()} | torch {torch.__version__} | threads {args.threads} | "
           f"device {args.device} | compile {args.compile}")
     print(f"# peak: {peak / 1e9:.1f} GFLOP/s ({'table bf16' if args.device == 'cuda' else f'fp32 matmul {n}x{n}x{n}'})")
-    print(f"{'preset':<12}{'params':>12}{'T':>6}{'B':>5}{'tok/s':>12}{'GFLOP/s':>10}{'MFU':>8}")
+    print(f"{'preset':<12}{'params':>12}{'T':>6}{'B':>5}{'tok/s':>12}{'GFLOP/s':>10}{'MFU':>8}{'warm-up s':>11}")
     for name in args.presets:
         r = time_preset(name, args.batch_size, args.steps, args.device, args.compile)
         print(f"{r['preset']:<12}{r['params']:>12,}{r['T']:>6}{r['B']:>5}{r['tok_s']:>12,.0f}"
-              f"{r['flops'] / 1e9:>10.1f}{100 * r['flops'] / peak:>7.1f}%")
+              f"{r['flops'] / 1e9:>10.1f}{100 * r['flops'] / peak:>7.1f}%{r['warmup_s']:>11.1f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -313,8 +314,11 @@ class TrainConfig:
     """'auto' (CUDA when present), 'cpu' or 'cuda'."""
     precision: str = "auto"
     """'auto' (bf16 autocast on CUDA, fp32 on CPU), 'fp32' or 'bf16'."""
-    compile: bool = False
-    """torch.compile the model (worth it on GPU; ~10% on CPU after a 30-45 s compile)."""
+    compile: bool | str = False
+    """torch.compile the model: true, false, or 'auto': the trainer compiles when the run's estimated eager
+    training time would save at least twice the compile time (`scarce.train.runtime.compile_decision`: a
+    documented table of compile times and speed-ups per device, the run's FLOPs and the machine's peak); the
+    decision and its estimate are logged and kept in summary.json (`compiled`)."""
     threads: int = 0
     """CPU threads for this process; 0 keeps torch's default. Run parallel work as 1-thread processes."""
     keep_checkpoints: int = 2
@@ -333,6 +337,8 @@ class TrainConfig:
         _check(self.log_every >= 1, "train.log_every", "must be >= 1")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
+        _check(isinstance(self.compile, bool) or self.compile == "auto", "train.compile",
+               "must be true, false or 'auto'")
         _check(self.threads >= 0, "train.threads", "must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")
@@ -495,6 +501,12 @@ def _from_dict(cls, d: dict, prefix: str):
 
 def _coerce(value, hint, name: str):
     """Check a JSON value against a field's type; ints are accepted where floats are expected."""
+    if isinstance(hint, types.UnionType):  # e.g. bool | str: the first type the value has
+        args = typing.get_args(hint)
+        for option in args:
+            if isinstance(value, option):
+                return value
+        raise UserError(f"config field {name}: expected {' or '.join(a.__name__ for a in args)}, got {value!r}")
     if typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -54,3 +54,16 @@ def test_the_training_loss_takes_the_fused_path_with_the_same_numbers(build, tok
     torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-6)
     for a, b in zip(torch.autograd.grad(plain, list(m.parameters())), fused_grads):
         torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-4)
+
+
+def test_compiled_training_step_keeps_the_fused_loss_and_its_numbers(build, tokens):
+    """Under torch.compile on the CPU the loss still goes through the fused head + cross-entropy (faster than
+    the compiled plain loss there), with the eager step's loss and gradients."""
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    m = build(depth=2, softcap=10.0, mtp_weight=0.3).train()
+    eager = m(x, y)
+    eager_grads = torch.autograd.grad(eager, list(m.parameters()))
+    compiled = torch.compile(m)(x, y)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-6)
+    for a, b in zip(eager_grads, torch.autograd.grad(compiled, list(m.parameters()))):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-4)

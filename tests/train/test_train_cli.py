@@ -199,3 +199,32 @@ def test_flipped_bits_in_best_weights_are_detected(run_args, tmp_path, capsys):
     assert main(run_args("a")) == 0
     _flip(tmp_path / "a" / "checkpoints" / "best.safetensors")
     one_line_error(capsys, ["sample", "--run", str(tmp_path / "a"), "--tokens", "5"], "damaged")
+
+
+def test_compile_auto_is_decided_from_the_run_and_logged(run_args, tmp_path, capsys):
+    """A short run under train.compile=auto stays eager; the decision and its estimate are logged and kept."""
+    argv = [a for a in run_args("auto", "--set", "train.compile=auto") if a != "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "compile False (auto: estimated eager training" in out and "< 2 x its ~25 s" in out
+    assert json.loads((tmp_path / "auto" / "summary.json").read_text())["compiled"] is False
+
+
+def test_compile_decision_weighs_the_saving_against_the_compile_time():
+    from scarce.train.runtime import COMPILE_COST, compile_decision
+
+    cost, speedup, mfu = COMPILE_COST["cpu"]
+    peak = 100e9
+    breakeven = 2 * cost / (1 - 1 / speedup) * peak * mfu  # training FLOPs whose saving is twice the compile
+    assert compile_decision("auto", "cpu", 0.9 * breakeven, peak)[0] is False
+    on, why = compile_decision("auto", "cpu", 1.1 * breakeven, peak)
+    assert on is True and why.startswith("auto: estimated eager training")
+    assert compile_decision(True, "cpu", 1.0, peak) == (True, "set in the config")
+    assert compile_decision(False, "cuda", 1e30, peak) == (False, "set in the config")
+    gpu_cost, gpu_speedup, gpu_mfu = COMPILE_COST["cuda"]
+    assert compile_decision("auto", "cuda", 1.1 * 2 * gpu_cost / (1 - 1 / gpu_speedup) * peak * gpu_mfu, peak)[0]
+
+
+def test_compile_takes_true_false_or_auto(run_args, capsys):
+    one_line_error(capsys, run_args("x", "--set", "train.compile=sometimes"), "train.compile: must be true, false or 'auto'")
+    one_line_error(capsys, run_args("x", "--set", "train.compile=3"), "config field train.compile: expected bool or str")

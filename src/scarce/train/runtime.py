@@ -73,6 +73,29 @@ def peak_flops(device: str, threads: int) -> float:
     return peak
 
 
+COMPILE_COST = {"cpu": (25.0, 1.05, 0.60), "cuda": (60.0, 1.8, 0.30)}
+"""Per device type, what `compile_decision` assumes: (seconds torch.compile takes before the first step, speed-up
+of a compiled step over an eager one, eager MFU). Measured (benchmarks/results/throughput_cpu.md,
+gpu_check_h200.md): CPU (2 cores, fp32, the fused head + cross-entropy in both) compile 6-25 s, compiled/eager
+tokens/s 0.95-1.07x at tiny and 1.05-1.08x at small, eager MFU 60% / 74%; H200 bf16 gpt2-small compile 28.9 s
+cold, 1.89x, eager MFU 28%. Conservative ends are taken: a wrong "off" costs a fraction of the run, a wrong
+"on" at most the compile time."""
+
+
+def compile_decision(setting: bool | str, device: str, train_flops: float, peak: float) -> tuple[bool, str]:
+    """Whether to torch.compile a run, and why. `setting` is train.compile; for 'auto' the run's eager time is
+    estimated from its training FLOPs and the peak (`COMPILE_COST`'s eager MFU) and compiling is chosen when
+    the time it saves is at least twice the compile time."""
+    if setting != "auto":
+        return bool(setting), "set in the config"
+    cost, speedup, mfu = COMPILE_COST["cuda" if device == "cuda" else "cpu"]
+    eager = train_flops / (peak * mfu)
+    saved = eager * (1.0 - 1.0 / speedup)
+    on = saved >= 2.0 * cost
+    return on, (f"auto: estimated eager training {eager:,.0f} s, compiling would save ~{saved:,.0f} s "
+                f"{'>=' if on else '<'} 2 x its ~{cost:.0f} s")
+
+
 def measure_matmul_flops(n: int = 1024, seconds: float = 1.0) -> float:
     """Best sustained FLOP/s of an n x n x n fp32 matmul on this CPU with the current thread count."""
     a, b = torch.randn(n, n), torch.randn(n, n)

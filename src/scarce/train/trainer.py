@@ -33,7 +33,7 @@ from scarce.train import checkpoint as ckpt
 from scarce.train.distill import build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
-from scarce.train.runtime import Runtime, make_runtime, peak_flops
+from scarce.train.runtime import Runtime, compile_decision, make_runtime, peak_flops
 from scarce.train.schedule import lr_multiplier
 
 
@@ -138,8 +138,6 @@ class Trainer:
         self.forward = self.model
         if self.rt.distributed:  # torchrun: gradients averaged across ranks; each rank reads its own windows
             self.forward = torch.nn.parallel.DistributedDataParallel(self.model)
-        if cfg.train.compile:
-            self.forward = torch.compile(self.forward)
         t = cfg.train
         self.loader = build_loader(cfg, self.store, self.rt.rank, self.rt.world)
         self.params = param_counts(self.model)
@@ -147,6 +145,11 @@ class Trainer:
         self.eval_every = t.eval_every or max(1, self.steps // 8)
         self.tokens_per_step = t.batch_size * t.grad_accum * self.rt.world * cfg.model.seq_len
         self.flops_per_token = flops_per_token(self.model)
+        peak = peak_flops(self.rt.device, torch.get_num_threads()) * self.rt.world  # flops_at counts every rank
+        self.compiled, self.compile_reason = compile_decision(t.compile, self.rt.device,
+                                                              self.flops_at(self.steps), peak)
+        if self.compiled:
+            self.forward = torch.compile(self.forward)
         self.averager = build_averager(cfg.optim, self.steps, self.eval_every)
         self.token_bytes = self.store.token_bytes()
         self.state = TrainState()
@@ -314,7 +317,8 @@ class Trainer:
             "flops_per_token": self.flops_per_token, "steps": s.step,
             "epochs": s.step / self.loader.steps_per_epoch, "wall_seconds": s.wall_seconds,
             "eval_seconds": s.eval_seconds,
-            "device": self.rt.device, "precision": self.rt.precision, "data": self.store.fingerprint,
+            "device": self.rt.device, "precision": self.rt.precision, "compiled": self.compiled,
+            "data": self.store.fingerprint,
         }
         if self.rt.is_main:
             atomic.write_json(self.run_dir / rundir.SUMMARY, summary)
@@ -330,7 +334,8 @@ class Trainer:
         self.say(f"run {self.run_id} -> {self.run_dir}")
         self.say(f"model depth {c.model.depth} width {c.model.d_model} heads {c.model.n_heads} | params "
                  f"{p['total']:,} ({p['non_embedding']:,} non-embedding) | {self.flops_per_token:.3g} FLOPs/token")
-        self.say(f"device {self.rt.device} precision {self.rt.precision} compile {c.train.compile} threads "
+        self.say(f"device {self.rt.device} precision {self.rt.precision} compile {self.compiled} "
+                 f"({self.compile_reason}) threads "
                  f"{torch.get_num_threads()} | peak {peak / 1e9:.0f} GFLOP/s | {self.steps} steps of "
                  f"{self.tokens_per_step:,} tokens ({self.steps / self.loader.steps_per_epoch:.2f} epochs)")
 
