@@ -263,7 +263,7 @@ class BenchResult:
     distillation: dict | None = None
     """Students of the largest size: ensemble to student, self-distillation, chain, with their val losses."""
     hygiene: dict = field(default_factory=dict)
-    """|select - val| on the reference runs and the standard error of a paired loss difference."""
+    """|select - val| on the reference runs and standard errors of paired loss differences (`_hygiene`)."""
     cpt: dict | None = None
     """Continued pretraining: the pretraining corpus, the pretrained model's run and its val loss on the CPT
     corpus before any continued training (None when runs start from random weights)."""
@@ -667,7 +667,7 @@ def _results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], ch
         distillation=None if distillation is None else {
             "student": _brief(distillation["student"]), "self": _brief(distillation["self"]),
             "chain": [_brief(r) for r in distillation["chain"]]},
-        hygiene=_hygiene(reference, findings), downstream=downstream, smoke=p.smoke)
+        hygiene=_hygiene(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke)
     return result, fits
 
 
@@ -858,12 +858,28 @@ def _finding(fid: str, name: str, reproduced, est: dict, unit: str, published: s
             "published": published, "detail": detail, **extra}
 
 
-def _hygiene(reference: list[dict], findings: list[dict]) -> dict:
+def _hygiene(reference: list[dict], findings: list[dict], std: list[dict], chosen: dict, ev: _Evaluations,
+             n_boot: int) -> dict:
+    """|select - val| on the reference runs, and standard errors of paired val differences: per size, the
+    standard recipe's best run against the regularized recipe's (the comparison of two settings the recipes
+    rest on, `paired_difference_se` their largest), and finding 1's contrast (an overfit run against the best,
+    a difference ten times larger whose per-window spread is larger too)."""
     gaps = [abs(r["row"]["select_loss"] - r["row"]["val_loss"]) for r in reference]
-    ses = [f.get("se") for f in findings[0].get("per_size", [])] if findings else []
-    ses = [s for s in ses if s is not None]
+    per_size = []
+    for depth, c in chosen.items():
+        mine = [r for r in std if r["depth"] == depth]
+        if not mine:
+            continue
+        best = min(mine, key=lambda r: r["val_loss"])["row"]
+        w = ev.windows([best, c["row"]])
+        diff = loss_difference(w[0], w[1], _tokens_per_window(best), n_boot=n_boot)
+        per_size.append({"depth": depth, **diff})
+    ses = [d["se"] for d in per_size if d.get("se") is not None]
+    overfit = [f.get("se") for f in findings[0].get("per_size", [])] if findings else []
+    overfit = [s for s in overfit if s is not None]
     return {"select_val_gap_max": max(gaps), "select_val_gap_mean": float(np.mean(gaps)),
-            "paired_difference_se": max(ses) if ses else None}
+            "paired_difference_se": max(ses) if ses else None, "paired_differences": per_size,
+            "overfit_difference_se": max(overfit) if overfit else None}
 
 
 def _tokens_per_window(row: dict) -> int:

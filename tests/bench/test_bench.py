@@ -112,7 +112,16 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
         assert f["id"] in first
         if f["id"] in ("1", "5a", "5b", "5c", "6"):  # paired differences and fits of the micro preset's runs
             assert f["reproduced"] is not None and f["value"] is not None, f
-    assert result["smoke"] is False and result["hygiene"]["select_val_gap_max"] >= 0
+    hygiene = result["hygiene"]
+    assert result["smoke"] is False and hygiene["select_val_gap_max"] >= 0
+    # the standard recipe's best against the regularized recipe's, per size, paired on the val windows
+    pairs = hygiene["paired_differences"]
+    assert [d["depth"] for d in pairs] == [r["depth"] for r in result["regularized"]]
+    for d, reg in zip(pairs, result["regularized"]):
+        best_std = min(r["val_loss"] for r in result["standard"] if r["depth"] == d["depth"])
+        assert d["value"] == pytest.approx(best_std - reg["val_loss"], abs=1e-4)
+        assert d["se"] > 0 and d["low"] <= d["value"] <= d["high"]
+    assert hygiene["paired_difference_se"] == max(d["se"] for d in pairs) and hygiene["overfit_difference_se"] >= 0
     down = result["downstream"]
     assert down["task"] == "scarce_nextline" and down["random"] == 0.25 and down["items"] > 0
     assert set(down["recipes"]) == {"standard", "regularized", "ensemble-k3"}

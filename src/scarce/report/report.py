@@ -289,11 +289,15 @@ def _findings_section(doc: Doc, out: Path, result) -> None:
     doc.p("; ".join(f"**{f['id']}**: {f['detail']}" for f in result.findings) + ".")
     h = result.hygiene
     if h:
-        se = h.get("paired_difference_se")
+        se, overfit = h.get("paired_difference_se"), h.get("overfit_difference_se")
+        pairs = ", ".join(f"depth {d['depth']} {d['value']:+.3f} (SE {d['se']:.4f})" for d in h.get("paired_differences", [])
+                          if d.get("se") is not None)
         doc.p(f"Measurement hygiene: |select - val| on the reference runs {h['select_val_gap_mean']:.3f} on average, "
               f"{h['select_val_gap_max']:.3f} at most (the splits should agree within 0.05 nats); standard error of a "
-              f"paired loss difference on val {'-' if se is None else f'{se:.4f}'} nats (moving-block bootstrap over "
-              "val windows).")
+              f"paired loss difference on val between two settings (the standard recipe's best against the "
+              f"regularized recipe's, per size{': ' + pairs if pairs else ''}) {'-' if se is None else f'{se:.4f}'} "
+              f"nats at most (target 0.01; moving-block bootstrap over val windows); finding 1's larger contrast "
+              f"{'-' if overfit is None else f'{overfit:.4f}'}.")
 
 
 def _ci(f: dict) -> str:
