@@ -26,8 +26,8 @@ def test_alpha_zero_equals_plain_training(make_config, members, tmp_path):
     student = distill_from(make_config("train.seed=7", "model.dropout=0.1"), [members[0]], alpha=0.0, temperature=2.0)
     distilled = train(student, tmp_path / "kd", results=str(tmp_path / "r"), quiet=True)
     a, b = _final_weights(tmp_path / "plain"), _final_weights(tmp_path / "kd")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
+    for k in a:  # equal up to rounding: the plain run's cross-entropy is fused with the head, the student's is not
+        torch.testing.assert_close(a[k], b[k], atol=5e-5, rtol=1e-4)
     assert plain["val_loss"] == pytest.approx(distilled["val_loss"], rel=1e-5) and plain["run_id"] != distilled["run_id"]
 
 
