@@ -21,12 +21,16 @@ Encoding uses the Rust batch encoder, which splits a batch over threads; `set_th
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -218,8 +222,6 @@ def _tiktoken_definitions() -> dict[str, dict]:
     global _DEFINITIONS
     if _DEFINITIONS is None:
         try:
-            from unittest import mock
-
             from tiktoken_ext import openai_public
         except ImportError:
             raise UserError("tiktoken encodings need tiktoken: pip install 'scarce[hf]'") from None
@@ -290,16 +292,11 @@ def tiktoken_file(path: str) -> Tokenizer:
 
 
 def _file_sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read_ranks(path: Path) -> dict[bytes, int]:
     """The mergeable ranks of a .tiktoken file (one `base64-token rank` per line)."""
-    import base64
-    import binascii
-
     ranks = {}
     for n, line in enumerate(path.read_bytes().splitlines(), 1):
         if not line.strip():
