@@ -18,7 +18,7 @@ import torch
 from scarce.config import get_preset
 from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.train.optim import build_optimizer
-from scarce.train.runtime import measure_matmul_flops
+from scarce.train.runtime import keep_freed_memory, measure_matmul_flops
 
 VOCAB = 4096
 
@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        keep_freed_memory()  # as the trainer does on the CPU
     if args.device == "cuda":
         from scarce.train.runtime import peak_flops
         peak, n = peak_flops("cuda", 0), 0

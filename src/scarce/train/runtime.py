@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import platform
@@ -44,6 +45,8 @@ def make_runtime(cfg: TrainConfig) -> Runtime:
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        keep_freed_memory()
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
     precision = cfg.precision
@@ -54,6 +57,26 @@ def make_runtime(cfg: TrainConfig) -> Runtime:
     if distributed:
         init_distributed(device)
     return Runtime(device=device, precision=precision, rank=rank, world=world, distributed=distributed)
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """On glibc (Linux), serve allocations up to 32 MB (glibc's largest threshold) from the heap and keep up to
+    1 GB of freed memory there, instead of mapping every large tensor afresh and returning it to the system when
+    freed: a CPU training step allocates and frees the same activation-sized blocks every step, and each fresh
+    mapping is page-faulted and zeroed on first touch. Measured: tiny 4.8%, small 3.9% faster per step at 2
+    threads (benchmarks/results/throughput_cpu.md). The process keeps its peak heap instead of shrinking after
+    each step. False (nothing changed) where the C library has no mallopt."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
 @functools.cache
