@@ -129,11 +129,10 @@ class GPT(nn.Module):
             return linear_cross_entropy(h.flatten(0, 1), weight, targets.flatten(), self.cfg.softcap)
         return F.cross_entropy(self.unembed(h).float().flatten(0, 1), targets.flatten())
 
-
     def _fused_loss(self, h: torch.Tensor) -> bool:
         """Head and cross-entropy fused (`model/linear_ce.py`) when training on the CPU, eager or compiled
         (compiled with the plain loss instead, the CPU step was 0.92x / 1.03x eager's at tiny / small; with the
-        fused one 1.07x / 1.08x: benchmarks/results/throughput_cpu.md); on GPUs the plain path, which their
+        fused one 0.95-1.07x / 1.05-1.08x: benchmarks/results/throughput_cpu.md); on GPUs the plain path, which their
         kernels and torch.compile's fusion serve."""
         return h.requires_grad and not h.is_cuda
 

@@ -67,8 +67,8 @@ def keep_freed_memory() -> bool:
     """On glibc (Linux), serve allocations up to 32 MB (glibc's largest threshold) from the heap and keep up to
     1 GB of freed memory there, instead of mapping every large tensor afresh and returning it to the system when
     freed: a CPU training step allocates and frees the same activation-sized blocks every step, and each fresh
-    mapping is page-faulted and zeroed on first touch. Measured: tiny 4.8%, small 3.9% faster per step at 2
-    threads (benchmarks/results/throughput_cpu.md). The process keeps its peak heap instead of shrinking after
+    mapping is page-faulted and zeroed on first touch. Measured: about 4-5% faster per step at 2 threads, 1.5%
+    at 1, in alternating A/B runs (benchmarks/results/throughput_cpu.md). The process keeps its peak heap instead of shrinking after
     each step. False (nothing changed) where the C library has no mallopt."""
     try:
         libc = ctypes.CDLL(None)
