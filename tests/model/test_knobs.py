@@ -212,6 +212,27 @@ def test_residual_dropout_drops_a_fraction_p_and_keeps_the_mean():
     assert residual_dropout(x, 0.1, False) is x and residual_dropout(x, 0.0, True) is x
 
 
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_residual_dropout_draws_each_element_apart_and_its_gradient_is_the_mask(p):
+    from scarce.model.gpt import residual_dropout
+
+    # 16 random bits per element, four to a 64-bit word: every lane of a word drops at rate p, lanes are
+    # independent (no word drops all four together more than p^4), odd sizes work, a seed repeats the mask
+    torch.manual_seed(3)
+    y = residual_dropout(torch.ones(400_000), p, True)
+    dropped = (y == 0).view(-1, 4).float()
+    assert torch.allclose(dropped.mean(0), torch.full((4,), p), atol=0.005)
+    assert abs(dropped.prod(1).mean().item() - p**4) < 0.003
+    assert abs(y.mean().item() - 1.0) < 0.01
+    x = torch.randn(3, 7, 5, requires_grad=True)  # 105 elements: not a multiple of four
+    torch.manual_seed(1)
+    y = residual_dropout(x, p, True)
+    torch.manual_seed(1)
+    assert torch.equal(y, residual_dropout(x.detach(), p, True))
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, torch.where(y == 0, 0.0, y / x.detach()))
+
+
 def test_window_pattern_per_layer_and_last_layer_full():
     cfg = ModelConfig(depth=6, seq_len=64, window_pattern="SSSL")
     assert [layer_window(cfg, i) for i in range(6)] == [32, 32, 32, 0, 32, 0]

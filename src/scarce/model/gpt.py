@@ -29,13 +29,21 @@ from scarce.model.softcap import capped_linear
 
 
 def residual_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On CPU through a uniform draw and a float mask, which with its backward
-    costs ~60% of `F.dropout`'s (Bernoulli sampling) time; on GPUs `F.dropout`'s fused kernel."""
+    """Inverted dropout. On GPUs `F.dropout`'s fused kernel. On the CPU a draw of 16 random bits per element
+    (64-bit words of the generator cut in four: `rand_like` spends one 32-bit draw and a float conversion per
+    element) against the threshold nearest p, and a float mask: with its backward ~half the time of a
+    uniform draw's mask and ~30% of `F.dropout`'s Bernoulli sampling. The drop probability is k/65536 with
+    k = round(65536 p) (p = 0.1 drops 0.100006), and the scale its exact inverse, so the output's
+    expectation is x."""
     if not training or not p:
         return x
     if x.is_cuda:
         return F.dropout(x, p, True)
-    return x * (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    k = round(p * 65536)
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2**63, None)
+    bits = words.view(torch.int16)[:n].view(x.shape)
+    return x * (bits >= k - 32768).to(x.dtype).mul_(65536 / (65536 - k))
 
 
 class Block(nn.Module):
