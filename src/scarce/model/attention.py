@@ -36,14 +36,16 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
         H, KV = self.n_heads, self.n_kv
-        qkv = self.qkv(x).view(B, T, H + 2 * KV, self.head_dim).transpose(1, 2)  # (B, H + 2KV, T, D)
-        q, k, v = qkv.split((H, KV, KV), dim=1)  # (B, H, T, D), (B, KV, T, D) x 2
+        qkv = self.qkv(x).view(B, T, H + 2 * KV, self.head_dim)
+        if self.qk_norm:  # queries and keys normed in one call, on the rows as the matmul wrote them
+            q, k = rms_norm(qkv[:, :, :H + KV]).transpose(1, 2).split((H, KV), dim=1)
+            v = qkv[:, :, H + KV:].transpose(1, 2)
+        else:
+            q, k, v = qkv.transpose(1, 2).split((H, KV, KV), dim=1)  # (B, H, T, D), (B, KV, T, D) x 2
         if KV < H:  # grouped-query attention: each key/value head serves H/KV consecutive query heads
             k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
         if self.ve is not None:
             v = v + self.ve(x, x0)
-        if self.qk_norm:
-            q, k = rms_norm(q), rms_norm(k)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
         if self.key_offset:
