@@ -762,6 +762,10 @@ def _findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, recipes
     # 2. the regularized recipe: monotone in parameters, power law with an asymptote below the standard's best
     reg = [chosen[d]["row"]["val_loss"] for d in p.sizes]
     monotone = all(b < a for a, b in zip(reg, reg[1:]))
+    w = ev.windows([chosen[d]["row"] for d in p.sizes])
+    tpw = _tokens_per_window(chosen[p.sizes[0]]["row"])
+    steps = [{"from": a, "to": b, **loss_difference(w[i + 1], w[i], tpw, **kw)}  # larger minus smaller, paired
+             for i, (a, b) in enumerate(zip(p.sizes, p.sizes[1:]))]
     std_best = min(best_by_size.values())
     law = fits.get("regularized_params")
     e_reg = _estimate(law, "E") if _identified(law) else {}
@@ -775,9 +779,11 @@ def _findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, recipes
     out.append(_finding("2", "the regularized recipe scales in parameters below the standard recipe", reproduced,
                         e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
                         "Kim et al.: regularized asymptote 3.43 against the standard 3.75",
-                        f"regularized val by size {_fmt(dict(zip(p.sizes, reg)))} ({'monotone' if monotone else 'not monotone'}); "
+                        f"regularized val by size {_fmt(dict(zip(p.sizes, reg)))} ({'monotone' if monotone else 'not monotone'}; "
+                        f"each size minus the next smaller, paired: {_fmt_steps(steps)}); "
                         f"standard best {std_best:.4f}; {certified} of {len(chosen)} descents certified",
-                        weight_decays=[c["descent"]["best"]["optim.weight_decay"] for c in chosen.values()]))
+                        weight_decays=[c["descent"]["best"]["optim.weight_decay"] for c in chosen.values()],
+                        size_steps=steps))
     # 3. ensembles: the K-scaling asymptote against the parameter-scaling asymptote
     ks = fits.get("k_scaling")
     e_k = _estimate(ks, "E") if _identified(ks) else {}
@@ -850,6 +856,11 @@ def _identified(fit) -> bool:
     if fit is None or isinstance(fit, _Unfitted):
         return False
     return not fit.flags.get("at_bound") and (fit.estimates["E"].value or 0) > 0
+
+
+def _fmt_steps(steps: list[dict]) -> str:
+    return ", ".join(f"{s['to']} - {s['from']}: {s['value']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]"
+                     if s.get("low") is not None else f"{s['to']} - {s['from']}: {s['value']:+.4f}" for s in steps)
 
 
 def _finding(fid: str, name: str, reproduced, est: dict, unit: str, published: str, detail: str, **extra) -> dict:

@@ -112,6 +112,14 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
         assert f["id"] in first
         if f["id"] in ("1", "5a", "5b", "5c", "6"):  # paired differences and fits of the micro preset's runs
             assert f["reproduced"] is not None and f["value"] is not None, f
+    # finding 2: each size against the next smaller, paired on the val windows, matches their val losses
+    steps = result["findings"][1]["size_steps"]
+    reg = {r["depth"]: r["val_loss"] for r in result["regularized"]}
+    assert [(s["from"], s["to"]) for s in steps] == list(zip(sorted(reg), sorted(reg)[1:]))
+    for s in steps:
+        assert s["value"] == pytest.approx(reg[s["to"]] - reg[s["from"]], abs=1e-4)
+        assert s["low"] <= s["value"] <= s["high"]
+    assert "each size minus the next smaller, paired" in result["findings"][1]["detail"]
     hygiene = result["hygiene"]
     assert result["smoke"] is False and hygiene["select_val_gap_max"] >= 0
     # the standard recipe's best against the regularized recipe's, per size, paired on the val windows
