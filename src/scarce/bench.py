@@ -186,13 +186,13 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
     "cpu-small": BenchPreset(
         "cpu-small", budget_tokens=100_000, multiples=(1, 2, 4, 8), vocab_size=512, select_tokens=90_000,
         val_tokens=200_000, heldout_window=384, overrides=CPU_FAMILY, sizes=(2, 3, 4),
-        standard_epochs=(4, 8, 16), reference_epochs={2: (2, 4, 8), 4: (2, 4, 8), 8: (2, 4)},
+        standard_epochs=(2, 4, 8, 16), reference_epochs={2: (2, 4, 8), 4: (2, 4, 8), 8: (2, 4, 8)},
         lrs=(1.5e-3, 3e-3), weight_decays=(0.8, 3.2, 6.4), epochs=(4, 8, 16),
         regularized_start={"optim.lr": 3e-3, "optim.weight_decay": 3.2, "train.epochs": 8}, max_rounds=2, members=4),
     "cpu-full": BenchPreset(
         "cpu-full", budget_tokens=100_000, multiples=(1, 2, 4, 8), vocab_size=512, select_tokens=90_000,
         val_tokens=200_000, heldout_window=384, overrides=CPU_FAMILY, sizes=(2, 3, 4),
-        standard_epochs=(4, 8, 16, 32), reference_epochs={2: (2, 4, 8, 16), 4: (2, 4, 8, 16), 8: (2, 4, 8)},
+        standard_epochs=(2, 4, 8, 16, 32), reference_epochs={2: (2, 4, 8, 16), 4: (2, 4, 8, 16), 8: (2, 4, 8)},
         lrs=(1.5e-3, 3e-3, 6e-3), weight_decays=(0.8, 1.6, 3.2, 6.4), epochs=(4, 8, 16, 32),
         regularized_start={"optim.lr": 3e-3, "optim.weight_decay": 3.2, "train.epochs": 8}, max_rounds=3,
         members=4, joint=True, distill=True, stack=True),
