@@ -278,6 +278,9 @@ class BenchResult:
     run_ids: list = field(default_factory=list)
     token_passes: int = 0
     data: str = ""
+    data_seed: int = 0
+    """The sample of the corpus (`prepare`'s seed; 0 the hash order): one store's multiples say nothing of how
+    they move with the documents drawn, which repeating over seeds measures."""
     wall_seconds: float = 0.0
     """This call's wall time (runs found done in the run store are not retrained)."""
     run_seconds: float = 0.0
@@ -296,8 +299,10 @@ class BenchResult:
 # -- the pipeline ---------------------------------------------------------------------------------
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
-          recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print) -> BenchResult:
-    """Run the benchmark into `out` (see the module docstring); returns what bench.json holds."""
+          recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
+          data_seed: int = 0) -> BenchResult:
+    """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
+    prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N."""
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in RECIPES:
@@ -309,11 +314,17 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     workers = workers or default_workers()
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
-    stores = _stores(p, data, out, log)
+    if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
+        raise UserError(f"data seed must be an integer >= 0, got {data_seed!r}")
+    if data and data_seed:
+        raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
+                        "prepare it with `scarce prepare --seed N` instead")
+    root = out / "stores" if data_seed == 0 else out / "stores" / f"seed-{data_seed}"
+    stores = _stores(p, data, root, log, data_seed)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
     runs = _Runs(p, out, make_executor("local", workers, threads=1), results, log)
-    base = _pretrain(p, runs, out, stores[1]) if p.pretrain_corpus else None
+    base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base["run_dir"]} if base else {}
     standard = runs.run("standard", _standard_points(p, stores, init))
     chosen, single = _regularized(p, runs, stores[1], init)
@@ -337,6 +348,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r["id"] for r in trained]
     result.token_passes = int(sum(r["tokens_seen"] or 0 for r in trained))
     result.data = str(stores[max(p.multiples)].path)
+    result.data_seed = data_seed
     result.wall_seconds = time.perf_counter() - t0
     result.run_seconds = sum(r.get("wall_seconds") or 0.0 for r in trained)
     result.report = str(write_bench_report(out, result, fits, results))
@@ -344,8 +356,8 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     return result
 
 
-def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
-    """Multiple -> token store: the largest is prepared (or given); the others are nested prefixes of it."""
+def _stores(p: BenchPreset, data: str | None, root: Path, log: Log, seed: int = 0) -> dict:
+    """Multiple -> token store: the largest is prepared (or given) in `root`; the others are nested prefixes of it."""
     top = max(p.multiples)
     if data and p.pretrain_corpus:
         raise UserError(f"--data does not apply to {p.name}: it prepares its two corpora itself (pretraining and "
@@ -363,15 +375,15 @@ def _stores(p: BenchPreset, data: str | None, out: Path, log: Log) -> dict:
         budget = p.budget_tokens
         tokenizer = None
         if p.pretrain_corpus:  # the pretraining corpus trains the BPE; the CPT corpus is cut with it
-            tokenizer = str(_pretrain_store(p, out, log).path / "tokenizer.json")
-        base = prepare(p.corpus, out / "stores" / "base", p.vocab_size, budget * top, p.select_tokens,
+            tokenizer = str(_pretrain_store(p, root, log, seed).path / "tokenizer.json")
+        base = prepare(p.corpus, root / "base", p.vocab_size, budget * top, p.select_tokens,
                        p.val_tokens, tokenizer=tokenizer, tokenizer_bytes=p.tokenizer_bytes, log=log,
-                       near_duplicates=p.near_duplicates, heldout_window=p.heldout_window)
+                       near_duplicates=p.near_duplicates, heldout_window=p.heldout_window, seed=seed)
     stores = {}
     for m in p.multiples:
         n = budget * m
         held = base.manifest["splits"]["train"]["tokens"]
-        stores[m] = base if n == held else derive_store(base, out / "stores" / f"train-{n}", n, log=log)
+        stores[m] = base if n == held else derive_store(base, root / f"train-{n}", n, log=log)
     return stores
 
 
@@ -379,18 +391,18 @@ PRETRAIN_HELDOUT = 20_000
 """Select and val tokens of the pretraining store: they only pick the pretrained model's checkpoint."""
 
 
-def _pretrain_store(p: BenchPreset, out: Path, log: Log):
+def _pretrain_store(p: BenchPreset, root: Path, log: Log, seed: int = 0):
     held = min(PRETRAIN_HELDOUT, p.select_tokens)
-    return prepare(p.pretrain_corpus, out / "stores" / "pretrain", p.vocab_size, p.pretrain_tokens, held, held,
+    return prepare(p.pretrain_corpus, root / "pretrain", p.vocab_size, p.pretrain_tokens, held, held, seed=seed,
                    tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
                    heldout_window=p.heldout_window)
 
 
-def _pretrain(p: BenchPreset, runs: _Runs, out: Path, cpt_store) -> dict:
+def _pretrain(p: BenchPreset, runs: _Runs, root: Path, cpt_store) -> dict:
     """The model continued pretraining starts from: the standard recipe on the pretraining corpus."""
-    store = open_store(out / "stores" / "pretrain")  # prepared with the other stores (`_stores`)
+    store = open_store(root / "pretrain")  # prepared with the other stores (`_stores`)
     if store.manifest["tokenizer"]["sha256"] != cpt_store.manifest["tokenizer"]["sha256"]:
-        raise UserError(f"{cpt_store.path} was not cut with the tokenizer of {store.path}; remove {out / 'stores'}")
+        raise UserError(f"{cpt_store.path} was not cut with the tokenizer of {store.path}; remove {root}")
     point = {"data": str(store.path.resolve()), "model.depth": p.largest, "optim.lr": p.pretrain_lr,
              "optim.weight_decay": STANDARD_WD, "model.dropout": 0.0, "train.epochs": p.pretrain_epochs,
              "tags.stage": "pretrain"}

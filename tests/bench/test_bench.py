@@ -137,6 +137,7 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
         assert 0 <= a.get("low", 0) <= a["value"] <= a.get("high", 1) <= 1
     assert len(down["runs"]) >= 4 and -1 <= down["correlation"]["rho"] <= 1
     assert "scarce_nextline accuracy" in (out / "report.md").read_text()
+    assert result["data_seed"] == 0 and "**The sample.** A fixed draw of documents" in md
 
 
 def test_tables_match_the_run_store(bench_run):
@@ -305,6 +306,8 @@ def test_report_from_the_store(bench_run, tmp_path):
     (["bench", "--preset", "nope", "--out", "X"], "unknown bench preset 'nope'"),
     (["bench", "--recipe", "nope", "--out", "X"], "unknown bench recipe 'nope'"),
     (["bench", "--data", "/no/such/store", "--out", "X"], "/no/such/store"),
+    (["bench", "--data", "/some/store", "--data-seed", "2", "--out", "X"], "prepare it with `scarce prepare --seed N`"),
+    (["bench", "--data-seed", "-1", "--out", "X"], "data seed must be an integer >= 0, got -1"),
     (["report", "--sweep", "no-such-sweep", "--out", "X"], "no finished runs of sweep 'no-such-sweep'"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):
@@ -353,3 +356,15 @@ def test_a_preset_beyond_the_embedded_corpus_needs_data(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: bench preset gpu-100m needs --data STORE") and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_data_seed_prepares_another_sample_in_its_own_folder(micro, tmp_path):
+    from scarce.bench import _stores
+
+    zero = _stores(micro, None, tmp_path / "stores", lambda *a: None)
+    two = _stores(micro, None, tmp_path / "stores" / "seed-2", lambda *a: None, seed=2)
+    assert zero[1].path == tmp_path / "stores" / "train-1200" and two[1].path == tmp_path / "stores" / "seed-2" / "train-1200"
+    assert two[4].manifest["request"]["seed"] == 2 and zero[4].manifest["request"]["seed"] == 0
+    assert zero[4].fingerprint != two[4].fingerprint
+    for stores in (zero, two):  # nested train prefixes of one store, as without a seed
+        assert all(len(stores[m].split("train")) == 1200 * m for m in (1, 2, 4))

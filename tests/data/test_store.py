@@ -359,3 +359,30 @@ def test_a_held_out_shortfall_counts_windows_not_whole_documents(tmp_path):
                 tokenizer="bpe", heldout_window=64, log=lambda _: None)
     left = int(re.search(r"; ([\d,]+) remain", str(e.value)).group(1).replace(",", ""))
     assert left < 1500 and left <= 65 * 40
+
+
+def test_a_seed_draws_another_sample_of_the_same_corpus(corpus, built, tmp_path):
+    one = prepare(corpus, tmp_path / "one", VOCAB, **BUDGETS, seed=1, log=lambda _: None)
+    again = prepare(corpus, tmp_path / "again", VOCAB, **BUDGETS, seed=1, log=lambda _: None)
+    two = prepare(corpus, tmp_path / "two", VOCAB, **BUDGETS, seed=2, log=lambda _: None)
+    assert _shas(one) == _shas(again) and one.manifest["request"]["seed"] == 1
+    assert built.manifest["request"]["seed"] == 0
+    # the same corpus, other documents in val, select and train; each store's splits still disjoint
+    assert one.manifest["corpus"]["fingerprint"] == built.manifest["corpus"]["fingerprint"]
+    for store in (one, two):
+        found = {name: set(_markers(store, name)) for name in SPLITS}
+        assert not found["val"] & found["select"] and not (found["val"] | found["select"]) & found["train"]
+    vals = [set(_markers(s, "val")) for s in (built, one, two)]
+    assert all(len(a & b) < len(a) / 2 for i, a in enumerate(vals) for b in vals[i + 1:])
+    assert one.fingerprint not in (built.fingerprint, two.fingerprint)
+    # the order is the documents' hashes salted by the seed: which documents come first, not what is in them
+    texts = _sources(N_DOCS)
+    order = sorted(range(N_DOCS), key=lambda i: store_mod.order_key(
+        store_mod.corpora.document_hash(f"MARK{i:04d}X\n{texts[i]}"), 1))
+    assert _markers(one, "val")[0] == f"{order[0]:04d}"
+    with pytest.raises(UserError, match="different request"):
+        prepare(corpus, one.path, VOCAB, **BUDGETS, seed=2, log=lambda _: None)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(UserError, match="seed must be an integer >= 0"):
+            prepare(corpus, tmp_path / "bad", VOCAB, **BUDGETS, seed=bad, log=lambda _: None)
+    assert not (tmp_path / "bad").exists()

@@ -222,3 +222,16 @@ def test_status_line_is_throttled(monkeypatch):
         line.update(lambda i=i: f"step {i}")
     line.update(lambda: "last", force=True)
     assert shown == ["step 0", "last"]
+
+
+def test_a_seed_draws_other_documents_while_streaming(corpus, built, tmp_path):
+    one = prepare(corpus, tmp_path / "one", VOCAB, **BUDGETS, **_quiet(seed=1))
+    shares = one.manifest["corpus"]["shares"]
+    assert shares == built.manifest["corpus"]["shares"] and one.manifest["request"]["seed"] == 1
+    seen = {name: _markers(one, name) for name in SPLITS}
+    for t in _texts("MARK", N_DOCS):  # each document's split is its salted hash against the same thresholds
+        marker = t.split("\n", 1)[0]
+        for name in SPLITS:
+            if marker in seen[name]:
+                assert split_of(store_mod.order_key(corpora.document_hash(t), 1), shares) == name
+    assert len(_markers(built, "val") & seen["val"]) < len(seen["val"]) / 2

@@ -24,6 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--recipe", default=DEFAULT_RECIPE,
                    help="; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
     p.add_argument("--out", required=True, help="folder for bench.json, the report, run folders and token stores")
+    p.add_argument("--data-seed", type=int, default=0, metavar="N",
+                   help="another sample of the preset's corpus (`scarce prepare --seed N`), prepared under "
+                        "OUT/stores/seed-N: repeating the bench over seeds shows how much the documents drawn move "
+                        "the multiples (default 0)")
     p.add_argument("--workers", type=int, default=0,
                    help="runs trained at once, each a 1-thread process (default: one per GPU, else one per CPU core)")
     options.add_results(p)
@@ -32,7 +36,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     options.check_out(args.out, "--out")
-    print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results))
+    print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results,
+                        data_seed=args.data_seed))
     return 0
 
 

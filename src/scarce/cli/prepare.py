@@ -53,6 +53,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--heldout-window", type=parse_count, default=0, metavar="N",
                    help="each select and val document gives one window of at most N tokens (e.g. 1024), so the "
                         "held-out splits span many documents (default: whole documents)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="another sample of the corpus: N > 0 shuffles which documents go to val, select and the "
+                        "first train tokens (default 0: the order of the documents' hashes)")
     add_threads(p, "encoder threads (default: all cores)")
     p.set_defaults(func=run)
 
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
                     args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,
                     threads=args.threads, near_duplicates=args.near_duplicates,
-                    heldout_window=args.heldout_window)
+                    heldout_window=args.heldout_window, seed=args.seed)
     print(summary(store, time.perf_counter() - start))
     return 0
 

@@ -39,6 +39,11 @@ A local corpus is held whole in memory: it is scarce data (up to a few GB of tex
 8. A stream that ends within its sample is small and all in memory by then: it is split as a local
    corpus (steps 1-4), so a small `hf:` folder loses nothing to the shares' sampling noise.
 Memory is bounded by the sample and the budgets (plus a hash per document read), not by the corpus.
+9. `seed` draws another sample of the same corpus: with seed N > 0 the order of step 1 and the u of step 5
+   come from sha256(N, the document's hash) instead of the hash itself, so val, select and the first train
+   documents are another pseudo-random choice; 0 is the order above. At a small budget the sample moves the
+   losses (and the multiples read off them) by more than their intervals over val windows: repeating a
+   measurement over seeds shows by how much.
 Near-duplicate filtering compares each document with the whole corpus, so it is refused for a stream.
 
 The manifest's `splits_drawn` says which method cut the store; a streamed store's `corpus` also records
@@ -122,6 +127,9 @@ class PrepareRequest:
     heldout_window: int = 0
     """Each select and val document contributes one window of at most this many tokens, at a place fixed by
     its hash, so the held-out splits span many documents and their losses agree; 0 takes whole documents."""
+    seed: int = 0
+    """Which sample of the corpus: 0 orders (and, streamed, splits) documents by the hash of their text, N > 0 by
+    sha256 of N and that hash (module docstring, step 9)."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "train_tokens", "select_tokens", "val_tokens"):
@@ -135,6 +143,8 @@ class PrepareRequest:
                             "streamed, never held whole; leave it out, or give local files as files:PATH")
         if self.heldout_window != 0:
             _check_positive("heldout_window", self.heldout_window)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise UserError(f"seed must be an integer >= 0 (0: the documents' hash order), got {self.seed!r}")
         parse_tokenizer_spec(self.tokenizer)
 
     def budgets(self) -> dict[str, int]:
@@ -328,6 +338,7 @@ def prepare(
     near_duplicates: float = 0.0,
     heldout_window: int = 0,
     progress: Log | None = None,
+    seed: int = 0,
 ) -> TokenStore:
     """Tokenize `corpus` into a token store at `out` (see the module docstring for the method).
 
@@ -336,7 +347,7 @@ def prepare(
     when `progress` is None to stderr if it is a terminal.
     """
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
-                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window)
+                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window, seed)
     out = Path(out)
     _check_destination(out)
     existing = _existing_manifest(out)
@@ -355,7 +366,7 @@ def prepare(
         finally:
             status.close()  # also on an error, so the error line starts a line of its own
     else:
-        docs, corpus_info = _ordered_documents(corpus, near_duplicates)
+        docs, corpus_info = _ordered_documents(corpus, near_duplicates, seed)
         if existing is not None:
             return _reuse(out, existing, request, tok, existing["corpus"]["fingerprint"] == corpus_info["fingerprint"],
                           log)
@@ -455,18 +466,25 @@ def _exists_error(out: Path, what: str) -> UserError:
     return UserError(f"{out} already holds {what}; choose another folder or remove {out}")
 
 
-def _ordered_documents(source: str, near_duplicates: float = 0.0) -> tuple[list[str], dict]:
-    """The corpus deduplicated and sorted by document hash, and a description of it."""
-    return _sorted_by_hash(corpora.read_corpus(source), source, near_duplicates)
+def _ordered_documents(source: str, near_duplicates: float = 0.0, seed: int = 0) -> tuple[list[str], dict]:
+    """The corpus deduplicated and sorted by document hash (salted by `seed`), and a description of it."""
+    return _sorted_by_hash(corpora.read_corpus(source), source, near_duplicates, seed)
 
 
-def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float) -> tuple[list[str], dict]:
+def order_key(doc_hash: bytes, seed: int) -> bytes:
+    """A document's place in the store's order (and, streamed, the source of its split): its hash for seed 0,
+    else sha256 of the seed and the hash."""
+    return doc_hash if seed == 0 else hashlib.sha256(seed.to_bytes(8, "big") + doc_hash).digest()
+
+
+def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float,
+                    seed: int = 0) -> tuple[list[str], dict]:
     by_hash: dict[bytes, str] = {}
     seen = 0
     for doc in documents:
         by_hash.setdefault(corpora.document_hash(doc), doc)
         seen += 1
-    order = sorted(by_hash)
+    order = sorted(by_hash, key=lambda h: order_key(h, seed))
     if near_duplicates:
         order = near_duplicate_free(order, by_hash, near_duplicates)
     docs = [by_hash[h] for h in order]
@@ -678,8 +696,8 @@ def split_of(doc_hash: bytes, shares: dict[str, float]) -> str:
 class _Stream:
     """The distinct documents of a streamed corpus in stream order, as (split, hash, text); counts what it read."""
 
-    def __init__(self, source: str, shares: dict[str, float]) -> None:
-        self.shares, self.seen = shares, set()
+    def __init__(self, source: str, shares: dict[str, float], seed: int = 0) -> None:
+        self.shares, self.seen, self.seed = shares, set(), seed
         self.documents = self.bytes = self.distinct_bytes = 0
         self.started = 0.0  # at the first document: MB/s leaves out the dataset library's start-up
         self._items = self._distinct(corpora.iter_documents(source))
@@ -696,7 +714,7 @@ class _Stream:
             if h not in self.seen:  # an exact duplicate is dropped, wherever it comes
                 self.seen.add(h)
                 self.distinct_bytes += size
-                yield split_of(h, self.shares), h, doc
+                yield split_of(order_key(h, self.seed), self.shares), h, doc
 
     def info(self, source: str, sample_bytes: int) -> dict:
         return {
@@ -766,7 +784,7 @@ def _stream_splits(req: PrepareRequest, tok: Tokenizer | None,
     """Cut the splits from the streamed corpus `req.source` as it streams (module docstring, steps 5-8); returns
     (tokenizer, split arrays, corpus info, tokenizer info)."""
     sample_bytes = req.tokenizer_bytes or STREAM_SAMPLE_BYTES
-    stream = _Stream(req.source, stream_shares(req.budgets(), sample_bytes))
+    stream = _Stream(req.source, stream_shares(req.budgets(), sample_bytes), req.seed)
     buffered, sample, ended = _read_sample(stream, sample_bytes, status)
     if ended:
         return _small_stream(buffered, stream, req, tok)
@@ -821,7 +839,7 @@ def _small_stream(buffered: deque, stream: _Stream, req: PrepareRequest,
     """A stream that ended within its sample, all in memory now: split as a local corpus (module docstring, step 8)."""
     if not stream.documents:
         raise UserError(f"corpus {req.source!r} holds no non-empty documents; give a corpus with some text")
-    docs, info = _sorted_by_hash([doc for *_, doc in buffered], req.source, 0.0)
+    docs, info = _sorted_by_hash([doc for *_, doc in buffered], req.source, 0.0, req.seed)
     buffered.clear()
     info.update(duplicates_dropped=stream.documents - len(docs), documents_read=stream.documents,
                 bytes_read=stream.bytes, splits_drawn=SPLITS_DRAWN_SMALL_STREAM)

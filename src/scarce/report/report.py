@@ -267,6 +267,11 @@ def _headline(doc: Doc, result, records: list[dict]) -> None:
               f"runs' losses, so D_ref is read off the fitted law or the frontier's end segment beyond the data "
               f"(largest reference size {top:,} tokens). Treat the multiple as a model-based estimate.")
     trained = sum(x["wall_seconds"] or 0 for x in records)
+    seed = getattr(result, "data_seed", 0)
+    doc.p(f"**The sample.** {'Data seed ' + str(seed) + ': a' if seed else 'A'} fixed draw of documents from the "
+          "corpus (`scarce prepare --seed`, `scarce bench --data-seed`). The intervals here cover the val windows "
+          "and the fits, not which documents were drawn: at a budget this small another draw can move the multiples "
+          "by more than their intervals; repeat the bench over data seeds to see by how much.")
     doc.p(f"Intervals are 95% percentile-bootstrap intervals (reference runs resampled). Wall time of the `scarce "
           f"bench` call that wrote this report: {result.wall_seconds / 60:.1f} min (runs already in the run store "
           f"are not retrained); the {len(records)} runs trained for {trained / 60:.1f} process-minutes in all.")
