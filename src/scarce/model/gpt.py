@@ -29,7 +29,7 @@ from scarce.model.softcap import capped_linear
 
 
 def residual_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On GPUs `F.dropout`'s fused kernel. On the CPU a draw of 16 random bits per element
+    """Inverted dropout. On accelerators `F.dropout`'s fused kernel. On the CPU a draw of 16 random bits per element
     (64-bit words of the generator cut in four: `rand_like` spends one 32-bit draw and a float conversion per
     element) against the threshold nearest p, and a float mask: with its backward ~half the time of a
     uniform draw's mask and ~30% of `F.dropout`'s Bernoulli sampling. The drop probability is k/65536 with
@@ -37,7 +37,7 @@ def residual_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     expectation is x."""
     if not training or not p:
         return x
-    if x.is_cuda:
+    if x.device.type != "cpu":
         return F.dropout(x, p, True)
     k = round(p * 65536)
     n = x.numel()
