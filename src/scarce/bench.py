@@ -175,8 +175,9 @@ CPU_FAMILY = {"model.aspect_ratio": 32, "model.head_dim": 32, "model.seq_len": 1
 
 # cpu-small and cpu-full use vocabulary 512: at 2048 the 1x budget holds ~49 tokens per vocabulary entry and
 # one doubling of the data bought 0.83 nats on the reference (alpha 0.72), swamping the recipes (1.22x); at
-# 512 (~195 per entry) alpha is 0.23 and the same pipeline measured 2.08x [1.94, 2.20]
-# (benchmarks/results/bench_cpu_small.md).
+# 512 (~195 per entry) alpha is 0.23 and the same pipeline measured 2.08x [1.94, 2.20]. Select 90k and val 200k
+# (was 100k each) bring the paired SE of a val difference from 0.0100-0.0141 to 0.0049-0.0072; that store, another
+# sample of the corpus, reads 1.72x [1.69, 1.76] (benchmarks/results/bench_cpu_small.md).
 BENCH_PRESETS: dict[str, BenchPreset] = {
     "cpu-tiny": BenchPreset(
         "cpu-tiny", budget_tokens=32_000, multiples=(1, 2, 4), select_tokens=12_000, val_tokens=12_000,
