@@ -315,9 +315,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     workers = workers or default_workers()
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
-    if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
-        raise UserError(f"data seed must be an integer >= 0, got {data_seed!r}")
-    if data and data_seed:
+    if data and data_seed:  # (prepare checks the seed itself)
         raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
                         "prepare it with `scarce prepare --seed N` instead")
     root = out / "stores" if data_seed == 0 else out / "stores" / f"seed-{data_seed}"

@@ -307,7 +307,7 @@ def test_report_from_the_store(bench_run, tmp_path):
     (["bench", "--recipe", "nope", "--out", "X"], "unknown bench recipe 'nope'"),
     (["bench", "--data", "/no/such/store", "--out", "X"], "/no/such/store"),
     (["bench", "--data", "/some/store", "--data-seed", "2", "--out", "X"], "prepare it with `scarce prepare --seed N`"),
-    (["bench", "--data-seed", "-1", "--out", "X"], "data seed must be an integer >= 0, got -1"),
+    (["bench", "--data-seed", "-1", "--out", "X"], "seed must be an integer in [0, 2^63)"),
     (["report", "--sweep", "no-such-sweep", "--out", "X"], "no finished runs of sweep 'no-such-sweep'"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):

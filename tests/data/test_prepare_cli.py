@@ -57,7 +57,7 @@ def test_prepare_prints_summary_and_reuses(corpus, tmp_path, capsys, monkeypatch
     ("--corpus", "ftp:somewhere", "unknown corpus source 'ftp:somewhere'"),
     ("--corpus", "files:/no/such/dir", "does not exist"),
     ("--train-tokens", "1e9", "the corpus holds"),
-    ("--seed", "-3", "seed must be an integer >= 0 (0: the documents' hash order), got -3"),
+    ("--seed", "-3", "seed must be an integer in [0, 2^63) (0: the documents' hash order), got -3"),
 ])
 def test_bad_input_is_one_line_and_status_2(corpus, tmp_path, capsys, option, value, message):
     assert main(_args(corpus, tmp_path / "s", **{option: value})) == 2

@@ -363,7 +363,7 @@ def test_a_held_out_shortfall_counts_windows_not_whole_documents(tmp_path):
 
 def test_a_seed_draws_another_sample_of_the_same_corpus(corpus, built, tmp_path):
     one = prepare(corpus, tmp_path / "one", VOCAB, **BUDGETS, seed=1, log=lambda _: None)
-    again = prepare(corpus, tmp_path / "again", VOCAB, **BUDGETS, seed=1, log=lambda _: None)
+    again = prepare(corpus, tmp_path / "again", VOCAB, **BUDGETS, seed=np.int64(1), log=lambda _: None)
     two = prepare(corpus, tmp_path / "two", VOCAB, **BUDGETS, seed=2, log=lambda _: None)
     assert _shas(one) == _shas(again) and one.manifest["request"]["seed"] == 1
     assert built.manifest["request"]["seed"] == 0
@@ -382,7 +382,7 @@ def test_a_seed_draws_another_sample_of_the_same_corpus(corpus, built, tmp_path)
     assert _markers(one, "val")[0] == f"{order[0]:04d}"
     with pytest.raises(UserError, match="different request"):
         prepare(corpus, one.path, VOCAB, **BUDGETS, seed=2, log=lambda _: None)
-    for bad in (-1, 1.5, True):
-        with pytest.raises(UserError, match="seed must be an integer >= 0"):
+    for bad in (-1, 1.5, True, 2**63):
+        with pytest.raises(UserError, match=r"seed must be an integer in \[0, 2\^63\)"):
             prepare(corpus, tmp_path / "bad", VOCAB, **BUDGETS, seed=bad, log=lambda _: None)
     assert not (tmp_path / "bad").exists()

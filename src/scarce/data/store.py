@@ -143,8 +143,9 @@ class PrepareRequest:
                             "streamed, never held whole; leave it out, or give local files as files:PATH")
         if self.heldout_window != 0:
             _check_positive("heldout_window", self.heldout_window)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise UserError(f"seed must be an integer >= 0 (0: the documents' hash order), got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**63:
+            raise UserError(f"seed must be an integer in [0, 2^63) (0: the documents' hash order), got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))  # a numpy integer would not go into the manifest's JSON
         parse_tokenizer_spec(self.tokenizer)
 
     def budgets(self) -> dict[str, int]:
@@ -474,7 +475,7 @@ def _ordered_documents(source: str, near_duplicates: float = 0.0, seed: int = 0)
 def order_key(doc_hash: bytes, seed: int) -> bytes:
     """A document's place in the store's order (and, streamed, the source of its split): its hash for seed 0,
     else sha256 of the seed and the hash."""
-    return doc_hash if seed == 0 else hashlib.sha256(seed.to_bytes(8, "big") + doc_hash).digest()
+    return doc_hash if seed == 0 else hashlib.sha256(int(seed).to_bytes(8, "big") + doc_hash).digest()
 
 
 def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float,
