@@ -13,6 +13,7 @@ from torch import nn
 
 from scarce.config import ModelConfig
 from scarce.model.gates import HeadGate
+from scarce.model.kvcache import LayerCache
 from scarce.model.norm import rms_norm
 from scarce.model.rotary import Rotary
 from scarce.model.value_embed import ValueEmbedding
@@ -33,7 +34,10 @@ class CausalSelfAttention(nn.Module):
         self.ve = ValueEmbedding(d, cfg.n_heads) if layer in cfg.layers("value_embed") else None
         self.gate = HeadGate(d, cfg.n_heads) if cfg.attn_gate else None
 
-    def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None, cache: LayerCache | None = None,
+                pos: int = 0) -> torch.Tensor:
+        """x (B, T, d) at positions pos .. pos + T - 1; with a cache, the keys and values of the earlier
+        positions come from it and the new ones are added to it."""
         B, T, C = x.shape
         H, KV = self.n_heads, self.n_kv
         qkv = self.qkv(x).view(B, T, H + 2 * KV, self.head_dim)
@@ -47,11 +51,17 @@ class CausalSelfAttention(nn.Module):
         if self.ve is not None:
             v = v + self.ve(x, x0)
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, pos), self.rotary(k, pos)
         if self.key_offset:
-            k = shift_keys(k)
+            prev = None if cache is None else cache.prev_key
+            if cache is not None:
+                cache.prev_key = k[..., -1:, :]
+            k = shift_keys(k, prev)
         p = self.attn_dropout if self.training else 0.0
-        if self.window:
+        if cache is not None:
+            keys, values = cache.append(k, v, pos)  # (B, H, pos + T, D)
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=cached_mask(T, pos, self.window, x.device))
+        elif self.window:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=window_mask(T, self.window, x.device), dropout_p=p)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
@@ -70,13 +80,15 @@ def exclude_self(y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return y - (y * vn).sum(-1, keepdim=True) * vn
 
 
-def shift_keys(k: torch.Tensor) -> torch.Tensor:
+def shift_keys(k: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
     """Key offset: the low-frequency half of the rotary pairs of each key takes the previous token's
     values, so a query matching token t-1's content attends to token t: a one-layer induction head
-    (modded-nanogpt). Position 0 keeps its own key."""
+    (modded-nanogpt). Position 0 keeps its own key; `prev` (B, H, 1, D) is the key of the position before
+    k's first one when k continues a cached sequence."""
     D = k.size(-1)
     j = torch.arange(D, device=k.device) % (D // 2)  # pair index of each channel (halves layout)
-    shifted = torch.cat((k[..., :1, :], k[..., :-1, :]), dim=-2)  # (B, H, T, D), one position later
+    first = k[..., :1, :] if prev is None else prev
+    shifted = torch.cat((first, k[..., :-1, :]), dim=-2)  # (B, H, T, D), one position later
     return torch.where(j >= D // 4, shifted, k)
 
 
@@ -94,3 +106,13 @@ def window_mask(T: int, window: int, device) -> torch.Tensor:
     i = torch.arange(T, device=device)
     delta = i[:, None] - i[None, :]
     return (delta >= 0) & (delta < window)
+
+
+def cached_mask(T: int, pos: int, window: int, device) -> torch.Tensor | None:
+    """(T, pos + T) boolean mask of new queries at pos .. pos + T - 1 over every cached and new key: causal,
+    and within the sliding window when there is one; None when every key is visible (one new token, no window)."""
+    if T == 1 and not window:
+        return None
+    i = torch.arange(pos, pos + T, device=device)[:, None]
+    delta = i - torch.arange(pos + T, device=device)[None, :]
+    return (delta >= 0) & (delta < window) if window else delta >= 0

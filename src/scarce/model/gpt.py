@@ -18,6 +18,7 @@ from torch import nn
 
 from scarce.config import ModelConfig
 from scarce.model.attention import CausalSelfAttention
+from scarce.model.kvcache import KVCache, LayerCache
 from scarce.model.linear_ce import linear_cross_entropy
 from scarce.model.looping import layer_order
 from scarce.model.mlp import build_mlp
@@ -54,8 +55,9 @@ class Block(nn.Module):
         self.mlp = build_mlp(cfg)
         self.p = cfg.dropout
 
-    def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + residual_dropout(self.attn(self.norm1(x), x0), self.p, self.training)
+    def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None, cache: LayerCache | None = None,
+                pos: int = 0) -> torch.Tensor:
+        x = x + residual_dropout(self.attn(self.norm1(x), x0, cache, pos), self.p, self.training)
         return x + residual_dropout(self.mlp(self.norm2(x)), self.p, self.training)
 
 
@@ -96,22 +98,39 @@ class GPT(nn.Module):
             if hasattr(m, "init_weights"):
                 m.init_weights()
 
-    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
-        """The final normalised hidden states (B, T, d)."""
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """The final normalised hidden states (B, T, d). With a KV cache, idx holds the tokens after the
+        cache's `pos` positions, which attend to the cached ones; the cache then holds them too."""
+        pos = 0 if cache is None else cache.pos
+        order = layer_order(self.cfg.depth, self.cfg.loop_range, self.loops)
+        if cache is not None:
+            assert len(cache.layers) == len(order) and idx.size(1) <= cache.room(), "cache of another shape, or full"
         x = self.embed(idx)  # (B, T, d)
         if self.pos is not None:
-            x = x + self.pos(torch.arange(idx.size(1), device=idx.device))
+            x = x + self.pos(torch.arange(pos, pos + idx.size(1), device=idx.device))
         x0 = x
         saved: dict[int, torch.Tensor] = {}  # first-half outputs for the U-Net skips
-        for i in layer_order(self.cfg.depth, self.cfg.loop_range, self.loops):
+        for n, i in enumerate(order):
             if self.lambdas is not None:
                 x = self.lambdas(i, x, x0)
             if self.skips is not None:
                 x = self.skips.receive(i, x, saved)
-            x = self.blocks[i](x, x0)
+            x = self.blocks[i](x, x0, None if cache is None else cache.layers[n], pos)
             if self.skips is not None:
                 self.skips.send(i, x, saved)
+        if cache is not None:
+            cache.advance(idx.size(1))
         return self.norm(x)
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for this model as it is now (its passes follow `loops`); a one-line UserError
+        for a setting the cache cannot reproduce."""
+        return KVCache(self.cfg, len(layer_order(self.cfg.depth, self.cfg.loop_range, self.loops)))
+
+    def decode(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, V) of the next token after the cached positions and idx (B, t), adding idx to the cache;
+        only the last position is unembedded."""
+        return self.unembed(self.hidden(idx, cache)[:, -1])
 
     def unembed(self, h: torch.Tensor) -> torch.Tensor:
         weight = self.embed.weight if self.head is None else self.head.weight

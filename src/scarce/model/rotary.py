@@ -29,9 +29,10 @@ class Rotary(nn.Module):
         self.register_buffer("cos", freqs.cos()[None, None], persistent=False)  # (1, 1, T, D/2)
         self.register_buffer("sin", freqs.sin()[None, None], persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """x (B, H, T, D) at positions offset .. offset + T - 1 (offset > 0: new tokens after a KV cache's)."""
         T = x.size(-2)
-        cos, sin = self.cos[..., :T, :].to(x.dtype), self.sin[..., :T, :].to(x.dtype)
+        cos, sin = self.cos[..., offset:offset + T, :].to(x.dtype), self.sin[..., offset:offset + T, :].to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)  # halves, as in GPT-NeoX / nanochat
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
