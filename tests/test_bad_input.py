@@ -153,6 +153,18 @@ def results_store(tmp: Path, fx) -> None:
     RunStore(tmp / "res").close()
 
 
+def other_store(tmp: Path, fx) -> None:
+    """Setup: a store at tmp/other whose tokenizer was trained on another corpus (same vocabulary size)."""
+    from scarce.data.store import prepare
+
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[60:120]
+    (tmp / "other-corpus").mkdir()
+    (tmp / "other-corpus" / "docs.jsonl").write_text("\n".join(
+        json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:1200]}) for p in files) + "\n")
+    prepare(f"files:{tmp}/other-corpus", tmp / "other", vocab_size=300, train_tokens=3000, select_tokens=600,
+            val_tokens=600, log=lambda *a: None)
+
+
 def set_ds(d: dict, dotted: str, value) -> None:
     *path, last = dotted.split(".")
     for p in path:
@@ -173,6 +185,7 @@ PREP = ["prepare", "--corpus", "files:{tmp}/corpus", "--out", "{tmp}/s", "--voca
         "--train-tokens", "6000", "--select-tokens", "600", "--val-tokens", "600"]
 ENS = ["ensemble", "--out", "{tmp}/e", "--results", "{tmp}/res"]
 SAMPLE = ["sample", "--tokens", "8"]
+SYNTH = ["synth", "--tokens", "100", "--out", "{tmp}/s", "--quiet"]
 EVAL = ["eval", "--tasks", "scarce_nextline"]
 RECIPE = ["recipe", "standard", "--data", "{store}", "--out", "{tmp}/o", "--results", "{tmp}/res"]
 TOML = 'name = "s"\ndata = "{store}"\n'
@@ -532,13 +545,12 @@ CASES = [
     # -- sample ------------------------------------------------------------------------------------------
     ("sample-nothing", SAMPLE, "give --run RUN_DIR (one or more) or --ensemble DIR", None),
     ("sample-run-and-ensemble", [*SAMPLE, "--run", "{run}", "--ensemble", "{tmp}"], "give --run RUN_DIR", None),
-    ("sample-temperature-negative", [*SAMPLE, "--run", "{run}", "--temperature", "-1"], "--temperature must be a finite number >= 0",
+    ("sample-temperature-negative", [*SAMPLE, "--run", "{run}", "--temperature", "-1"], "temperature must be a finite number >= 0",
      None),
-    ("sample-temperature-nan", [*SAMPLE, "--run", "{run}", "--temperature", "nan"], "--temperature must be a finite number >= 0", None),
-    ("sample-top-k-negative", [*SAMPLE, "--run", "{run}", "--top-k", "-3"], "--top-k must be >= 0", None),
+    ("sample-temperature-nan", [*SAMPLE, "--run", "{run}", "--temperature", "nan"], "temperature must be a finite number >= 0", None),
+    ("sample-top-k-negative", [*SAMPLE, "--run", "{run}", "--top-k", "-3"], "top-k must be >= 0", None),
+    ("sample-top-p-zero", [*SAMPLE, "--run", "{run}", "--top-p", "0"], "top-p must be in (0, 1]", None),
     ("sample-tokens-zero", ["sample", "--run", "{run}", "--tokens", "0"], "--tokens: '0' is not a positive", None),
-    ("sample-streams-zero", [*SAMPLE, "--run", "{run}", "--store-out", "{tmp}/s", "--streams", "0"],
-     "--streams must be >= 1", None),
     ("sample-missing-run", [*SAMPLE, "--run", "{tmp}/nowhere"], "not a run directory", None),
     ("sample-corrupt-run", [*SAMPLE, "--run", "{tmp}/bad"], "config.json is not valid JSON", bad_run("{")),
     ("sample-truncated-weights", [*SAMPLE, "--run", "{tmp}/run"], "corrupt or truncated",
@@ -549,14 +561,35 @@ CASES = [
     ("sample-ensemble-no-members", [*SAMPLE, "--ensemble", "{tmp}/e"], "ensemble.json lists no members",
      write("e/ensemble.json", '{"members": 5}')),
     ("sample-ensemble-array", [*SAMPLE, "--ensemble", "{tmp}/e"], "ensemble.json lists no members", write("e/ensemble.json", "[]")),
-    ("sample-store-out-is-file", [*SAMPLE, "--run", "{run}", "--store-out", "{tmp}/f"],
-     "--store-out {tmp}/f exists and is not a folder", write("f", "x")),
-    ("sample-store-out-under-file", [*SAMPLE, "--run", "{run}", "--store-out", "{tmp}/f/s"],
-     "f is a file, not a folder", write("f", "x")),
-    ("sample-store-out-existing-store", [*SAMPLE, "--run", "{run}", "--store-out", "{store}"],
-     "already holds other files", None),
     ("sample-run-store-gone", [*SAMPLE, "--run", "{tmp}/run"], "no token store at",
      run_copy(edit_config(lambda c: set_ds(c, "data", "/nowhere/store")))),
+    # -- synth -------------------------------------------------------------------------------------------
+    ("synth-nothing", [*SYNTH], "give --run RUN_DIR (one or more) or --ensemble DIR", None),
+    ("synth-no-out", ["synth", "--run", "{run}", "--tokens", "100"], "--out", None),
+    ("synth-tokens-negative", ["synth", "--run", "{run}", "--out", "{tmp}/s", "--tokens", "-5"], "is not a count",
+     None),
+    ("synth-prefix-too-long", [*SYNTH, "--run", "{run}", "--mode", "conditioned", "--prefix-tokens", "63"],
+     "leaves no room in the teachers' context of 64 tokens", None),
+    ("synth-prefix-zero", [*SYNTH, "--run", "{run}", "--mode", "megadoc", "--prefix-tokens", "0"],
+     "the prefix must be >= 1 token", None),
+    ("synth-streams-zero", [*SYNTH, "--run", "{run}", "--streams", "0"], "synthetic streams must be a whole number",
+     None),
+    ("synth-generations-zero", [*SYNTH, "--run", "{run}", "--generations", "0"], "synthetic generations must be",
+     None),
+    ("synth-length-negative", [*SYNTH, "--run", "{run}", "--length", "-1"], "generation length must be >= 0", None),
+    ("synth-top-p-above-one", [*SYNTH, "--run", "{run}", "--top-p", "1.5"], "top-p must be in (0, 1]", None),
+    ("synth-unknown-mode", [*SYNTH, "--run", "{run}", "--mode", "rephrase"], "invalid choice: 'rephrase'", None),
+    ("synth-data-not-a-store", [*SYNTH, "--run", "{run}", "--data", "{tmp}"], "is not a token store", None),
+    ("synth-teacher-other-tokenizer", [*SYNTH, "--run", "{run}", "--data", "{tmp}/other"],
+     "whose tokenizer differs from", other_store),
+    ("synth-missing-run", [*SYNTH, "--run", "{tmp}/nowhere"], "is not a run directory", None),
+    ("synth-out-is-file", [*SYNTH, "--run", "{run}"], "--out {tmp}/s exists and is not a folder", write("s", "x")),
+    ("synth-out-existing-store", ["synth", "--run", "{run}", "--tokens", "100", "--out", "{store}"],
+     "already holds a token store made otherwise", None),
+    ("synth-out-not-a-store", [*SYNTH, "--run", "{run}"], "already holds something that is not a token store",
+     write("s/notes.txt", "keep")),
+    ("synth-parts-other-settings", [*SYNTH, "--run", "{run}"], "holds a generation with other settings",
+     write("s.parts/plan.json", "{}")),
     # -- sweep -------------------------------------------------------------------------------------------
     ("sweep-no-spec", ["sweep"], "the following arguments are required: spec", None),
     ("sweep-missing-toml", ["sweep", "{tmp}/s.toml"], "cannot read sweep spec", None),

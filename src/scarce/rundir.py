@@ -27,6 +27,7 @@ from scarce import atomic
 from scarce.config import RunConfig
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
+from scarce.model.looping import loops_at
 
 CONFIG = "config.json"
 RUN = "run.json"
@@ -122,11 +123,11 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+def save_weights(path: Path, state: dict[str, torch.Tensor], loops: int = 0) -> None:
     """Weights as safetensors, with the digest of the tensors in the file's own metadata (so the file and
-    its digest are written in one atomic rename)."""
+    its digest are written in one atomic rename), and the looped passes the weights were evaluated with."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    meta = {"sha256": tensors_digest(tensors)}
+    meta = {"sha256": tensors_digest(tensors), "loops": str(loops)}
     atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -165,10 +166,27 @@ class Member:
         return cls(Path(run_dir), best_weights(run_dir))
 
     def load(self, device: str = "cpu") -> GPT:
-        """The model in inference mode, gradients off."""
-        model = GPT(read_config(self.run_dir).model)
+        """The model in inference mode, gradients off, with the looped passes it was evaluated with in training."""
+        cfg = read_config(self.run_dir)
+        model = GPT(cfg.model)
         load_state(model, load_weights(self.weights), self.weights)
+        model.loops = self.loops(cfg)
         return model.to(device).eval().requires_grad_(False)
+
+    def loops(self, cfg: RunConfig) -> int:
+        """Extra looped passes of these weights: as written beside them; for weights saved before that was
+        written, the passes at the step that produced them (the best step in summary.json, a snapshot's name)."""
+        if cfg.model.loop_range is None:
+            return 0
+        with safe_open(str(self.weights), framework="pt") as f:
+            written = (f.metadata() or {}).get("loops")
+        if written is not None:
+            return int(written)
+        summary = read_json(self.run_dir / SUMMARY) if (self.run_dir / SUMMARY).is_file() else {}
+        step = int(self.weights.stem.split("_")[-1]) if self.weights.parent.name == "snapshots" else summary.get("best_step")
+        if not isinstance(step, int) or not isinstance(summary.get("steps"), int):
+            return cfg.model.loop_extra  # no record of the step: the end of training, where looping is on
+        return loops_at(cfg.model, max(step - 1, 0), summary["steps"])
 
 
 def load_model(run_dir: str | Path, device: str = "cpu") -> GPT:

@@ -1,77 +1,132 @@
-"""Sampling text from a run or an ensemble: temperature, top-k, a seed, a token budget.
+"""Generation from a run or an ensemble, through each model's KV cache.
 
-Used for reading what a model learned and for sequence-level distillation (synthetic text from a
-teacher, written as a token store). Generation starts from the end-of-text token, so samples are
-unconditional documents. An ensemble samples from its combined distribution (`scarce.ensemble`),
-which needs every member in memory at once.
+Rows of a batch start from prompts of one length (the end-of-text token alone: unconditional documents; or
+that token and the start of a document) and sample together, with temperature, top-k and top-p (nucleus)
+filtering, from one model or from the ensemble's combined distribution (logit or probability average,
+`scarce.ensemble`). Each member keeps its own cache, so an ensemble holds every member and its cache in memory
+at once (K x (weights + 2 x passes x rows x seq_len x width) floats). The sampler draws on the CPU from a
+seeded generator: the same seed gives the same text on any device. A generation longer than the context
+restarts the caches from the last half context of tokens (the models never saw positions past seq_len).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from scarce.data.store import TokenStore, open_store, replace_train
-from scarce.ensemble import combine_logprobs
+from scarce.data.store import open_store
+from scarce.ensemble import COMBINES, combine_logprobs
+from scarce.errors import UserError
+from scarce.model.gpt import GPT
 from scarce.model.precision import inference_autocast
 from scarce.rundir import load_model, read_config
 
 
-@torch.no_grad()
-def generate(models: list, start: int, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
-             combine: str = "logit", device: str = "cpu", streams: int = 1) -> torch.Tensor:
-    """Sample `tokens` ids after `start` in each of `streams` independent rows, from one model or the
-    ensemble of `models`: (streams, tokens). No KV cache: each step re-runs the last seq_len tokens,
-    fine for the small models this is for."""
-    if temperature < 0:
-        raise ValueError("temperature: must be >= 0 (0 is greedy)")
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    seq_len = min(m.cfg.seq_len for m in models)
-    ids = torch.full((streams, 1), start, device=device)  # (S, t)
-    for _ in range(tokens):
-        window = ids[:, -seq_len:]
-        with inference_autocast(device):
-            last = [m(window)[:, -1] for m in models]
-        lps = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in last])  # (K, S, V)
-        nxt = _pick(combine_logprobs(lps, combine).cpu(), temperature, top_k, gen)  # (S,)
-        ids = torch.cat([ids, nxt[:, None].to(device)], dim=1)
-    return ids[:, 1:].cpu()
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    """Softmax temperature; 0 is greedy."""
+    top_k: int = 0
+    """Sample among the k likeliest tokens; 0 means all."""
+    top_p: float = 1.0
+    """Sample from the smallest set of likeliest tokens whose probability reaches p (nucleus); 1 means all."""
+    combine: str = "logit"
+    """How an ensemble's members combine: 'logit' (mean log-probability, renormalised) or 'prob' (mean probability)."""
+
+    def __post_init__(self):
+        if not 0 <= self.temperature < float("inf"):
+            raise UserError(f"temperature must be a finite number >= 0 (0 is greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise UserError(f"top-k must be >= 0 (0 means all tokens), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.combine not in COMBINES:
+            raise UserError(f"combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
+
+    def as_dict(self) -> dict:
+        return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "combine": self.combine}
 
 
-def _pick(logprobs: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> torch.Tensor:
-    """One token per row of logprobs (S, V): greedy at temperature 0, else sampled (among the top k)."""
-    if temperature == 0:
-        return logprobs.argmax(-1)
-    logits = logprobs / temperature
-    if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (S, 1)
+def filtered_logprobs(logprobs: torch.Tensor, s: Sampling) -> torch.Tensor:
+    """The distribution a row samples from (S, V) as log-probs: tempered, cut to the top k and the top p."""
+    logits = logprobs.float() / s.temperature
+    if s.top_k and s.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (S, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen).squeeze(1)
+    if s.top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = probs.cumsum(-1) - probs  # mass of the likelier tokens
+        drop = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, order, before >= s.top_p)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return torch.log_softmax(logits, dim=-1)
 
 
-def sample(run_dirs: list, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
-           combine: str = "logit", device: str = "cpu") -> str:
-    """Text sampled from one run or the ensemble of several (their select-chosen weights)."""
-    store = open_store(read_config(run_dirs[0]).data)
+def pick(logprobs: torch.Tensor, s: Sampling, gen: torch.Generator) -> torch.Tensor:
+    """One token per row of logprobs (S, V): greedy at temperature 0, else sampled from the filtered distribution."""
+    if s.temperature == 0:
+        return logprobs.argmax(-1)
+    return torch.multinomial(filtered_logprobs(logprobs, s).exp(), 1, generator=gen).squeeze(1)
+
+
+def check_models(models: list[GPT]) -> None:
+    """An ensemble samples from one vocabulary: a one-line error otherwise."""
+    vocabs = {m.cfg.vocab_size for m in models}
+    if len(vocabs) > 1:
+        raise UserError(f"the models have different vocabularies ({', '.join(map(str, sorted(vocabs)))}); "
+                        "an ensemble samples from one (give runs trained on the same token store)")
+
+
+@torch.no_grad()
+def decode_steps(models: list[GPT], prompts: torch.Tensor, sampling: Sampling = Sampling(), seed: int = 0,
+                 device: str = "cpu") -> Iterator[torch.Tensor]:
+    """The next token of each row (S,) after prompts (S, P), step after step, for as long as the caller reads.
+    Every model runs on `device` with its own KV cache (bf16 autocast on CUDA)."""
+    check_models(models)
+    seq_len = min(m.cfg.seq_len for m in models)
+    if prompts.dim() != 2 or prompts.size(1) < 1:
+        raise UserError("prompts must be rows of at least one token")
+    if prompts.size(1) >= seq_len:
+        raise UserError(f"a prompt of {prompts.size(1)} tokens leaves no room to generate in the context of "
+                        f"{seq_len} tokens; use a prefix shorter than seq_len")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    caches = [m.new_cache() for m in models]
+    recent, pending = prompts.to(device), prompts.to(device)  # the context so far; what the caches lack
+    while True:
+        if caches[0].pos + pending.size(1) > seq_len:  # past the context: restart from its last half
+            pending = recent[:, -(seq_len // 2):]
+            caches = [m.new_cache() for m in models]
+        with inference_autocast(device):
+            lps = torch.stack([torch.log_softmax(m.decode(pending, c).float(), dim=-1) for m, c in zip(models, caches)])
+        nxt = pick((lps[0] if len(models) == 1 else combine_logprobs(lps, sampling.combine)).cpu(), sampling, gen)
+        yield nxt
+        pending = nxt[:, None].to(device)
+        recent = torch.cat([recent[:, -seq_len:], pending], dim=1)
+
+
+def generate(models: list[GPT], prompts: torch.Tensor, tokens: int, sampling: Sampling = Sampling(), seed: int = 0,
+             device: str = "cpu") -> torch.Tensor:
+    """`tokens` sampled ids after each prompt row: (S, tokens), on the CPU."""
+    if tokens < 0:
+        raise UserError(f"the number of tokens to generate must be >= 0, got {tokens}")
+    steps = decode_steps(models, prompts, sampling, seed, device) if tokens else iter(())
+    out = [next(steps) for _ in range(tokens)]
+    return torch.stack(out, dim=1) if out else torch.zeros(prompts.size(0), 0, dtype=torch.long)
+
+
+def load_models(run_dirs: list, device: str = "cpu") -> list[GPT]:
+    """The select-chosen weights of each run, on one vocabulary (a one-line error otherwise)."""
     models = [load_model(d, device) for d in run_dirs]
-    tok = store.tokenizer()
-    ids = generate(models, tok.eot_id, tokens, temperature, top_k, seed, combine, device)
-    return tok.decode(ids[0].tolist())
+    check_models(models)
+    return models
 
 
-def synthesize(teachers: list, out, tokens: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
-               streams: int = 64, device: str = "cpu", combine: str = "logit") -> TokenStore:
-    """A token store at `out` whose train split is `tokens` tokens sampled unconditionally from the
-    teacher (the ensemble of several), and whose tokenizer, select and val are the teacher's data's:
-    the synthetic half of sequence-level distillation (Kim & Rush, 2016)."""
-    base = open_store(read_config(teachers[0]).data)
-    models = [load_model(t, device) for t in teachers]
-    per_stream = -(-tokens // streams)
-    ids = generate(models, base.eot_id, per_stream, temperature, top_k, seed, combine, device, streams)
-    train = np.concatenate([[base.eot_id], ids.flatten().numpy()])[:tokens]
-    request = {**base.manifest["request"], "train_tokens": int(tokens), "synthetic_seed": seed}
-    synthetic = {"teachers": [str(t) for t in teachers], "temperature": temperature, "top_k": top_k, "seed": seed,
-                 "streams": streams}
-    return replace_train(base, Path(out), train, request=request, synthetic=synthetic)
+def sample(run_dirs: list, tokens: int, sampling: Sampling = Sampling(), seed: int = 0, device: str = "cpu",
+           rows: int = 1) -> list[str]:
+    """Texts sampled unconditionally (after an end-of-text token) from one run or the ensemble of several."""
+    models = load_models(run_dirs, device)
+    tok = open_store(read_config(run_dirs[0]).data).tokenizer()
+    ids = generate(models, torch.full((rows, 1), tok.eot_id), tokens, sampling, seed, device)
+    return [tok.decode(row.tolist()) for row in ids]

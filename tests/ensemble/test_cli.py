@@ -86,11 +86,13 @@ def test_sample_is_seeded(members, capsys):
 def test_sample_greedy_equals_top1():
     import torch
 
-    from scarce.sample import _pick
+    from scarce.sample import Sampling, pick
 
     lp = torch.log_softmax(torch.randn(4, 50), -1)
     g = torch.Generator().manual_seed(0)
-    assert torch.equal(_pick(lp, 0.0, 0, g), lp.argmax(-1)) and torch.equal(_pick(lp, 1.0, 1, g), lp.argmax(-1))
+    assert torch.equal(pick(lp, Sampling(0.0), g), lp.argmax(-1))
+    assert torch.equal(pick(lp, Sampling(1.0, top_k=1), g), lp.argmax(-1))
+    assert torch.equal(pick(lp, Sampling(1.0, top_p=1e-6), g), lp.argmax(-1))
 
 
 def test_snapshot_ensemble(store, tmp_path):

@@ -19,7 +19,7 @@ from scarce.recipes.ensemble import distill_from
 from scarce.rundir import load_weights, read_config
 from scarce.runs.launch import train
 from scarce.runs.store import RunStore
-from scarce.sample import synthesize
+from scarce.synth import SynthSpec, synthesize
 
 EVERY5 = ("train.eval_every=5",)
 
@@ -37,7 +37,7 @@ def _ensemble_student(make_config, members, tmp_path):
 
 
 def _seq_student(make_config, members, tmp_path):
-    syn = synthesize([members[0], members[1]], tmp_path / "synthetic", 4000, seed=0, streams=16)
+    syn = synthesize([members[0], members[1]], tmp_path / "synthetic", SynthSpec(4000, streams=16))
     cfg = make_config(*EVERY5)
     cfg.mix = MixConfig(str(syn.path), 0.9)
     return cfg

@@ -25,14 +25,15 @@ from scarce.cli import (
     runs,
     sample,
     sweep,
+    synth,
     train,
 )
 from scarce.cli import eval as eval_command  # not the builtin
 from scarce.cli.options import ArgumentParser
 from scarce.errors import UserError
 
-COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, export, sweep, recipe, bench,
-            report]
+COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, synth, export, sweep, recipe,
+            bench, report]
 """In the order `scarce --help` lists them."""
 
 

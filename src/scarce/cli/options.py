@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
+from scarce.ensemble import read_ensemble
 from scarce.errors import UserError
 from scarce.model import hf
 from scarce.rundir import blocking_file
@@ -140,6 +141,33 @@ def add_run_config(p, what: str = "the run") -> None:
                    "folder or the HF cache, whose architecture the run takes (continued pretraining)")
     add_threads(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+
+
+def add_models(p, what: str = "sample from") -> None:
+    """The runs to generate with: --run RUN_DIR ... or --ensemble DIR, and the device and threads."""
+    p.add_argument("--run", nargs="+", metavar="RUN_DIR", help=f"run directory to {what} (several: their ensemble)")
+    p.add_argument("--ensemble", metavar="DIR", help="an ensemble folder with ensemble.json (all its members)")
+    add_threads(p, "CPU threads (default 1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the models run (default auto: the GPU when there is one, with bf16 autocast)")
+
+
+def model_runs(args) -> list[str]:
+    """The run directories --run or --ensemble names (exactly one of them)."""
+    if bool(args.run) == bool(args.ensemble):
+        raise UserError("give --run RUN_DIR (one or more) or --ensemble DIR")
+    return args.run or [str(m.run_dir) for m in read_ensemble(Path(args.ensemble))[0]]
+
+
+def add_sampling(p) -> None:
+    """Temperature, top-k, top-p, the ensemble's combine rule and the sampler's seed."""
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 is greedy (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens; 0 means all (default)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="sample from the likeliest tokens holding probability p (nucleus); 1 means all (default)")
+    p.add_argument("--combine", choices=["logit", "prob"], default="logit",
+                   help="an ensemble's distribution: mean log-probability (logit, default) or mean probability")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
 
 
 def check_out(path: str | None, flag: str) -> None:

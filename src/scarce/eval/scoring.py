@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import torch
 
 from scarce.data.store import open_store
-from scarce.ensemble import COMBINES, combine_logprobs
+from scarce.ensemble import COMBINES
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
 from scarce.model.precision import inference_autocast
 from scarce.rundir import Member, load_weights, read_config
+from scarce.sample import Sampling, decode_steps
 
 
 @dataclass(frozen=True)
@@ -124,14 +125,22 @@ class Scorer:
     @torch.no_grad()
     def generate(self, contexts: list[str], until: list[list[str]], max_tokens: list[int]) -> list[str]:
         """Greedy continuations of each context, cut before the first stop string (or end-of-text),
-        at most max_tokens tokens each."""
+        at most max_tokens tokens each. Contexts of one token length decode together through the KV cache
+        (`scarce.sample.decode_steps`), at most batch_size at a time; a context longer than the window keeps
+        its last seq_len - 1 tokens."""
         models = [self._resident_model()] if len(self.members) == 1 else [m.load(self.device) for m in self.members]
-        rows = [[self.eot] + ids for ids in self._encode(contexts)]
-        out = []
-        for start in range(0, len(rows), self.batch_size):
-            span = range(start, min(start + self.batch_size, len(rows)))
-            out += self._generate_batch(models, [rows[i] for i in span], [until[i] for i in span],
-                                        [max_tokens[i] for i in span])
+        rows = [([self.eot] + ids)[-(self.seq_len - 1):] for ids in self._encode(contexts)]
+        out: list[str] = [""] * len(rows)
+        by_length: dict[int, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_length.setdefault(len(row), []).append(i)
+        for same in by_length.values():
+            for start in range(0, len(same), self.batch_size):
+                span = same[start:start + self.batch_size]
+                texts = self._generate_batch(models, [rows[i] for i in span], [until[i] for i in span],
+                                             [max_tokens[i] for i in span])
+                for i, text in zip(span, texts):
+                    out[i] = text
         return out
 
     # -- scoring ----------------------------------------------------------------------------------
@@ -225,20 +234,15 @@ class Scorer:
 
     def _generate_batch(self, models: list[GPT], rows: list[list[int]], until: list[list[str]],
                         max_tokens: list[int]) -> list[str]:
+        """Greedy decoding of rows of one length until each meets a stop string, end-of-text or its budget."""
         new: list[list[int]] = [[] for _ in rows]
         done = [m <= 0 for m in max_tokens]
+        steps = decode_steps(models, torch.tensor(rows), Sampling(temperature=0, combine=self.combine),
+                             device=self.device)
         while not all(done):
-            active = [j for j in range(len(rows)) if not done[j]]
-            ctx = [(rows[j] + new[j])[-self.seq_len:] for j in active]
-            x = torch.full((len(ctx), max(map(len, ctx))), self.eot, dtype=torch.long)  # (A, T)
-            for i, c in enumerate(ctx):
-                x[i, :len(c)] = torch.tensor(c)
-            last = torch.tensor([len(c) - 1 for c in ctx])
-            with inference_autocast(self.device):
-                lps = torch.stack([torch.log_softmax(m(x.to(self.device))[torch.arange(len(ctx)), last].float(), -1)
-                                   for m in models])  # (K, A, V)
-            nxt = combine_logprobs(lps, self.combine).argmax(-1).tolist()  # (A,)
-            for j, token in zip(active, nxt):
+            for j, token in enumerate(next(steps).tolist()):
+                if done[j]:
+                    continue
                 if token == self.eot:
                     done[j] = True
                     continue

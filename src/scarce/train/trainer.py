@@ -176,7 +176,7 @@ class Trainer:
             return
         if record["select_loss"] < s.best_select:
             s.best_select, s.best = record["select_loss"], record
-            rundir.save_weights(rundir.best_weights(self.run_dir), self.model.state_dict())
+            rundir.save_weights(rundir.best_weights(self.run_dir), self.model.state_dict(), self.model.loops)
         s.last_eval = record
         state = {k: v for k, v in vars(s).items() if k != "step"}
         avg = self.averager
@@ -301,7 +301,7 @@ class Trainer:
                 timed, t_log = 0, time.perf_counter()
             every = self.cfg.train.snapshot_every
             if every and self.rt.is_main and (done % every == 0 or done == self.steps):
-                rundir.save_weights(rundir.snapshot_path(self.run_dir, done), self.model.state_dict())
+                rundir.save_weights(rundir.snapshot_path(self.run_dir, done), self.model.state_dict(), self.model.loops)
             if stop_at_step is not None and done >= stop_at_step:
                 return None
         return self.summary()
