@@ -357,6 +357,9 @@ class ObjectiveConfig:
     """Softmax temperature of teacher and student in the KL term."""
     combine: str = "logit"
     """How several teachers combine: 'logit' (mean log-probability, renormalised) or 'prob' (mean probability)."""
+    distill_on: str = "all"
+    """Batches that get the distillation term: 'all', or 'real' (only those of the main store: text the teachers
+    wrote, mixed in by the mix section, is trained on by cross-entropy alone)."""
 
     def __post_init__(self):
         _check(self.kind in ("ce", "distill"), "objective.kind", "must be ce or distill")
@@ -366,6 +369,7 @@ class ObjectiveConfig:
         _check(0.0 <= self.alpha <= 1.0, "objective.alpha", "must be in [0, 1]")
         _check(self.temperature > 0, "objective.temperature", "must be > 0")
         _check(self.combine in ("logit", "prob"), "objective.combine", "must be logit or prob")
+        _check(self.distill_on in ("all", "real"), "objective.distill_on", "must be all or real")
 
 
 @dataclass
@@ -376,10 +380,24 @@ class MixConfig:
     frac: float = 0.0
     """Share of micro-batches drawn from `store`, chosen as a pure function of (seed, step, micro-batch);
     epochs and the horizon count the main store."""
+    stores: list[str] = field(default_factory=list)
+    """Further token stores mixed in beside `store` (e.g. synthetic text of several kinds or teachers)."""
+    fracs: list[float] = field(default_factory=list)
+    """Share of micro-batches drawn from each of `stores`; frac + sum(fracs) is at most 1, the main store
+    takes the rest."""
 
     def __post_init__(self):
         _check(0.0 <= self.frac <= 1.0, "mix.frac", "must be in [0, 1]")
         _check(bool(self.store) or self.frac == 0.0, "mix.store", "mix.frac > 0 needs a token store to mix in")
+        _check(len(self.stores) == len(self.fracs), "mix.fracs", "needs one share per entry of mix.stores")
+        _check(all(isinstance(x, str) and x for x in self.stores), "mix.stores", "must be token store paths")
+        _check(all(0.0 <= f <= 1.0 for f in self.fracs), "mix.fracs", "must each be in [0, 1]")
+        _check(not self.stores or bool(self.store), "mix.stores", "come after mix.store (set that first)")
+        _check(self.frac + sum(self.fracs) <= 1.0 + 1e-9, "mix.fracs", "mix.frac + sum(mix.fracs) must be at most 1")
+
+    def sources(self) -> list[tuple[str, float]]:
+        """Every mixed-in store with its share (the main store takes the rest)."""
+        return ([(self.store, self.frac)] if self.store else []) + list(zip(self.stores, self.fracs))
 
 
 @dataclass
@@ -403,7 +421,8 @@ NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
                 ("model", "norm_eps"): 0.0, ("model", "bias"): False, ("model", "position"): "rotary",
-                ("model", "kv_heads"): 0, ("model", "rope_scaling"): ""}
+                ("model", "kv_heads"): 0, ("model", "rope_scaling"): "", ("mix", "stores"): [], ("mix", "fracs"): [],
+                ("objective", "distill_on"): "all"}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

@@ -52,18 +52,25 @@ class WindowLoader:
 
 
 class MixLoader:
-    """Draws each micro-batch from `other` with probability `frac`, else from `main` (config section
-    `mix`); the choice is a pure function of (seed, step, micro), so resume stays exact. Epochs and the
-    horizon are counted on the main loader."""
+    """Draws each micro-batch from other store i with probability fracs[i], else from `main` (config section
+    `mix`); the choice is a pure function of (seed, step, micro), so resume stays exact and every rank draws
+    from the same store. Epochs and the horizon are counted on the main loader."""
 
-    def __init__(self, main: WindowLoader, other: WindowLoader, frac: float, seed: int):
-        self.main, self.other, self.frac, self.seed = main, other, frac, seed
+    def __init__(self, main: WindowLoader, others: list[WindowLoader], fracs: list[float], seed: int):
+        self.main, self.others, self.seed = main, others, seed
+        self.other = others[0]
+        self.bounds = np.cumsum(fracs)  # u < bounds[i] (and not an earlier one): store i
         self.T, self.B, self.accum, self.world = main.T, main.B, main.accum, main.world
         self.steps_per_epoch = main.steps_per_epoch
 
+    def source(self, step: int, micro: int = 0) -> int:
+        """0 for the main store, i + 1 for other store i."""
+        u = np.random.default_rng([self.seed, step, micro, 17]).random()
+        return 1 + int(np.searchsorted(self.bounds, u, side="right")) if u < self.bounds[-1] else 0
+
     def batch(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        use_other = np.random.default_rng([self.seed, step, micro, 17]).random() < self.frac
-        return (self.other if use_other else self.main).batch(step, micro)
+        k = self.source(step, micro)
+        return (self.others[k - 1] if k else self.main).batch(step, micro)
 
 
 def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int = 0):

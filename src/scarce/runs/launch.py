@@ -36,6 +36,7 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     cfg.data = str(Path(cfg.data).resolve())
     if cfg.mix.store:
         cfg.mix.store = str(Path(cfg.mix.store).resolve())
+    cfg.mix.stores = [str(Path(p).resolve()) for p in cfg.mix.stores]
     cfg.objective.teachers = [str(Path(t).resolve()) for t in cfg.objective.teachers]
     if hf.is_hf(cfg.init.source):
         cfg.init.source = hf.PREFIX + hf.name_of(cfg.init.source)

@@ -33,7 +33,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor, temper
 class CrossEntropy:
     """The plain objective: the model's own loss on the data (cross-entropy, plus the multi-token term)."""
 
-    def __call__(self, forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, forward, x: torch.Tensor, y: torch.Tensor, real: bool = True) -> torch.Tensor:
         return forward(x, y)
 
 
@@ -54,7 +54,9 @@ class Distillation:
         lps = [torch.log_softmax(t(x).float(), dim=-1) for t in self.teachers]
         return lps[0] if len(lps) == 1 else combine_logprobs(torch.stack(lps), self.cfg.combine)
 
-    def __call__(self, forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, forward, x: torch.Tensor, y: torch.Tensor, real: bool = True) -> torch.Tensor:
+        if not real and self.cfg.distill_on == "real":  # text the teachers wrote: their labels already
+            return forward(x, y)
         logits = forward(x)  # (B, T, V)
         # GPT.forward's loss; there the CPU's fused head and cross-entropy sums it chunk by chunk, so the two
         # agree to rounding, not bit for bit.

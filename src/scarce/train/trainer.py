@@ -113,14 +113,17 @@ def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int) -> Wi
                             t.window_jitter)
 
     main = windows(store.split("train"))
-    if not cfg.mix.store:
+    if not cfg.mix.sources():
         return main
-    other = open_store(cfg.mix.store)
-    if other.manifest["tokenizer"]["sha256"] != store.manifest["tokenizer"]["sha256"]:
-        raise UserError(f"mix.store {other.path} and data {store.path} have different tokenizers; a mixed-in "
-                        f"store must share the run's tokenizer (derive it from the same store)")
-    other.check()
-    return MixLoader(main, windows(other.split("train")), cfg.mix.frac, t.seed)
+    others = []
+    for path, _ in cfg.mix.sources():
+        other = open_store(path)
+        if other.manifest["tokenizer"]["sha256"] != store.manifest["tokenizer"]["sha256"]:
+            raise UserError(f"mix store {other.path} and data {store.path} have different tokenizers; a mixed-in "
+                            f"store must share the run's tokenizer (derive it from the same store)")
+        other.check()
+        others.append(windows(other.split("train")))
+    return MixLoader(main, others, [f for _, f in cfg.mix.sources()], t.seed)
 
 
 class Trainer:
@@ -207,9 +210,9 @@ class Trainer:
             atomic.write_text(path, "".join(line + "\n" for line in keep))
 
     # -- the loop --------------------------------------------------------------------------
-    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The training objective (config section `objective`) of one micro-batch."""
-        return self.objective(self.forward, x, y)
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor, real: bool = True) -> torch.Tensor:
+        """The training objective (config section `objective`) of one micro-batch (`real`: from the main store)."""
+        return self.objective(self.forward, x, y, real)
 
     def train_step(self, step: int) -> torch.Tensor:
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + step)  # dropout masks depend on (seed, step) only
@@ -222,8 +225,9 @@ class Trainer:
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
             x, y = self.loader.batch(step, micro)
+            real = not isinstance(self.loader, MixLoader) or self.loader.source(step, micro) == 0
             with self.rt.autocast():
-                loss = self.compute_loss(x.to(self.rt.device), y.to(self.rt.device)) / accum
+                loss = self.compute_loss(x.to(self.rt.device), y.to(self.rt.device), real) / accum
             loss.backward()
             total += loss.detach()
         norm = torch.zeros((), device=self.rt.device)
