@@ -77,9 +77,10 @@ def main() -> None:
     for rows in (int(r) for r in args.rows.split(",")):
         prompts = torch.zeros(rows, 1, dtype=torch.long)
         generate([model], prompts, 8)  # warm-up
-        cached = min(timed(lambda: generate([model], prompts, args.tokens, seed=1)) for _ in range(2))
+        cached = min(timed(lambda p=prompts: generate([model], p, args.tokens, seed=1)) for _ in range(2))
         fast = rows * args.tokens / cached
-        slow = rows * args.tokens / timed(lambda: uncached(model, rows, args.tokens, 1)) if rows in uncached_rows else None
+        slow = (rows * args.tokens / timed(lambda r=rows: uncached(model, r, args.tokens, 1))
+                if rows in uncached_rows else None)
         print(f"| {rows} | {fast:,.0f} | {'-' if slow is None else f'{slow:,.0f}'} | "
               f"{'-' if slow is None else f'{fast / slow:.1f}x'} |")
     k, rows = args.members, max(int(r) for r in args.rows.split(","))
