@@ -65,10 +65,14 @@ def filtered_logprobs(logprobs: torch.Tensor, s: Sampling) -> torch.Tensor:
 
 
 def pick(logprobs: torch.Tensor, s: Sampling, gen: torch.Generator) -> torch.Tensor:
-    """One token per row of logprobs (S, V): greedy at temperature 0, else sampled from the filtered distribution."""
+    """One token per row of logprobs (S, V): greedy at temperature 0, else sampled from the filtered distribution
+    by inverting its CDF at one uniform draw per row (`torch.multinomial` draws V exponentials per row: 6 ms of a
+    25 ms decoding step at 64 rows x 4096 tokens). A token of probability 0 has an empty interval: never drawn."""
     if s.temperature == 0:
         return logprobs.argmax(-1)
-    return torch.multinomial(filtered_logprobs(logprobs, s).exp(), 1, generator=gen).squeeze(1)
+    cdf = filtered_logprobs(logprobs, s).double().exp().cumsum(-1)  # (S, V)
+    u = torch.rand(cdf.size(0), 1, generator=gen, dtype=torch.float64) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.size(1) - 1)
 
 
 def check_models(models: list[GPT]) -> None:

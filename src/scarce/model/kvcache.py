@@ -58,8 +58,8 @@ class LayerCache:
         """Store the new positions' keys and values at [pos, pos + t); returns all keys and values so far."""
         B, H, t, D = k.shape
         if self.k is None or self.k.dtype != k.dtype:
-            self.k = k.new_zeros(B, H, self.capacity, D)
-            self.v = v.new_zeros(B, H, self.capacity, D)
+            self.k = k.new_empty(B, H, self.capacity, D)  # positions past `pos` are never read
+            self.v = v.new_empty(B, H, self.capacity, D)
         self.k[:, :, pos:pos + t] = k
         self.v[:, :, pos:pos + t] = v
         return self.k[:, :, :pos + t], self.v[:, :, :pos + t]

@@ -1,0 +1,85 @@
+"""Students on real plus generated text: the "compute into data" recipe.
+
+The teachers (one run, or an ensemble trained on the budget) write a synthetic store (`scarce.synth`), and a
+student of the base config trains on the real store mixed with it: share `frac` of its micro-batches come from
+the synthetic text (Kim et al., arXiv 2509.14786, Section 5: 90% for an ensemble teacher, 75% for
+self-distillation), optionally with the logit-distillation term on the real batches as well. The share is
+chosen on select (never val) among those given. The student's horizon is `passes` passes over the synthetic
+text (at its share), and never fewer tokens than the base config trains.
+
+Like every recipe it only produces configs and hands them to the executor layer.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from scarce.config import MixConfig, RunConfig, set_horizon
+from scarce.data.store import open_store
+from scarce.errors import UserError
+from scarce.recipes.ensemble import distill_from, ensemble_group
+from scarce.runs.launch import Job, absolute_paths, train_all
+from scarce.synth import SynthSpec, synthesize
+
+
+def base_tokens(cfg: RunConfig) -> int:
+    """Training tokens of the base config (its horizon in epochs over its store, or in tokens)."""
+    if cfg.train.tokens:
+        return cfg.train.tokens
+    if not cfg.train.epochs:
+        raise UserError("the base config of a synthetic student needs a horizon in epochs or tokens")
+    return math.ceil(cfg.train.epochs * open_store(cfg.data).manifest["splits"]["train"]["tokens"])
+
+
+def student_config(base: RunConfig, synthetic: list[tuple[str, float]], seed: int, passes: float = 2.0,
+                   kd: dict | None = None, role: str = "synthetic_student") -> RunConfig:
+    """The base config trained on its real store mixed with the synthetic stores at their shares, seed `seed`,
+    for `passes` passes over the synthetic text (at least the base's own tokens); `kd` {teachers, alpha,
+    temperature, combine} adds logit distillation on the real batches."""
+    if not synthetic:
+        raise UserError("a synthetic student needs at least one synthetic store")
+    cfg = absolute_paths(base)
+    (first, frac), rest = synthetic[0], synthetic[1:]
+    cfg.mix = MixConfig(first, frac, [s for s, _ in rest], [f for _, f in rest])
+    share = sum(f for _, f in synthetic)
+    generated = sum(open_store(s).manifest["splits"]["train"]["tokens"] for s, _ in synthetic)
+    tokens = max(base_tokens(base), math.ceil(passes * generated / share)) if share else base_tokens(base)
+    cfg = set_horizon(cfg, tokens=tokens)
+    if kd:
+        cfg = distill_from(cfg, kd["teachers"], kd.get("alpha", 0.5), kd.get("temperature", 1.0),
+                           kd.get("combine", "logit"))
+        cfg.objective.distill_on = "real"
+    cfg.train.seed = seed
+    mix = {"stores": [s for s, _ in synthetic], "fracs": [f for _, f in synthetic], "passes": passes, "kd": kd or {}}
+    cfg.tags.update(group=ensemble_group(base, "", mix, role), member=seed)
+    return cfg
+
+
+def synthetic_students(base: RunConfig, teachers: list, out: str | Path, spec: SynthSpec,
+                       fracs: tuple[float, ...] = (0.9,), seeds: tuple[int, ...] = (0,), passes: float = 2.0,
+                       kd: dict | None = None, executor=None, results: str | None = None, quiet: bool = True,
+                       device: str = "cpu") -> dict:
+    """Generate OUT/synthetic from the teachers (once, resumable), train students at every share in `fracs` with
+    the first seed, choose the share on select, then train the other seeds at it. Returns the synthetic store,
+    every student's row ({frac, seed, run_dir, select_loss, val_loss, ...}) and the chosen share."""
+    out = Path(out)
+    store = synthesize(teachers, out / "synthetic", spec, base.data or None, device=device)
+    kd = {**kd, "teachers": [str(Path(t).resolve()) for t in teachers]} if kd else None
+
+    def train(points: list[tuple[float, int]]) -> list[dict]:
+        jobs = [Job(student_config(base, [(str(store.path), f)], s, passes, kd), out / f"f{f:g}-s{s}")
+                for f, s in points]
+        summaries = train_all(jobs, executor, results, quiet)
+        return [{"frac": f, "seed": s, "run_dir": str(j.run_dir), **_brief(r)}
+                for (f, s), j, r in zip(points, jobs, summaries)]
+
+    tuning = train([(f, seeds[0]) for f in fracs])
+    chosen = min(tuning, key=lambda r: r["select_loss"])["frac"]
+    students = tuning + train([(chosen, s) for s in seeds[1:]])
+    return {"synthetic": str(store.path), "spec": spec.as_dict(), "frac": chosen, "students": students}
+
+
+def _brief(summary: dict) -> dict:
+    keys = ("run_id", "select_loss", "val_loss", "val_bpb", "tokens_seen", "flops", "steps", "wall_seconds")
+    return {k: summary.get(k) for k in keys}
