@@ -1,6 +1,6 @@
 """Students on what the teachers write: the student's val loss against generated tokens, on cpu-small's budget.
 
-    python benchmarks/synth_students.py --out OUT [--results RES] [--workers 2] [--sizes 1,4,16] [--seeds 3]
+    python benchmarks/synth_students.py --out OUT [--results RES] [--workers 2] [--sizes 1,4,16] [--seeds 4]
                                         [--fracs 0.75,0.9] [--forms-at 4] [--bench-json PATH]
 
 1. Prepares cpu-small's stores as `scarce bench` does (the 8x store; the 1x budget of 100k tokens a prefix of it).
@@ -9,7 +9,8 @@
 3. Writes synthetic stores from the 4-member ensemble (logit average, temperature 1): unconditioned at the
    largest size (the smaller sizes are its prefixes), conditioned and megadoc at `--forms-at` x the budget.
 4. Trains students of the teachers' config (`scarce.recipes.synthetic`): the share of synthetic batches chosen on
-   select at `--forms-at` unconditioned, then every size at it, `--seeds` seeds at `--forms-at`, and the forms.
+   select at `--forms-at` unconditioned, then `--seeds` seeds there (and their ensemble), one student with logit
+   distillation on the real batches as well, every size, and the conditioned and megadoc forms.
 5. Prints a table with each student's val loss, its gain share of the ensemble's gain over one member and its data
    efficiency against the reference law of `--bench-json` (cpu-small's committed bench.json by default: the same
    store, prepared deterministically; the teachers' val losses are printed beside that file's to check it).
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--results")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sizes", default="1,4,16", help="generated tokens as multiples of the budget")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--fracs", default="0.75,0.9")
     ap.add_argument("--forms-at", type=int, default=4)
     ap.add_argument("--members", type=int, default=4)
@@ -100,10 +101,12 @@ def main() -> None:
     sampling = Sampling(1.0)
     rows = []
 
-    def add(name: str, spec: SynthSpec, fracs: tuple, seeds: tuple, mult: int) -> dict:
-        r = synthetic_students(base, teachers, out / name, spec, fracs, seeds, executor=executor, results=args.results)
+    def add(name: str, spec: SynthSpec, fracs: tuple, seeds: tuple, mult: int, kd: dict | None = None) -> dict:
+        folder = out / name.removesuffix("+kd")  # the logit-distilled students share their synthetic store
+        r = synthetic_students(base, teachers, folder, spec, fracs, seeds, kd=kd, executor=executor,
+                               results=args.results)
         for s in r["students"]:
-            rows.append({"name": name, "mode": spec.mode, "multiple": mult, **s})
+            rows.append({"name": name, "mode": spec.mode + ("+kd" if kd else ""), "multiple": mult, **s})
         print(f"{name}: share {r['frac']:g}; " + ", ".join(f"f{s['frac']:g}/s{s['seed']}: {s['val_loss']:.4f}"
                                                           for s in r["students"]) +
               f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -113,6 +116,8 @@ def main() -> None:
     at = args.forms_at
     first = add(f"uncond-x{at}", SynthSpec(at * tokens, streams=args.streams, sampling=sampling), fracs, seeds, at)
     frac = first["frac"]
+    add(f"uncond-x{at}+kd", SynthSpec(at * tokens, streams=args.streams, sampling=sampling), (frac,), seeds[:1], at,
+        kd={"alpha": 0.5, "temperature": 1.0})
     for m in sizes:
         if m != at:
             add(f"uncond-x{m}", SynthSpec(m * tokens, streams=args.streams, sampling=sampling), (frac,), seeds[:1], m)

@@ -181,3 +181,31 @@ def test_two_synthetic_stores_mix_with_the_real_one(store, members, make_config,
         assert not torch.equal(trainer.objective(model, x, y, real=True), plain)
     with pytest.raises(ValueError, match="at most 1"):
         MixConfig(str(a.path), 0.6, [str(b.path)], [0.5])
+
+
+def test_synthetic_students_choose_the_share_on_select(store, members, make_config, tmp_path):
+    from scarce.recipes.synthetic import student_config, synthetic_students
+
+    base = make_config("train.tokens=2560")
+    r = synthetic_students(base, members[:2], tmp_path / "ss", SynthSpec(2000, streams=16), fracs=(0.5, 0.9),
+                           seeds=(7, 8), passes=1.0, results=str(tmp_path / "r"))
+    tuned = [s for s in r["students"] if s["seed"] == 7]
+    assert {s["frac"] for s in tuned} == {0.5, 0.9}
+    assert r["frac"] == min(tuned, key=lambda s: s["select_loss"])["frac"]
+    assert [(s["frac"], s["seed"]) for s in r["students"]][2:] == [(r["frac"], 8)]
+    assert all(s["val_loss"] > 0 for s in r["students"])
+    cfg = student_config(base, [(r["synthetic"], 0.9)], seed=3, passes=4.0,
+                         kd={"teachers": [str(m) for m in members[:2]], "alpha": 0.5, "temperature": 1.0})
+    assert cfg.train.tokens == math.ceil(4.0 * 2000 / 0.9)  # 4 passes over the synthetic text at its share
+    assert cfg.objective.kind == "distill" and cfg.objective.distill_on == "real" and cfg.mix.frac == 0.9
+    assert student_config(base, [(r["synthetic"], 0.9)], 3, passes=0.1).train.tokens == 2560  # never below the base
+
+
+def test_models_of_two_vocabularies_are_refused():
+    from scarce.config import ModelConfig
+    from scarce.model.gpt import GPT
+    from scarce.sample import check_models
+
+    a, b = (GPT(ModelConfig(depth=1, head_dim=16, seq_len=16, vocab_size=v)) for v in (97, 98))
+    with pytest.raises(UserError, match="different vocabularies"):
+        check_models([a, b])

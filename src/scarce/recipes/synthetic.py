@@ -68,8 +68,8 @@ def synthetic_students(base: RunConfig, teachers: list, out: str | Path, spec: S
     kd = {**kd, "teachers": [str(Path(t).resolve()) for t in teachers]} if kd else None
 
     def train(points: list[tuple[float, int]]) -> list[dict]:
-        jobs = [Job(student_config(base, [(str(store.path), f)], s, passes, kd), out / f"f{f:g}-s{s}")
-                for f, s in points]
+        jobs = [Job(student_config(base, [(str(store.path), f)], s, passes, kd),
+                    out / f"f{f:g}-s{s}{'-kd' if kd else ''}") for f, s in points]
         summaries = train_all(jobs, executor, results, quiet)
         return [{"frac": f, "seed": s, "run_dir": str(j.run_dir), **_brief(r)}
                 for (f, s), j, r in zip(points, jobs, summaries)]
