@@ -359,10 +359,10 @@ def test_a_preset_beyond_the_embedded_corpus_needs_data(tmp_path, capsys):
 
 
 def test_a_data_seed_prepares_another_sample_in_its_own_folder(micro, tmp_path):
-    from scarce.bench import _stores
+    from scarce.bench.pipeline import bench_stores
 
-    zero = _stores(micro, None, tmp_path / "stores", lambda *a: None)
-    two = _stores(micro, None, tmp_path / "stores" / "seed-2", lambda *a: None, seed=2)
+    zero = bench_stores(micro, None, tmp_path / "stores", lambda *a: None)
+    two = bench_stores(micro, None, tmp_path / "stores" / "seed-2", lambda *a: None, seed=2)
     assert zero[1].path == tmp_path / "stores" / "train-1200" and two[1].path == tmp_path / "stores" / "seed-2" / "train-1200"
     assert two[4].manifest["request"]["seed"] == 2 and zero[4].manifest["request"]["seed"] == 0
     assert zero[4].fingerprint != two[4].fingerprint

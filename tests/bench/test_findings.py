@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scarce.bench import BenchPreset, _findings, _quietly
+from scarce.bench import BenchPreset
+from scarce.bench.common import quietly
+from scarce.bench.findings import check_findings
 from scarce.scaling import fit_power_law
 
 T, WINDOWS = 128, 300
@@ -53,7 +55,7 @@ def _by_id(findings):
 
 def _fits(chosen):
     params = [c["row"]["summary"]["non_embedding_params"] for c in chosen.values()]
-    return {"regularized_params": _quietly(fit_power_law, params, [c["row"]["val_loss"] for c in chosen.values()],
+    return {"regularized_params": quietly(fit_power_law, params, [c["row"]["val_loss"] for c in chosen.values()],
                                            n_boot=200)}
 
 
@@ -64,29 +66,29 @@ REGULARIZED = {2: 4.80, 3: 4.62, 4: 4.52, 5: 4.46}  # E + A N^-alpha, below the 
 
 def test_overfitting_found_only_where_val_turns_up():
     chosen = _chosen(REGULARIZED)
-    found = _by_id(_findings(_preset(), _std(U_SHAPED), chosen, _fits(chosen), {}, {}, None, FakeEvaluations(), []))
+    found = _by_id(check_findings(_preset(), _std(U_SHAPED), chosen, _fits(chosen), {}, {}, None, FakeEvaluations(), []))
     assert found["1"]["reproduced"] is True and found["1"]["low"] > 0
     assert all(s["interior"] for s in found["1"]["per_size"])
-    found = _by_id(_findings(_preset(), _std(STILL_IMPROVING), chosen, _fits(chosen), {}, {}, None,
+    found = _by_id(check_findings(_preset(), _std(STILL_IMPROVING), chosen, _fits(chosen), {}, {}, None,
                              FakeEvaluations(), []))
     assert found["1"]["reproduced"] is False and not any(s["interior"] for s in found["1"]["per_size"])
 
 
 def test_regularized_scaling_needs_monotone_losses_and_an_asymptote_below_the_standard():
     chosen = _chosen(REGULARIZED)
-    found = _by_id(_findings(_preset(), _std(U_SHAPED), chosen, _fits(chosen), {}, {}, None, FakeEvaluations(), []))
+    found = _by_id(check_findings(_preset(), _std(U_SHAPED), chosen, _fits(chosen), {}, {}, None, FakeEvaluations(), []))
     assert found["2"]["reproduced"] is True and found["2"]["value"] < 4.46
     bumpy = _chosen({2: 4.8, 3: 4.5, 4: 4.6, 5: 4.45})
-    found = _by_id(_findings(_preset(), _std(U_SHAPED), bumpy, _fits(bumpy), {}, {}, None, FakeEvaluations(), []))
+    found = _by_id(check_findings(_preset(), _std(U_SHAPED), bumpy, _fits(bumpy), {}, {}, None, FakeEvaluations(), []))
     assert found["2"]["reproduced"] is False and "not monotone" in found["2"]["detail"]
     worse = _chosen({d: v + 0.5 for d, v in REGULARIZED.items()})  # above the standard recipe's best 4.7
-    found = _by_id(_findings(_preset(), _std(U_SHAPED), worse, _fits(worse), {}, {}, None, FakeEvaluations(), []))
+    found = _by_id(check_findings(_preset(), _std(U_SHAPED), worse, _fits(worse), {}, {}, None, FakeEvaluations(), []))
     assert found["2"]["reproduced"] is False
 
 
 def test_unmeasured_findings_say_so():
     chosen = _chosen({2: 4.8, 3: 4.6})
-    found = _by_id(_findings(_preset((2, 3)), _std({2: U_SHAPED[2], 3: U_SHAPED[3]}), chosen, {}, {}, {}, None,
+    found = _by_id(check_findings(_preset((2, 3)), _std({2: U_SHAPED[2], 3: U_SHAPED[3]}), chosen, {}, {}, {}, None,
                              FakeEvaluations(), []))
     assert found["2"]["reproduced"] is None and found["3"]["reproduced"] is None  # 2 sizes, no ensemble
     assert all(found[k]["reproduced"] is None for k in ("4", "5a", "5b", "5c", "6"))
@@ -94,13 +96,13 @@ def test_unmeasured_findings_say_so():
 
 @pytest.mark.parametrize("student, reproduced", [(4.40, True), (4.49, False)])
 def test_distillation_share_of_the_ensemble_gain(student, reproduced):
-    from scarce.bench import _distillation_findings
+    from scarce.bench.findings import distillation_findings
 
     members = [_run(4, 8, 4.5, 10**5) for _ in range(4)]
     ens = {4: {"rows": members}}
     distillation = {"student": _run(4, 8, student, 10**5), "self": _run(4, 8, 4.45, 10**5),
                     "chain": [_run(4, 8, 4.4, 10**5) for _ in range(4)]}
-    found = _by_id(_distillation_findings(_preset((2, 4)), ens, distillation, FakeEvaluations(), {"n_boot": 200}))
+    found = _by_id(distillation_findings(_preset((2, 4)), ens, distillation, FakeEvaluations(), {"n_boot": 200}))
     # the ensemble of 4 sits 0.04 below one member (FakeEvaluations.prefixes): a student at 4.40 keeps it all
     assert found["5a"]["reproduced"] is reproduced
     assert found["5b"]["reproduced"] is True and found["5b"]["value"] == pytest.approx(0.05, abs=1e-3)

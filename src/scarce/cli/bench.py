@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scarce.bench import BENCH_PRESETS, DEFAULT_RECIPE, RECIPES, BenchResult, bench
+from scarce.bench import BENCH_PRESETS, BENCH_RECIPES, DEFAULT_RECIPE, BenchResult, bench
 from scarce.cli import options
 from scarce.report.report import interval
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="cpu-tiny",
                    help=f"budget (default cpu-tiny; one of {', '.join(BENCH_PRESETS)})")
     p.add_argument("--recipe", default=DEFAULT_RECIPE,
-                   help="; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
+                   help="; ".join(f"{k}: {v}" for k, v in BENCH_RECIPES.items()))
     p.add_argument("--out", required=True, help="folder for bench.json, the report, run folders and token stores")
     p.add_argument("--data-seed", type=int, default=0, metavar="N",
                    help="another sample of the preset's corpus (`scarce prepare --seed N`), prepared under "

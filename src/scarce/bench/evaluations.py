@@ -1,0 +1,83 @@
+"""Per-window val NLLs of runs and ensembles, cached by the run ids they cover."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scarce import atomic
+from scarce.bench.common import Log
+from scarce.data.store import open_store
+from scarce.ensemble import evaluate_ensemble, write_evaluation
+from scarce.eval import nextline
+from scarce.eval.scoring import Scorer
+from scarce.rundir import Member
+
+# -- evaluations on val windows (cached by run ids) -----------------------------------------------------
+
+class Evaluations:
+    """Per-window val NLLs of runs and ensembles, cached under OUT/evals by the run ids they cover; on the
+    GPU when there is one."""
+
+    def __init__(self, out: Path, log: Log):
+        self.out, self.log = out, log
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def windows(self, rows: list[dict]) -> np.ndarray:
+        """(len(rows), windows) summed val NLL of each run's weights."""
+        return self._evaluate(rows, "member_window_nll", "prob")  # prob: no vocabulary-wide running sum
+
+    def prefixes(self, rows: list[dict]) -> np.ndarray:
+        """(len(rows), windows): the logit-averaged ensemble of the first k runs, k = 1..len(rows)."""
+        return self._evaluate(rows, "prefix_window_nll", "logit")
+
+    def _evaluate(self, rows: list[dict], what: str, combine: str) -> np.ndarray:
+        ids = [r["id"] for r in rows]
+        key = hashlib.sha256(json.dumps([combine, *ids]).encode()).hexdigest()[:16]
+        path = self.out / "evals" / f"{key}.npz"
+        if path.is_file():
+            cached = np.load(path)
+            if list(cached["ids"]) == ids:
+                return cached[what]
+        members = [Member.of_run(r["run_dir"]) for r in rows]
+        cfg = rows[0]["config"]
+        store = open_store(cfg["data"])
+        self.log(f"evaluating {len(rows)} run(s) on val windows")
+        r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
+                              cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
+        arrays = {"ids": np.array(ids), "member_window_nll": r["member_window_nll"],
+                  "prefix_window_nll": r["prefix_window_nll"], "window_tokens": np.array(r["window_tokens"])}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+        return arrays[what]
+
+    def nextline(self, rows: list[dict], items: list[dict]) -> np.ndarray:
+        """(len(items),) bool: whether the logit-averaged ensemble of `rows` (one run: the run) picks each
+        item's true line; cached by run ids and the items."""
+        ids = [r["id"] for r in rows]
+        key = hashlib.sha256(json.dumps([nextline.TASK, ids, items], sort_keys=True).encode()).hexdigest()[:16]
+        path = self.out / "evals" / f"{nextline.TASK}-{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        scorer = Scorer([Member.of_run(r["run_dir"]) for r in rows], "logit", self.device)
+        correct = nextline.correct(scorer, items)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), correct))
+        return correct
+
+    def ensemble(self, rows: list[dict], name: str) -> dict:
+        """The ensemble.json of `rows` (every prefix on val), cached under OUT/ensembles/NAME."""
+        path = self.out / "ensembles" / name / "ensemble.json"
+        ids = [r["id"] for r in rows]
+        if path.is_file():
+            cached = json.loads(path.read_text())
+            if cached.get("member_ids") == ids:
+                return {**cached, "rows": rows}
+        self.log(f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
+        report = write_evaluation(path.parent, [Member.of_run(r["run_dir"]) for r in rows], extra={"member_ids": ids},
+                                  device=self.device)
+        return {**report, "rows": rows}

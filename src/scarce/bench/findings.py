@@ -1,0 +1,165 @@
+"""The published findings, each checked against the bench's numbers with its interval."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scarce.bench.common import estimate, fmt, identified, interval_text, tokens_per_window
+from scarce.bench.evaluations import Evaluations
+from scarce.bench.presets import BenchPreset
+from scarce.scaling.paired import gain_share, loss_difference
+
+
+def check_findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, recipes: dict, ens: dict,
+              distillation: dict | None, ev: Evaluations, reference: list[dict],
+              default: str = "regularized") -> list[dict]:
+    kw = {"n_boot": p.n_boot}
+    out = []
+    # 1. the standard recipe overfits: val against epochs has an interior minimum, per size
+    per_size, u_shaped = [], 0
+    for depth in p.sizes:
+        mine = sorted((r for r in std if r["depth"] == depth), key=lambda r: r["epochs"])
+        if len(mine) < 3:
+            continue
+        w = ev.windows([r["row"] for r in mine])
+        best = int(np.argmin([r["val_loss"] for r in mine]))
+        diff = loss_difference(w[-1], w[best], tokens_per_window(mine[0]["row"]), **kw)
+        interior = 0 < best < len(mine) - 1
+        u_shaped += interior and (diff["low"] or 0) > 0
+        per_size.append({"depth": depth, "best_epochs": mine[best]["epochs"], "interior": interior, **diff})
+    largest = per_size[-1] if per_size else {}
+    best_by_size = {d: min(r["val_loss"] for r in std if r["depth"] == d) for d in p.sizes}
+    sizes = sorted(best_by_size)
+    stops = len(sizes) >= 2 and best_by_size[sizes[-1]] > best_by_size[sizes[-2]] - 0.01
+    out.append(_finding("1", "the standard recipe overfits", u_shaped >= 2 if len(per_size) >= 2 else None,
+                        largest, "nats (val at the most epochs - val at the best epochs, largest size)",
+                        "Kim et al.: the standard recipe's loss rises with epochs and parameters at a fixed budget",
+                        f"{u_shaped} of {len(per_size)} sizes have an interior minimum over epochs with the rise "
+                        f"above its 95% interval; best standard val by size {fmt(best_by_size)}; the largest size "
+                        f"{'does not improve' if stops else 'still improves'} on the next smaller one",
+                        per_size=per_size, parameters_stop_improving=stops))
+    # 2. the regularized recipe: monotone in parameters, power law with an asymptote below the standard's best
+    reg = [chosen[d]["row"]["val_loss"] for d in p.sizes]
+    monotone = all(b < a for a, b in zip(reg, reg[1:]))
+    w = ev.windows([chosen[d]["row"] for d in p.sizes])
+    tpw = tokens_per_window(chosen[p.sizes[0]]["row"])
+    steps = [{"from": a, "to": b, **loss_difference(w[i + 1], w[i], tpw, **kw)}  # larger minus smaller, paired
+             for i, (a, b) in enumerate(zip(p.sizes, p.sizes[1:]))]
+    std_best = min(best_by_size.values())
+    law = fits.get("regularized_params")
+    e_reg = estimate(law, "E") if identified(law) else {}
+    if len(p.sizes) < 3:
+        reproduced = None
+    elif not monotone or min(reg) >= std_best:
+        reproduced = False
+    else:  # None when the asymptote is not identified (the fit sits at a bound)
+        reproduced = None if e_reg.get("value") is None else e_reg["value"] < std_best
+    certified = sum(c["descent"]["certified"] for c in chosen.values())
+    out.append(_finding("2", "the regularized recipe scales in parameters below the standard recipe", reproduced,
+                        e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
+                        "Kim et al.: regularized asymptote 3.43 against the standard 3.75",
+                        f"regularized val by size {fmt(dict(zip(p.sizes, reg)))} ({'monotone' if monotone else 'not monotone'}; "
+                        f"each size minus the next smaller, paired: {_fmt_steps(steps)}); "
+                        f"standard best {std_best:.4f}; {certified} of {len(chosen)} descents certified",
+                        weight_decays=[c["descent"]["best"]["optim.weight_decay"] for c in chosen.values()],
+                        size_steps=steps))
+    # 3. ensembles: the K-scaling asymptote against the parameter-scaling asymptote
+    ks = fits.get("k_scaling")
+    e_k = estimate(ks, "E") if identified(ks) else {}
+    reproduced = None
+    if e_k.get("value") is not None:
+        reproduced = e_k["value"] < (e_reg.get("value") if e_reg.get("value") is not None else min(reg))
+    against = "the regularized asymptote" if e_reg.get("value") is not None else "the best regularized run"
+    out.append(_finding("3", "ensembles go below the parameter-scaling asymptote", reproduced, e_k,
+                        "nats (asymptote of L(K) at the largest size)",
+                        "Kim et al.: ensembles 3.34 against the regularized asymptote 3.43",
+                        f"compared with {against}" if ks is None or identified(ks) else
+                        f"the K-scaling asymptote is not identified ({'; '.join(getattr(ks, 'warnings', []))})"))
+    # 4. the joint limit
+    joint = fits.get("joint")
+    e_j = estimate(joint, "E") if identified(joint) else {}
+    reproduced = None if e_j.get("value") is None else bool(e_j["value"] < min(reg))
+    out.append(_finding("4", "the joint limit (K, then N, to infinity)", reproduced, e_j, "nats",
+                        "Kim et al.: joint two-step limit 3.17", "ensembles at every size" if p.joint else "not run"))
+    # 5. distillation
+    out += distillation_findings(p, ens, distillation, ev, kw)
+    # 6. data efficiency over the standard recipe
+    eff = {name: r["efficiency"].get("parametric") or {} for name, r in recipes.items() if name != "standard"}
+    reg_eff = eff.get("regularized", {})
+    edges = [f"{r['multiple']}x ({r['edge']} epochs)" for r in reference if r["edge"]]
+    reproduced = None if reg_eff.get("low") is None else reg_eff["low"] > 1
+    out.append(_finding("6", "data efficiency over the standard recipe", reproduced, eff.get(default, {}),
+                        f"x (parametric multiple of the default recipe, {default})",
+                        "Kim et al.: 2.29x regularized, 5.17x joint; Slowrun 10x",
+                        "; ".join(f"{n} {interval_text(e)}" for n, e in eff.items())
+                        + (f"; reference tuned at a grid edge at {', '.join(edges)}" if edges else ""),
+                        reference_edges=edges))
+    return out
+
+
+def distillation_findings(p: BenchPreset, ens: dict, distillation: dict | None, ev: Evaluations, kw: dict) -> list:
+    if distillation is None or p.largest not in ens:
+        none = "not run (the preset does not distill)"
+        return [_finding(f"5{x}", name, None, {}, "", pub, none) for x, name, pub in DISTILL_FINDINGS]
+    rows = ens[p.largest]["rows"]
+    members = ev.windows([rows[0], distillation["student"], distillation["self"]])
+    prefixes = ev.prefixes(rows)
+    chain = ev.prefixes(distillation["chain"])
+    tpw = tokens_per_window(rows[0])
+    share = gain_share(members[0], prefixes[-1], members[1], **kw)
+    self_gain = loss_difference(members[0], members[2], tpw, **kw)
+    chain_gain = loss_difference(prefixes[-1], chain[-1], tpw, **kw)
+    k = len(rows)
+    return [
+        _finding("5a", DISTILL_FINDINGS[0][1], None if share["low"] is None else share["low"] > 0.5, share,
+                 f"share of the {k}-member ensemble's gain over one member kept by the student",
+                 DISTILL_FINDINGS[0][2], f"student val {distillation['student']['val_loss']:.4f}"),
+        _finding("5b", DISTILL_FINDINGS[1][1], None if self_gain["low"] is None else self_gain["low"] > 0, self_gain,
+                 "nats (teacher val - self-distilled student val)", DISTILL_FINDINGS[1][2],
+                 f"self-distilled val {distillation['self']['val_loss']:.4f}"),
+        _finding("5c", DISTILL_FINDINGS[2][1], None if chain_gain["low"] is None else chain_gain["low"] > 0, chain_gain,
+                 f"nats (independent {k}-ensemble val - chain {k}-ensemble val)", DISTILL_FINDINGS[2][2],
+                 f"alpha {p.distill_alpha}, T {p.distill_temperature}"),
+    ]
+
+
+DISTILL_FINDINGS = (
+    ("a", "an ensemble distilled into one student keeps most of its gain", "Kim et al.: 83% of an 8-member ensemble's gain"),
+    ("b", "self-distillation helps", "Kim et al.: self-distillation improves a model of the same size"),
+    ("c", "chain distillation beats independent members", "Slowrun: chain (alpha 0.5, T 1) took 8 members from 7x to 8x"),
+)
+
+
+def _fmt_steps(steps: list[dict]) -> str:
+    return ", ".join(f"{s['to']} - {s['from']}: {s['value']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]"
+                     if s.get("low") is not None else f"{s['to']} - {s['from']}: {s['value']:+.4f}" for s in steps)
+
+
+def _finding(fid: str, name: str, reproduced, est: dict, unit: str, published: str, detail: str, **extra) -> dict:
+    return {"id": fid, "name": name, "reproduced": None if reproduced is None else bool(reproduced),
+            "value": est.get("value"), "low": est.get("low"), "high": est.get("high"), "unit": unit,
+            "published": published, "detail": detail, **extra}
+
+
+def hygiene_of(reference: list[dict], findings: list[dict], std: list[dict], chosen: dict, ev: Evaluations,
+             n_boot: int) -> dict:
+    """|select - val| on the reference runs, and standard errors of paired val differences: per size, the
+    standard recipe's best run against the regularized recipe's (the comparison of two settings the recipes
+    rest on, `paired_difference_se` their largest), and finding 1's contrast (an overfit run against the best,
+    a difference ten times larger whose per-window spread is larger too)."""
+    gaps = [abs(r["row"]["select_loss"] - r["row"]["val_loss"]) for r in reference]
+    per_size = []
+    for depth, c in chosen.items():
+        mine = [r for r in std if r["depth"] == depth]
+        if not mine:
+            continue
+        best = min(mine, key=lambda r: r["val_loss"])["row"]
+        w = ev.windows([best, c["row"]])
+        diff = loss_difference(w[0], w[1], tokens_per_window(best), n_boot=n_boot)
+        per_size.append({"depth": depth, **diff})
+    ses = [d["se"] for d in per_size if d.get("se") is not None]
+    overfit = [f.get("se") for f in findings[0].get("per_size", [])] if findings else []
+    overfit = [s for s in overfit if s is not None]
+    return {"select_val_gap_max": max(gaps), "select_val_gap_mean": float(np.mean(gaps)),
+            "paired_difference_se": max(ses) if ses else None, "paired_differences": per_size,
+            "overfit_difference_se": max(overfit) if overfit else None}

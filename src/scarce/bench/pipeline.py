@@ -1,0 +1,138 @@
+"""The bench pipeline: stores, then every stage through the run store, then results and the report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from scarce import atomic
+from scarce.bench.common import Log, tokens_per_window
+from scarce.bench.evaluations import Evaluations
+from scarce.bench.presets import BENCH_RECIPES, DEFAULT_RECIPE, STANDARD_WD, BenchPreset, get_bench_preset
+from scarce.bench.result import BenchResult
+from scarce.bench.results import bench_results
+from scarce.bench.stages import Runs, distill_stage, regularized_stage, standard_points
+from scarce.data.store import derive_store, open_store, prepare
+from scarce.errors import UserError
+from scarce.report.report import write_bench_report
+from scarce.runs.executors import default_workers, make_executor
+from scarce.runs.store import results_root
+
+
+def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
+          recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
+          data_seed: int = 0) -> BenchResult:
+    """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
+    prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N."""
+    t0 = time.perf_counter()
+    p = get_bench_preset(preset)
+    if recipe not in BENCH_RECIPES:
+        raise UserError(f"unknown bench recipe {recipe!r} (known: {', '.join(BENCH_RECIPES)})")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    results = str(results_root(results).resolve())
+    workers = workers or default_workers()
+    if workers < 1:
+        raise UserError(f"workers must be >= 1, got {workers}")
+    if data and data_seed:  # (prepare checks the seed itself)
+        raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
+                        "prepare it with `scarce prepare --seed N` instead")
+    root = out / "stores" if data_seed == 0 else out / "stores" / f"seed-{data_seed}"
+    stores = bench_stores(p, data, root, log, data_seed)
+    log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
+        f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
+    runs = Runs(p, out, make_executor("local", workers, threads=1), results, log)
+    base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
+    init = {"init.source": base["run_dir"]} if base else {}
+    standard = runs.run("standard", standard_points(p, stores, init))
+    chosen, single = regularized_stage(p, runs, stores[1], init)
+    ensembles, distillation = {}, None
+    if recipe == "ensemble" and p.members > 1:
+        for depth in (p.sizes if p.joint else (p.largest,)):
+            ensembles[depth] = runs.run("ensemble", [{**chosen[depth]["point"], "train.seed": k,
+                                                      "tags.stage": "ensemble", "tags.member": k}
+                                                     for k in range(1, p.members)])
+        ensembles = {d: [chosen[d]["row"]] + rows for d, rows in ensembles.items()}
+        if p.distill:
+            distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])
+    ev = Evaluations(out, log)
+    result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev)
+    if base:
+        result.cpt = _cpt(p, base, stores[1], ev)
+    trained = [r for rows in (standard, single, *ensembles.values()) for r in rows]
+    if distillation:
+        trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
+    trained = list({r["id"]: r for r in ([base] if base else []) + trained}.values())
+    result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r["id"] for r in trained]
+    result.token_passes = int(sum(r["tokens_seen"] or 0 for r in trained))
+    result.data = str(stores[max(p.multiples)].path)
+    result.data_seed = data_seed
+    result.wall_seconds = time.perf_counter() - t0
+    result.run_seconds = sum(r.get("wall_seconds") or 0.0 for r in trained)
+    result.report = str(write_bench_report(out, result, fits, results))
+    atomic.write_json(out / "bench.json", result.to_json())
+    return result
+
+
+def bench_stores(p: BenchPreset, data: str | None, root: Path, log: Log, seed: int = 0) -> dict:
+    """Multiple -> token store: the largest is prepared (or given) in `root`; the others are nested prefixes of it."""
+    top = max(p.multiples)
+    if data and p.pretrain_corpus:
+        raise UserError(f"--data does not apply to {p.name}: it prepares its two corpora itself (pretraining and "
+                        "continued pretraining, one tokenizer)")
+    if not data and not p.corpus:
+        raise UserError(f"bench preset {p.name} needs --data STORE: its reference sizes ({p.budget_tokens * top:,} "
+                        "train tokens) exceed the embedded corpus; prepare a store from a real corpus (docs/bench.md)")
+    if data:
+        base = open_store(data)
+        held = base.manifest["splits"]["train"]["tokens"]
+        budget = held // top  # the given store is the largest reference size
+        if budget < 1:
+            raise UserError(f"{data} holds {held:,} train tokens, too few for {top} reference sizes")
+    else:
+        budget = p.budget_tokens
+        tokenizer = None
+        if p.pretrain_corpus:  # the pretraining corpus trains the BPE; the CPT corpus is cut with it
+            tokenizer = str(_pretrain_store(p, root, log, seed).path / "tokenizer.json")
+        base = prepare(p.corpus, root / "base", p.vocab_size, budget * top, p.select_tokens,
+                       p.val_tokens, tokenizer=tokenizer, tokenizer_bytes=p.tokenizer_bytes, log=log,
+                       near_duplicates=p.near_duplicates, heldout_window=p.heldout_window, seed=seed)
+    stores = {}
+    for m in p.multiples:
+        n = budget * m
+        held = base.manifest["splits"]["train"]["tokens"]
+        stores[m] = base if n == held else derive_store(base, root / f"train-{n}", n, log=log)
+    return stores
+
+
+PRETRAIN_HELDOUT = 20_000
+"""Select and val tokens of the pretraining store: they only pick the pretrained model's checkpoint."""
+
+
+def _pretrain_store(p: BenchPreset, root: Path, log: Log, seed: int = 0):
+    held = min(PRETRAIN_HELDOUT, p.select_tokens)
+    return prepare(p.pretrain_corpus, root / "pretrain", p.vocab_size, p.pretrain_tokens, held, held, seed=seed,
+                   tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
+                   heldout_window=p.heldout_window)
+
+
+def _pretrain(p: BenchPreset, runs: Runs, root: Path, cpt_store) -> dict:
+    """The model continued pretraining starts from: the standard recipe on the pretraining corpus."""
+    store = open_store(root / "pretrain")  # prepared with the other stores (`bench_stores`)
+    if store.manifest["tokenizer"]["sha256"] != cpt_store.manifest["tokenizer"]["sha256"]:
+        raise UserError(f"{cpt_store.path} was not cut with the tokenizer of {store.path}; remove {root}")
+    point = {"data": str(store.path.resolve()), "model.depth": p.largest, "optim.lr": p.pretrain_lr,
+             "optim.weight_decay": STANDARD_WD, "model.dropout": 0.0, "train.epochs": p.pretrain_epochs,
+             "tags.stage": "pretrain"}
+    return runs.run("pretrain", [point])[0]
+
+
+def _cpt(p: BenchPreset, base: dict, store, ev: Evaluations) -> dict:
+    """Where continued pretraining starts: the pretrained model and its loss on the CPT corpus's val."""
+    on_cpt = {**base, "id": f"{base['id']}@{store.fingerprint}", "config": {**base["config"], "data": str(store.path)}}
+    nll = ev.windows([on_cpt])[0]
+    return {"pretrain_corpus": p.pretrain_corpus, "corpus": p.corpus, "pretrain_tokens": p.pretrain_tokens,
+            "pretrain_epochs": p.pretrain_epochs, "base_run": base["id"], "base_run_dir": base["run_dir"],
+            "base_val_loss_pretrain_corpus": base["val_loss"],
+            "base_val_loss": float(nll.sum() / (len(nll) * tokens_per_window(base)))}

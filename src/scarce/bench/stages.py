@@ -1,0 +1,120 @@
+"""The bench stages: each turns the preset into run points and runs them as one resumable sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scarce.bench.common import Log
+from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
+from scarce.config import slowrun_overrides
+from scarce.data.store import open_store
+from scarce.errors import UserError
+from scarce.recipes.common import Context, descent_loss, run_points
+from scarce.recipes.descent import Descent, run_descents
+
+
+def standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> list[dict]:
+    """The standard recipe: every size at 1x over standard_epochs; the reference size at every multiple."""
+    init = init or {}
+    points = [{**_standard(p, stores[1], d, 1, e), **init} for d in p.sizes for e in p.standard_epochs]
+    points += [{**_standard(p, stores[m], p.reference_depth, m, e), **init} for m in p.multiples if m != 1
+               for e in p.reference_grid(m)]
+    return points
+
+
+def _standard(p: BenchPreset, store, depth: int, multiple: int, epochs: float) -> dict:
+    return {"data": str(store.path.resolve()), "model.depth": depth, "optim.lr": p.lr,
+            "optim.weight_decay": STANDARD_WD, "model.dropout": 0.0, "train.epochs": epochs,
+            "tags.stage": "standard", "tags.multiple": multiple}
+
+
+def regularized_stage(p: BenchPreset, runs: Runs, store, init: dict | None = None) -> tuple[dict, list[dict]]:
+    """Certified descent per size, in lockstep; returns depth -> {point, row, descent} and every run tried."""
+    axes = {"optim.lr": sorted(p.lrs), "optim.weight_decay": sorted(p.weight_decays), "train.epochs": sorted(p.epochs)}
+    start = {k: v for k, v in p.regularized_start.items() if k in axes} or None
+    base = {"data": str(store.path.resolve()), "model.dropout": p.regularized_dropout, "tags.stage": "regularized",
+            **(init or {})}
+    tried: dict[str, tuple[dict, dict]] = {}
+
+    def evaluate(points: list[dict]) -> list[float]:
+        rows = runs.run("regularized", [{**base, **q} for q in points], diverged=True)
+        for q, r in zip(points, rows):
+            tried[_key(q)] = (q, r)
+        return [descent_loss(r) for r in rows]
+
+    descents = run_descents([Descent(axes, start, p.max_rounds) for _ in p.sizes], evaluate,
+                            tag=lambda k, q: {"model.depth": p.sizes[k], **q})
+    chosen = {}
+    for depth, d in zip(p.sizes, descents):
+        point, row = tried[_key({"model.depth": depth, **d["best"]})]
+        chosen[depth] = {"point": {**base, **point}, "row": row, "descent": d}
+    if p.stack:  # the slowrun stack at each size's chosen setting, kept where select prefers it
+        stacked = runs.run("regularized", [{**c["point"], **slowrun_overrides(looping=False), "tags.stack": "slowrun"}
+                                           for c in chosen.values()], diverged=True)
+        for (depth, c), row in zip(list(chosen.items()), stacked):
+            tried[_key({**c["point"], "tags.stack": "slowrun"})] = (c["point"], row)
+            if descent_loss(row) < c["row"]["select_loss"]:
+                chosen[depth] = {**c, "point": {**c["point"], **slowrun_overrides(looping=False),
+                                                "tags.stack": "slowrun"}, "row": row}
+    single = [row for _, row in tried.values() if row["status"] == "done"]  # diverged runs have no weights to judge
+    return chosen, list({r["id"]: r for r in single}.values())
+
+
+def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict]) -> dict:
+    """At the largest size: the ensemble into a student, one member into a student of its own size
+    (self-distillation), and a chain of K members, each learning from the one before."""
+    point, k = chosen["point"], len(members)
+    kd = {"objective.kind": "distill", "objective.alpha": p.distill_alpha,
+          "objective.temperature": p.distill_temperature, "tags.stage": "distill"}
+    teachers = [r["run_dir"] for r in members]
+    student, self_student = runs.run("distill", [
+        {**point, **kd, "objective.teachers": teachers, "train.seed": k, "tags.member": "student"},
+        {**point, **kd, "objective.teachers": teachers[:1], "train.seed": k + 1, "tags.member": "self"}])
+    chain = [members[0]]
+    for i in range(1, k):
+        chain += runs.run("distill", [{**point, **kd, "objective.teachers": [chain[-1]["run_dir"]], "train.seed": i,
+                                       "tags.member": f"chain{i}"}])
+    return {"student": student, "self": self_student, "chain": chain}
+
+
+class Runs:
+    """Runs batches of points as one resumable sweep (the run store skips what is done)."""
+
+    def __init__(self, p: BenchPreset, out: Path, executor, results: str, log: Log):
+        self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
+
+    def run(self, sweep: str, points: list[dict], diverged: bool = False) -> list[dict]:
+        """The points' rows; a failed run stops the bench (rerun to resume), and so does a diverged one
+        unless `diverged` (a search, where it is a result: the row has status 'diverged')."""
+        order = sorted(range(len(points)), key=lambda i: -_cost(points[i]))  # longest first packs workers best
+        overrides = {**self.p.overrides, "train.threads": 1, "train.eval_every": ONE_EVALUATION}
+        ctx = Context(data=points[0]["data"], out=str(self.out / "runs"), sizes=[1], preset=self.p.run_preset,
+                      overrides=overrides, executor=self.executor, results=self.results, log=self.log)
+        rows = run_points(ctx, f"bench-{sweep}", [points[i] for i in order], diverged=True)
+        by_point = dict(zip(order, rows))
+        failed = [points[i] for i, r in by_point.items() if r is None]
+        if failed:
+            raise UserError(f"{len(failed)} of {len(points)} bench runs failed (first: {failed[0]}); see "
+                            f"the run store in {self.results} for the errors (`scarce runs`), then rerun to resume")
+        bad = [points[i] for i, r in by_point.items() if r["status"] == "diverged"]
+        if bad and not diverged:
+            raise UserError(f"{len(bad)} of {len(points)} bench runs diverged (first: {bad[0]}); lower the "
+                            f"preset's learning rate")
+        return [by_point[i] for i in range(len(points))]
+
+
+def _cost(point: dict) -> float:
+    return point.get("train.epochs", 1) * point.get("tags.multiple", 1) * point.get("model.depth", 1) ** 2
+
+
+def _key(point: dict) -> str:
+    return repr(sorted((k, v) for k, v in point.items() if k not in ("data", "tags.stage")))
+
+
+def best_on_select(rows: list[dict]) -> dict:
+    return min(rows, key=lambda r: r["select_loss"])
+
+
+def train_tokens(row: dict) -> int:
+    """Unique train tokens of the store a run trained on."""
+    return int(open_store(row["config"]["data"]).manifest["splits"]["train"]["tokens"])
