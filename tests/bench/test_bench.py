@@ -16,9 +16,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = ("bench.json", "report.md", "report.html", "tables/runs.csv", "tables/recipes.csv",
                 "tables/reference.csv", "tables/recipe.csv", "tables/ensemble.csv", "tables/fits.csv",
                 "tables/findings.csv", "tables/standard.csv", "tables/regularized.csv", "tables/joint.csv",
-                "tables/distillation.csv")
+                "tables/distillation.csv", "tables/synthetic.csv")
 PLOTS = ("reference_law.png", "efficiency_parametric.png", "efficiency_empirical.png", "members.png", "k_scaling.png",
-         "loss_vs_compute.png", "standard_epochs.png", "regularized_params.png", "joint.png")
+         "loss_vs_compute.png", "standard_epochs.png", "regularized_params.png", "joint.png", "synthetic.png")
 MICRO_RUN = {"model.aspect_ratio": 16, "model.head_dim": 16, "model.seq_len": 32, "train.batch_size": 4,
              "train.log_every": 1000}
 
@@ -39,7 +39,8 @@ def micro(corpus) -> BenchPreset:
                        select_tokens=600, val_tokens=600, tokenizer_bytes=0, heldout_window=200, overrides=MICRO_RUN,
                        sizes=(1, 2, 3), standard_epochs=(1, 2, 3), reference_epochs={2: (1, 2), 4: (1,)},
                        lrs=(3e-3,), weight_decays=(0.1, 0.8), epochs=(2, 3), max_rounds=1, members=3, joint=True,
-                       distill=True, stack=True, n_boot=100)
+                       distill=True, stack=True, n_boot=100, synthetic=(1, 2, 3), synthetic_fracs=(0.5, 0.9),
+                       synthetic_members=2)
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +107,11 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     md = (out / "report.md").read_text()
     assert all(f"plots/{n}" in md for n in names)
     assert "ensemble-k3 *" in first and first.strip().endswith("report.md)")
-    assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6"]
+    assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6", "5a-seq", "5b-seq", "7"]
     for f in result["findings"]:
         assert f["reproduced"] in (True, False, None) and f["detail"], f
         assert f["id"] in first
-        if f["id"] in ("1", "5a", "5b", "5c", "6"):  # paired differences and fits of the micro preset's runs
+        if f["id"] in ("1", "5a", "5b", "5c", "6", "5a-seq", "5b-seq"):  # paired differences and fits of its runs
             assert f["reproduced"] is not None and f["value"] is not None, f
     # finding 2: each size against the next smaller, paired on the val windows, matches their val losses
     steps = result["findings"][1]["size_steps"]
@@ -138,6 +139,44 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     assert len(down["runs"]) >= 4 and -1 <= down["correlation"]["rho"] <= 1
     assert "scarce_nextline accuracy" in (out / "report.md").read_text()
     assert result["data_seed"] == 0 and "**The sample.** A fixed draw of documents" in md
+
+
+def test_bench_synthetic_stage_is_the_recipe(bench_run):
+    """The synthetic stage's students are what `scarce.recipes.synthetic` makes of the ensemble's chosen member:
+    same config, teachers the ensemble, generated sizes as the preset says, the share chosen on select."""
+    from scarce.config import RunConfig
+    from scarce.data.store import open_store
+    from scarce.recipes.synthetic import student_config
+    from scarce.rundir import read_config
+
+    out, results, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    syn = result["synthetic"]
+    assert sorted(syn["students"], key=int) == ["1", "2", "3"] and len(syn["students"]["3"]) == 2
+    assert syn["frac"] == min(syn["tuning"], key=lambda t: t["select_loss"])["frac"]
+    members = [d for d in result["run_ids"]]
+    ens_dirs = {str(Path(m["run_dir"]).resolve()) for m in
+                json.loads((out / "ensembles" / "d3" / "ensemble.json").read_text())["members"]}
+    student_dirs = sorted((out / "runs" / "synthetic").glob("x*/f*-s*"))
+    assert len(student_dirs) == 1 + 1 + 1 + 1 + 1  # two shares at 1x, one at 2x, two seeds at 3x
+    for d in student_dirs:
+        cfg = read_config(d)
+        store = open_store(cfg.mix.store)
+        assert set(store.manifest["synthetic"]["teachers"]) == ens_dirs
+        member = read_config(sorted(ens_dirs)[0])
+        base = RunConfig.from_dict(read_config(next(iter(ens_dirs))).to_dict())
+        base = RunConfig.from_dict({**base.to_dict(), "train": {**base.to_dict()["train"], "seed": 0}})
+        base.tags = {"stage": "synthetic"}
+        want = student_config(base, [(cfg.mix.store, cfg.mix.frac)], cfg.train.seed, 2.0)
+        assert cfg.to_dict()["train"] == want.to_dict()["train"] and cfg.model == member.model == want.model
+        assert cfg.optim == want.optim and cfg.mix == want.mix
+    assert {r["run_id"] for rows in syn["students"].values() for r in rows} <= set(members)
+    seven = next(f for f in result["findings"] if f["id"] == "7")
+    vals = {int(m): rows[0]["val_loss"] for m, rows in syn["students"].items()}
+    assert seven["fall"]["value"] == pytest.approx(vals[1] - vals[3], abs=1e-4)
+    assert {"synthetic-student", "synthetic-ensemble-k2"} <= set(result["recipes"])
+    assert (out / "plots" / "synthetic.png").is_file() or "not fitted" in (out / "report.md").read_text()
+    assert (out / "tables" / "synthetic.csv").is_file()
 
 
 def test_tables_match_the_run_store(bench_run):

@@ -17,7 +17,6 @@ from scarce.eval import nextline
 from scarce.eval.scoring import Scorer
 from scarce.rundir import Member
 
-# -- evaluations on val windows (cached by run ids) -----------------------------------------------------
 
 class Evaluations:
     """Per-window val NLLs of runs and ensembles, cached under OUT/evals by the run ids they cover; on the

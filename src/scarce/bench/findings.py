@@ -11,8 +11,8 @@ from scarce.scaling.paired import gain_share, loss_difference
 
 
 def check_findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, recipes: dict, ens: dict,
-              distillation: dict | None, ev: Evaluations, reference: list[dict],
-              default: str = "regularized") -> list[dict]:
+                   distillation: dict | None, ev: Evaluations, reference: list[dict],
+                   default: str = "regularized", synthetic: dict | None = None) -> list[dict]:
     kw = {"n_boot": p.n_boot}
     out = []
     # 1. the standard recipe overfits: val against epochs has an interior minimum, per size
@@ -94,6 +94,8 @@ def check_findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, re
                         "; ".join(f"{n} {interval_text(e)}" for n, e in eff.items())
                         + (f"; reference tuned at a grid edge at {', '.join(edges)}" if edges else ""),
                         reference_edges=edges))
+    # 5a-seq, 5b-seq and 7: students on text the teachers write
+    out += synthetic_findings(p, ens, synthetic, fits, ev, kw)
     return out
 
 
@@ -124,10 +126,69 @@ def distillation_findings(p: BenchPreset, ens: dict, distillation: dict | None, 
 
 
 DISTILL_FINDINGS = (
-    ("a", "an ensemble distilled into one student keeps most of its gain", "Kim et al.: 83% of an 8-member ensemble's gain"),
-    ("b", "self-distillation helps", "Kim et al.: self-distillation improves a model of the same size"),
+    ("a", "an ensemble distilled into one student keeps most of its gain (logit distillation on the budget)",
+     "Kim et al.: 83% of an 8-member ensemble's gain (their protocol: generated text, 5a-seq)"),
+    ("b", "self-distillation helps (logit distillation on the budget)",
+     "Kim et al.: self-distillation improves a model of the same size"),
     ("c", "chain distillation beats independent members", "Slowrun: chain (alpha 0.5, T 1) took 8 members from 7x to 8x"),
 )
+
+
+SYNTHETIC_FINDINGS = (
+    ("5a-seq", "an ensemble's student on text the ensemble writes keeps most of its gain",
+     "Kim et al. (Section 5: unconditional samples at T 1, real:synthetic 10:90): 83% of an 8-member ensemble's gain"),
+    ("5b-seq", "self-distillation through generated text helps",
+     "Kim et al. (Section 5: real:synthetic 25:75): the self-distilled student beats its teacher"),
+    ("7", "the student's loss falls as the teachers write more",
+     "arXiv 2603.18534: loss falls with generations per real document up to 32 (1.48x; stitched megadocs 1.80x)"),
+)
+
+
+def synthetic_findings(p: BenchPreset, ens: dict, synthetic: dict | None, fits: dict, ev: Evaluations,
+                       kw: dict) -> list:
+    """5a and 5b under Kim et al.'s protocol (students trained on generated text), and finding 7: the student's
+    val loss against generated tokens, its fitted asymptote, and whether the most generated text beats the least
+    (paired on val windows)."""
+    if synthetic is None or p.largest not in ens:
+        none = "not run (the preset has no synthetic stage)"
+        return [_finding(fid, name, None, {}, "", pub, none) for fid, name, pub in SYNTHETIC_FINDINGS]
+    rows, k = ens[p.largest]["rows"], len(ens[p.largest]["rows"])
+    firsts = {int(m): r[0] for m, r in synthetic["students"].items()}
+    chosen = min(firsts, key=lambda m: firsts[m]["select_loss"])  # on select, never val
+    tpw = tokens_per_window(rows[0])
+    w = ev.windows([rows[0], firsts[chosen]])
+    share = gain_share(w[0], ev.prefixes(rows)[-1], w[1], **kw)
+    frac = synthetic["frac"]
+    out = [_finding("5a-seq", SYNTHETIC_FINDINGS[0][1], None if share["low"] is None else share["low"] > 0.5, share,
+                    f"share of the {k}-member ensemble's gain over one member kept by the student",
+                    SYNTHETIC_FINDINGS[0][2],
+                    f"student on {chosen}x the budget of {synthetic['mode']} text (share {frac:g}, chosen on "
+                    f"select): val {firsts[chosen]['val_loss']:.4f}")]
+    if synthetic.get("self"):
+        gain = loss_difference(w[0], ev.windows([synthetic["self"]])[0], tpw, **kw)
+        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], None if gain["low"] is None else gain["low"] > 0, gain,
+                            "nats (teacher val - its student's val)", SYNTHETIC_FINDINGS[1][2],
+                            f"one member writes {min(firsts)}x the budget; its student (share "
+                            f"{p.synthetic_self_frac:g}): val {synthetic['self']['val_loss']:.4f}"))
+    else:
+        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], None, {}, "", SYNTHETIC_FINDINGS[1][2], "not run"))
+    ms = sorted(firsts)
+    law = fits.get("synthetic")
+    e = estimate(law, "E") if identified(law) else {}
+    fall = {}
+    if len(ms) >= 2:
+        ends = ev.windows([firsts[ms[0]], firsts[ms[-1]]])
+        fall = loss_difference(ends[0], ends[1], tpw, **kw)
+    curve = ", ".join(f"{m}x: {firsts[m]['val_loss']:.4f}" for m in ms)
+    asymptote = (f"asymptote {interval_text(e).removesuffix('x')}" if e else
+                 "asymptote not identified" if law is not None else "fewer than 3 sizes: no fit")
+    drop = (f"{ms[0]}x - {ms[-1]}x: {fall['value']:+.4f} [{fall['low']:+.4f}, {fall['high']:+.4f}]"
+            if fall.get("low") is not None else "one size")
+    out.append(_finding("7", SYNTHETIC_FINDINGS[2][1], None if fall.get("low") is None else fall["low"] > 0, e,
+                        "nats (asymptote E of the student's L(G) = E + A·G^-alpha over generated tokens G)",
+                        SYNTHETIC_FINDINGS[2][2], f"student val by generated tokens {curve}; {drop} (paired); "
+                        f"{asymptote}", fall=fall))
+    return out
 
 
 def _fmt_steps(steps: list[dict]) -> str:
@@ -142,7 +203,7 @@ def _finding(fid: str, name: str, reproduced, est: dict, unit: str, published: s
 
 
 def hygiene_of(reference: list[dict], findings: list[dict], std: list[dict], chosen: dict, ev: Evaluations,
-             n_boot: int) -> dict:
+               n_boot: int) -> dict:
     """|select - val| on the reference runs, and standard errors of paired val differences: per size, the
     standard recipe's best run against the regularized recipe's (the comparison of two settings the recipes
     rest on, `paired_difference_se` their largest), and finding 1's contrast (an overfit run against the best,

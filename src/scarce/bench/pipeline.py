@@ -11,7 +11,7 @@ from scarce.bench.evaluations import Evaluations
 from scarce.bench.presets import BENCH_RECIPES, DEFAULT_RECIPE, STANDARD_WD, BenchPreset, get_bench_preset
 from scarce.bench.result import BenchResult
 from scarce.bench.results import bench_results
-from scarce.bench.stages import Runs, distill_stage, regularized_stage, standard_points
+from scarce.bench.stages import Runs, distill_stage, regularized_stage, standard_points, synthetic_stage
 from scarce.data.store import derive_store, open_store, prepare
 from scarce.errors import UserError
 from scarce.report.report import write_bench_report
@@ -47,7 +47,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     init = {"init.source": base["run_dir"]} if base else {}
     standard = runs.run("standard", standard_points(p, stores, init))
     chosen, single = regularized_stage(p, runs, stores[1], init)
-    ensembles, distillation = {}, None
+    ensembles, distillation, synthetic = {}, None, None
     if recipe == "ensemble" and p.members > 1:
         for depth in (p.sizes if p.joint else (p.largest,)):
             ensembles[depth] = runs.run("ensemble", [{**chosen[depth]["point"], "train.seed": k,
@@ -56,13 +56,17 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
         ensembles = {d: [chosen[d]["row"]] + rows for d, rows in ensembles.items()}
         if p.distill:
             distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])
+        if p.synthetic:
+            synthetic = synthetic_stage(p, runs, ensembles[p.largest])
     ev = Evaluations(out, log)
-    result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev)
+    result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev, synthetic)
     if base:
         result.cpt = _cpt(p, base, stores[1], ev)
     trained = [r for rows in (standard, single, *ensembles.values()) for r in rows]
     if distillation:
         trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
+    if synthetic:
+        trained += [r for rows in synthetic["students"].values() for r in rows] + [synthetic["self"]] * bool(synthetic["self"])
     trained = list({r["id"]: r for r in ([base] if base else []) + trained}.values())
     result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r["id"] for r in trained]
     result.token_passes = int(sum(r["tokens_seen"] or 0 for r in trained))

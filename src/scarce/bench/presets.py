@@ -73,6 +73,21 @@ class BenchPreset:
     """Distillation settings (NanoGPT Slowrun's chain: alpha 0.5, T 1)."""
     stack: bool = False
     """Also try the `slowrun` architecture stack (no looping) at the chosen regularized setting."""
+    synthetic: tuple[int, ...] = ()
+    """Students on real plus generated text (`scarce.recipes.synthetic`): generated tokens as multiples of the
+    budget, one student of the largest size's chosen setting at each, written by the largest size's ensemble;
+    () skips the stage. Three or more multiples fit the student's loss against generated tokens."""
+    synthetic_mode: str = "unconditioned"
+    """How the teachers write (`scarce.synth`): unconditioned (Kim et al., Section 5), conditioned or megadoc."""
+    synthetic_fracs: tuple[float, ...] = (0.9,)
+    """Shares of synthetic batches tried on select at the first multiple (Kim et al.: 0.9 for an ensemble teacher)."""
+    synthetic_self_frac: float = 0.75
+    """Self-distillation through generated text: one member writes the first multiple, its student trains on
+    this share of it (Kim et al.: real:synthetic 25:75); 0 skips."""
+    synthetic_members: int = 1
+    """Students (seeds) at the largest multiple; more than one are also evaluated as an ensemble."""
+    synthetic_passes: float = 2.0
+    """A student's horizon: passes over its generated text at its share (never fewer tokens than its teachers)."""
     n_boot: int = 1000
     """Bootstrap refits of every fit and paired comparison."""
     downstream_items: int = 500
@@ -97,6 +112,8 @@ class BenchPreset:
             raise ValueError("sizes, standard_epochs, members: need at least one each")
         if self.reference_size and self.reference_size not in self.sizes:
             raise ValueError("reference_size: must be one of sizes")
+        if self.synthetic and (min(self.synthetic) < 1 or self.members < 2 or not self.synthetic_fracs):
+            raise ValueError("synthetic: multiples >= 1, written by an ensemble (members >= 2), with a share to try")
         if self.pretrain_corpus and (len(self.sizes) != 1 or self.pretrain_tokens < 1):
             raise ValueError("pretrain_corpus: continued pretraining needs one size and pretrain_tokens >= 1")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-# -- the result ------------------------------------------------------------------------------------
 
 @dataclass
 class BenchResult:
@@ -42,6 +41,9 @@ class BenchResult:
     """Depth -> {member_ids, prefix_val_loss, member_val_loss}: every size's ensemble (joint limit)."""
     distillation: dict | None = None
     """Students of the largest size: ensemble to student, self-distillation, chain, with their val losses."""
+    synthetic: dict | None = None
+    """Students on real plus generated text: the mode, the share chosen on select (and the shares tried), and per
+    multiple of the budget the students' val losses; the self-distilled student."""
     hygiene: dict = field(default_factory=dict)
     """|select - val| on the reference runs and standard errors of paired loss differences (`hygiene_of`)."""
     cpt: dict | None = None

@@ -25,10 +25,10 @@ from scarce.eval import nextline
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
 from scarce.scaling.paired import resampled_losses
 
-# -- fits, findings and the result ------------------------------------------------------------------------
 
 def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], chosen: dict, single: list[dict],
-             ensembles: dict, distillation: dict | None, ev: Evaluations) -> tuple[BenchResult, dict]:
+                  ensembles: dict, distillation: dict | None, ev: Evaluations,
+                  synthetic: dict | None = None) -> tuple[BenchResult, dict]:
     """The result and the fit objects (the report plots them)."""
     reference = _choose_reference(p, standard)
     ref_tokens = [r["train_tokens"] for r in reference]
@@ -73,6 +73,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
     if "joint" in fits and not isinstance(fits["joint"], Unfitted):
         limit = fits["joint"].estimates["E"]
         recipes["joint-limit"] = recipe_entry(limit.value, None, None, [])
+    if synthetic:
+        add_synthetic(p, synthetic, ev, recipes, windows, fits)
     for name, entry in recipes.items():
         draws = None
         if name in windows:  # the joint limit is a fitted number, not a model on val windows
@@ -82,7 +84,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
             fits[f"efficiency_{kind}:{name}"] = fit
             entry["efficiency"][kind] = estimate(fit, "efficiency")
     std_table = _standard_table(p, standard, ev)
-    findings = check_findings(p, std_table, chosen, fits, recipes, ens_evals, distillation, ev, reference, default)
+    findings = check_findings(p, std_table, chosen, fits, recipes, ens_evals, distillation, ev, reference, default,
+                              synthetic)
     downstream = None
     if p.downstream_items:
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
@@ -112,6 +115,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         distillation=None if distillation is None else {
             "student": brief(distillation["student"]), "self": brief(distillation["self"]),
             "chain": [brief(r) for r in distillation["chain"]]},
+        synthetic=None if synthetic is None else synthetic_json(synthetic),
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke)
     return result, fits
 
@@ -174,3 +178,33 @@ def _standard_table(p: BenchPreset, standard: list[dict], ev: Evaluations) -> li
     return [{"depth": r["config"]["model"]["depth"], "epochs": r["config"]["train"]["epochs"],
              "params": r["summary"]["non_embedding_params"], "select_loss": r["select_loss"],
              "val_loss": r["val_loss"], "run_id": r["id"], "row": r} for r in rows]
+
+
+def add_synthetic(p: BenchPreset, synthetic: dict, ev: Evaluations, recipes: dict, windows: dict, fits: dict) -> None:
+    """Recipes from the synthetic stage: the student chosen on select among the generated sizes, the ensemble of
+    the students at the largest size when there are several; and the student's val loss against generated
+    tokens as a power law (three sizes or more), its interval from resampled val windows."""
+    firsts = {int(m): rows[0] for m, rows in synthetic["students"].items()}
+    best = min(firsts.values(), key=lambda r: r["select_loss"])
+    recipes["synthetic-student"] = recipe_entry(best["val_loss"], best["val_bpb"], best["flops"], [best["id"]])
+    windows["synthetic-student"] = ev.windows([best])[0]
+    top = synthetic["students"][max(synthetic["students"], key=int)]
+    if len(top) > 1:
+        e = ev.ensemble(top, "synthetic")
+        name = f"synthetic-ensemble-k{len(top)}"
+        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in top),
+                                     [r["id"] for r in top])
+        windows[name] = ev.prefixes(top)[-1]
+    if len(firsts) >= 3:
+        ms = sorted(firsts)
+        draws = resampled_losses(ev.windows([firsts[m] for m in ms]), tokens_per_window(best), p.n_boot)
+        fits["synthetic"] = quietly(fit_power_law, [m * synthetic["budget"] for m in ms],
+                                    [firsts[m]["val_loss"] for m in ms], y_draws=draws)
+
+
+def synthetic_json(synthetic: dict) -> dict:
+    return {"mode": synthetic["mode"], "frac": synthetic["frac"], "tuning": synthetic["tuning"],
+            "budget": synthetic["budget"],
+            "students": {str(m): [{**brief(r), "generated_tokens": int(m) * synthetic["budget"]} for r in rows]
+                         for m, rows in synthetic["students"].items()},
+            "self": None if synthetic["self"] is None else brief(synthetic["self"])}

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from scarce.bench.common import Log
 from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
-from scarce.config import slowrun_overrides
+from scarce.config import RunConfig, slowrun_overrides
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.recipes.common import Context, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
+from scarce.recipes.synthetic import synthetic_students
+from scarce.runs.store import RunStore
+from scarce.sample import Sampling
+from scarce.synth import SynthSpec
 
 
 def standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> list[dict]:
@@ -118,3 +124,46 @@ def best_on_select(rows: list[dict]) -> dict:
 def train_tokens(row: dict) -> int:
     """Unique train tokens of the store a run trained on."""
     return int(open_store(row["config"]["data"]).manifest["splits"]["train"]["tokens"])
+
+
+SYNTHETIC_STREAMS = 128
+"""Rows the teachers write together (one shard of the synthetic store each batch)."""
+
+
+def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
+    """Students of the largest size's chosen setting on real plus generated text, through the recipe
+    (`scarce.recipes.synthetic`): the ensemble of `members` writes each multiple of the budget (temperature 1),
+    the share of synthetic batches is chosen on select at the first multiple and kept; and one member writes for
+    its own student (self-distillation through generated text). Returns the students' run-store rows."""
+    base = RunConfig.from_dict(members[0]["config"])
+    base.tags = {"stage": "synthetic"}
+    teachers, budget, k = [r["run_dir"] for r in members], train_tokens(members[0]), len(members)
+    out, device = runs.out / "runs" / "synthetic", "cuda" if torch.cuda.is_available() else "cpu"
+    store = RunStore(runs.results)
+
+    def students(name: str, writers: list, multiple: int, fracs: tuple, seeds: tuple) -> dict:
+        spec = SynthSpec(multiple * budget, p.synthetic_mode, streams=SYNTHETIC_STREAMS, sampling=Sampling(1.0))
+        runs.log(f"synthetic {name}: {len(writers)} teacher(s) write {spec.tokens:,} tokens; students at share(s) "
+                 f"{', '.join(f'{f:g}' for f in fracs)}, {len(seeds)} seed(s)")
+        r = synthetic_students(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes,
+                               executor=runs.executor, results=runs.results, device=device)
+        r["rows"] = [store.get(s["run_id"], s["run_dir"]) for s in r["students"]]
+        return r
+
+    try:
+        by_multiple, frac, tuning = {}, None, []
+        top = max(p.synthetic)
+        for m in sorted(p.synthetic):
+            seeds = tuple(k + j for j in range(p.synthetic_members if m == top else 1))
+            r = students(f"x{m}", teachers, m, p.synthetic_fracs if frac is None else (frac,), seeds)
+            if frac is None:
+                frac, tuning = r["frac"], [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in r["students"]]
+            by_multiple[m] = [row for s, row in zip(r["students"], r["rows"]) if s["frac"] == frac]
+        self_row = None
+        if p.synthetic_self_frac:
+            r = students("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,))
+            self_row = r["rows"][0]
+    finally:
+        store.close()
+    return {"frac": frac, "tuning": tuning, "mode": p.synthetic_mode, "budget": budget, "students": by_multiple,
+            "self": self_row}
