@@ -153,7 +153,8 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         "cpu-tiny", budget_tokens=32_000, multiples=(1, 2, 4), select_tokens=12_000, val_tokens=12_000,
         tokenizer_bytes=2_000_000, heldout_window=256, overrides={**CPU_FAMILY, "train.batch_size": 8},
         sizes=(1, 2, 3), standard_epochs=(2, 4, 8), reference_epochs={2: (2, 4), 4: (1, 2)}, lrs=(3e-3,),
-        weight_decays=(0.1, 0.8, 3.2), epochs=(4, 8), max_rounds=1, members=3, n_boot=300, smoke=True),
+        weight_decays=(0.1, 0.8, 3.2), epochs=(4, 8), max_rounds=1, members=3, n_boot=300, smoke=True,
+        synthetic=(1, 2, 4)),
     "cpu-small": BenchPreset(
         "cpu-small", budget_tokens=100_000, multiples=(1, 2, 4, 8), vocab_size=512, select_tokens=90_000,
         val_tokens=200_000, heldout_window=384, overrides=CPU_FAMILY, sizes=(2, 3, 4),
