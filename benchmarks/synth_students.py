@@ -128,7 +128,8 @@ def main() -> None:
     for r in rows:
         r["gain_share"] = (members[0] - r["val_loss"]) / gain
         e = fit_efficiency([t for t, _ in ref], [v for _, v in ref], r["val_loss"], tokens, n_boot=1000)
-        r["efficiency"] = {k: e.estimates["efficiency"][k] for k in ("value", "low", "high")}
+        est = e.estimates["efficiency"]
+        r["efficiency"] = {"value": est.value, "low": est.low, "high": est.high}
     chosen = [r for r in rows if r["name"] == f"uncond-x{at}" and r["frac"] == frac]
     spread = statistics.stdev([r["val_loss"] for r in chosen]) if len(chosen) > 1 else float("nan")
     if len(chosen) > 1:  # the students of the seeds as an ensemble

@@ -158,7 +158,7 @@ def test_bench_synthetic_stage_is_the_recipe(bench_run):
     ens_dirs = {str(Path(m["run_dir"]).resolve()) for m in
                 json.loads((out / "ensembles" / "d3" / "ensemble.json").read_text())["members"]}
     student_dirs = sorted((out / "runs" / "synthetic").glob("x*/f*-s*"))
-    assert len(student_dirs) == 1 + 1 + 1 + 1 + 1  # two shares at 1x, one at 2x, two seeds at 3x
+    assert len(student_dirs) == 1 + 2 + 1 + 1  # two shares at 2x (the middle), one at 1x, two seeds at 3x
     for d in student_dirs:
         cfg = read_config(d)
         store = open_store(cfg.mix.store)

@@ -133,8 +133,9 @@ SYNTHETIC_STREAMS = 128
 def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
     """Students of the largest size's chosen setting on real plus generated text, through the recipe
     (`scarce.recipes.synthetic`): the ensemble of `members` writes each multiple of the budget (temperature 1),
-    the share of synthetic batches is chosen on select at the first multiple and kept; and one member writes for
-    its own student (self-distillation through generated text). Returns the students' run-store rows."""
+    the share of synthetic batches is chosen on select at the middle multiple and kept for the others; and one
+    member writes the smallest multiple for its own student (self-distillation through generated text). Returns
+    the students' run-store rows."""
     base = RunConfig.from_dict(members[0]["config"])
     base.tags = {"stage": "synthetic"}
     teachers, budget, k = [r["run_dir"] for r in members], train_tokens(members[0]), len(members)
@@ -152,13 +153,15 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
 
     try:
         by_multiple, frac, tuning = {}, None, []
-        top = max(p.synthetic)
-        for m in sorted(p.synthetic):
+        top, ordered = max(p.synthetic), sorted(p.synthetic)
+        middle = ordered[len(ordered) // 2]  # the share is tuned here: at 1x generated text barely moves the student
+        for m in [middle] + [m for m in ordered if m != middle]:
             seeds = tuple(k + j for j in range(p.synthetic_members if m == top else 1))
             r = students(f"x{m}", teachers, m, p.synthetic_fracs if frac is None else (frac,), seeds)
             if frac is None:
                 frac, tuning = r["frac"], [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in r["students"]]
             by_multiple[m] = [row for s, row in zip(r["students"], r["rows"]) if s["frac"] == frac]
+        by_multiple = dict(sorted(by_multiple.items()))
         self_row = None
         if p.synthetic_self_frac:
             r = students("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,))
