@@ -209,3 +209,19 @@ def test_models_of_two_vocabularies_are_refused():
     a, b = (GPT(ModelConfig(depth=1, head_dim=16, seq_len=16, vocab_size=v)) for v in (97, 98))
     with pytest.raises(UserError, match="different vocabularies"):
         check_models([a, b])
+
+
+def test_synthetic_chain_trains_each_member_on_the_previous_ones_text(members, make_config, tmp_path):
+    from scarce.recipes.synthetic import synthetic_chain
+    from scarce.rundir import read_config
+
+    r = synthetic_chain(make_config("train.tokens=1280"), members[0], tmp_path / "chain", SynthSpec(1500, streams=16),
+                        frac=0.75, members=3, passes=1.0, results=str(tmp_path / "r"))
+    assert len(r["members"]) == 3 and r["members"][0] == str(members[0].resolve())
+    for prev, cur in zip(r["members"], r["members"][1:]):
+        mix = read_config(cur).mix
+        assert open_store(mix.store).manifest["synthetic"]["teachers"] == [prev] and mix.frac == 0.75
+    seeds = [open_store(read_config(m).mix.store).manifest["synthetic"]["seed"] for m in r["members"][1:]]
+    assert seeds == [1, 2]
+    with pytest.raises(UserError, match="at least 2 members"):
+        synthetic_chain(make_config(), members[0], tmp_path / "c1", SynthSpec(100), members=1)

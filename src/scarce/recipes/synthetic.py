@@ -7,11 +7,13 @@ self-distillation), optionally with the logit-distillation term on the real batc
 chosen on select (never val) among those given. The student's horizon is `passes` passes over the synthetic
 text (at its share), and never fewer tokens than the base config trains.
 
+`synthetic_chain` is chain distillation through generated text: each member learns from what the one before wrote.
 Like every recipe it only produces configs and hands them to the executor layer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -78,6 +80,24 @@ def synthetic_students(base: RunConfig, teachers: list, out: str | Path, spec: S
     chosen = min(tuning, key=lambda r: r["select_loss"])["frac"]
     students = tuning + train([(chosen, s) for s in seeds[1:]])
     return {"synthetic": str(store.path), "spec": spec.as_dict(), "frac": chosen, "students": students}
+
+
+def synthetic_chain(base: RunConfig, first: str | Path, out: str | Path, spec: SynthSpec, frac: float = 0.75,
+                    members: int = 4, passes: float = 2.0, executor=None, results: str | None = None,
+                    quiet: bool = True, device: str = "cpu") -> dict:
+    """Chain distillation through generated text: member k trains on the budget mixed with what member k-1 wrote
+    (member 0 is the trained run `first`), each generation with its own seed. Members train one after another,
+    since each writes for the next. Returns the chain's run dirs (member 0 first) and the students' rows."""
+    if members < 2:
+        raise UserError(f"a chain needs at least 2 members, got {members}")
+    chain, students = [str(Path(first).resolve())], []
+    for k in range(1, members):
+        r = synthetic_students(base, [chain[-1]], Path(out) / f"m{k}", dataclasses.replace(spec, seed=spec.seed + k),
+                               (frac,), (base.train.seed + k,), passes, executor=executor, results=results,
+                               quiet=quiet, device=device)
+        chain.append(r["students"][0]["run_dir"])
+        students.append(r["students"][0])
+    return {"members": chain, "students": students}
 
 
 def _brief(summary: dict) -> dict:
