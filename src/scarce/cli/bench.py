@@ -58,7 +58,7 @@ def print_summary(result: BenchResult) -> None:
         print("findings (smoke test: too small to mean anything):")
     for f in result.findings:
         value = "" if f["value"] is None else f": {f['value']:.4g} [{_end(f['low'])}, {_end(f['high'])}] {f['unit']}"
-        print(f"  {f['id']:>3} {word[f['reproduced']]:<15} {f['name']}{value}")
+        print(f"  {f['id']:>6} {word[f['reproduced']]:<15} {f['name']}{value}")
     print(f"report: {Path(result.out) / 'report.html'} ({result.report})")
 
 
