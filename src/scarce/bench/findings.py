@@ -180,7 +180,7 @@ def synthetic_findings(p: BenchPreset, ens: dict, synthetic: dict | None, fits: 
         ends = ev.windows([firsts[ms[0]], firsts[ms[-1]]])
         fall = loss_difference(ends[0], ends[1], tpw, **kw)
     curve = ", ".join(f"{m}x: {firsts[m]['val_loss']:.4f}" for m in ms)
-    asymptote = (f"asymptote {interval_text(e).removesuffix('x')}" if e else
+    asymptote = (f"asymptote {e['value']:.4f} [{_end(e['low'])}, {_end(e['high'])}]" if e else
                  "asymptote not identified" if law is not None else "fewer than 3 sizes: no fit")
     drop = (f"{ms[0]}x - {ms[-1]}x: {fall['value']:+.4f} [{fall['low']:+.4f}, {fall['high']:+.4f}]"
             if fall.get("low") is not None else "one size")
@@ -189,6 +189,10 @@ def synthetic_findings(p: BenchPreset, ens: dict, synthetic: dict | None, fits: 
                         SYNTHETIC_FINDINGS[2][2], f"student val by generated tokens {curve}; {drop} (paired); "
                         f"{asymptote}", fall=fall))
     return out
+
+
+def _end(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
 
 
 def _fmt_steps(steps: list[dict]) -> str:
