@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 from scarce import atomic
 from scarce.data.store import TokenStore, check_free, open_store, replace_train
 from scarce.errors import UserError
-from scarce.progress import format_seconds, progress_bar
+from scarce.progress import StatusLine, format_seconds, progress_bar
 from scarce.rundir import is_run, read_config
 from scarce.sample import Sampling, generate, load_models
 
@@ -239,24 +238,23 @@ def _start_parts(parts: Path, record: dict) -> None:
 
 
 class Progress:
-    """A progress line for generation: bar, tokens, tokens/s, ETA (stderr; silent when quiet)."""
+    """Generated tokens, tokens/s and ETA on the shared status line (`scarce.progress.StatusLine`: redrawn in
+    place on a terminal, nowhere in logs and pipes; nothing at all when quiet)."""
 
     def __init__(self, total: int, done: int, quiet: bool):
-        self.total, self.done, self.quiet = total, done, quiet
-        self.t0, self.new, self.last = time.perf_counter(), 0, 0.0
+        self.total, self.done, self.new, self.t0 = total, done, 0, time.perf_counter()
+        self.line = StatusLine((lambda _: None) if quiet else None, every=1.0)
 
     def add(self, n: int) -> None:
         self.done += n
         self.new += n
-        now = time.perf_counter()
-        if self.quiet or (now - self.last < 1.0 and self.done < self.total):
-            return
-        self.last = now
-        rate = self.new / max(now - self.t0, 1e-9)
+        self.line.update(self._text, force=self.done >= self.total)
+
+    def _text(self) -> str:
+        rate = self.new / max(time.perf_counter() - self.t0, 1e-9)
         eta = (self.total - self.done) / max(rate, 1e-9)
-        print(f"\r{progress_bar(self.done / self.total)} {self.done:,}/{self.total:,} tokens  {rate:,.0f} tok/s  "
-              f"ETA {format_seconds(eta)}", end="", file=sys.stderr, flush=True)
+        return (f"{progress_bar(self.done / self.total)} {self.done:,}/{self.total:,} tokens  {rate:,.0f} tok/s  "
+                f"ETA {format_seconds(eta)}")
 
     def close(self) -> None:
-        if not self.quiet and self.new:
-            print(file=sys.stderr)
+        self.line.close()

@@ -38,10 +38,10 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
     ref_windows = ev.windows([r["row"] for r in reference])
     tpw = tokens_per_window(reference[0]["row"])
     fits: dict = {"reference": quietly(fit_power_law, ref_tokens, ref_loss,
-                                        y_draws=resampled_losses(ref_windows, tpw, p.n_boot))}
+                                       y_draws=resampled_losses(ref_windows, tpw, p.n_boot))}
     ens_evals = {d: ev.ensemble(rows, f"d{d}") for d, rows in ensembles.items()}
     recipes = {"standard": recipe_entry(reference[0]["row"]["val_loss"], reference[0]["row"]["val_bpb"],
-                                  reference[0]["row"]["flops"], [reference[0]["row"]["id"]])}
+                                        reference[0]["row"]["flops"], [reference[0]["row"]["id"]])}
     windows = {"standard": ref_windows[0]}
     best_reg = min(chosen.values(), key=lambda c: c["row"]["select_loss"])["row"]
     recipes["regularized"] = recipe_entry(best_reg["val_loss"], best_reg["val_bpb"], best_reg["flops"], [best_reg["id"]])
@@ -52,7 +52,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         k = len(e["rows"])
         default = f"ensemble-k{k}"
         recipes[default] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1],
-                                  sum(r["flops"] for r in e["rows"]), [r["id"] for r in e["rows"]])
+                                        sum(r["flops"] for r in e["rows"]), [r["id"] for r in e["rows"]])
         windows[default] = ev.prefixes(e["rows"])[-1]
         if k >= 3:  # intervals from the losses on resampled val windows (3-4 points say little otherwise)
             draws = resampled_losses(ev.prefixes(e["rows"]), tokens_per_window(e["rows"][0]), p.n_boot)
@@ -61,7 +61,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         rows = [chosen[d]["row"] for d in p.sizes]
         draws = resampled_losses(ev.windows(rows), tokens_per_window(rows[0]), p.n_boot)
         fits["regularized_params"] = quietly(fit_power_law, [r["summary"]["non_embedding_params"] for r in rows],
-                                              [r["val_loss"] for r in rows], y_draws=draws)
+                                             [r["val_loss"] for r in rows], y_draws=draws)
     if p.joint and len(ens_evals) >= 3 and all(len(e["rows"]) >= 3 for e in ens_evals.values()):
         n, k, loss = [], [], []
         for e in ens_evals.values():

@@ -40,6 +40,10 @@ class WindowLoader:
             self._epoch = epoch
         return self._offset, self._perm
 
+    def source(self, step: int, micro: int = 0) -> int:
+        """The store a micro-batch comes from: always 0, the main one (`MixLoader` draws among several)."""
+        return 0
+
     def batch(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets (B, T) int64 of micro-batch `micro` of optimiser step `step` (this rank's part)."""
         epoch, within = divmod(step, self.steps_per_epoch)

@@ -225,7 +225,7 @@ class Trainer:
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
             x, y = self.loader.batch(step, micro)
-            real = not isinstance(self.loader, MixLoader) or self.loader.source(step, micro) == 0
+            real = self.loader.source(step, micro) == 0
             with self.rt.autocast():
                 loss = self.compute_loss(x.to(self.rt.device), y.to(self.rt.device), real) / accum
             loss.backward()
