@@ -1,11 +1,11 @@
 """Fault-injection probe: random SIGKILLs and resumes, flipped bytes and truncations in checkpoint files, a
 diverging run, damaged token stores, and SIGTERM of a parallel sweep; prints the counts a results file records.
 
-    python benchmarks/faults.py --out /tmp/faults --kills 10 --corruptions 24
+    python benchmarks/faults.py --out /tmp/faults --kills 10 --corruptions 24 --synth-kills 6
 
 Every trial uses tiny runs on a small stdlib store (seconds each). Outcomes:
 - kills: a `scarce train` killed at a random moment and resumed with `scarce train --resume` ends with the
-  same final weights as an uninterrupted run (bit-identical), or not;
+  same final weights as an uninterrupted run (bit-identical) and the same metrics.jsonl (without timings), or not;
 - corruptions: a byte flip (or a truncation) in one file of the newest checkpoint or in best.safetensors is
   detected (a one-line error, or resume falling back to the previous checkpoint and saying so) or not
   (the run goes on as if nothing happened with other weights);
@@ -13,7 +13,9 @@ Every trial uses tiny runs on a small stdlib store (seconds each). Outcomes:
   done;
 - store damage: a byte flip in a split or the tokenizer of a token store (same size, so only the digest can
   tell) is refused by the next run that opens the store, also after an earlier run cached the store as good;
-- orphans: processes of a sweep left alive after SIGTERM to the sweep.
+- orphans: processes of a sweep left alive after SIGTERM to the sweep;
+- synth kills: a `scarce synth` killed at a random moment (and, every other trial, one of the shards it left
+  flipped or truncated) and run again writes the same store, byte for byte, as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 from safetensors.torch import load_file
 
 from scarce.data.store import prepare
-from scarce.runs.store import RunStore
+from scarce.runs.store import STATUSES, RunStore
 
 TINY = ["--set", "model.depth=2", "--set", "model.head_dim=16", "--set", "model.aspect_ratio=16",
         "--set", "model.seq_len=64", "--set", "train.batch_size=8", "--set", "train.eval_every=10",
@@ -55,13 +57,20 @@ def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def records(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without what depends on the clock."""
+    timing = {"tok_s", "mfu", "wall_seconds", "eval_seconds", "seconds"}
+    return [{k: v for k, v in json.loads(line).items() if k not in timing}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def kills(store: str, out: Path, results: str, n: int, rng: random.Random) -> dict:
     base = ["train", "--data", store, "--results", results, *TINY]
     t0 = time.perf_counter()
     cli(*base, "--out", str(out / "full"))
     seconds = time.perf_counter() - t0
-    reference = final_weights(out / "full")
-    identical = killed = 0
+    reference, reference_log = final_weights(out / "full"), records(out / "full")
+    identical = killed = same_log = 0
     for i in range(n):
         run = out / f"kill{i}"
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -76,7 +85,46 @@ def kills(store: str, out: Path, results: str, n: int, rng: random.Random) -> di
         else:
             cli("train", "--resume", str(run), "--results", results, "--quiet")
         identical += same(final_weights(run), reference)
-    return {"trials": n, "killed mid-run": killed, "bit-identical": identical}
+        same_log += records(run) == reference_log
+    return {"trials": n, "killed mid-run": killed, "bit-identical": identical, "metrics.jsonl equal": same_log}
+
+
+def synth_kills(out: Path, n: int, rng: random.Random) -> dict:
+    """`scarce synth` from the finished run, SIGKILLed at a random moment and run again: the same store, byte for
+    byte, as an uninterrupted generation; then one shard of a killed generation flipped or truncated."""
+    base = ["synth", "--run", str(out / "full"), "--tokens", "60000", "--mode", "conditioned", "--prefix-tokens",
+            "8", "--streams", "16", "--threads", "1", "--quiet"]
+    t0 = time.perf_counter()
+    cli(*base, "--out", str(out / "synth-full"))
+    seconds = time.perf_counter() - t0
+    reference = (out / "synth-full" / "train.bin").read_bytes()
+    counts = {"trials": n, "killed mid-run": 0, "byte-identical": 0, "damaged shards": 0, "damage caught": 0}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for i in range(n):
+        store = out / f"synth-kill{i}"
+        proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", *base, "--out", str(store)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, seconds))
+        counts["killed mid-run"] += proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        shards = sorted(out.glob(f"synth-kill{i}.parts/*.npy"))
+        if i % 2 and shards:  # every other trial: damage a shard the kill left
+            path = rng.choice(shards)
+            data = bytearray(path.read_bytes())
+            if rng.random() < 0.5:
+                data = data[:rng.randrange(1, len(data))]
+            else:
+                data[rng.randrange(128, len(data))] ^= 1 << rng.randrange(8)
+            path.write_bytes(bytes(data))
+            counts["damaged shards"] += 1
+        r = cli(*base, "--out", str(store), check=False)
+        counts["damage caught"] += "is damaged" in r.stderr
+        ok = r.returncode == 0 and (store / "train.bin").read_bytes() == reference
+        counts["byte-identical"] += ok
+        if not ok:
+            print(f"synth trial {i}: rc {r.returncode} {r.stderr.strip()[:200]}")
+    return counts
 
 
 def flip(path: Path, rng: random.Random, truncate: bool) -> None:
@@ -175,7 +223,7 @@ def orphans(store: str, out: Path) -> dict:
     alive = [pid for pid in children if _alive(pid)]
     rows = RunStore(out / "sweep-results").list()
     return {"exit": rc, "workers": len(children), "orphans": len(alive),
-            "rows": {s: sum(r["status"] == s for r in rows) for s in ("running", "failed", "diverged", "done")}}
+            "rows": {s: sum(r["status"] == s for r in rows) for s in STATUSES}}
 
 
 def _ppid(proc: Path) -> int:
@@ -197,6 +245,7 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--corruptions", type=int, default=24)
+    p.add_argument("--synth-kills", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     out, rng = Path(a.out), random.Random(a.seed)
@@ -206,6 +255,7 @@ def main() -> None:
     results = str(out / "results")
     report = {"kills": kills(store, out, results, a.kills, rng),
               "corruptions": corruptions(store, out, results, a.corruptions, rng),
+              "synth kills": synth_kills(out, a.synth_kills, rng),
               "diverging run": diverging(store, out, results),
               "store damage": store_damage(store, out, results, rng), "sweep SIGTERM": orphans(store, out)}
     print(json.dumps(report, indent=1))

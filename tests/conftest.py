@@ -7,12 +7,17 @@ badly when another process shares the CPU.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+# Spawned workers unpickle functions from test modules (tests.runs.test_store); they can import them
+# only when the repository root is on sys.path, which `pytest` (unlike `python -m pytest`) leaves off.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="scarce-test-cache-")  # the measured MFU peak lands here
 
 

@@ -103,6 +103,13 @@ def truncate(name: str):
     return edit
 
 
+def flip_best(folder: Path) -> None:
+    best = folder / "checkpoints" / "best.safetensors"
+    data = bytearray(best.read_bytes())
+    data[-7] ^= 0x80  # a bit of the last tensor's bytes: the file parses, the digest does not match
+    best.write_bytes(bytes(data))
+
+
 def token_beyond_vocab(folder: Path) -> None:
     data = bytearray((folder / "train.bin").read_bytes())
     data[0:2] = b"\xff\xff"  # uint16 65535, beyond the 300-token vocabulary; same size
@@ -116,6 +123,21 @@ def run_copy(edit=None):
         if edit:
             edit(tmp / "run")
     return setup
+
+
+def other_tokenizer(folder: Path) -> None:
+    """The run's run.json names another tokenizer (a run of a store of the same vocabulary size)."""
+    info = json.loads((folder / "run.json").read_text())
+    info["tokenizer"] = "0" * 64
+    (folder / "run.json").write_text(json.dumps(info))
+
+
+def ensemble_of_other_tokenizers(tmp: Path, fx) -> None:
+    """Setup: tmp/e/ensemble.json of the run and a copy of it that names another tokenizer."""
+    run_copy(other_tokenizer)(tmp, fx)
+    (tmp / "e").mkdir()
+    (tmp / "e" / "ensemble.json").write_text(json.dumps({"members": [{"run_dir": str(fx.run)},
+                                                                     {"run_dir": str(tmp / "run")}]}))
 
 
 def edit_config(change):
@@ -180,6 +202,7 @@ LAW = json.dumps({k: {"value": v, "low": v, "high": v}
 GOOD_PL = points_csv("params,loss", ["1e6,4.0", "2e6,3.6", "4e6,3.3", "8e6,3.1"])
 CHIN_ROWS = [f"{n},{d},{4 + 100 / n ** 0.3 + 100 / d ** 0.3}" for n in (1e6, 2e6, 4e6) for d in (1e8, 2e8)]
 TRAIN = ["train", "--data", "{store}", "--out", "{tmp}/r", "--results", "{tmp}/res"]
+TRAIN_OTHER = ["train", "--data", "{tmp}/other", "--out", "{tmp}/r", "--results", "{tmp}/res"]
 DAMAGED = ["train", "--data", "{tmp}/store", "--out", "{tmp}/r", "--results", "{tmp}/res"]  # with store_copy(...)
 PREP = ["prepare", "--corpus", "files:{tmp}/corpus", "--out", "{tmp}/s", "--vocab-size", "300",
         "--train-tokens", "6000", "--select-tokens", "600", "--val-tokens", "600"]
@@ -208,7 +231,9 @@ CASES = [
     ("prepare-select-zero", [*PREP, "--select-tokens", "0k"], "--select-tokens", None),
     ("prepare-vocab-small", [*PREP, "--vocab-size", "100"], "--vocab-size must be >= 257", None),
     ("prepare-vocab-word", [*PREP, "--vocab-size", "big"], "--vocab-size", None),
-    ("prepare-threads-zero", [*PREP, "--threads", "0"], "--threads must be >= 1", None),
+    ("prepare-out-name-too-long", [*PREP[:3], "--out", "{tmp}/" + "s" * 300, *PREP[5:]],
+     "a name in it is 300 bytes long", None),
+    ("prepare-threads-zero", [*PREP, "--threads", "0"], "argument --threads: must be >= 1", None),
     ("prepare-tokenizer-choice", [*PREP, "--tokenizer", "wordpiece"], "unknown tokenizer 'wordpiece'; give 'bpe'",
      None),
     ("prepare-tokenizer-hf-missing", [*PREP, "--tokenizer", "hf:{tmp}/nowhere"], "no model folder at {tmp}/nowhere",
@@ -310,7 +335,23 @@ CASES = [
     ("train-set-tags-number", [*TRAIN, "--set", "tags=5"], "config field tags: expected dict", None),
     ("train-seed-word", [*TRAIN, "--seed", "x"], "invalid int value: 'x'", None),
     ("train-device-choice", [*TRAIN, "--device", "tpu"], "invalid choice: 'tpu'", None),
-    ("train-threads-negative", [*TRAIN, "--threads", "-2"], "train.threads: must be >= 0", None),
+    ("train-threads-negative", [*TRAIN, "--threads", "-2"], "argument --threads: must be >= 1", None),
+    ("train-threads-zero", [*TRAIN, "--threads", "0"], "argument --threads: must be >= 1", None),
+    ("train-init-other-tokenizer", [*TRAIN_OTHER, "--init", "{run}"], "tokenizer mismatch: init.source", other_store),
+    ("train-teacher-other-tokenizer", [*TRAIN_OTHER, "--set", 'objective.kind="distill"', "--set",
+                                       'objective.teachers=["{run}"]'], "tokenizer mismatch: objective.teachers",
+     other_store),
+    ("train-init-other-architecture", [*TRAIN, "--init", "{run}", "--set", "model.depth=3"],
+     "do not fit the model: ", None),
+    ("train-init-hf-folder-without-prefix", [*TRAIN, "--init", "{tmp}/bert"], "holds a Hugging Face model",
+     write("bert/config.json", '{"model_type": "bert", "vocab_size": 300}')),
+    ("train-out-name-too-long", [*TRAIN[:4], "{tmp}/" + "r" * 300, *TRAIN[5:]], "a name in it is 300 bytes long", None),
+    ("train-out-path-too-long", [*TRAIN[:4], "{tmp}/" + "/".join(["r" * 200] * 21), *TRAIN[5:]],
+     "the path is longer than 4095 bytes", None),
+    ("train-results-name-too-long", [*TRAIN[:6], "{tmp}/" + "s" * 256], "a name in it is 256 bytes long", None),
+    ("train-resume-complete-damaged-best", ["train", "--resume", "{tmp}/run"], "best.safetensors is damaged",
+     run_copy(flip_best)),
+    ("train-threads-negative-set", [*TRAIN, "--set", "train.threads=-2"], "train.threads: must be >= 0", None),
     ("train-config-array", [*TRAIN, "--config", "{tmp}/c.json"], "must hold a JSON object, not a list",
      write("c.json", "[1, 2]")),
     ("train-config-invalid-json", [*TRAIN, "--config", "{tmp}/c.json"], "is not valid JSON",
@@ -382,6 +423,7 @@ CASES = [
     ("runs-where-no-equals", ["runs", "--where", "model.depth"], "--where 'model.depth' is not of the form", None),
     ("runs-where-no-field", ["runs", "--where", "=4"], "--where '=4' is not of the form", None),
     ("runs-status-choice", ["runs", "--status", "finished"], "invalid choice: 'finished'", None),
+    ("runs-results-name-too-long", ["runs", "--results", "{tmp}/" + "s" * 300], "a name in it is 300 bytes long", None),
     ("runs-unknown-option", ["runs", "--sort", "val_loss"], "unrecognized arguments: --sort", None),
     ("runs-results-is-file", ["runs", "--results", "{tmp}/f"], "cannot open the run store", write("f", "x")),
     ("runs-results-not-sqlite", ["runs", "--results", "{tmp}/res"], "cannot open the run store",
@@ -506,6 +548,8 @@ CASES = [
      run_copy(edit_config(lambda c: set_ds(c, "data", "/nowhere/store")))),
     ("ensemble-truncated-weights", [*ENS, "--runs", "{run}", "{tmp}/run"], "corrupt or truncated",
      run_copy(truncate("checkpoints/best.safetensors"))),
+    ("ensemble-runs-other-tokenizers", [*ENS, "--runs", "{run}", "{tmp}/run"], "were trained with different tokenizers",
+     run_copy(other_tokenizer)),
     ("ensemble-no-snapshots", [*ENS, "--snapshots", "{run}"], "has no snapshots", None),
     ("ensemble-eval-tokens-negative", [*ENS, "--runs", "{run}", "--eval-tokens", "-5"], "--eval-tokens must be >= 0", None),
     ("ensemble-missing-weights", [*ENS, "--runs", "{tmp}/run"], "does not exist",
@@ -521,6 +565,12 @@ CASES = [
     ("eval-truncated-weights", [*EVAL, "--run", "{tmp}/run"], "corrupt or truncated",
      run_copy(truncate("checkpoints/best.safetensors"))),
     ("eval-ensemble-empty", [*EVAL, "--ensemble", "{tmp}"], "holds no ensemble.json", None),
+    ("eval-ensemble-other-tokenizers", [*EVAL, "--ensemble", "{tmp}/e"], "were trained with different tokenizers",
+     ensemble_of_other_tokenizers),
+    ("eval-include-broken-yaml", [*EVAL, "--run", "{run}", "--include-path", "{tmp}/t"], "bad.yaml is not valid YAML at line",
+     write("t/bad.yaml", "task: own\ndoc_to_text: [unclosed\n")),
+    ("eval-include-yaml-list", [*EVAL, "--run", "{run}", "--include-path", "{tmp}/t"], "is not a task YAML",
+     write("t/list.yaml", "- task: own\n")),
     # -- train --init and export -----------------------------------------------------------------------
     ("init-hf-missing", [*TRAIN, "--init", "hf:{tmp}/nowhere"], "cannot load the HF model config of hf:", None),
     ("init-hf-empty", [*TRAIN, "--init", "hf:"], "hf: names no model", None),
@@ -555,6 +605,8 @@ CASES = [
     ("sample-corrupt-run", [*SAMPLE, "--run", "{tmp}/bad"], "config.json is not valid JSON", bad_run("{")),
     ("sample-truncated-weights", [*SAMPLE, "--run", "{tmp}/run"], "corrupt or truncated",
      run_copy(truncate("checkpoints/best.safetensors"))),
+    ("sample-runs-other-tokenizers", [*SAMPLE, "--run", "{run}", "{tmp}/run"], "were trained with different tokenizers",
+     run_copy(other_tokenizer)),
     ("sample-ensemble-empty", [*SAMPLE, "--ensemble", "{tmp}"], "holds no ensemble.json", None),
     ("sample-ensemble-invalid-json", [*SAMPLE, "--ensemble", "{tmp}/e"], "ensemble.json is not valid JSON",
      write("e/ensemble.json", "{")),
@@ -581,7 +633,7 @@ CASES = [
     ("synth-unknown-mode", [*SYNTH, "--run", "{run}", "--mode", "rephrase"], "invalid choice: 'rephrase'", None),
     ("synth-data-not-a-store", [*SYNTH, "--run", "{run}", "--data", "{tmp}"], "is not a token store", None),
     ("synth-teacher-other-tokenizer", [*SYNTH, "--run", "{run}", "--data", "{tmp}/other"],
-     "whose tokenizer differs from", other_store),
+     "was trained with another tokenizer than", other_store),
     ("synth-missing-run", [*SYNTH, "--run", "{tmp}/nowhere"], "is not a run directory", None),
     ("synth-out-is-file", [*SYNTH, "--run", "{run}"], "--out {tmp}/s exists and is not a folder", write("s", "x")),
     ("synth-out-existing-store", ["synth", "--run", "{run}", "--tokens", "100", "--out", "{store}"],
@@ -637,7 +689,8 @@ CASES = [
     ("sweep-function-returns-none", ["sweep", "{tmp}/s.py:make"], "the function returned NoneType",
      write("s.py", "def make():\n    pass\n")),
     ("sweep-function-syntax-error", ["sweep", "{tmp}/s.py:make"], "s.py line 1: invalid syntax", write("s.py", "def make(:\n")),
-    ("sweep-workers-zero", ["sweep", "{tmp}/s.toml", "--workers", "0"], "workers must be >= 1", sweep_toml(TOML)),
+    ("sweep-workers-zero", ["sweep", "{tmp}/s.toml", "--workers", "0"], "argument --workers: must be >= 1",
+     sweep_toml(TOML)),
     ("sweep-threads-negative", ["sweep", "{tmp}/s.toml", "--threads", "-1"], "threads per point must be >= 0",
      sweep_toml(TOML)),
     ("sweep-executor-choice", ["sweep", "{tmp}/s.toml", "--executor", "slurm"], "invalid choice: 'slurm'", None),
@@ -650,7 +703,7 @@ CASES = [
     ("recipe-option-unknown", [*RECIPE, "--option", "colour=red"], "unknown option 'colour'", None),
     ("recipe-set-no-equals", [*RECIPE, "--set", "optim.lr"], "--set 'optim.lr' is not of the form", None),
     ("recipe-sizes-word", [*RECIPE, "--sizes", "big"], "invalid int value: 'big'", None),
-    ("recipe-workers-zero", [*RECIPE, "--workers", "0"], "workers must be >= 1", None),
+    ("recipe-workers-zero", [*RECIPE, "--workers", "0"], "argument --workers: must be >= 1", None),
     ("recipe-threads-negative", [*RECIPE, "--threads", "-1"], "threads per point must be >= 0", None),
     ("recipe-sizes-zero", [*RECIPE, "--sizes", "0"], "sizes must be model depths >= 1", None),
     ("recipe-out-is-file", [*RECIPE[:4], "--out", "{tmp}/f", *RECIPE[6:]], "exists and is not a folder",
@@ -688,15 +741,25 @@ CASES = [
     ("quickstart-epochs-nan", ["quickstart", "--out", "{tmp}/q", "--epochs", "nan"], "--epochs must be a finite", None),
     ("quickstart-epochs-inf", ["quickstart", "--out", "{tmp}/q", "--epochs", "inf"], "--epochs must be a finite", None),
     ("quickstart-epochs-word", ["quickstart", "--out", "{tmp}/q", "--epochs", "two"], "invalid float value", None),
-    ("quickstart-threads-negative", ["quickstart", "--out", "{tmp}/q", "--threads", "-1"], "--threads must be >= 1",
+    ("quickstart-threads-negative", ["quickstart", "--out", "{tmp}/q", "--threads", "-1"], "argument --threads: must be >= 1",
      None),
     ("quickstart-out-is-file", ["quickstart", "--out", "{tmp}/f"], "exists and is not a folder", write("f", "x")),
     ("quickstart-out-under-file", ["quickstart", "--out", "{tmp}/f/q"], "f is a file, not a folder", write("f", "x")),
     ("quickstart-results-under-file", ["quickstart", "--out", "{tmp}/q", "--results", "{tmp}/f/res"],
-     "f is not a folder", write("f", "x")),
+     "f is a file, not a folder", write("f", "x")),
     ("quickstart-results-is-file", ["quickstart", "--out", "{tmp}/q", "--results", "{tmp}/f"],
      "cannot open the run store", write("f", "x")),
 ]
+
+
+if Path("/proc/self").is_dir():  # Linux: a folder that takes no new entries, whoever runs the tests (root too)
+    CASES += [
+        ("train-out-in-proc", [*TRAIN[:4], "/proc/scarce-run/r", *TRAIN[5:]], "/proc takes no new entries", None),
+        ("prepare-out-in-proc", [*PREP[:3], "--out", "/proc/scarce-store", *PREP[5:]], "/proc takes no new entries",
+         None),
+        ("bench-out-in-proc", ["bench", "--out", "/proc/scarce-bench"], "/proc takes no new entries", None),
+        ("runs-results-in-proc", ["runs", "--results", "/proc/scarce-results"], "/proc takes no new entries", None),
+    ]
 
 
 @pytest.mark.parametrize("argv, expected, setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

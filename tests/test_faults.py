@@ -96,6 +96,43 @@ def test_damaged_best_weights_are_refused(full, damage, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1 and ("damaged" in err or "corrupt" in err)
 
 
+def _records(run_dir) -> list[dict]:
+    """metrics.jsonl without what depends on the clock (tokens/s, MFU, seconds)."""
+    timing = {"tok_s", "mfu", "wall_seconds", "eval_seconds", "seconds"}
+    return [{k: v for k, v in json.loads(line).items() if k not in timing}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_metrics_of_a_resumed_run_equal_an_uninterrupted_runs(full):
+    """Killed at step 8 (last checkpoint at 6, train records every 10 steps): the resumed run's step-10 train
+    loss averages steps 1-10 as the uninterrupted run's does (the running sum is in the checkpoint)."""
+    root, _ = full
+    cfg = read_config(root / "full")
+    run = root / "metrics-killed"
+    train(cfg, run, str(root / "results-metrics"), quiet=True, stop_at_step=8)
+    resume(run, str(root / "results-metrics"), quiet=True)
+    full_records = _records(root / "full")
+    assert [r["step"] for r in full_records if r.get("type") == "train"] == [10, 20, 24]
+    assert _records(run) == full_records
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_resume_of_a_complete_run_checks_its_best_weights(full, damage, capsys):
+    """`train --resume` of a finished run does not say "already complete" over damaged best weights."""
+    root, _ = full
+    run = root / f"complete-best-{damage}"
+    shutil.copytree(root / "full", run)
+    best = run / "checkpoints" / "best.safetensors"
+    data = bytearray(best.read_bytes())
+    data = data[: len(data) // 2] if damage == "truncate" else data[:-7] + bytes([data[-7] ^ 0x80]) + data[-6:]
+    best.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--results", str(root / "results-complete"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "best.safetensors" in err
+    assert "damaged" in err or "corrupt" in err
+
+
 def test_nan_at_a_chosen_step_fails_the_run(full, monkeypatch, capsys):
     root, argv = full
     step = Trainer.train_step

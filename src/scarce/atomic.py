@@ -14,6 +14,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+NAME_MAX = 255  # bytes in one name, and in a whole path (with its NUL), on Linux and macOS file systems
+PATH_MAX = 4096
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call `write(tmp_path)` to produce the file, then move it onto `path` in one rename."""
@@ -88,3 +91,29 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line (for logs such as metrics.jsonl); a line is written in one call."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(line.rstrip("\n") + "\n")
+
+
+def unmakeable(path: str | Path, file: bool = False) -> str | None:
+    """Why no folder (a file, with `file`) can be made or reused at `path` (words to follow the path), or None
+    when one can: a name or path longer than the file system takes, a file where a folder should be (or the
+    reverse), or a nearest existing folder that takes no new entries (read-only, /proc). Checked by making
+    and removing an empty probe folder there, so nothing is left behind."""
+    path = Path(path)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > NAME_MAX:
+        return f"cannot be made: a name in it is {longest} bytes long (the file system takes at most {NAME_MAX})"
+    if len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
+        return f"cannot be made: the path is longer than {PATH_MAX - 1} bytes"
+    nearest = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if nearest == path and file and path.is_dir():
+        return "is a folder; give the path of a file"
+    if nearest == path and not file and not path.is_dir():
+        return "exists and is not a folder"
+    if nearest != path and not nearest.is_dir():
+        return f"cannot be made: {nearest} is a file, not a folder"
+    probe_in = path.absolute().parent if nearest == path and file else nearest
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".scarce-probe-", dir=probe_in))
+    except OSError as e:
+        return f"cannot be made: {probe_in} takes no new entries ({e.strerror})"
+    return None

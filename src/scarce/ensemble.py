@@ -26,7 +26,7 @@ from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
 from scarce.model.precision import inference_autocast
-from scarce.rundir import Member, is_run, read_config, read_json
+from scarce.rundir import Member, check_same_tokenizer, is_run, read_config, read_json
 
 COMBINES = ("logit", "prob")
 
@@ -56,6 +56,7 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
         raise UserError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
     if not members:
         raise UserError("an ensemble needs at least one member")
+    check_same_tokenizer([m.run_dir for m in members])
     windows = (len(tokens) - 1) // seq_len
     windows = min(windows, max(1, max_tokens // seq_len)) if max_tokens else windows
     vocab = read_config(members[0].run_dir).model.vocab_size

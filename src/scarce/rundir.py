@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 from scarce import atomic
 from scarce.config import RunConfig
+from scarce.data.store import TokenStore, open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
 from scarce.model.looping import loops_at
@@ -46,7 +47,10 @@ def blocking_file(path: str | Path) -> Path | None:
 
 
 def is_run(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / CONFIG).is_file()
+    try:
+        return (Path(run_dir) / CONFIG).is_file()
+    except OSError:  # a name too long to exist
+        return False
 
 
 def read_json(path: Path):
@@ -73,14 +77,54 @@ def write_config(run_dir: str | Path, cfg: RunConfig) -> None:
     atomic.write_json(Path(run_dir) / CONFIG, cfg.to_dict())
 
 
-def write_results_root(run_dir: str | Path, root: str | Path) -> None:
-    atomic.write_json(Path(run_dir) / RUN, {"results": str(Path(root).resolve())})
+def write_run_info(run_dir: str | Path, root: str | Path, store: TokenStore) -> None:
+    """run.json: the results root the run is recorded in and the sha256 of its store's tokenizer (what its
+    token ids mean, for a run or a distillation that starts from it)."""
+    atomic.write_json(Path(run_dir) / RUN, {"results": str(Path(root).resolve()),
+                                            "tokenizer": store.manifest["tokenizer"]["sha256"]})
 
 
 def results_root_of(run_dir: str | Path) -> str | None:
     """The results root the run was started with (None for runs of earlier versions)."""
     path = Path(run_dir) / RUN
     return read_json(path).get("results") if path.is_file() else None
+
+
+def tokenizer_of(run_dir: str | Path) -> str | None:
+    """The sha256 of the tokenizer the run was trained with: from its run.json, else (runs of earlier
+    versions) from the token store its config names; None when neither can be read."""
+    path = Path(run_dir) / RUN
+    if path.is_file() and (sha := read_json(path).get("tokenizer")):
+        return sha
+    data = read_config(run_dir).data
+    try:
+        return open_store(data).manifest["tokenizer"]["sha256"] if data else None
+    except UserError:
+        return None
+
+
+def check_tokenizer(run_dir: str | Path, store: TokenStore, role: str) -> None:
+    """A one-line error unless the run was trained with the store's tokenizer (same ids, same merges: two
+    stores of one vocabulary size can still mean other text by each id)."""
+    theirs = tokenizer_of(run_dir)
+    if theirs is None:
+        raise UserError(f"{role} {run_dir}: cannot tell which tokenizer it was trained with (no tokenizer in its "
+                        f"{RUN} and its token store cannot be opened); it must match {store.path}'s")
+    if theirs != store.manifest["tokenizer"]["sha256"]:
+        raise UserError(f"tokenizer mismatch: {role} {run_dir} was trained with another tokenizer than "
+                        f"{store.path}'s (same ids would mean other text); use a run of a store with the same "
+                        "tokenizer (`prepare --tokenizer STORE/tokenizer.json`)")
+
+
+def check_same_tokenizer(run_dirs: list) -> None:
+    """A one-line error when runs combined into one ensemble were trained with different tokenizers
+    (one vocabulary size is not enough: the ids of another tokenizer mean other text). Runs whose
+    tokenizer cannot be told are not compared."""
+    known = [(d, sha) for d in run_dirs if (sha := tokenizer_of(d)) is not None]
+    for d, sha in known[1:]:
+        if sha != known[0][1]:
+            raise UserError(f"tokenizer mismatch: {known[0][0]} and {d} were trained with different tokenizers "
+                            "(same ids would mean other text); an ensemble combines runs of one tokenizer")
 
 
 def read_summary(run_dir: str | Path) -> dict | None:
@@ -148,10 +192,18 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
     """Load weights into a model, or a one-line error when they belong to another architecture."""
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise UserError(f"weights from {source} do not fit the model ({str(e).splitlines()[0]})") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} where the model has {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    problems = ([f"{len(missing)} tensors missing (first {missing[0]})"] if missing else []) + \
+        ([f"{len(unexpected)} unexpected (first {unexpected[0]})"] if unexpected else []) + \
+        ([f"{len(shapes)} of other shapes (first {shapes[0]})"] if shapes else [])
+    if problems:
+        raise UserError(f"weights from {source} do not fit the model: {'; '.join(problems)}; the architecture "
+                        "(model.*) must be the one they were trained with")
+    model.load_state_dict(state)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from scarce.ensemble import COMBINES, combine_logprobs
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
 from scarce.model.precision import inference_autocast
-from scarce.rundir import load_model, read_config
+from scarce.rundir import check_same_tokenizer, load_model, read_config
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ def load_models(run_dirs: list, device: str = "cpu") -> list[GPT]:
     """The select-chosen weights of each run, on one vocabulary (a one-line error otherwise)."""
     models = [load_model(d, device) for d in run_dirs]
     check_models(models)
+    check_same_tokenizer(run_dirs)
     return models
 
 

@@ -19,9 +19,12 @@ an uninterrupted one. The store is assembled and renamed into place at the end, 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scarce import atomic
+from scarce import atomic, rundir
 from scarce.data.store import TokenStore, check_free, open_store, replace_train
 from scarce.errors import UserError
 from scarce.progress import StatusLine, format_seconds, progress_bar
@@ -158,13 +161,8 @@ def resolve_teachers(teachers: list) -> list[Path]:
 
 def check_tokenizer(teachers: list[Path], store: TokenStore) -> None:
     """Every teacher was trained on the real store's tokenizer (a one-line error naming the first that was not)."""
-    want = store.manifest["tokenizer"]["sha256"]
     for t in teachers:
-        data = read_config(t).data
-        theirs = open_store(data).manifest["tokenizer"]["sha256"]
-        if theirs != want:
-            raise UserError(f"teacher {t} was trained on {data}, whose tokenizer differs from {store.path}'s; "
-                            "a synthetic store must share the real store's tokenizer")
+        rundir.check_tokenizer(t, store, "teacher")
 
 
 def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Path | None = None,
@@ -184,17 +182,15 @@ def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Pat
     plan = Plan(spec, store, min(m.cfg.seq_len for m in models))
     parts = out.with_name(out.name + ".parts")
     _start_parts(parts, record)
-    shard = lambda b: parts / f"{b:06d}.npy"  # noqa: E731
-    todo = [b for b in range(plan.batches) if not shard(b).is_file()]
-    status = Progress(plan.batches * spec.streams * plan.length, (plan.batches - len(todo)) * spec.streams * plan.length,
-                      quiet)
-    for b in todo:
-        ids = generate(models, plan.prompts(b), plan.length, spec.sampling, plan.seed(b), device)
-        atomic.atomic_write(shard(b), lambda tmp, ids=ids: _save(tmp, ids.numpy().astype(store.dtype)))
-        status.add(ids.numel())
+    shards = {b: a for b in range(plan.batches) if (a := _read_shard(parts, b, plan.length, store.dtype)) is not None}
+    status = Progress(plan.batches * spec.streams * plan.length, len(shards) * spec.streams * plan.length, quiet)
+    for b in range(plan.batches):
+        if b not in shards:
+            ids = generate(models, plan.prompts(b), plan.length, spec.sampling, plan.seed(b), device)
+            shards[b] = _write_shard(parts, b, ids.numpy().astype(store.dtype))
+            status.add(ids.numel())
     status.close()
-    shards = [np.load(shard(b), allow_pickle=False) for b in range(plan.batches)]
-    train = plan.assemble(shards)
+    train = plan.assemble([shards[b] for b in range(plan.batches)])
     request = {**store.manifest["request"], "train_tokens": int(spec.tokens)}
     result = replace_train(store, out, train, request=request, synthetic=record,
                            derived_from={"path": str(store.path), "fingerprint": store.fingerprint})
@@ -202,9 +198,34 @@ def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Pat
     return result
 
 
-def _save(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object: np.save given a name would append .npy to it
-        np.save(f, array, allow_pickle=False)
+def _write_shard(parts: Path, b: int, array: np.ndarray) -> np.ndarray:
+    """Shard b as PARTS/<b>-<sha256 of the file, 16 hex>.npy, written atomically; the name lets a resumed
+    generation tell a shard that was damaged since."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    data = buf.getvalue()
+    atomic.write_bytes(parts / f"{b:06d}-{hashlib.sha256(data).hexdigest()[:16]}.npy", data)
+    return array
+
+
+def _read_shard(parts: Path, b: int, length: int, dtype) -> np.ndarray | None:
+    """Shard b when it is whole (its digest, dtype and row length as written), else None: a damaged shard is
+    removed with a warning and generated again (from its own seed: the store ends the same)."""
+    found = None
+    for path in sorted(parts.glob(f"{b:06d}-*.npy")):
+        data = path.read_bytes()
+        try:
+            ok = hashlib.sha256(data).hexdigest()[:16] == path.stem.split("-", 1)[1]
+            array = np.load(io.BytesIO(data), allow_pickle=False) if ok else None
+            ok = ok and array.dtype == dtype and array.ndim == 2 and array.shape[1] == length
+        except ValueError:
+            ok = False
+        if ok and found is None:
+            found = array
+        else:
+            print(f"warning: {path} is damaged (or a duplicate); generating shard {b} again", file=sys.stderr)
+            path.unlink()
+    return found
 
 
 def _existing(out: Path, record: dict) -> TokenStore | None:

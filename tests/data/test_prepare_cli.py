@@ -52,7 +52,7 @@ def test_prepare_prints_summary_and_reuses(corpus, tmp_path, capsys, monkeypatch
     ("--train-tokens", "2X", "argument --train-tokens: '2X' is not a count"),
     ("--val-tokens", "0", "not a positive whole number"),
     ("--vocab-size", "12", "--vocab-size must be >= 257"),
-    ("--threads", "0", "--threads must be >= 1"),
+    ("--threads", "0", "--threads: must be >= 1"),
     ("--tokenizer", "llama", "unknown tokenizer 'llama'; give 'bpe'"),
     ("--corpus", "ftp:somewhere", "unknown corpus source 'ftp:somewhere'"),
     ("--corpus", "files:/no/such/dir", "does not exist"),

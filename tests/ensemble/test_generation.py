@@ -122,7 +122,8 @@ def _split_docs(store, name):
             if b - a > 8]
 
 
-def test_killed_generation_resumes_byte_identical(members, tmp_path, monkeypatch):
+def test_killed_generation_resumes_byte_identical(members, tmp_path, monkeypatch, capsys):
+    """A generation killed after 3 shards resumes from them; the two it finds damaged it generates again."""
     import scarce.synth as synth
 
     spec = SynthSpec(2000, "conditioned", prefix=6, generations=2, length=10, streams=4, seed=5)
@@ -141,9 +142,16 @@ def test_killed_generation_resumes_byte_identical(members, tmp_path, monkeypatch
         synthesize(members[:1], tmp_path / "killed", spec)
     assert len(list((tmp_path / "killed.parts").glob("*.npy"))) == 3 and not (tmp_path / "killed").exists()
     monkeypatch.setattr(synth, "generate", real)
+    first, second, third = sorted((tmp_path / "killed.parts").glob("*.npy"))
+    data = bytearray(first.read_bytes())
+    data[-3] ^= 4  # a flipped bit in a token of shard 0 (same size): only its digest tells
+    first.write_bytes(bytes(data))
+    second.write_bytes(second.read_bytes()[:40])  # a truncated shard 1
     resumed = synthesize(members[:1], tmp_path / "killed", spec)
     assert (resumed.path / "train.bin").read_bytes() == (whole.path / "train.bin").read_bytes()
     assert not (tmp_path / "killed.parts").exists()
+    warned = capsys.readouterr().err
+    assert f"{first} is damaged" in warned and f"{second} is damaged" in warned and str(third) not in warned
     other = synthesize(members[:1], tmp_path / "seed6", SynthSpec(2000, "conditioned", 6, 2, 10, 4, seed=6))
     assert (other.path / "train.bin").read_bytes() != (whole.path / "train.bin").read_bytes()
 

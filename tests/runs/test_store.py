@@ -51,3 +51,28 @@ def test_a_store_of_the_earlier_schema_is_moved_with_its_rows(tmp_path):
     assert [(r["id"], r["status"], r["val_loss"]) for r in store.list()] == [("old", "done", 3.5)]
     store.start("old", {"tags": {}}, tmp_path / "elsewhere")  # a second folder no longer replaces the first
     assert len(store.list()) == 2
+
+
+def test_runs_lists_every_status_the_store_uses(tmp_path, capsys):
+    """`scarce runs --status S` takes each status a run can have (diverged and interrupted too)."""
+    import json
+
+    import pytest
+
+    from scarce.cli.main import main
+    from scarce.runs.store import STATUSES
+
+    store = RunStore(tmp_path)
+    for status in STATUSES:
+        store.start(f"id-{status}", {"preset": "tiny"}, tmp_path / status)
+        if status == "done":
+            store.finish(f"id-{status}", {"val_loss": 1.0}, tmp_path / status)
+        elif status != "running":
+            store.fail(f"id-{status}", "why", tmp_path / status, status)
+    with pytest.raises(ValueError, match="unknown run status"):
+        store.fail("id-failed", "why", tmp_path / "failed", "finished")
+    store.close()
+    for status in STATUSES:
+        capsys.readouterr()
+        assert main(["runs", "--results", str(tmp_path), "--status", status, "--json"]) == 0
+        assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [f"id-{status}"]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from scarce.atomic import unmakeable
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
 from scarce.ensemble import read_ensemble
 from scarce.errors import UserError
 from scarce.model import hf
-from scarce.rundir import blocking_file
 from scarce.runs.executors import EXECUTORS, make_executor
 
 
@@ -53,6 +53,17 @@ def parse_count(text: str) -> int:
     if value != int(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(value)
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (threads, workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def parse_assignments(items: list[str], flag: str) -> dict:
@@ -107,12 +118,12 @@ def add_quiet(p) -> None:
 
 
 def add_threads(p, help: str = "CPU threads for this process") -> None:
-    p.add_argument("--threads", type=int, help=help)
+    p.add_argument("--threads", type=positive_int, help=help)
 
 
 def add_executor(p, default_workers: int = 1) -> None:
     """Where many runs go: --workers local processes, or --executor ray."""
-    p.add_argument("--workers", type=int, default=default_workers,
+    p.add_argument("--workers", type=positive_int, default=default_workers,
                    help="runs at once on this machine, as processes with the cores split between them")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or Ray tasks")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local instance)")
@@ -174,20 +185,14 @@ def check_out(path: str | None, flag: str) -> None:
     """A UserError unless a folder can be made (or reused) at `path`: it is not a file, nor under one."""
     if path is None:
         return
-    if Path(path).exists() and not Path(path).is_dir():
-        raise UserError(f"{flag} {path} exists and is not a folder")
-    if (blocker := blocking_file(path)) is not None:
-        raise UserError(f"{flag} {path}: {blocker} is a file, not a folder")
+    if (why := unmakeable(path)) is not None:
+        raise UserError(f"{flag} {path} {why}")
 
 
 def check_file_out(path: str | None, flag: str) -> None:
     """A UserError unless a file can be written at `path`: it is not a folder, nor under a file."""
-    if path is None:
-        return
-    if Path(path).is_dir():
-        raise UserError(f"{flag} {path} is a folder; give the path of a file")
-    if (blocker := blocking_file(path)) is not None:
-        raise UserError(f"{flag} {path}: {blocker} is a file, not a folder")
+    if path is not None and (why := unmakeable(path, file=True)) is not None:
+        raise UserError(f"{flag} {path} {why}")
 
 
 def run_config(args) -> RunConfig:

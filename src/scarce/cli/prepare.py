@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from scarce.cli import options
 from scarce.cli.options import add_threads, parse_count
 from scarce.data.corpora import DEFAULT_SOURCE
 from scarce.data.store import SPLITS, STREAM_SAMPLE_BYTES, TokenStore, prepare
@@ -63,8 +64,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.tokenizer == "bpe" and args.vocab_size < MIN_VOCAB:
         raise UserError(f"--vocab-size must be >= {MIN_VOCAB} (256 bytes + <|endoftext|>), got {args.vocab_size}")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    options.check_out(args.out, "--out")
     start = time.perf_counter()
     store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
                     args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,

@@ -37,8 +37,6 @@ def run(args) -> int:
     # Checked before the corpus is prepared, so a bad option costs nothing and leaves nothing behind.
     if not 0 < args.epochs < math.inf:
         raise UserError(f"--epochs must be a finite number > 0, got {args.epochs}")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
     options.check_out(args.out, "--out")
     check_results_root(args.results)
     store = prepare("stdlib", out / "data", vocab_size=4096, train_tokens=args.train_tokens,

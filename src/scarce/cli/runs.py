@@ -7,9 +7,9 @@ import json
 from scarce.cli import options
 from scarce.recipes.crossing import find_crossings
 from scarce.runs.export import check_csv_path, write_curves_csv, write_runs_csv
-from scarce.runs.store import RunStore
+from scarce.runs.store import STATUSES, RunStore
 
-COLUMNS = [("id", 16), ("status", 7), ("preset", 10), ("sweep", 12), ("val_loss", 9), ("val_bpb", 8),
+COLUMNS = [("id", 16), ("status", 11), ("preset", 10), ("sweep", 12), ("val_loss", 9), ("val_bpb", 8),
            ("params", 10), ("tokens_seen", 12), ("wall_seconds", 8), ("run_dir", 0)]
 
 
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                        description="List the runs recorded in the run store (finished, failed and running).")
     options.add_results(p)
     p.add_argument("--sweep", help="only runs of this sweep")
-    p.add_argument("--status", choices=["done", "failed", "running"], help="only runs with this status")
+    p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--group", help="only runs of this ensemble group")
     p.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
                    help="only runs whose resolved config has FIELD=VALUE, e.g. model.depth=4 (repeatable)")

@@ -31,5 +31,6 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
+    options.check_out(args.out, "--out")
     launch.train(options.run_config(args), args.out, args.results, args.quiet)
     return 0

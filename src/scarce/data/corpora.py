@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import sysconfig
 from collections.abc import Iterable, Iterator
@@ -178,7 +179,18 @@ def _hf_documents(arg: str) -> Iterator[str]:
         ds = datasets.load_dataset(name, config or None, split="train", streaming=True)
     except Exception as e:  # the library raises many types (missing files, network, bad config)
         raise UserError(f"could not load Hugging Face dataset {arg!r}: {e}") from None
-    return _hf_texts(ds, arg)
+    return _quiet(datasets, _hf_texts(ds, arg))
+
+
+def _quiet(datasets, texts: Iterator[str]) -> Iterator[str]:
+    """The texts, with the datasets library's own log lines held back while they are read: a bad file
+    becomes one `error:` line (the UserError that names it), not a log line and then the error."""
+    verbosity = datasets.utils.logging.get_verbosity()
+    datasets.utils.logging.set_verbosity(logging.CRITICAL + 1)
+    try:
+        yield from texts
+    finally:
+        datasets.utils.logging.set_verbosity(verbosity)
 
 
 def _hf_texts(ds: Iterable[dict], arg: str) -> Iterator[str]:

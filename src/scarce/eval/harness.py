@@ -157,6 +157,34 @@ def _task_manager(names: list[str], include: list[Path]):
     return manager
 
 
+def check_task_yamls(folder: Path) -> None:
+    """A one-line error naming the first task YAML under `folder` that does not parse as a mapping (lm-eval's
+    index skips such a file with a log line, and its task would then be "unknown"). lm-eval's own tags
+    (`!function utils.process_docs`) are accepted as they are."""
+    try:
+        import yaml
+    except ImportError:  # lm-eval (which needs it) is missing: evaluate says so next
+        return
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
+        try:
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise UserError(f"--include-path: {path} is not valid YAML{where} ({problem})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"--include-path: cannot read {path} as UTF-8 text ({e})") from None
+        if not isinstance(doc, dict):
+            raise UserError(f"--include-path: {path} is not a task YAML (a mapping of fields such as task:, "
+                            f"dataset_path:, doc_to_text:); it holds {'nothing' if doc is None else 'a ' + type(doc).__name__}")
+
+
 def _missing_data(names: list[str], e: Exception) -> UserError:
     why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     found = re.search(r"'([\w.-]+/[\w.-]+)'", why)
@@ -179,6 +207,7 @@ def evaluate(members: list[Member], tasks: list[str], combine: str = "logit", in
     for p in include:
         if not p.is_dir():
             raise UserError(f"--include-path {p} is not a folder of task YAMLs")
+        check_task_yamls(p)
     scorer = Scorer(members, combine, device, batch_size, block_bytes)
     start = time.time()
     with offline(), tempfile.TemporaryDirectory(prefix="scarce-eval-") as tmp:

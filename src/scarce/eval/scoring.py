@@ -28,7 +28,7 @@ from scarce.ensemble import COMBINES
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
 from scarce.model.precision import inference_autocast
-from scarce.rundir import Member, load_weights, read_config
+from scarce.rundir import Member, check_same_tokenizer, load_weights, read_config
 from scarce.sample import Sampling, decode_steps
 
 
@@ -90,6 +90,7 @@ class Scorer:
         if len({c.vocab_size for c in cfgs}) > 1:
             raise UserError("ensemble members have different vocabularies: "
                             + ", ".join(f"{m.run_dir}: {c.vocab_size}" for m, c in zip(members, cfgs)))
+        check_same_tokenizer([m.run_dir for m in members])
         store = open_store(read_config(members[0].run_dir).data)
         self.tokenizer, self.eot = store.tokenizer(), store.eot_id
         if self.tokenizer.vocab_size > cfgs[0].vocab_size:

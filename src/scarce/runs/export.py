@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from scarce import atomic
+from scarce.atomic import unmakeable
 from scarce.errors import UserError
-from scarce.rundir import blocking_file
 
 RUN_COLUMNS = ["id", "sweep", "group", "preset", "depth", "params", "non_embedding_params", "train_tokens",
                "tokens_seen", "epochs", "flops", "val_loss", "val_bpb", "select_loss"]
@@ -52,10 +52,8 @@ def curve_records(row: dict) -> list[dict]:
 
 def check_csv_path(path: str) -> None:
     """A UserError unless a CSV file can be written at `path` (not a folder, no file in place of a folder)."""
-    if Path(path).is_dir():
-        raise UserError(f"{path} is a folder; give the path of a CSV file to write")
-    if (blocker := blocking_file(path)) is not None:
-        raise UserError(f"cannot write {path}: {blocker} is a file, not a folder")
+    if (why := unmakeable(path, file=True)) is not None:
+        raise UserError(f"{path} {why}")
 
 
 def _write(path: str, columns: list[str], records: list[dict]) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from scarce import rundir
+from scarce import atomic, rundir
 from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import Diverged, UserError
@@ -52,16 +52,14 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     run_dir = Path(run_dir)
     if rundir.is_run(run_dir):
         raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir} exists and is not a folder")
-    if (blocker := rundir.blocking_file(run_dir)) is not None:
-        raise UserError(f"cannot make the run directory {run_dir}: {blocker} is a file, not a folder")
+    if (why := atomic.unmakeable(run_dir)) is not None:
+        raise UserError(f"the run directory {run_dir} {why}")
     trainer = Trainer(absolute_paths(cfg), run_dir, quiet)
     results = str(results_root(results).resolve())
     if trainer.rt.is_main:
         RunStore(results).close()  # a results root that cannot hold the run store fails before the run dir is written
         rundir.write_config(run_dir, trainer.cfg)
-        rundir.write_results_root(run_dir, results)
+        rundir.write_run_info(run_dir, results, trainer.store)
     return _recorded(trainer, results, stop_at_step)
 
 
@@ -80,6 +78,7 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
     results = results or rundir.results_root_of(run_dir)
     trainer.restore()
     if trainer.state.step >= trainer.steps and trainer.state.best:
+        rundir.load_weights(rundir.best_weights(run_dir))  # the weights it hands on, checked against their digest
         trainer.say(f"{run_dir} is already complete")
         summary = trainer.summary()
         _ensure_recorded(trainer.run_id, trainer.cfg, run_dir, trainer.store.fingerprint, summary, results)
@@ -129,8 +128,7 @@ def _recorded(trainer: Trainer, results: str | None, stop_at_step: int | None) -
         if isinstance(e, Diverged) and trainer.rt.is_main:
             rundir.write_diverged(trainer.run_dir, trainer.run_id, trainer.state.step, str(e))
         if runs:
-            runs.fail(trainer.run_id, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", trainer.run_dir,
-                      _status(e))
+            runs.fail(trainer.run_id, _error_text(e), trainer.run_dir, _status(e))
         raise
     finally:
         if runs:
@@ -188,7 +186,19 @@ def run_task(task: dict) -> dict:
 
 
 def _status(error: BaseException) -> str:
+    """The run store's status of a run that stopped with `error`: interrupted (Ctrl-C, SIGTERM: resumed as it
+    is), diverged (a result of its settings) or failed."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return "interrupted"
     return "diverged" if isinstance(error, Diverged) else "failed"
+
+
+def _error_text(error: BaseException) -> str:
+    """What the run store keeps of the error: a line for an interruption, the traceback's end for a failure."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return f"{type(error).__name__}: interrupted at a signal (Ctrl-C or SIGTERM); `scarce train --resume` " \
+               "or the next sweep continues it"
+    return f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"
 
 
 def _record_failure(task: dict, cfg: RunConfig, error: str, status: str = "failed") -> None:

@@ -18,7 +18,11 @@ from importlib import metadata
 from pathlib import Path
 
 from scarce import __version__
+from scarce.atomic import unmakeable
 from scarce.errors import UserError
+
+STATUSES = ("running", "done", "failed", "diverged", "interrupted")
+"""A run's status in the store: `running` also covers a run whose process was killed (SIGKILL, power)."""
 
 DEFAULT_ROOT = "scarce-results"
 METRIC_COLUMNS = ("val_loss", "val_bpb", "select_loss", "params", "tokens_seen", "flops", "wall_seconds")
@@ -69,11 +73,8 @@ def check_results_root(root: str | os.PathLike | None = None) -> Path:
     """The results root, checked without creating anything: a UserError now when a file stands where it
     or a folder above it should be, instead of after hours of work that could not be recorded."""
     path = results_root(root)
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise UserError(f"cannot open the run store in {path}: {p} is not a folder")
-            break
+    if (why := unmakeable(path)) is not None:
+        raise UserError(f"cannot open the run store in {path}: the folder {why}")
     if (path / "runs.db").is_dir():
         raise UserError(f"cannot open the run store in {path}: {path / 'runs.db'} is a folder")
     return path
@@ -86,7 +87,11 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.root / "runs.db", timeout=60)
             _setup(self.db)
-        except (OSError, sqlite3.DatabaseError) as e:
+        except OSError as e:
+            why = unmakeable(self.root)
+            raise UserError(f"cannot open the run store in {self.root}: "
+                            f"{f'the folder {why}' if why else e}") from None
+        except sqlite3.DatabaseError as e:
             raise UserError(f"cannot open the run store in {self.root}: {e}") from None
         self.db.row_factory = sqlite3.Row
 
@@ -113,7 +118,10 @@ class RunStore:
         self.db.commit()
 
     def fail(self, run_id: str, error: str, run_dir: str | os.PathLike, status: str = "failed") -> None:
-        """Mark a run `failed`, or `diverged` (a result of its settings, such as an LR too high)."""
+        """Mark a run `failed`, `diverged` (a result of its settings, such as an LR too high) or `interrupted`
+        (stopped by a signal; resumed as it is)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
         self.db.execute("UPDATE runs SET status=?, error=?, finished_at=? WHERE id=? AND run_dir=?",
                         (status, error, time.time(), run_id, str(Path(run_dir).resolve())))
         self.db.commit()

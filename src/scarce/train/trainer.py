@@ -48,6 +48,10 @@ class TrainState:
     best_select: float = math.inf
     best: dict = field(default_factory=dict)  # the eval record of the best-on-select checkpoint
     last_eval: dict = field(default_factory=dict)
+    loss_sum: float = 0.0
+    loss_n: int = 0
+    """The train loss summed over the `loss_n` steps since the last train record (its running average goes on
+    across a resume, so a resumed run logs what an uninterrupted one does)."""
 
 
 def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
@@ -60,9 +64,15 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
             raise UserError(f"vocabulary mismatch: {store.path} has {store.vocab_size} tokens but {cfg.init.source} "
                             f"embeds {cfg.model.vocab_size}")
         return cfg
+    if cfg.init.source and (hint := hf_hint(cfg.init.source)):
+        raise UserError(f"init.source {cfg.init.source} is not a scarce run: {hint}")
     if cfg.init.source and not rundir.is_run(cfg.init.source):
         raise UserError(f"init.source {cfg.init.source} is not a run directory (no config.json); give a scarce run "
                         "folder or hf:NAME_OR_PATH")
+    if cfg.init.source:
+        rundir.check_tokenizer(cfg.init.source, store, "init.source")
+    for teacher in cfg.objective.teachers:
+        rundir.check_tokenizer(teacher, store, "objective.teachers:")
     if cfg.model.vocab_size == 0:
         cfg.model.vocab_size = store.vocab_size
     elif cfg.model.vocab_size != store.vocab_size:
@@ -72,6 +82,16 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
             f"or leave model.vocab_size at 0 (taken from the store)"
         )
     return cfg
+
+
+def hf_hint(source: str) -> str:
+    """For a folder that holds a Hugging Face model (config.json with a model_type), how to name it."""
+    path = Path(source) / "config.json"
+    try:
+        hf_model = path.is_file() and "model_type" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        hf_model = False
+    return f"it holds a Hugging Face model (config.json with a model_type); write hf:{source}" if hf_model else ""
 
 
 def check_tokenizer(store: TokenStore, source: str) -> None:
@@ -272,7 +292,8 @@ class Trainer:
         peak = peak_flops(self.rt.device, torch.get_num_threads())
         self.log_header(peak)
         # tokens/s and MFU count training steps only: `timed` steps since `t_log`, both reset after an evaluation
-        loss_sum, loss_n, timed, t_log = torch.zeros(()), 0, 0, time.perf_counter()
+        loss_sum, loss_n = torch.tensor(self.state.loss_sum, dtype=torch.float32), self.state.loss_n
+        timed, t_log = 0, time.perf_counter()
         for step in range(start_step, self.steps):
             loss, norm = self.train_step(step).cpu()  # one device sync per step for both checks
             if not torch.isfinite(loss) or not torch.isfinite(norm):
@@ -300,6 +321,7 @@ class Trainer:
                 seconds = time.perf_counter() - t_eval
                 self.state.eval_seconds += seconds
                 self.log_eval(record, seconds)
+                self.state.loss_sum, self.state.loss_n = loss_sum.item(), loss_n
                 self.checkpoint(record)
                 self.state.wall_seconds = wall0 + time.perf_counter() - t_start
                 timed, t_log = 0, time.perf_counter()
