@@ -187,6 +187,25 @@ def other_store(tmp: Path, fx) -> None:
             val_tokens=600, log=lambda *a: None)
 
 
+def run_of_another_vocabulary(tmp: Path, fx) -> None:
+    """Setup: tmp/orun, a finished tiny run on a store of 320 tokens (the fixture run's has 300)."""
+    from scarce.config import apply_overrides, get_preset
+    from scarce.data.store import prepare
+    from scarce.runs.launch import train
+
+    corpus = tmp / "v320-corpus"
+    corpus.mkdir()
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]
+    (corpus / "docs.jsonl").write_text("\n".join(
+        json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")[:1200]}) for p in files) + "\n")
+    store = prepare(f"files:{corpus}", tmp / "v320", vocab_size=320, train_tokens=3000, select_tokens=600,
+                    val_tokens=600, log=lambda *a: None)
+    cfg = apply_overrides(get_preset("tiny"), ["model.depth=1", "model.head_dim=16", "model.seq_len=64",
+                                               "train.batch_size=8", "train.threads=1", "train.tokens=1024"])
+    cfg.data = str(store.path)
+    train(cfg, tmp / "orun", results=str(tmp / "ores"), quiet=True)
+
+
 def set_ds(d: dict, dotted: str, value) -> None:
     *path, last = dotted.split(".")
     for p in path:
@@ -607,6 +626,10 @@ CASES = [
      run_copy(truncate("checkpoints/best.safetensors"))),
     ("sample-runs-other-tokenizers", [*SAMPLE, "--run", "{run}", "{tmp}/run"], "were trained with different tokenizers",
      run_copy(other_tokenizer)),
+    ("sample-runs-two-vocabularies", [*SAMPLE, "--run", "{run}", "{tmp}/orun"], "the models have different vocabularies "
+     "(300, 320)", run_of_another_vocabulary),
+    ("sample-rows-beyond-memory", [*SAMPLE, "--run", "{run}", "--rows", "1000000000"],
+     "1,000,000,000 rows decoded together need about", None),
     ("sample-ensemble-empty", [*SAMPLE, "--ensemble", "{tmp}"], "holds no ensemble.json", None),
     ("sample-ensemble-invalid-json", [*SAMPLE, "--ensemble", "{tmp}/e"], "ensemble.json is not valid JSON",
      write("e/ensemble.json", "{")),
@@ -630,6 +653,10 @@ CASES = [
      None),
     ("synth-length-negative", [*SYNTH, "--run", "{run}", "--length", "-1"], "generation length must be >= 0", None),
     ("synth-top-p-above-one", [*SYNTH, "--run", "{run}", "--top-p", "1.5"], "top-p must be in (0, 1]", None),
+    ("synth-streams-beyond-memory", [*SYNTH, "--run", "{run}", "--streams", "1000000000"],
+     "rows decoded together need about", None),
+    ("synth-tokens-beyond-disk", ["synth", "--run", "{run}", "--out", "{tmp}/s", "--tokens", "1000000000000000000"],
+     "do not fit in the", None),
     ("synth-unknown-mode", [*SYNTH, "--run", "{run}", "--mode", "rephrase"], "invalid choice: 'rephrase'", None),
     ("synth-data-not-a-store", [*SYNTH, "--run", "{run}", "--data", "{tmp}"], "is not a token store", None),
     ("synth-teacher-other-tokenizer", [*SYNTH, "--run", "{run}", "--data", "{tmp}/other"],

@@ -116,6 +116,28 @@ def test_metrics_of_a_resumed_run_equal_an_uninterrupted_runs(full):
     assert _records(run) == full_records
 
 
+def test_a_line_cut_short_in_metrics_is_dropped_on_resume_and_skipped_by_readers(full, capsys):
+    """A metrics.jsonl line cut short (the machine went down mid-append) and a non-UTF-8 tail: resume drops
+    them with a warning and ends with the uninterrupted run's records; the report's readers skip such lines."""
+    from scarce.recipes.crossing import val_curve
+    from scarce.runs.export import curve_records
+
+    root, _ = full
+    run = root / "metrics-cut"
+    train(read_config(root / "full"), run, str(root / "results-cut"), quiet=True, stop_at_step=8)
+    evals = [r for r in _records(run) if r["type"] == "eval"]
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(b'{"type": "eval", "step": 9, "val_lo\n\xff\xfe[')
+    tokens, losses = val_curve(run)
+    rows = curve_records({"id": "x", "run_dir": str(run), "summary": None})
+    assert list(tokens) == [r["tokens_seen"] for r in evals] and len(losses) == len(evals) >= 2
+    assert [r["tokens"] for r in rows] == [r["tokens_seen"] for r in evals if r["step"] > 0]
+    assert "skipped 2 damaged line(s)" in capsys.readouterr().err
+    resume(run, str(root / "results-cut"), quiet=True)
+    assert "dropped 2 damaged line(s)" in capsys.readouterr().err
+    assert _records(run) == _records(root / "full")
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_resume_of_a_complete_run_checks_its_best_weights(full, damage, capsys):
     """`train --resume` of a finished run does not say "already complete" over damaged best weights."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,28 @@ def check_same_tokenizer(run_dirs: list) -> None:
         if sha != known[0][1]:
             raise UserError(f"tokenizer mismatch: {known[0][0]} and {d} were trained with different tokenizers "
                             "(same ids would mean other text); an ensemble combines runs of one tokenizer")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of a run's metrics.jsonl ([] when it has none); a damaged line (cut short, not JSON) is
+    skipped with a warning on stderr rather than failing a report over one record."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    records, damaged = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            record = None
+            damaged += 1
+        if isinstance(record, dict):
+            records.append(record)
+        elif record is not None:
+            damaged += 1
+    if damaged:
+        print(f"warning: skipped {damaged} damaged line(s) of {path}", file=sys.stderr)
+    return records
 
 
 def read_summary(run_dir: str | Path) -> dict | None:

@@ -11,8 +11,10 @@ restarts the caches from the last half context of tokens (the models never saw p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -83,6 +85,46 @@ def check_models(models: list[GPT]) -> None:
                         "an ensemble samples from one (give runs trained on the same token store)")
 
 
+def available_memory(device: str) -> int | None:
+    """Bytes that can still be allocated on `device` (MemAvailable on Linux CPUs, free memory on CUDA); None
+    when it cannot be told."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def decode_bytes(models: list[GPT], rows: int, prompt: int) -> int:
+    """A generous estimate of the memory `rows` rows decoded together take: each model's KV cache (fp32, every
+    pass, the whole context) and the prompt's activations, and the (K + 3) fp32/fp64 rows of vocabulary the
+    combination and the sampler hold per step."""
+    per_row = 0
+    for m in models:
+        c = m.cfg
+        passes = len(m.new_cache().layers)
+        per_row += 4 * passes * 2 * c.n_kv_heads * c.seq_len * c.head_dim  # keys and values
+        per_row += 4 * prompt * (8 * c.d_model + c.n_heads * prompt)  # the prompt's pass: hidden states, scores
+    return rows * (per_row + 8 * c.vocab_size * (len(models) + 3))
+
+
+def check_decode_memory(models: list[GPT], rows: int, prompt: int, device: str) -> None:
+    """A one-line error, before any allocation, when decoding `rows` rows at once would not fit in memory (the
+    process would otherwise fail deep in an allocation, or be killed by the system)."""
+    need, have = decode_bytes(models, rows, prompt), available_memory(device)
+    if have is not None and need > have:
+        raise UserError(f"{rows:,} rows decoded together need about {need / 2**30:,.1f} GiB of memory, more than the "
+                        f"{have / 2**30:,.1f} GiB available on {device}; generate fewer rows at once "
+                        "(sample --rows, synth --streams)")
+
+
 @torch.no_grad()
 def decode_steps(models: list[GPT], prompts: torch.Tensor, sampling: Sampling = Sampling(), seed: int = 0,
                  device: str = "cpu") -> Iterator[torch.Tensor]:
@@ -95,6 +137,7 @@ def decode_steps(models: list[GPT], prompts: torch.Tensor, sampling: Sampling = 
     if prompts.size(1) >= seq_len:
         raise UserError(f"a prompt of {prompts.size(1)} tokens leaves no room to generate in the context of "
                         f"{seq_len} tokens; use a prefix shorter than seq_len")
+    check_decode_memory(models, prompts.size(0), prompts.size(1), device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     caches = [m.new_cache() for m in models]
     recent, pending = prompts.to(device), prompts.to(device)  # the context so far; what the caches lack
@@ -132,6 +175,7 @@ def sample(run_dirs: list, tokens: int, sampling: Sampling = Sampling(), seed: i
            rows: int = 1) -> list[str]:
     """Texts sampled unconditionally (after an end-of-text token) from one run or the ensemble of several."""
     models = load_models(run_dirs, device)
+    check_decode_memory(models, rows, 1, device)
     tok = open_store(read_config(run_dirs[0]).data).tokenizer()
     ids = generate(models, torch.full((rows, 1), tok.eot_id), tokens, sampling, seed, device)
     return [tok.decode(row.tolist()) for row in ids]

@@ -37,7 +37,7 @@ from scarce.data.store import TokenStore, check_free, open_store, replace_train
 from scarce.errors import UserError
 from scarce.progress import StatusLine, format_seconds, progress_bar
 from scarce.rundir import is_run, read_config
-from scarce.sample import Sampling, generate, load_models
+from scarce.sample import Sampling, check_decode_memory, generate, load_models
 
 MODES = ("unconditioned", "conditioned", "megadoc")
 
@@ -103,7 +103,7 @@ class Plan:
         if prompt >= seq_len:
             raise UserError(f"a prefix of {spec.prefix} tokens leaves no room in the teachers' context of "
                             f"{seq_len} tokens; use --prefix-tokens below {seq_len - 1}")
-        self.length = spec.length or seq_len - prompt
+        self.prompt, self.length = prompt, spec.length or seq_len - prompt
         self.docs: list[np.ndarray] = []
         if spec.conditioned:
             self.docs = train_documents(store, spec.prefix)
@@ -178,8 +178,10 @@ def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Pat
     reused = _existing(out, record)
     if reused is not None:
         return reused
+    check_disk(out, spec.tokens * np.dtype(store.dtype).itemsize)
     models = load_models(teachers, device)
     plan = Plan(spec, store, min(m.cfg.seq_len for m in models))
+    check_decode_memory(models, spec.streams, plan.prompt, device)  # every batch decodes `streams` rows
     parts = out.with_name(out.name + ".parts")
     _start_parts(parts, record)
     shards = {b: a for b in range(plan.batches) if (a := _read_shard(parts, b, plan.length, store.dtype)) is not None}
@@ -196,6 +198,16 @@ def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Pat
                            derived_from={"path": str(store.path), "fingerprint": store.fingerprint})
     shutil.rmtree(parts, ignore_errors=True)
     return result
+
+
+def check_disk(out: Path, train_bytes: int) -> None:
+    """A one-line error, before any generation, when the file system of `out` lacks room for the shards and the
+    train split assembled from them (twice the split)."""
+    folder = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    free = shutil.disk_usage(folder).free
+    if 2 * train_bytes > free:
+        raise UserError(f"{train_bytes:,} bytes of synthetic tokens (twice that while the shards are assembled) do not "
+                        f"fit in the {free:,} bytes free at {folder}; ask for fewer --tokens or write elsewhere")
 
 
 def _write_shard(parts: Path, b: int, array: np.ndarray) -> np.ndarray:

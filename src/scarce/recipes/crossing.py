@@ -9,20 +9,22 @@ run's token range, with the smaller curve interpolated linearly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from scarce.rundir import read_metrics
+
 
 def val_curve(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(tokens_seen, val_loss) of a run's eval records, in step order."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return np.zeros(0), np.zeros(0)
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    evals = sorted((r["tokens_seen"], r["val_loss"]) for r in records if r.get("type") == "eval")
+    evals = sorted((r["tokens_seen"], r["val_loss"]) for r in read_metrics(run_dir)
+                   if r.get("type") == "eval" and _numbers(r, "tokens_seen", "val_loss"))
     return np.array([t for t, _ in evals], float), np.array([v for _, v in evals], float)
+
+
+def _numbers(record: dict, *keys: str) -> bool:
+    return all(isinstance(record.get(k), (int, float)) for k in keys)
 
 
 def representatives(rows: list[dict]) -> dict[tuple[str, int], dict]:

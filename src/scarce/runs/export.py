@@ -10,6 +10,7 @@ from pathlib import Path
 from scarce import atomic
 from scarce.atomic import unmakeable
 from scarce.errors import UserError
+from scarce.rundir import read_metrics
 
 RUN_COLUMNS = ["id", "sweep", "group", "preset", "depth", "params", "non_embedding_params", "train_tokens",
                "tokens_seen", "epochs", "flops", "val_loss", "val_bpb", "select_loss"]
@@ -37,14 +38,11 @@ def _train_tokens(summary: dict, cfg: dict) -> int | None:
 
 
 def curve_records(row: dict) -> list[dict]:
-    path = Path(row["run_dir"]) / "metrics.jsonl"
-    if not path.exists():
-        return []
     params = (row["summary"] or {}).get("params")
     out = []
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
-        if rec.get("type") == "eval" and rec["step"] > 0:
+    keys = ("step", "tokens_seen", "flops", "select_loss", "val_loss")
+    for rec in read_metrics(row["run_dir"]):
+        if rec.get("type") == "eval" and all(isinstance(rec.get(k), (int, float)) for k in keys) and rec["step"] > 0:
             out.append({"id": row["id"], "params": params, "tokens": rec["tokens_seen"], "flops": rec["flops"],
                         "select_loss": rec["select_loss"], "val_loss": rec["val_loss"]})
     return out

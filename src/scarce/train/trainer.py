@@ -225,9 +225,19 @@ class Trainer:
     def _truncate_metrics(self, step: int) -> None:
         """Drop log records written after the checkpoint: the resumed run writes them again."""
         path = self.run_dir / rundir.METRICS
-        if path.exists():
-            keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            atomic.write_text(path, "".join(line + "\n" for line in keep))
+        if not path.exists():
+            return
+        keep, damaged = [], 0
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line) if line else None
+                if record is not None and record["step"] <= step:
+                    keep.append(line)
+            except (ValueError, TypeError, KeyError):
+                damaged += 1  # e.g. a line cut short when the machine went down mid-append
+        if damaged:
+            print(f"warning: dropped {damaged} damaged line(s) of {path}", file=sys.stderr)
+        atomic.write_text(path, "".join(line + "\n" for line in keep))
 
     # -- the loop --------------------------------------------------------------------------
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor, real: bool = True) -> torch.Tensor:
