@@ -277,6 +277,8 @@ CASES = [
      write("c.csv", "text\nhello\n")),
     ("prepare-corpus-bad-jsonl", [*PREP, "--corpus", "files:{tmp}/c.jsonl"], "c.jsonl:2 is not a JSON object",
      write("c.jsonl", '{"text": "a"}\nnot json\n')),
+    ("prepare-hf-corpus-bad-jsonl", [*PREP, "--corpus", "hf:{tmp}/h"], "reading Hugging Face dataset '{tmp}/h' failed",
+     write("h/train.jsonl", '{"text": "ok"}\nnot json\n')),
     ("prepare-corpus-jsonl-no-text", [*PREP, "--corpus", "files:{tmp}/c.jsonl"], "with a 'text' field",
      write("c.jsonl", '{"body": "a"}\n')),
     ("prepare-corpus-text-number", [*PREP, "--corpus", "files:{tmp}/c.jsonl"], "'text' field is int",
