@@ -55,7 +55,7 @@ def stores(root: Path):
 
 def teacher_config(store, seed: int):
     overrides = {**CPU_FAMILY, **TEACHER, "train.threads": 1, "train.eval_every": ONE_EVALUATION, "train.seed": seed}
-    cfg = apply_overrides(get_preset("tiny"), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    cfg = apply_overrides(get_preset("tiny"), overrides)
     cfg.data = str(store.path.resolve())
     cfg.tags = {"stage": "synth-teacher", "member": seed}
     return cfg

@@ -543,27 +543,39 @@ def _coerce(value, hint, name: str):
     return value
 
 
-def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply `section.field=value` strings (value parsed as JSON, else taken as a string)."""
+def parse_assignment(item: str, flag: str = "--set") -> tuple[str, object]:
+    """One `FIELD=VALUE` string as (FIELD, value), the value parsed as JSON (else kept as a string): the one
+    parser of every `--set`, `--option` and `--where` flag and of override lists."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"{flag} {item!r} is not of the form FIELD=VALUE (e.g. optim.lr=1e-3)")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def parse_assignments(items: list[str], flag: str = "--set") -> dict:
+    """`FIELD=VALUE` strings as {FIELD: value} (a later FIELD replaces an earlier one)."""
+    return dict(parse_assignment(item, flag) for item in items)
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict | list[str], flag: str = "--set") -> RunConfig:
+    """A new RunConfig with dotted fields replaced: {"optim.lr": 1e-3, ...}, or `FIELD=VALUE` strings applied in
+    order. A horizon field set to non-zero clears the other two (a new horizon replaces the preset's)."""
+    pairs = overrides.items() if isinstance(overrides, dict) else [parse_assignment(o, flag) for o in overrides]
     d = cfg.to_dict()
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"override {item!r} is not of the form section.field=value (e.g. optim.lr=1e-3)")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
+    for key, value in pairs:
         parts = key.split(".")
         target = d
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):
-                raise UserError(f"override {item!r}: unknown config section {p!r}")
+                raise UserError(f"{flag} {key}: unknown config section {p!r}")
             target = target[p]
         if parts[-1] not in target:
-            raise UserError(f"override {item!r}: unknown config field {key!r}")
+            raise UserError(f"{flag} {key}: unknown config field {key!r}")
         target[parts[-1]] = value
-        if key in HORIZON_FIELDS and value:  # a new horizon replaces the preset's
+        if key in HORIZON_FIELDS and value:
             for other in HORIZON_FIELDS - {key}:
                 d["train"][other.split(".")[1]] = 0
     return RunConfig.from_dict(d)

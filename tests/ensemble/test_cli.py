@@ -33,7 +33,7 @@ def test_ensemble_writes_members_and_prefix_curve(store, tmp_path):
 
 
 def test_parallel_workers_match_sequential(store, tmp_path):
-    _ensemble(store, tmp_path / "seq", tmp_path / "res", "--members", "2", "--combine", "prob")
+    _ensemble(store, tmp_path / "seq", tmp_path / "res", "--members", "2", "--combine", "prob", "--workers", "1")
     _ensemble(store, tmp_path / "par", tmp_path / "res2", "--members", "2", "--combine", "prob", "--workers", "2")
     seq = json.loads((tmp_path / "seq" / "ensemble.json").read_text())
     par = json.loads((tmp_path / "par" / "ensemble.json").read_text())

@@ -220,3 +220,31 @@ def test_sigterm_of_a_parallel_sweep_leaves_no_worker_behind(store, tmp_path):
     assert len(started) == 2 and {r["status"] for r in started} == {"interrupted"}  # the next sweep resumes them
     report = SweepReport("t", [])
     assert len(_pending(resolve_points(SweepSpec.from_dict(spec)), RunStore(tmp_path / "results"), False, report)) == 4
+
+
+def test_each_point_is_resolved_once(store, tmp_path, monkeypatch):
+    """A sweep point's config is resolved (paths, vocabulary from the store, tokenizer checks) once, where its
+    run id is computed; the task, the launch and the trainer take it as it is. A direct `launch.train` resolves
+    once too, and a resume not at all (config.json holds the resolved config)."""
+    import scarce.runs.launch as launch
+    import scarce.train.trainer as trainer
+
+    calls = []
+    real = trainer.resolve_config
+
+    def counting(cfg, st):
+        calls.append(cfg.optim.lr)
+        return real(cfg, st)
+
+    monkeypatch.setattr(trainer, "resolve_config", counting)
+    monkeypatch.setattr(launch, "resolve_config", counting)
+    report = run_sweep(SweepSpec.from_dict(tiny_spec(store, tmp_path, **{"optim.lr": [1e-3, 3e-3]})))
+    assert len(report.ran) == 2 and sorted(calls) == [1e-3, 3e-3]
+    calls.clear()
+    point = report.points[0]
+    cfg = launch.absolute_paths(point.config)
+    cfg.model.vocab_size = 0  # as a user's config: filled from the store
+    launch.train(cfg, tmp_path / "direct", str(tmp_path / "results"), quiet=True, stop_at_step=2)
+    assert len(calls) == 1
+    launch.resume(tmp_path / "direct", str(tmp_path / "results"), quiet=True)
+    assert len(calls) == 1

@@ -28,15 +28,14 @@ def add_parser(sub) -> None:
                    help="another sample of the preset's corpus (`scarce prepare --seed N`), prepared under "
                         "OUT/stores/seed-N: repeating the bench over seeds shows how much the documents drawn move "
                         "the multiples (default 0)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="runs trained at once, each a 1-thread process (default: one per GPU, else one per CPU core)")
+    options.add_workers(p, "runs trained")
     options.add_results(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     options.check_out(args.out, "--out")
-    print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results,
+    print_summary(bench(args.out, args.preset, args.data, args.recipe, options.workers(args), args.results,
                         data_seed=args.data_seed))
     return 0
 

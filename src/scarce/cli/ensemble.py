@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
     members = p.add_argument_group("training members")
     options.add_run_config(members, "each member")
     members.add_argument("--members", type=int, help="number of members K to train")
-    members.add_argument("--workers", type=int, default=1, help="members trained in parallel, as 1-thread processes")
+    options.add_workers(members, "members trained")
     members.add_argument("--seed-mode", choices=SEED_MODES, default="both",
                          help="what the member seed (--seed + k) changes: init and data order (default), init only, "
                               "or data order only")
@@ -103,7 +103,7 @@ def run(args) -> int:
 def _train(args, log, device: str) -> dict:
     if args.members is None and args.snapshot_every is None:
         raise UserError("--members K is required (or --runs / --snapshots to evaluate existing runs)")
-    checks = {"--members": args.members is None or args.members >= 1, "--workers": args.workers >= 1,
+    checks = {"--members": args.members is None or args.members >= 1,
               "--alpha": args.alpha is None or 0 <= args.alpha <= 1,
               "--temperature": args.temperature is None or args.temperature > 0,
               "--synthetic-frac": 0 <= args.synthetic_frac <= 1,
@@ -114,7 +114,8 @@ def _train(args, log, device: str) -> dict:
     base = options.run_config(args)
     if args.snapshot_every is not None:
         return snapshot_ensemble(base, args.snapshot_every, args.out, args.combine, args.results, args.quiet, device)
-    executor = make_executor("local", args.workers, threads=1) if args.workers > 1 else None
+    n = options.workers(args)
+    executor = make_executor("local", n, threads=1) if n > 1 else None
     report = ensemble(base, args.members, args.out, combine=args.combine, executor=executor, seed_mode=args.seed_mode,
                       chain_distill=args.chain_distill, alpha=_given(args.alpha, CHAIN_ALPHA),
                       temperature=_given(args.temperature, CHAIN_TEMPERATURE), results=args.results,

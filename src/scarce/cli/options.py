@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 
 from scarce.atomic import unmakeable
-from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, set_horizon
-from scarce.ensemble import read_ensemble
+from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, parse_assignments, set_horizon
+from scarce.ensemble import COMBINES, read_ensemble
 from scarce.errors import UserError
 from scarce.model import hf
-from scarce.runs.executors import EXECUTORS, make_executor
+from scarce.runs.executors import EXECUTORS, default_workers, make_executor
+from scarce.sample import Sampling
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -66,20 +67,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parse_assignments(items: list[str], flag: str) -> dict:
-    """`FIELD=VALUE` strings into {FIELD: value}, the value parsed as JSON (else kept as a string)."""
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"{flag} {item!r} is not of the form FIELD=VALUE (e.g. optim.lr=1e-3)")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 # -- flags from dataclass fields ------------------------------------------------------------------------
 
 @functools.cache
@@ -95,16 +82,29 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def add_fields(p, cls, names: list[str], prefix: str = "") -> None:
-    """One flag per dataclass field (--prefix-name), with the field's type, default and docstring."""
-    defaults = cls()
+def add_fields(p, cls, flags: dict[str, str], choices: dict[str, tuple] | None = None) -> None:
+    """One flag per dataclass field ({field: flag name}), with the field's type, default and docstring as its
+    help; `choices` for the string fields that take one of a fixed set. The value lands under the field's name."""
+    defaults, choices = cls(**_required(cls)), choices or {}
     hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    for name in names:
+    for name, flag in flags.items():
         default = getattr(defaults, name)
         kind = {"float": float, "int": int, "str": str}[hints[name]]
-        doc = field_docs(cls)[name].replace("%", "%%")
-        p.add_argument(f"--{prefix}{name}".replace("_", "-"), type=kind, default=default,
-                       help=f"{doc} (default {default})")
+        doc = field_docs(cls)[name].replace("%", "%%").rstrip(".")
+        p.add_argument(f"--{flag}", dest=name, type=kind, default=default, choices=choices.get(name),
+                       metavar=None if name in choices else flag.upper().replace("-", "_"),
+                       help=f"{doc[:1].lower()}{doc[1:]} (default {default})")
+
+
+def _required(cls) -> dict:
+    """Placeholder values (1) for the fields without a default, so the defaults of the others can be read."""
+    return {f.name: 1 for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+
+
+def field_values(args, cls, flags: dict[str, str]) -> dict:
+    """The values of the flags `add_fields` declared, by field name."""
+    return {name: getattr(args, name) for name in flags}
 
 
 # -- shared options ----------------------------------------------------------------------------------------
@@ -121,16 +121,38 @@ def add_threads(p, help: str = "CPU threads for this process") -> None:
     p.add_argument("--threads", type=positive_int, help=help)
 
 
-def add_executor(p, default_workers: int = 1) -> None:
+def workers_count(text: str) -> int:
+    """--workers: `auto` (0: one per GPU, else one per CPU core) or a whole number >= 1."""
+    return 0 if text == "auto" else positive_int(text)
+
+
+def add_workers(p, what: str = "runs") -> None:
+    """--workers, the one declaration of every command that trains many runs."""
+    p.add_argument("--workers", type=workers_count, default=0, metavar="N|auto",
+                   help=f"{what} at once on this machine, as processes with the cores split between them "
+                        "(default auto: one per GPU, else one per CPU core, each on one thread)")
+
+
+def workers(args) -> int:
+    return args.workers or default_workers()
+
+
+def add_executor(p) -> None:
     """Where many runs go: --workers local processes, or --executor ray."""
-    p.add_argument("--workers", type=positive_int, default=default_workers,
-                   help="runs at once on this machine, as processes with the cores split between them")
+    add_workers(p)
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or Ray tasks")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local instance)")
 
 
 def executor(args, threads: int = 0):
-    return make_executor(args.executor, args.workers, args.ray_address, threads)
+    return make_executor(args.executor, workers(args), args.ray_address, threads)
+
+
+def add_set(p, what: str = "") -> None:
+    """--set FIELD=VALUE (repeatable), parsed by `scarce.config.parse_assignment` wherever it is taken."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help=f"override a config field{what}, e.g. optim.lr=1e-3 (repeatable; sections model, optim, "
+                        "train, objective, mix, init; fields documented in scarce/config.py)")
 
 
 def add_run_config(p, what: str = "the run") -> None:
@@ -139,9 +161,7 @@ def add_run_config(p, what: str = "the run") -> None:
     p.add_argument("--preset", default="tiny", help=f"starting config of {what} (default tiny; one of "
                                                      f"{', '.join(PRESETS)})")
     p.add_argument("--config", help="a JSON file with a full or partial config (applied after the preset)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. optim.lr=1e-3 (repeatable; sections model, optim, train, "
-                        "objective, mix, init; fields documented in scarce/config.py)")
+    add_set(p)
     p.add_argument("--seed", type=int, help="seed of init, data order and dropout")
     horizon = p.add_mutually_exclusive_group()
     horizon.add_argument("--epochs", type=float, help="horizon in epochs over the train split")
@@ -170,15 +190,17 @@ def model_runs(args) -> list[str]:
     return args.run or [str(m.run_dir) for m in read_ensemble(Path(args.ensemble))[0]]
 
 
+SAMPLING_FLAGS = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "combine": "combine"}
+
+
 def add_sampling(p) -> None:
-    """Temperature, top-k, top-p, the ensemble's combine rule and the sampler's seed."""
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 is greedy (default 1)")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens; 0 means all (default)")
-    p.add_argument("--top-p", type=float, default=1.0,
-                   help="sample from the likeliest tokens holding probability p (nucleus); 1 means all (default)")
-    p.add_argument("--combine", choices=["logit", "prob"], default="logit",
-                   help="an ensemble's distribution: mean log-probability (logit, default) or mean probability")
+    """The fields of `Sampling` (temperature, top-k, top-p, the ensemble's combine rule) and the sampler's seed."""
+    add_fields(p, Sampling, SAMPLING_FLAGS, choices={"combine": COMBINES})
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+
+
+def sampling(args) -> Sampling:
+    return Sampling(**field_values(args, Sampling, SAMPLING_FLAGS))
 
 
 def check_out(path: str | None, flag: str) -> None:
@@ -204,8 +226,8 @@ def run_config(args) -> RunConfig:
         cfg = merge_file(cfg, args.config)
     named = {"train.seed": args.seed, "train.threads": args.threads, "train.device": args.device,
              "init.source": args.init}
-    overrides = [f"{k}={json.dumps(v)}" for k, v in named.items() if v is not None]
-    cfg = apply_overrides(cfg, list(args.overrides) + overrides)
+    cfg = apply_overrides(cfg, args.overrides)  # in order: a later FIELD wins, a new horizon clears the others
+    cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
     if args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None:
         for flag, value in (("--epochs", args.epochs), ("--tokens-per-param", args.tokens_per_param)):
             if value is not None and not 0 < value < math.inf:
@@ -213,8 +235,7 @@ def run_config(args) -> RunConfig:
         cfg = set_horizon(cfg, args.epochs or 0.0, args.tokens or 0, args.tokens_per_param or 0.0)
         cfg = RunConfig.from_dict(cfg.to_dict())  # re-validate
     if hf.is_hf(cfg.init.source):
-        fixed = [o.split("=", 1)[0] for o in args.overrides if o.split("=", 1)[0] in
-                 {f"model.{f}" for f in hf.ARCHITECTURE}]
+        fixed = [k for k in parse_assignments(args.overrides) if k in {f"model.{f}" for f in hf.ARCHITECTURE}]
         if fixed:
             raise UserError(f"{', '.join(fixed)}: set by {cfg.init.source}; a run started from a HF model keeps "
                             "its architecture")

@@ -6,6 +6,7 @@ import json
 
 from scarce.cli import options
 from scarce.cli.sweep import add_point_options
+from scarce.config import parse_assignments
 from scarce.recipes import RECIPES, run_recipe
 
 
@@ -19,8 +20,7 @@ def add_parser(sub) -> None:
     r.add_argument("--sizes", type=int, nargs="+", help="model depths (the size dial); default 2 4 6")
     r.add_argument("--out", required=True, help="folder for the run directories and recipe.json")
     r.add_argument("--preset", default="tiny", help="base preset (default tiny)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field in every run, e.g. train.batch_size=8 (repeatable)")
+    options.add_set(r, " in every run")
     r.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a recipe option (see docs/recipes.md), e.g. members=4, budgets=[1e12,3e12] (repeatable)")
     add_point_options(r)
@@ -29,10 +29,10 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     options.check_out(args.out, "--out")
-    recipe_options = {k.replace("-", "_"): v for k, v in options.parse_assignments(args.options, "--option").items()}
+    recipe_options = {k.replace("-", "_"): v for k, v in parse_assignments(args.options, "--option").items()}
     result = run_recipe(args.name, args.data, args.out, sizes=args.sizes, preset=args.preset,
-                        overrides=options.parse_assignments(args.overrides, "--set"),
-                        executor=options.executor(args, args.threads), retry_failed=args.retry_failed,
+                        overrides=parse_assignments(args.overrides, "--set"),
+                        executor=options.executor(args, args.threads or 0), retry_failed=args.retry_failed,
                         results=args.results, **recipe_options)
     print(json.dumps(result, indent=1, default=str))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from scarce.cli import options
+from scarce.config import parse_assignments
 from scarce.recipes.crossing import find_crossings
 from scarce.runs.export import check_csv_path, write_curves_csv, write_runs_csv
 from scarce.runs.store import STATUSES, RunStore
@@ -36,7 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    where = options.parse_assignments(args.where, "--where")
+    where = parse_assignments(args.where, "--where")
     for path in (args.csv, args.curves):
         if path:
             check_csv_path(path)  # before the run store is opened (and made, when it is new)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from scarce.cli import options
-from scarce.sample import Sampling, sample
+from scarce.sample import sample
 
 
 def add_parser(sub) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     torch.set_num_threads(max(1, args.threads or 1))
     runs = options.model_runs(args)
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.combine)
+    sampling = options.sampling(args)
     texts = sample(runs, args.tokens, sampling, args.seed, options.resolve_device(args.device), args.rows)
     print("\n\n---\n\n".join(texts))
     return 0

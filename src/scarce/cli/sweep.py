@@ -20,13 +20,13 @@ def add_parser(sub) -> None:
 def add_point_options(p) -> None:
     """The options of commands that run many points: executor, threads per point, retries, results."""
     options.add_executor(p)
-    p.add_argument("--threads", type=int, default=0, help="torch threads per point (default: cores / workers)")
+    options.add_threads(p, "torch threads per point (default: cores / workers)")
     p.add_argument("--retry-failed", action="store_true", help="run failed points again")
     options.add_results(p)
 
 
 def run(args) -> int:
-    report = run_sweep(args.spec, options.executor(args, args.threads), args.retry_failed, args.results)
+    report = run_sweep(args.spec, options.executor(args, args.threads or 0), args.retry_failed, args.results)
     print(f"sweep {report.name}: {len(report.ran)} ran, {len(report.skipped)} already done, "
           f"{len(report.diverged)} diverged, {len(report.failed)} failed")
     return 1 if report.failed else 0

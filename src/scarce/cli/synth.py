@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from scarce.cli import options
-from scarce.sample import Sampling
 from scarce.synth import MODES, SynthSpec, synthesize
+
+SPEC_FLAGS = {"mode": "mode", "prefix": "prefix-tokens", "generations": "generations", "length": "length",
+              "streams": "streams"}
 
 
 def add_parser(sub) -> None:
@@ -22,13 +24,7 @@ def add_parser(sub) -> None:
     s.add_argument("--tokens", type=options.parse_count, required=True, help="tokens of its train split (e.g. 2M)")
     s.add_argument("--data", metavar="STORE", help="the real store whose train documents are continued and whose "
                                                    "tokenizer, select and val are kept (default: the first run's)")
-    s.add_argument("--mode", choices=MODES, default="unconditioned", help="what the rows start from (default "
-                                                                          "unconditioned)")
-    s.add_argument("--prefix-tokens", type=int, default=32,
-                   help="conditioned, megadoc: tokens of a train document that each row continues (default 32)")
-    s.add_argument("--generations", type=int, default=1, help="conditioned, megadoc: rows per document (default 1)")
-    s.add_argument("--length", type=int, default=0, help="tokens generated per row (default 0: fill the context)")
-    s.add_argument("--streams", type=int, default=64, help="rows generated together, one shard each batch (default 64)")
+    options.add_fields(s, SynthSpec, SPEC_FLAGS, choices={"mode": MODES})
     options.add_sampling(s)
     options.add_quiet(s)
     s.set_defaults(func=run)
@@ -38,8 +34,8 @@ def run(args) -> int:
     torch.set_num_threads(max(1, args.threads or 1))
     runs = options.model_runs(args)
     options.check_out(args.out, "--out")
-    spec = SynthSpec(args.tokens, args.mode, args.prefix_tokens, args.generations, args.length, args.streams,
-                     args.seed, Sampling(args.temperature, args.top_k, args.top_p, args.combine))
+    spec = SynthSpec(args.tokens, seed=args.seed, sampling=options.sampling(args),
+                     **options.field_values(args, SynthSpec, SPEC_FLAGS))
     store = synthesize(runs, args.out, spec, args.data, options.resolve_device(args.device), quiet=args.quiet)
     print(f"wrote {args.tokens:,} generated tokens ({args.mode}) -> {store.path}")
     return 0

@@ -46,15 +46,16 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
 
 
 def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
-          stop_at_step: int | None = None) -> dict | None:
+          stop_at_step: int | None = None, resolved: bool = False) -> dict | None:
     """Start a run in `run_dir` (which must not hold one yet); returns its summary. `stop_at_step` stops
-    it as if killed after that many steps (tests), returning None."""
+    it as if killed after that many steps (tests), returning None. `resolved`: `cfg` comes from `resolved_id`
+    (paths absolute, filled from the store and checked), so it is not resolved again."""
     run_dir = Path(run_dir)
     if rundir.is_run(run_dir):
         raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
     if (why := atomic.unmakeable(run_dir)) is not None:
         raise UserError(f"the run directory {run_dir} {why}")
-    trainer = Trainer(absolute_paths(cfg), run_dir, quiet)
+    trainer = Trainer(cfg if resolved else absolute_paths(cfg), run_dir, quiet, resolved=resolved)
     results = str(results_root(results).resolve())
     if trainer.rt.is_main:
         RunStore(results).close()  # a results root that cannot hold the run store fails before the run dir is written
@@ -74,7 +75,7 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
     if not cfg.data:
         raise UserError(f"{Path(run_dir) / rundir.CONFIG} names no token store (field data); the run directory "
                         "is damaged")
-    trainer = Trainer(cfg, Path(run_dir), quiet)
+    trainer = Trainer(cfg, Path(run_dir), quiet, resolved=True)  # config.json holds the config as resolved
     results = results or rundir.results_root_of(run_dir)
     trainer.restore()
     if trainer.state.step >= trainer.steps and trainer.state.best:
@@ -86,12 +87,13 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
     return _recorded(trainer, results, stop_at_step)
 
 
-def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False) -> dict:
+def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
+        resolved: bool = False) -> dict:
     """Start the run, continue it when `run_dir` holds it unfinished, or return its summary when it is
     complete; a folder holding a run of another config is refused."""
     run_dir = Path(run_dir)
     if not rundir.is_run(run_dir):
-        return train(cfg, run_dir, results, quiet)
+        return train(cfg, run_dir, results, quiet, resolved=resolved)
     cfg = absolute_paths(cfg)
     stored = rundir.read_config(run_dir)
     if same_run(stored, cfg):
@@ -157,10 +159,13 @@ def _ensure_recorded(run_id: str, cfg: RunConfig, run_dir, data: str, summary: d
 
 @dataclass
 class Job:
-    """A run to make: its config and its folder."""
+    """A run to make: its config and its folder; with `run_id` (and `fingerprint`) the config is the one
+    `resolved_id` returned, and is not resolved again."""
 
     config: RunConfig
     run_dir: Path
+    run_id: str = ""
+    fingerprint: str = ""
 
 
 def run_task(task: dict) -> dict:
@@ -177,7 +182,7 @@ def run_task(task: dict) -> dict:
             summary = train_fn(cfg, run_dir, results)
             _ensure_recorded(task["run_id"], cfg, run_dir, task.get("fingerprint", ""), summary, results)
         else:
-            summary = run(cfg, run_dir, results, task.get("quiet", True))
+            summary = run(cfg, run_dir, results, task.get("quiet", True), resolved=task.get("resolved", False))
     except Exception as e:
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
         _record_failure(task, cfg, error, _status(e))
@@ -227,10 +232,10 @@ def job_tasks(jobs: list[Job], executor, results: str | None, quiet: bool = True
     """The executor tasks of `jobs` (in the same order)."""
     tasks = []
     for job in jobs:
-        cfg, run_id, fingerprint = resolved_id(job.config)
+        cfg, run_id, fingerprint = (job.config, job.run_id, job.fingerprint) if job.run_id else resolved_id(job.config)
         tasks.append({"config": cfg.to_dict(), "run_dir": str(job.run_dir), "results": results, "run_id": run_id,
                       "fingerprint": fingerprint, "threads": executor.threads, "train_fn": train_fn,
-                      "quiet": quiet or executor.parallel})
+                      "quiet": quiet or executor.parallel, "resolved": True})
     return tasks
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
-import json
 import math
 import random
 import shutil
@@ -41,13 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce.config import RunConfig, apply_overrides, get_preset
-from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.progress import format_seconds, progress_bar
 from scarce.runs.executors import LocalExecutor
-from scarce.runs.launch import Job, run_jobs
+from scarce.runs.launch import Job, resolved_id, run_jobs
 from scarce.runs.store import RunStore, results_root
-from scarce.train.trainer import resolve_config
 
 HORIZONS = ("train.epochs", "train.tokens", "train.tokens_per_param")
 INTERRUPTED = ("KeyboardInterrupt", "SystemExit")  # a failure of these kinds is a kill: resume it
@@ -235,7 +232,7 @@ def build_config(spec: SweepSpec, overrides: dict) -> RunConfig:
     tags = {k[5:]: overrides.pop(k) for k in [k for k in overrides if k.startswith("tags.")]}
     if any(k in overrides for k in HORIZONS):
         overrides = {**{k: 0 for k in HORIZONS}, **overrides}
-    cfg = apply_overrides(get_preset(spec.preset), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    cfg = apply_overrides(get_preset(spec.preset), overrides, flag=f"sweep {spec.name}:")
     cfg.tags = {**cfg.tags, **tags, "sweep": spec.name}
     cfg.data = str(Path(data).resolve())
     return cfg
@@ -243,16 +240,13 @@ def build_config(spec: SweepSpec, overrides: dict) -> RunConfig:
 
 def resolve_points(spec: SweepSpec) -> list[Point]:
     out_dir = Path(spec.out) if spec.out else results_root(spec.results or None) / "sweeps" / spec.name
-    stores, points, seen = {}, [], set()
+    points, seen = [], set()
     for overrides in point_overrides(spec):
-        cfg = build_config(spec, overrides)
-        store = stores.get(cfg.data) or stores.setdefault(cfg.data, open_store(cfg.data))
-        cfg = resolve_config(cfg, store)
-        run_id = cfg.run_id(store.fingerprint)
+        cfg, run_id, fingerprint = resolved_id(build_config(spec, overrides))  # the one resolution of the point
         if run_id in seen:  # e.g. a search drawing the same choices twice
             continue
         seen.add(run_id)
-        points.append(Point(overrides, cfg, run_id, out_dir / run_id, store.fingerprint))
+        points.append(Point(overrides, cfg, run_id, out_dir / run_id, fingerprint))
     return points
 
 
@@ -299,7 +293,8 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
         lists.get(result["status"], report.failed).append(todo[i].run_id)
         progress.finished(todo[i], result)
 
-    run_jobs([Job(p.config, p.run_dir) for p in todo], executor, results_dir, True, train_fn, finished)
+    run_jobs([Job(p.config, p.run_dir, p.run_id, p.fingerprint) for p in todo], executor, results_dir, True, train_fn,
+             finished)
     return report
 
 

@@ -75,6 +75,16 @@ def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
         rundir.check_tokenizer(teacher, store, "objective.teachers:")
     if cfg.model.vocab_size == 0:
         cfg.model.vocab_size = store.vocab_size
+    return check_vocabulary(cfg, store)
+
+
+def check_vocabulary(cfg: RunConfig, store: TokenStore) -> RunConfig:
+    """The config, unless its model's vocabulary does not fit the store's (a one-line error): the same size, or
+    at least the store's for a model started from a HF model (whose embedding may be padded)."""
+    if hf.is_hf(cfg.init.source):
+        if store.vocab_size > cfg.model.vocab_size:
+            raise UserError(f"vocabulary mismatch: {store.path} has {store.vocab_size} tokens but "
+                            f"{cfg.init.source} embeds {cfg.model.vocab_size}")
     elif cfg.model.vocab_size != store.vocab_size:
         raise UserError(
             f"vocabulary mismatch: the model has vocab_size {cfg.model.vocab_size} but the token store "
@@ -149,11 +159,13 @@ def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int) -> Wi
 class Trainer:
     """One run, built from its config alone: model and init, objective, optimizer, loader, averager."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False):
+    def __init__(self, cfg: RunConfig, run_dir: Path, quiet: bool = False, resolved: bool = False):
+        """`resolved`: `cfg` went through `resolve_config` already (a run's stored config, a sweep point), so
+        only its vocabulary is checked against the store."""
         self.run_dir, self.quiet = Path(run_dir), quiet
         self.store = open_store(cfg.data)
         self.store.check()
-        self.cfg = resolve_config(cfg, self.store)
+        self.cfg = check_vocabulary(cfg, self.store) if resolved else resolve_config(cfg, self.store)
         self.rt: Runtime = make_runtime(cfg.train)
         self.model = build_model(cfg, self.rt.device)
         self.objective = build_objective(cfg.objective, cfg.model.vocab_size, self.rt.device)
