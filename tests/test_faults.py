@@ -82,15 +82,20 @@ def test_damage_to_each_file_of_the_newest_checkpoint_falls_back(full, name, dam
     assert _same(_final(run), _final(root / "full"))
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_damaged_best_weights_are_refused(full, damage, capsys):
-    root, _ = full
-    run = root / f"best-{damage}"
-    shutil.copytree(root / "full", run)
+def _copy_with_damaged_best(source, run, damage: str) -> None:
+    """A copy of the finished run whose best.safetensors is cut in half or has one bit flipped near its end."""
+    shutil.copytree(source, run)
     best = run / "checkpoints" / "best.safetensors"
     data = bytearray(best.read_bytes())
     data = data[: len(data) // 2] if damage == "truncate" else data[:-7] + bytes([data[-7] ^ 0x80]) + data[-6:]
     best.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_best_weights_are_refused(full, damage, capsys):
+    root, _ = full
+    run = root / f"best-{damage}"
+    _copy_with_damaged_best(root / "full", run, damage)
     assert main(["sample", "--run", str(run), "--tokens", "4"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and ("damaged" in err or "corrupt" in err)
@@ -143,11 +148,7 @@ def test_resume_of_a_complete_run_checks_its_best_weights(full, damage, capsys):
     """`train --resume` of a finished run does not say "already complete" over damaged best weights."""
     root, _ = full
     run = root / f"complete-best-{damage}"
-    shutil.copytree(root / "full", run)
-    best = run / "checkpoints" / "best.safetensors"
-    data = bytearray(best.read_bytes())
-    data = data[: len(data) // 2] if damage == "truncate" else data[:-7] + bytes([data[-7] ^ 0x80]) + data[-6:]
-    best.write_bytes(bytes(data))
+    _copy_with_damaged_best(root / "full", run, damage)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--results", str(root / "results-complete"), "--quiet"]) == 2
     err = capsys.readouterr().err
