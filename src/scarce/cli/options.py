@@ -102,7 +102,7 @@ def _required(cls) -> dict:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
 
 
-def field_values(args, cls, flags: dict[str, str]) -> dict:
+def field_values(args, flags: dict[str, str]) -> dict:
     """The values of the flags `add_fields` declared, by field name."""
     return {name: getattr(args, name) for name in flags}
 
@@ -200,7 +200,7 @@ def add_sampling(p) -> None:
 
 
 def sampling(args) -> Sampling:
-    return Sampling(**field_values(args, Sampling, SAMPLING_FLAGS))
+    return Sampling(**field_values(args, SAMPLING_FLAGS))
 
 
 def check_out(path: str | None, flag: str) -> None:

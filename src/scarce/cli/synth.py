@@ -35,7 +35,7 @@ def run(args) -> int:
     runs = options.model_runs(args)
     options.check_out(args.out, "--out")
     spec = SynthSpec(args.tokens, seed=args.seed, sampling=options.sampling(args),
-                     **options.field_values(args, SynthSpec, SPEC_FLAGS))
+                     **options.field_values(args, SPEC_FLAGS))
     store = synthesize(runs, args.out, spec, args.data, options.resolve_device(args.device), quiet=args.quiet)
     print(f"wrote {args.tokens:,} generated tokens ({args.mode}) -> {store.path}")
     return 0
