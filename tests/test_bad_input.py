@@ -314,6 +314,9 @@ CASES = [
     ("train-set-lr-negative", [*TRAIN, "--set", "optim.lr=-1"], "optim.lr: must be > 0", None),
     ("train-set-lr-word", [*TRAIN, "--set", "optim.lr=fast"], "optim.lr: expected float, got 'fast'", None),
     ("train-set-lr-list", [*TRAIN, "--set", "optim.lr=[1]"], "optim.lr: expected float", None),
+    ("train-tracker-unknown", [*TRAIN, "--tracker", "mlflow"], "invalid choice: 'mlflow'", None),
+    ("train-set-tracker-unknown", [*TRAIN, "--set", "train.tracker=mlflow"], "train.tracker: must be none, tensorboard or "
+     "wandb", None),
     ("train-set-unknown-section", [*TRAIN, "--set", "optimizer.lr=1"], "unknown config section 'optimizer'", None),
     ("train-set-unknown-field", [*TRAIN, "--set", "model.layers=3"], "unknown config field 'model.layers'", None),
     ("train-set-no-equals", [*TRAIN, "--set", "optim.lr"], "is not of the form FIELD=VALUE", None),

@@ -326,6 +326,9 @@ class TrainConfig:
     snapshot_every: int = 0
     """Keep the weights every this many steps (and at the end) under checkpoints/snapshots/, the members of
     a snapshot ensemble (Huang et al., 2017: set it to the LR cycle); 0 keeps none."""
+    tracker: str = ""
+    """Experiment tracker: 'none', 'tensorboard' (RUN_DIR/tensorboard) or 'wandb'; empty takes $SCARCE_TRACKER
+    (else none). Not part of the run id: it never changes what the run computes (`scarce.track`)."""
 
     def __post_init__(self):
         set_horizons = sum(x > 0 for x in (self.epochs, self.tokens, self.tokens_per_param))
@@ -342,6 +345,8 @@ class TrainConfig:
         _check(self.threads >= 0, "train.threads", "must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")
+        _check(self.tracker in ("", "none", "tensorboard", "wandb"), "train.tracker",
+               "must be none, tensorboard or wandb (or empty: $SCARCE_TRACKER)")
 
 
 @dataclass
@@ -417,7 +422,8 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 """Default horizon of the size dial when no horizon is set (Hoffmann et al.'s compute-optimal ratio)."""
 
 # Fields that change how a run is executed, not what it computes: left out of the run id.
-NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints")}
+NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints"),
+                       ("train", "tracker")}
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
                 ("model", "norm_eps"): 0.0, ("model", "bias"): False, ("model", "position"): "rotary",

@@ -30,10 +30,12 @@ def add_parser(sub) -> None:
                         "the multiples (default 0)")
     options.add_workers(p, "runs trained")
     options.add_results(p)
+    options.add_tracker(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    options.use_tracker(args)
     options.check_out(args.out, "--out")
     print_summary(bench(args.out, args.preset, args.data, args.recipe, options.workers(args), args.results,
                         data_seed=args.data_seed))

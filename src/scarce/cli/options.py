@@ -11,11 +11,13 @@ import functools
 import inspect
 import json
 import math
+import os
 import re
 from pathlib import Path
 
 import torch
 
+from scarce import track
 from scarce.atomic import unmakeable
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, parse_assignments, set_horizon
 from scarce.ensemble import COMBINES, read_ensemble
@@ -23,6 +25,7 @@ from scarce.errors import UserError
 from scarce.model import hf
 from scarce.runs.executors import EXECUTORS, default_workers, make_executor
 from scarce.sample import Sampling
+from scarce.track import TRACKERS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -155,6 +158,18 @@ def add_set(p, what: str = "") -> None:
                         "train, objective, mix, init; fields documented in scarce/config.py)")
 
 
+def add_tracker(p) -> None:
+    """--tracker: where each run's curves go while it trains (`scarce.track`)."""
+    p.add_argument("--tracker", choices=TRACKERS, help="experiment tracker of every run: tensorboard (RUN_DIR/"
+                   f"tensorboard) or wandb (WANDB_MODE=offline without network); default ${track.ENV}, else none")
+
+
+def use_tracker(args) -> None:
+    """A command of many runs hands --tracker to each of them (the same as setting $SCARCE_TRACKER)."""
+    if args.tracker:
+        os.environ[track.ENV] = args.tracker
+
+
 def add_run_config(p, what: str = "the run") -> None:
     """The options that make a RunConfig: data, preset, config file, overrides, seed, horizon, threads, device."""
     p.add_argument("--data", help="token store folder made by `scarce prepare`")
@@ -172,6 +187,7 @@ def add_run_config(p, what: str = "the run") -> None:
                    "folder or the HF cache, whose architecture the run takes (continued pretraining)")
     add_threads(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    add_tracker(p)
 
 
 def add_models(p, what: str = "sample from") -> None:
@@ -225,7 +241,7 @@ def run_config(args) -> RunConfig:
     if args.config:
         cfg = merge_file(cfg, args.config)
     named = {"train.seed": args.seed, "train.threads": args.threads, "train.device": args.device,
-             "init.source": args.init}
+             "init.source": args.init, "train.tracker": args.tracker}
     cfg = apply_overrides(cfg, args.overrides)  # in order: a later FIELD wins, a new horizon clears the others
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
     if args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None:

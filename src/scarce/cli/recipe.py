@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    options.use_tracker(args)
     options.check_out(args.out, "--out")
     recipe_options = {k.replace("-", "_"): v for k, v in parse_assignments(args.options, "--option").items()}
     result = run_recipe(args.name, args.data, args.out, sizes=args.sizes, preset=args.preset,

@@ -23,9 +23,11 @@ def add_point_options(p) -> None:
     options.add_threads(p, "torch threads per point (default: cores / workers)")
     p.add_argument("--retry-failed", action="store_true", help="run failed points again")
     options.add_results(p)
+    options.add_tracker(p)
 
 
 def run(args) -> int:
+    options.use_tracker(args)
     report = run_sweep(args.spec, options.executor(args, args.threads or 0), args.retry_failed, args.results)
     print(f"sweep {report.name}: {len(report.ran)} ran, {len(report.skipped)} already done, "
           f"{len(report.diverged)} diverged, {len(report.failed)} failed")

@@ -10,13 +10,14 @@ executor (this process, local worker processes or Ray) through `run_task`.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from scarce import atomic, rundir
+from scarce import atomic, rundir, track
 from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import Diverged, UserError
@@ -175,6 +176,8 @@ def run_task(task: dict) -> dict:
     cfg = RunConfig.from_dict(task["config"])
     if task.get("threads") and not cfg.train.threads:
         cfg = replace(cfg, train=replace(cfg.train, threads=task["threads"]))
+    if task.get("tracker") and not cfg.train.tracker:  # the launching process's $SCARCE_TRACKER, for any node
+        cfg = replace(cfg, train=replace(cfg.train, tracker=task["tracker"]))
     run_dir, results, train_fn = Path(task["run_dir"]), task.get("results"), task.get("train_fn")
     t0 = time.perf_counter()
     try:
@@ -235,7 +238,8 @@ def job_tasks(jobs: list[Job], executor, results: str | None, quiet: bool = True
         cfg, run_id, fingerprint = (job.config, job.run_id, job.fingerprint) if job.run_id else resolved_id(job.config)
         tasks.append({"config": cfg.to_dict(), "run_dir": str(job.run_dir), "results": results, "run_id": run_id,
                       "fingerprint": fingerprint, "threads": executor.threads, "train_fn": train_fn,
-                      "quiet": quiet or executor.parallel, "resolved": True})
+                      "quiet": quiet or executor.parallel, "resolved": True,
+                      "tracker": os.environ.get(track.ENV, "")})
     return tasks
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from scarce import atomic, rundir
+from scarce import atomic, rundir, track
 from scarce.config import TOKENS_PER_PARAM_DEFAULT, RunConfig
 from scarce.data.loader import MixLoader, WindowLoader
 from scarce.data.store import TokenStore, open_store
@@ -163,6 +163,9 @@ class Trainer:
         """`resolved`: `cfg` went through `resolve_config` already (a run's stored config, a sweep point), so
         only its vocabulary is checked against the store."""
         self.run_dir, self.quiet = Path(run_dir), quiet
+        self.tracker: track.Tracker = track.Tracker()  # the run's own, while `run` trains
+        self.grad_norm = 0.0
+        track.tracker_name(cfg.train.tracker)  # a bad $SCARCE_TRACKER fails here, before the run folder is written
         self.store = open_store(cfg.data)
         self.store.check()
         self.cfg = check_vocabulary(cfg, self.store) if resolved else resolve_config(cfg, self.store)
@@ -308,7 +311,20 @@ class Trainer:
         return best
 
     def run(self, stop_at_step: int | None = None) -> dict | None:
-        """Train to the horizon (or, for tests, stop as if killed after `stop_at_step` steps)."""
+        """Train to the horizon (or, for tests, stop as if killed after `stop_at_step` steps), with the run's
+        tracker (`scarce.track`) open on the main process."""
+        if self.rt.is_main:
+            self.tracker = track.open_tracker(self.cfg.train.tracker, self.run_dir, self.run_id, self.cfg.to_dict())
+        try:
+            summary = self._train(stop_at_step)
+            if summary is not None:
+                self.tracker.summary(summary)
+            return summary
+        finally:
+            self.tracker.close()
+            self.tracker = track.Tracker()
+
+    def _train(self, stop_at_step: int | None) -> dict | None:
         self.model.train()
         start_step, t_start, wall0 = self.state.step, time.perf_counter(), self.state.wall_seconds
         peak = peak_flops(self.rt.device, torch.get_num_threads())
@@ -325,6 +341,7 @@ class Trainer:
                                f"{norm.item()}); lower optim.lr or raise optim.warmup_frac")
             loss_sum += loss
             loss_n += 1
+            self.grad_norm = float(norm)  # 0 without clipping (the norm is only computed to clip)
             timed += 1
             self.state.step = step + 1
             self.state.wall_seconds = wall0 + time.perf_counter() - t_start
@@ -397,11 +414,17 @@ class Trainer:
                  f"{tok_s / 1e3:.1f}k tok/s | MFU {100 * mfu:.1f}% | ETA {format_seconds(eta)}")
         self.write_metric({"type": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr,
                            "tok_s": tok_s, "mfu": mfu, "wall_seconds": self.state.wall_seconds})
+        scalars = {"train/loss": loss, "train/lr": lr, "train/tok_s": tok_s, "train/mfu": mfu, "train/epoch": epoch}
+        if self.cfg.optim.grad_clip:
+            scalars["train/grad_norm"] = self.grad_norm
+        self.tracker.scalars(step, scalars)
 
     def log_eval(self, record: dict, seconds: float) -> None:
         self.say(f"eval step {record['step']} | select {record['select_loss']:.4f} ({record['select_bpb']:.4f} bpb) | "
                  f"val {record['val_loss']:.4f} ({record['val_bpb']:.4f} bpb) | {seconds:.1f}s, not in tok/s")
         self.write_metric(record)
+        self.tracker.scalars(record["step"], {f"eval/{k}": v for k, v in record.items() if k not in ("type", "step")
+                                              and isinstance(v, (int, float)) and not isinstance(v, bool)})
 
     def write_metric(self, record: dict) -> None:
         if self.rt.is_main:
