@@ -101,15 +101,17 @@ def test_failed_points_recorded_and_retried_on_request(store, tmp_path, monkeypa
 
 
 def test_killed_sweep_resumes_without_rerunning_done_points(store, tmp_path):
-    """A real sweep in a subprocess, killed once its first point is done; the rerun completes it."""
+    """A real sweep in a subprocess (2 workers), SIGKILLed once its first point is done: its workers end with it
+    (no orphan), and the rerun completes it."""
     spec = tiny_spec(store, tmp_path)
     path = tmp_path / "spec.py"
     path.write_text(f"def make():\n    return {spec!r}\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", "sweep", f"{path}:make", "--threads", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
+    proc = subprocess.Popen([sys.executable, "-m", "scarce.cli", "sweep", f"{path}:make", "--threads", "1",
+                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, workers = time.time() + 60, set()
     while time.time() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid) if Path("/proc").is_dir() else set()
         if (tmp_path / "results" / "runs.db").exists() and rows(tmp_path, status="done"):
             break
         time.sleep(0.05)
@@ -117,6 +119,11 @@ def test_killed_sweep_resumes_without_rerunning_done_points(store, tmp_path):
     proc.wait()
     first = rows(tmp_path, status="done")
     assert 1 <= len(first) < 3, proc.stderr.read().decode()
+    if sys.platform.startswith("linux"):
+        deadline = time.time() + 30
+        while time.time() < deadline and [p for p in workers if _alive(p)]:
+            time.sleep(0.1)
+        assert workers and not [p for p in workers if _alive(p)]
 
     assert main(["sweep", f"{path}:make", "--threads", "1"]) == 0
     after = {r["id"]: r for r in rows(tmp_path, sweep="t")}

@@ -488,3 +488,48 @@ def plot_epochs(rows: list[dict], path) -> None:
     ax.legend(fontsize=8)
     ax.set_title("standard recipe: val loss against epochs")
     _save(fig, path)
+
+
+def plot_curves(curves: list[tuple[str, list[dict]]], path, title: str = "training curves") -> None:
+    """Train loss (thin) and val loss (markers) against tokens seen, one colour per run: `curves` holds
+    (label, metrics.jsonl records) pairs."""
+    fig, (ax,) = _figure(height=4.6)
+    for color, (label, records) in zip(_colors(len(curves)), curves):
+        train = [(r["step"], r["loss"]) for r in records if r.get("type") == "train" and _finite(r, "step", "loss")]
+        evals = [(r["tokens_seen"], r["val_loss"]) for r in records
+                 if r.get("type") == "eval" and _finite(r, "tokens_seen", "val_loss")]
+        per_step = evals[0][0] / max(1, next(r["step"] for r in records if r.get("type") == "eval")) if evals else 0
+        if train and per_step:
+            ax.plot([s * per_step for s, _ in train], [v for _, v in train], color=color, lw=0.9, alpha=0.6)
+        if evals:
+            ax.plot([t for t, _ in evals], [v for _, v in evals], color=color, marker="o", ms=3, label=label)
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("loss (nats/token): train (line), val (markers)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_against_field(records: list[dict], field: str, path) -> None:
+    """Val loss of every run against one swept config field, one line per model depth (log x when the values
+    are positive and span 10x or more)."""
+    fig, (ax,) = _figure(height=4.4)
+    depths = sorted({r["depth"] for r in records})
+    for color, depth in zip(_colors(len(depths)), depths):
+        mine = sorted((r for r in records if r["depth"] == depth), key=lambda r: r["fields"][field])
+        ax.plot([r["fields"][field] for r in mine], [r["val_loss"] for r in mine], color=color, marker="o",
+                label=f"depth {depth}")
+    xs = [r["fields"][field] for r in records]
+    if min(xs) > 0 and max(xs) >= 10 * min(xs):
+        ax.set_xscale("log")
+    ax.set_xlabel(field)
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"val loss against {field}")
+    _save(fig, path)
+
+
+def _finite(record: dict, *keys: str) -> bool:
+    return all(isinstance(record.get(k), (int, float)) and np.isfinite(record[k]) for k in keys)

@@ -21,13 +21,16 @@ from pathlib import Path
 from scarce import atomic
 from scarce.errors import UserError
 from scarce.report.plots import (
+    plot_against_field,
+    plot_curves,
     plot_epochs,
     plot_fit,
     plot_loss_vs_compute,
     plot_members,
     plot_reference_points,
 )
-from scarce.runs.store import RunStore
+from scarce.rundir import is_run, read_config, read_metrics, read_summary
+from scarce.runs.store import RunStore, results_root
 from scarce.scaling import fit_power_law
 
 RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
@@ -550,26 +553,53 @@ def _bounds(row: list) -> list:
 
 # -- a report of any runs in the store --------------------------------------------------------------
 
-def report(out: str | Path, results: str | None = None, sweep: str | None = None) -> Path:
-    """Runs table, loss-vs-compute plot and, where the runs cover 3+ training-set sizes, the data-scaling
-    law of the best-on-select run per size; returns report.md's path."""
+def report(out: str | Path, results: str | None = None, sweep: str | None = None,
+           compare: list[str] | None = None) -> Path:
+    """Runs table, training curves, val loss against every swept config field, loss-vs-compute and, where the
+    runs cover 3+ training-set sizes, the data-scaling law of the best-on-select run per size; with `compare`
+    (run ids or run folders), their curves side by side and the settings that differ. Returns report.md's path."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
-    rows = store_rows(results, sweep=sweep)
-    if not rows:
+    have_store = (results_root(results) / "runs.db").is_file()  # a report never creates an empty run store
+    compared = [_compared_row(c, results if have_store else None, have_store) for c in compare or []]
+    rows = store_rows(results, sweep=sweep) if have_store else []
+    if not rows and not compared:
         where = f" of sweep {sweep!r}" if sweep else ""
         raise UserError(f"no finished runs{where} in the run store; train some (scarce train / sweep / bench) first")
     (out / "plots").mkdir(parents=True, exist_ok=True)
+    doc = Doc(f"scarce report{': ' + sweep if sweep else ''}")
+    if compared:
+        _compare_section(doc, out, compared)
+    if rows:
+        _store_sections(doc, out, rows, sweep)
+    return write_doc(out, doc)
+
+
+def _store_sections(doc: Doc, out: Path, rows: list[dict], sweep: str | None) -> None:
     records = [run_record(r) for r in rows]
     write_runs_table(out, records)
-    doc = Doc(f"scarce report{': ' + sweep if sweep else ''}")
     doc.p(f"{len(records)} finished runs{' of sweep `' + sweep + '`' if sweep else ''}; all of them are in "
           "`tables/runs.csv`.")
     doc.h2("Best runs on select")
     cols = ["id", "stage", "train_tokens", "epochs", "weight_decay", "select_loss", "val_loss", "val_bpb", "flops"]
     best = sorted(records, key=lambda r: r["select_loss"])[:10]
     doc.table(cols, [[r[c] for c in cols] for r in best])
+    doc.h2("Training curves")
+    top = sorted(rows, key=lambda r: r["select_loss"])[:CURVES]
+    plot_curves([(r["id"], read_metrics(r["run_dir"])) for r in top], out / "plots" / "curves.png")
+    doc.img("plots/curves.png", f"Train loss (lines) and val loss at each evaluation (markers) of the {len(top)} "
+                                "runs best on select.")
+    swept = _swept(rows)
+    if swept:
+        doc.h2("Swept settings")
+        fielded = [{"depth": r["config"]["model"]["depth"], "val_loss": r["val_loss"], "fields": flat_config(r["config"])}
+                   for r in rows]
+        for name in swept:
+            path = f"plots/field_{name.replace('.', '_')}.png"
+            plot_against_field([f for f in fielded if name in f["fields"]], name, out / path)
+            doc.img(path, f"Val loss of every run against {name}, one line per depth (other settings vary too: "
+                          "the best-on-select table names each run's).")
     doc.h2("Compute")
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png")
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run.")
@@ -593,4 +623,65 @@ def report(out: str | Path, results: str | None = None, sweep: str | None = None
         write_csv(out / "tables" / "fits.csv", ["fit", "estimate", "value", "low", "high"], rows)
         if fit.warnings:
             doc.p("Caveats: " + "; ".join(fit.warnings) + ".")
-    return write_doc(out, doc)
+
+
+CURVES = 8
+"""Runs drawn in the training-curves plot (the best on select)."""
+SWEPT_PLOTS = 6
+"""At most this many swept settings get a plot."""
+NOT_SWEPT = {"train.seed", "init.seed", "data"}
+"""Fields that vary between runs without being a setting one tunes."""
+
+
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """A config's numeric fields as {dotted name: value} (the values `--set` takes)."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_config(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[name] = value
+    return out
+
+
+def _swept(rows: list[dict]) -> list[str]:
+    """The numeric settings that take 2+ values across the runs, those of the most runs first."""
+    values: dict[str, set] = {}
+    for r in rows:
+        for name, value in flat_config(r["config"]).items():
+            values.setdefault(name, set()).add(value)
+    swept = [n for n, v in values.items() if len(v) >= 2 and n not in NOT_SWEPT and not n.startswith("tags.")]
+    return sorted(swept, key=lambda n: -len(values[n]))[:SWEPT_PLOTS]
+
+
+def _compared_row(which: str, results: str | None, have_store: bool) -> dict:
+    """A run to compare: its run-store row by id, else the run folder's config and summary."""
+    if have_store:
+        store = RunStore(results)
+        try:
+            row = store.get(which)
+        finally:
+            store.close()
+        if row is not None and row["status"] == "done":
+            return row
+    if not is_run(which):
+        raise UserError(f"--compare {which}: neither a run id in the run store nor a run directory")
+    summary = read_summary(which)
+    if summary is None:
+        raise UserError(f"--compare {which}: the run is not finished (no summary.json); resume it first")
+    return {"id": summary["run_id"], "run_dir": str(which), "config": read_config(which).to_dict(), **summary}
+
+
+def _compare_section(doc: Doc, out: Path, rows: list[dict]) -> None:
+    doc.h2("Compared runs")
+    flats = [flat_config(r["config"]) for r in rows]
+    names = sorted({n for f in flats for n in f if len({g.get(n) for g in flats}) > 1} - NOT_SWEPT)
+    doc.table(["id", *names, "select_loss", "val_loss", "val_bpb"],
+              [[r["id"], *[f.get(n) for n in names], r["select_loss"], r["val_loss"], r["val_bpb"]]
+               for r, f in zip(rows, flats)])
+    if not names:
+        doc.p("The compared runs have the same settings (other seeds or data aside).")
+    plot_curves([(r["id"], read_metrics(r["run_dir"])) for r in rows], out / "plots" / "compare.png",
+                title="compared runs")
+    doc.img("plots/compare.png", "Train loss (lines) and val loss (markers) of the compared runs.")

@@ -13,9 +13,11 @@ k mod G (CUDA_VISIBLE_DEVICES), so N = G workers train one run per GPU instead o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -85,7 +87,7 @@ class ProcessExecutor:
     def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
-                                   initargs=(ctx.Value("i", 0), self.gpus))
+                                   initargs=(ctx.Value("i", 0), self.gpus, os.getpid()))
         try:
             futures = {pool.submit(_call, fn, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
@@ -111,13 +113,32 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _start_worker(counter, gpus: list[str]) -> None:
-    """In a new worker, before any task (and before CUDA starts): its GPU, and its signal handlers."""
+def _start_worker(counter, gpus: list[str], parent: int) -> None:
+    """In a new worker, before any task (and before CUDA starts): its GPU, its signal handlers, and its end
+    with the parent's."""
     if gpus:
         with counter.get_lock():
             index, counter.value = counter.value, counter.value + 1
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_of_worker(index, gpus)
     _interruptible()
+    _die_with_parent(parent)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """On Linux, SIGTERM this worker when the sweep process dies, even by SIGKILL (which it cannot pass on):
+    the worker records its run as interrupted and exits instead of living on as an orphan."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _interruptible() -> None:

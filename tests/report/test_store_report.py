@@ -1,0 +1,71 @@
+"""`scarce report` on any run store: training curves, val loss against each swept setting, and --compare."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scarce.cli.main import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def sweep_store(tiny_store, tmp_path_factory):
+    """Four finished runs: two learning rates x two weight decays, one sweep."""
+    root = tmp_path_factory.mktemp("report-sweep")
+    spec = root / "s.py"
+    spec.write_text("def make():\n    return " + repr({
+        "name": "lr-wd", "data": str(tiny_store.path), "out": str(root / "runs"), "results": str(root / "res"),
+        "set": {"model.depth": 1, "model.head_dim": 16, "model.seq_len": 32, "train.batch_size": 4,
+                "train.tokens": 1024, "train.log_every": 2, "train.eval_every": 4},
+        "grid": {"optim.lr": [1e-3, 4e-3], "optim.weight_decay": [0.1, 1.0]}}) + "\n")
+    assert main(["sweep", f"{spec}:make", "--workers", "1", "--threads", "1"]) == 0
+    return root
+
+
+def _png(path):
+    assert path.read_bytes()[:8] == PNG and path.stat().st_size > 2000, path
+
+
+def test_report_draws_curves_and_each_swept_setting(sweep_store, tmp_path):
+    out = tmp_path / "r"
+    assert main(["report", "--results", str(sweep_store / "res"), "--out", str(out)]) == 0
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert plots == ["curves.png", "field_optim_lr.png", "field_optim_weight_decay.png", "loss_vs_compute.png"]
+    for name in plots:
+        _png(out / "plots" / name)
+    md = (out / "report.md").read_text()
+    assert "## Training curves" in md and "## Swept settings" in md and "val loss against" not in md.split("##")[0]
+    html = (out / "report.html").read_text()
+    assert html.count("<img") == len(plots)
+
+
+def test_compare_shows_the_settings_that_differ(sweep_store, tmp_path):
+    runs = sorted(p.parent for p in (sweep_store / "runs").glob("*/config.json"))
+    cfgs = [json.loads((r / "config.json").read_text()) for r in runs]
+    a, b = next((x, y) for x in range(4) for y in range(4)  # same weight decay, other learning rate
+                if cfgs[x]["optim"]["weight_decay"] == cfgs[y]["optim"]["weight_decay"]
+                and cfgs[x]["optim"]["lr"] < cfgs[y]["optim"]["lr"])
+    out = tmp_path / "c"
+    run_id = json.loads((runs[b] / "summary.json").read_text())["run_id"]
+    # one by folder, one by id; no run store needed for the folder alone
+    assert main(["report", "--results", str(sweep_store / "res"), "--out", str(out), "--compare", str(runs[a]),
+                 run_id]) == 0
+    md = (out / "report.md").read_text()
+    section = md.split("## Compared runs")[1].split("##")[0]
+    header = section.strip().splitlines()[0]
+    assert "optim.lr" in header and "optim.weight_decay" not in header and "train.seed" not in header
+    _png(out / "plots" / "compare.png")
+    alone = tmp_path / "alone"
+    assert main(["report", "--results", str(tmp_path / "none"), "--out", str(alone), "--compare", str(runs[a])]) == 0
+    assert not (tmp_path / "none" / "runs.db").exists()
+
+
+def test_compare_of_something_that_is_not_a_run_is_one_line(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "o"), "--compare",
+                 str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --compare") and "neither a run id in the run store nor a run directory" in err
+    assert err.count("\n") == 1
