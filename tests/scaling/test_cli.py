@@ -98,6 +98,23 @@ def test_plan_from_law_json(capsys, tmp_path):
     assert "tokens_per_param" in capsys.readouterr().out
 
 
+def test_plan_prices_device_hours_like_a_hand_computation(capsys, tmp_path):
+    """1e21 FLOPs on an A100 (312 TFLOP/s dense bf16) at 40% MFU: 1e21 / (312e12 x 0.4) / 3600 = 2,225.8
+    device-hours; at $1.80 an hour, $4,006.4."""
+    law = {k: {"value": v, "low": None, "high": None}
+           for k, v in {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}.items()}
+    path = tmp_path / "law.json"
+    path.write_text(json.dumps(law))
+    out = _run_json(capsys, ["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--gpu", "A100",
+                             "--gpu-price", "1.8"])
+    assert out["C=1e+21:hours"]["value"] == pytest.approx(2225.78, abs=0.01)
+    assert out["C=1e+21:dollars"]["value"] == pytest.approx(4006.41, abs=0.01)
+    assert main(["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--gpu-price", "1.8"]) == 2
+    assert "a price needs the device's FLOP/s" in capsys.readouterr().err
+    assert main(["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--gpu", "A100", "--flops-per-s",
+                 "1e15"]) == 2
+
+
 BAD_CSVS = {
     "missing column": ("params,los\n1,3\n2,2.5\n4,2.3\n", "missing column 'loss'"),
     "non-numeric": ("params,loss\n1,3\n2,abc\n4,2.3\n", "line 3: column 'loss' has 'abc', not a number"),

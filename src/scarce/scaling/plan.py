@@ -18,7 +18,7 @@ from scarce.scaling.chinchilla import compute_optimal, flops_for_loss, optimal_l
 from scarce.scaling.laws import LEVEL, Estimate, Fit, quantiles
 
 LAW_PARAMS = ("E", "A", "B", "alpha", "beta")
-COLUMNS = ("params", "tokens", "tokens_per_param", "flops", "loss", "hours")
+COLUMNS = ("params", "tokens", "tokens_per_param", "flops", "loss", "hours", "dollars")
 
 
 @dataclass
@@ -42,7 +42,8 @@ def _law_arrays(law: Fit | dict) -> tuple[dict[str, float], dict[str, np.ndarray
     return {k: float(law[k]) for k in LAW_PARAMS}, {}
 
 
-def _columns(flops, p: dict, flops_per_s: float | None, mfu: float) -> dict[str, np.ndarray]:
+def _columns(flops, p: dict, flops_per_s: float | None, mfu: float,
+             price: float | None = None) -> dict[str, np.ndarray]:
     """The plan's numbers for compute `flops` under law parameters p (arrays broadcast together)."""
     with np.errstate(invalid="ignore"):  # an unreachable target has infinite compute: inf/inf
         n, d = compute_optimal(flops, p["A"], p["B"], p["alpha"], p["beta"])
@@ -50,12 +51,16 @@ def _columns(flops, p: dict, flops_per_s: float | None, mfu: float) -> dict[str,
                 "loss": optimal_loss(flops, *(p[k] for k in LAW_PARAMS))}
     if flops_per_s:
         cols["hours"] = cols["flops"] / (flops_per_s * mfu) / 3600.0
+        if price:
+            cols["dollars"] = cols["hours"] * price
     return cols
 
 
 def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | None = None,
-         mfu: float = 0.4, level: float = LEVEL) -> list[PlanRow]:
-    """Rows of (params, tokens, tokens:params, FLOPs, predicted loss, hours) for budgets and target losses.
+         mfu: float = 0.4, level: float = LEVEL, price: float | None = None) -> list[PlanRow]:
+    """Rows of (params, tokens, tokens:params, FLOPs, predicted loss, hours, dollars) for budgets and target
+    losses. Hours are device-hours at `flops_per_s` (one device's peak) x `mfu`: the wall time on one device, the
+    cost on N of them (N times faster, the same device-hours); dollars are those hours at `price` per hour.
 
     `law` is an approach-3 Fit (intervals from its draws) or a dict with E, A, B, alpha, beta.
     A target at or below E (in some draws) is unreachable there: its compute is infinite.
@@ -72,24 +77,28 @@ def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | 
             raise UserError(f"a target loss must be a positive finite number, got {t}")
     if not 0 < mfu <= 1:
         raise UserError(f"MFU must be in (0, 1], got {mfu}")
+    if price is not None and not 0 < price < np.inf:
+        raise UserError(f"the price per device-hour must be a positive finite number, got {price}")
+    if price is not None and flops_per_s is None:
+        raise UserError("a price needs the device's FLOP/s (--gpu NAME or --flops-per-s) to turn FLOPs into hours")
     point, draws = _law_arrays(law)
     rows = []
     for c in budgets:
         rows.append(_row(f"C={c:.3g}", lambda p, c=c: np.full(np.shape(p["E"]), float(c)), point, draws,
-                         flops_per_s, mfu, level))
+                         flops_per_s, mfu, level, price))
     for t in target_losses:
         rows.append(_row(f"L={t:g}", lambda p, t=t: flops_for_loss(t, *(p[k] for k in LAW_PARAMS)), point, draws,
-                         flops_per_s, mfu, level))
+                         flops_per_s, mfu, level, price))
     if any(np.isinf(r.columns["flops"].value) for r in rows):
         bad = [r.label for r in rows if np.isinf(r.columns["flops"].value)]
         raise UserError(f"target loss at or below the fitted asymptote E={point['E']:.4g}: {', '.join(bad)}")
     return rows
 
 
-def _row(label: str, flops_of, point, draws, flops_per_s, mfu, level) -> PlanRow:
+def _row(label: str, flops_of, point, draws, flops_per_s, mfu, level, price=None) -> PlanRow:
     """One plan row: the point plan, and per-draw plans for the intervals."""
-    p_cols = _columns(flops_of(point), point, flops_per_s, mfu)
-    d_cols = _columns(flops_of(draws), draws, flops_per_s, mfu) if draws else {}
+    p_cols = _columns(flops_of(point), point, flops_per_s, mfu, price)
+    d_cols = _columns(flops_of(draws), draws, flops_per_s, mfu, price) if draws else {}
     out = {}
     for k, v in p_cols.items():
         lo, hi = quantiles(d_cols[k], level) if k in d_cols else (float("nan"), float("nan"))
