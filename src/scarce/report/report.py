@@ -95,11 +95,33 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 h1 {{ font-size: 1.6em; }} h2 {{ font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }}
 table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
-th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+th {{ background: #f3f3f3; cursor: pointer; }} td:first-child, th:first-child {{ text-align: left; }}
+th[aria-sort=ascending]::after {{ content: " \\25B2"; }} th[aria-sort=descending]::after {{ content: " \\25BC"; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
 figcaption {{ color: #555; font-size: 0.9em; }} code {{ background: #f3f3f3; padding: 0 0.2em; }}
 </style></head><body>
 {body}
+<script>
+/* Click a column header to sort its table by that column (numbers as numbers; again to reverse). */
+function scarceCell(row, i) {{
+  const text = row.cells[i].textContent.trim();
+  const n = parseFloat(text.replace(/,/g, "").replace(/^[^0-9.+-]*/, ""));
+  return {{text: text, n: isNaN(n) ? null : n}};
+}}
+function scarceSort(th) {{
+  const table = th.closest("table"), body = table.tBodies[0], i = th.cellIndex;
+  const rows = Array.from(body.rows), numeric = rows.every(r => scarceCell(r, i).n !== null);
+  const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+  rows.sort((a, b) => {{
+    const x = scarceCell(a, i), y = scarceCell(b, i);
+    return dir * (numeric ? x.n - y.n : x.text.localeCompare(y.text));
+  }});
+  table.querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+  rows.forEach(r => body.appendChild(r));
+}}
+document.querySelectorAll("th").forEach(th => th.addEventListener("click", () => scarceSort(th)));
+</script>
 </body></html>
 """
 

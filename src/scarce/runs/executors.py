@@ -113,15 +113,16 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _start_worker(counter, gpus: list[str], parent: int) -> None:
-    """In a new worker, before any task (and before CUDA starts): its GPU, its signal handlers, and its end
-    with the parent's."""
+def _start_worker(counter, gpus: list[str], parent: int | None = None) -> None:
+    """In a new worker, before any task (and before CUDA starts): its GPU, its signal handlers, and (given the
+    parent's pid) its end with the parent's."""
     if gpus:
         with counter.get_lock():
             index, counter.value = counter.value, counter.value + 1
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_of_worker(index, gpus)
     _interruptible()
-    _die_with_parent(parent)
+    if parent is not None:
+        _die_with_parent(parent)
 
 
 PR_SET_PDEATHSIG = 1
