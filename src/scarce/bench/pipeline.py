@@ -11,7 +11,14 @@ from scarce.bench.evaluations import Evaluations
 from scarce.bench.presets import BENCH_RECIPES, DEFAULT_RECIPE, STANDARD_WD, BenchPreset, get_bench_preset
 from scarce.bench.result import BenchResult
 from scarce.bench.results import bench_results
-from scarce.bench.stages import Runs, distill_stage, regularized_stage, standard_points, synthetic_stage
+from scarce.bench.stages import (
+    Runs,
+    distill_stage,
+    ensemble_points,
+    regularized_stage,
+    standard_points,
+    synthetic_stage,
+)
 from scarce.data.store import derive_store, open_store, prepare
 from scarce.errors import UserError
 from scarce.report.report import write_bench_report
@@ -50,9 +57,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     ensembles, distillation, synthetic = {}, None, None
     if recipe == "ensemble" and p.members > 1:
         for depth in (p.sizes if p.joint else (p.largest,)):
-            ensembles[depth] = runs.run("ensemble", [{**chosen[depth]["point"], "train.seed": k,
-                                                      "tags.stage": "ensemble", "tags.member": k}
-                                                     for k in range(1, p.members)])
+            ensembles[depth] = runs.run("ensemble", ensemble_points(p, chosen[depth]))
         ensembles = {d: [chosen[d]["row"]] + rows for d, rows in ensembles.items()}
         if p.distill:
             distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])

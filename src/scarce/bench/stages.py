@@ -13,6 +13,8 @@ from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.recipes.common import Context, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
+from scarce.recipes.ensemble import member_points
+from scarce.recipes.standard import standard_points as recipe_standard_points
 from scarce.recipes.synthetic import synthetic_students
 from scarce.runs.store import RunStore
 from scarce.sample import Sampling
@@ -20,18 +22,30 @@ from scarce.synth import SynthSpec
 
 
 def standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> list[dict]:
-    """The standard recipe: every size at 1x over standard_epochs; the reference size at every multiple."""
+    """The standard recipe's points (`scarce.recipes.standard.standard_points`: weight decay 0.1, the preset's one
+    LR, no dropout): every size at 1x over standard_epochs; the reference size at every multiple."""
     init = init or {}
-    points = [{**_standard(p, stores[1], d, 1, e), **init} for d in p.sizes for e in p.standard_epochs]
-    points += [{**_standard(p, stores[m], p.reference_depth, m, e), **init} for m in p.multiples if m != 1
-               for e in p.reference_grid(m)]
+    points = _standard(p, stores[1], list(p.sizes), p.standard_epochs, 1, init)
+    for m in p.multiples:
+        if m != 1:
+            points += _standard(p, stores[m], [p.reference_depth], p.reference_grid(m), m, init)
     return points
 
 
-def _standard(p: BenchPreset, store, depth: int, multiple: int, epochs: float) -> dict:
-    return {"data": str(store.path.resolve()), "model.depth": depth, "optim.lr": p.lr,
-            "optim.weight_decay": STANDARD_WD, "model.dropout": 0.0, "train.epochs": epochs,
-            "tags.stage": "standard", "tags.multiple": multiple}
+def _standard(p: BenchPreset, store, sizes: list[int], epochs, multiple: int, init: dict) -> list[dict]:
+    return [{"data": str(store.path.resolve()), **point, "model.dropout": 0.0, "tags.stage": "standard",
+             "tags.multiple": multiple, **init}
+            for point in recipe_standard_points(sizes, [p.lr], list(epochs), STANDARD_WD)]
+
+
+def ensemble_points(p: BenchPreset, chosen: dict) -> list[dict]:
+    """Members 1..K-1 of the ensemble of a chosen regularized setting (member 0 is the chosen run itself): the
+    ensemble recipe's members (`scarce.recipes.ensemble.member_points`) with the preset's member heuristic
+    (`member_epochs_factor`, `member_wd_factor`), labelled as bench runs (stage and member tags)."""
+    point = chosen["point"]
+    members = member_points(point["model.depth"], point, p.members, p.member_epochs_factor, p.member_wd_factor)
+    return [{**point, **{k: v for k, v in m.items() if k != "tags.group"}, "tags.stage": "ensemble"}
+            for m in members[1:]]
 
 
 def regularized_stage(p: BenchPreset, runs: Runs, store, init: dict | None = None) -> tuple[dict, list[dict]]:
