@@ -53,3 +53,19 @@ def test_compare_of_something_that_is_not_a_run_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --compare") and "neither a run id in the run store nor a run directory" in err
     assert err.count("\n") == 1
+
+
+def test_isoflop_runs_get_their_curves_and_the_optimum(tiny_store, tmp_path):
+    """Runs of the IsoFLOP recipe (tags.budget: 2 budgets x 3 depths) are drawn as IsoFLOP parabolas with the
+    fitted N_opt against compute (Chinchilla approach 2), its caveats beside it."""
+    argv = ["recipe", "isoflop", "--data", str(tiny_store.path), "--out", str(tmp_path / "iso"), "--sizes", "1", "2",
+            "3", "--results", str(tmp_path / "res"), "--workers", "1", "--threads", "1", "--set", "model.head_dim=16",
+            "--set", "model.seq_len=32", "--set", "train.batch_size=4", "--option", "budgets=[2e8,6e8]"]
+    assert main(argv) == 0
+    out = tmp_path / "r"
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
+    _png(out / "plots" / "isoflop.png")
+    md = (out / "report.md").read_text()
+    section = md.split("## IsoFLOP")[1].split("\n## ")[0]
+    assert "| isoflop | a |" in section and "N_opt[C=2e+08]" in section and "N_opt[C=6e+08]" in section
+    assert "2 compute budgets: the exponent a is a line through 2 points" in section

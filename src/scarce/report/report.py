@@ -31,7 +31,7 @@ from scarce.report.plots import (
 )
 from scarce.rundir import is_run, read_config, read_metrics, read_summary
 from scarce.runs.store import RunStore, results_root
-from scarce.scaling import fit_power_law
+from scarce.scaling import fit_approach2, fit_power_law
 
 RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
                "params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb", "wall_seconds", "run_dir")
@@ -625,6 +625,7 @@ def _store_sections(doc: Doc, out: Path, rows: list[dict], sweep: str | None) ->
     doc.h2("Compute")
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png")
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run.")
+    _isoflop_section(doc, out, rows)
     per_size = {}
     for r in records:
         if r["train_tokens"] and (r["train_tokens"] not in per_size or r["select_loss"] < per_size[r["train_tokens"]]["select_loss"]):
@@ -653,6 +654,35 @@ SWEPT_PLOTS = 6
 """At most this many swept settings get a plot."""
 NOT_SWEPT = {"train.seed", "init.seed", "data"}
 """Fields that vary between runs without being a setting one tunes."""
+
+
+def _isoflop_section(doc: Doc, out: Path, rows: list[dict]) -> None:
+    """IsoFLOP curves and the compute-optimal size (Chinchilla approach 2) of the runs an IsoFLOP recipe tagged
+    with their budget (`tags.budget`), when 2+ budgets hold 3+ sizes each."""
+    runs = [r for r in rows if isinstance(r["config"].get("tags", {}).get("budget"), (int, float))]
+    budgets = {}
+    for r in runs:
+        budgets.setdefault(float(r["config"]["tags"]["budget"]), []).append(r)
+    runs = [r for group in budgets.values() if len({x["config"]["model"]["depth"] for x in group}) >= 3 for r in group]
+    if len({float(r["config"]["tags"]["budget"]) for r in runs}) < 2:
+        return
+    doc.h2("IsoFLOP")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_approach2([r["params"] for r in runs], [float(r["config"]["tags"]["budget"]) for r in runs],
+                                [r["val_loss"] for r in runs])
+    except UserError as e:
+        doc.p(f"The IsoFLOP runs could not be fitted: {e}.")
+        return
+    _plot_fit(fit, out / "plots" / "isoflop.png")
+    doc.img("plots/isoflop.png", "Left: val loss against parameters at each compute budget (tags.budget), a "
+                                 "parabola in log N per budget and its minimum; right: the minima against compute "
+                                 "with the fitted N_opt ∝ C^a.")
+    rows_ = [["isoflop", k, v["value"], v["low"], v["high"]] for k, v in fit.to_json_dict().items()]
+    doc.table(["fit", "estimate", "value", "low (2.5%)", "high (97.5%)"], rows_)
+    if fit.warnings:
+        doc.p("Caveats: " + "; ".join(fit.warnings) + ".")
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
