@@ -53,3 +53,11 @@ def test_what_cannot_be_combined_is_a_one_line_error():
     with pytest.raises(UserError, match="2 sets of draws for 3 samples"):
         combine_samples([2.0, 2.1, 1.9], [np.ones(5), np.ones(5)])
     assert np.isnan(combine_samples([2.0, 2.2]).prediction_low)  # two samples: no prediction interval
+
+
+def test_samples_without_within_noise_get_a_t_interval():
+    """Values known exactly (a zero-width interval each): the samples' spread alone, a plain t interval; equal
+    values give a zero-width result."""
+    assert combine_samples([1.0, 1.0, 1.0], within_sd=[0, 0, 0]).to_json_dict()["high"] == pytest.approx(1.0)
+    c = combine_samples([2.0, 2.2, 1.8], log=False)
+    assert (c.low, c.high) == pytest.approx((2.0 - 4.303 * 0.2 / 3 ** 0.5, 2.0 + 4.303 * 0.2 / 3 ** 0.5), rel=1e-3)

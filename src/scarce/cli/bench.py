@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from scarce.bench import BENCH_PRESETS, BENCH_RECIPES, DEFAULT_RECIPE, BenchResult, bench
+from scarce.bench.samples import bench_samples
 from scarce.cli import options
+from scarce.errors import UserError
 from scarce.report.report import interval
 
 
@@ -28,6 +30,9 @@ def add_parser(sub) -> None:
                    help="another sample of the preset's corpus (`scarce prepare --seed N`), prepared under "
                         "OUT/stores/seed-N: repeating the bench over seeds shows how much the documents drawn move "
                         "the multiples (default 0)")
+    p.add_argument("--samples", type=options.positive_int, metavar="S",
+                   help="the bench on S samples of the preset's corpus (data seeds 0..S-1, each in OUT/sample-N) and "
+                        "one report whose headline interval covers the sample (random effects over the samples)")
     options.add_workers(p, "runs trained")
     options.add_results(p)
     options.add_tracker(p)
@@ -37,9 +42,32 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     options.use_tracker(args)
     options.check_out(args.out, "--out")
+    if args.samples is not None:
+        if args.data:
+            raise UserError("--samples draws samples of the preset's corpus; a store given with --data is one "
+                            "sample (prepare others with `scarce prepare --seed N`)")
+        if args.data_seed:
+            raise UserError("--samples runs data seeds 0..S-1 itself; leave out --data-seed")
+        combined = bench_samples(args.out, args.preset, args.samples, args.recipe, options.workers(args),
+                                 args.results)
+        print_samples(combined)
+        return 0
     print_summary(bench(args.out, args.preset, args.data, args.recipe, options.workers(args), args.results,
                         data_seed=args.data_seed))
     return 0
+
+
+def print_samples(combined: dict) -> None:
+    for kind, c in (combined["headline"] or {}).items():
+        if c.get("value") is None:
+            print(f"{combined['default_recipe']} {kind}: {c.get('note')}")
+            continue
+        one_more = ("" if c["prediction_low"] is None else
+                    f"; one more sample: [{c['prediction_low']:.2f}, {c['prediction_high']:.2f}]")
+        print(f"{combined['default_recipe']} {kind} over {combined['samples']} samples: {c['value']:.2f}x "
+              f"[{c['low']:.2f}, {c['high']:.2f}]{one_more}; per sample "
+              + ", ".join(f"{v:.2f}x" for v in c["values"]))
+    print(f"report: {Path(combined['report']).with_suffix('.html')}")
 
 
 def print_summary(result: BenchResult) -> None:

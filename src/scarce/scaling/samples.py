@@ -59,6 +59,14 @@ class Combined:
                 "method": self.method}
 
 
+def within_sd_of_interval(low: float, high: float, level: float = LEVEL, log: bool = True) -> float:
+    """A sample's own sd read back from its (percentile) interval, as if normal (log-normal with `log`): for
+    results that keep their interval but not their draws (bench.json)."""
+    z = stats.norm.ppf((1 + level) / 2)
+    lo, hi = (np.log(low), np.log(high)) if log else (low, high)
+    return float((hi - lo) / (2 * z))
+
+
 def _inputs(values, draws, log: bool) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(values, dtype=float)
     if y.ndim != 1 or y.size < 2:
@@ -81,21 +89,30 @@ def _inputs(values, draws, log: bool) -> tuple[np.ndarray, np.ndarray]:
     return (np.log(y) if log else y), s2
 
 
-def combine_samples(values, draws=None, *, level: float = LEVEL, log: bool = True) -> Combined:
+def combine_samples(values, draws=None, *, within_sd=None, level: float = LEVEL, log: bool = True) -> Combined:
     """Combine one quantity measured on S >= 2 samples: `values` the samples' point estimates, `draws` (one array
-    per sample, optional) their within-sample bootstrap draws, whose variance weights them. `log`: combine on the
-    log scale (multiples, ratios) and report back on the original one."""
+    per sample, optional) their within-sample bootstrap draws, whose variance weights them, or `within_sd` those
+    sds directly (log scale with `log`). `log`: combine on the log scale (multiples, ratios) and report back on
+    the original one."""
     y, s2 = _inputs(values, draws, log)
+    if within_sd is not None:
+        sd = np.asarray(within_sd, dtype=float)
+        if sd.shape != y.shape or not np.all(np.isfinite(sd) & (sd >= 0)):
+            raise UserError(f"within_sd must be {y.size} finite numbers >= 0")
+        s2 = sd ** 2
     k = y.size
-    w = 1.0 / np.maximum(s2, 1e-12) if np.any(s2 > 0) else np.ones(k)
-    mean_w = np.sum(w * y) / np.sum(w)
-    q = np.sum(w * (y - mean_w) ** 2)
-    c = np.sum(w) - np.sum(w ** 2) / np.sum(w)
-    tau2 = max(0.0, (q - (k - 1)) / c) if np.any(s2 > 0) else float(np.var(y, ddof=1))
-    w_star = 1.0 / (s2 + tau2) if np.any(s2 + tau2 > 0) else np.ones(k)
-    mu = np.sum(w_star * y) / np.sum(w_star)
-    factor = max(1.0, np.sum(w_star * (y - mu) ** 2) / (k - 1))
-    se = np.sqrt(factor / np.sum(w_star))
+    if np.all(s2 == 0):  # no within-sample noise known: the samples' own spread is all there is (a t interval)
+        mu, tau2 = float(np.mean(y)), float(np.var(y, ddof=1))
+        se = np.sqrt(tau2 / k)
+    else:
+        w = 1.0 / np.maximum(s2, 1e-12)
+        mean_w = np.sum(w * y) / np.sum(w)
+        q = np.sum(w * (y - mean_w) ** 2)
+        tau2 = max(0.0, (q - (k - 1)) / (np.sum(w) - np.sum(w ** 2) / np.sum(w)))
+        w_star = 1.0 / (s2 + tau2)
+        mu = np.sum(w_star * y) / np.sum(w_star)
+        factor = max(1.0, np.sum(w_star * (y - mu) ** 2) / (k - 1))
+        se = np.sqrt(factor / np.sum(w_star))
     half = stats.t.ppf((1 + level) / 2, k - 1) * se
     if k >= 3:
         # a rerun's reading: its own true value (tau^2) seen through its own within-sample noise (a typical s^2)

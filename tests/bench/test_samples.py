@@ -1,0 +1,74 @@
+"""`scarce bench --samples S`: the bench on S samples of its corpus and one combined headline."""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from scarce.bench import BENCH_PRESETS, BenchPreset, BenchResult
+from scarce.bench.samples import combine_results
+from scarce.cli.main import main
+
+RUN = {"model.aspect_ratio": 16, "model.head_dim": 16, "model.seq_len": 32, "train.batch_size": 4,
+       "train.log_every": 1000}
+
+
+@pytest.fixture
+def tiny_preset(tmp_path):
+    root = tmp_path / "corpus"
+    root.mkdir()
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:80]
+    (root / "docs.jsonl").write_text("\n".join(json.dumps({"text": p.read_text(encoding="utf-8", errors="replace")
+                                                                    [:900]}) for p in files) + "\n")
+    p = BenchPreset("samples-micro", budget_tokens=1200, multiples=(1, 2, 4), corpus=f"files:{root}", vocab_size=300,
+                    select_tokens=600, val_tokens=600, tokenizer_bytes=0, heldout_window=200, overrides=RUN,
+                    sizes=(1, 2), standard_epochs=(1, 2), reference_epochs={2: (1, 2), 4: (1,)}, lrs=(3e-3,),
+                    weight_decays=(0.1, 0.8), epochs=(2,), max_rounds=1, members=2, n_boot=100,
+                    downstream_items=0)
+    BENCH_PRESETS[p.name] = p
+    yield p
+    del BENCH_PRESETS[p.name]
+
+
+def test_two_samples_give_one_combined_report(tiny_preset, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["bench", "--preset", tiny_preset.name, "--out", str(out), "--results", str(tmp_path / "res"),
+            "--workers", "1", "--samples", "2"]
+    assert main(argv) == 0
+    combined = json.loads((out / "samples.json").read_text())
+    assert combined["samples"] == 2 and combined["data_seeds"] == [0, 1]
+    seeds = [json.loads((out / f"sample-{s}" / "bench.json").read_text())["data_seed"] for s in (0, 1)]
+    assert seeds == [0, 1]
+    fingerprints = {json.loads((out / f"sample-{s}" / "bench.json").read_text())["data"] for s in (0, 1)}
+    assert len(fingerprints) == 2  # two samples of the corpus, not one twice
+    head = combined["headline"]["parametric"]
+    per = [s["efficiency"]["parametric"]["value"] for s in combined["per_sample"]]
+    if head["value"] is not None:
+        assert head["values"] == pytest.approx(per) and head["low"] <= head["value"] <= head["high"]
+        assert head["prediction_low"] is None  # two samples: no interval for one more
+    md = (out / "report.md").read_text()
+    assert "over 2 samples of its corpus" in md and "## Per sample" in md and "## Findings" in md
+    assert all(f["status"] for f in combined["findings"])
+    assert "over 2 samples" in capsys.readouterr().out or head["value"] is None
+
+
+def _result(seed, value, low, high, reproduced):
+    return BenchResult(preset="p", recipe="ensemble", default_recipe="ensemble-k4", budget_tokens=1, fits={},
+                       recipes={"ensemble-k4": {"efficiency": {"parametric": {"value": value, "low": low, "high": high},
+                                                               "empirical": None}}},
+                       efficiency={}, reference=[], single=[], data_seed=seed,
+                       findings=[{"id": "1", "name": "regularization helps", "reproduced": reproduced}])
+
+
+def test_combination_of_samples_and_their_findings():
+    per = [_result(0, 2.08, 1.94, 2.20, True), _result(1, 1.72, 1.69, 1.76, False), _result(2, 1.9, 1.8, 2.0, True)]
+    combined = combine_results(per)
+    head = combined["headline"]["parametric"]
+    assert head["values"] == [2.08, 1.72, 1.9] and head["low"] < 1.72 and head["high"] > 2.08
+    assert head["prediction_low"] < head["low"] and head["prediction_high"] > head["high"]
+    assert combined["headline"]["empirical"]["value"] is None  # a sample without an interval: said, not combined
+    assert combined["findings"][0]["status"] == "samples disagree: reproduced on 2 of 3"
+    assert combine_results(per[::2])["findings"][0]["status"] == "reproduced on every sample"
