@@ -69,3 +69,18 @@ def test_isoflop_runs_get_their_curves_and_the_optimum(tiny_store, tmp_path):
     section = md.split("## IsoFLOP")[1].split("\n## ")[0]
     assert "| isoflop | a |" in section and "N_opt[C=2e+08]" in section and "N_opt[C=6e+08]" in section
     assert "2 compute budgets: the exponent a is a line through 2 points" in section
+
+
+def test_ensembles_of_the_store_get_their_k_curves(tiny_store, tmp_path):
+    argv = ["ensemble", "--data", str(tiny_store.path), "--preset", "tiny", "--members", "2", "--out",
+            str(tmp_path / "ens"), "--results", str(tmp_path / "res"), "--set", "model.depth=1", "--set",
+            "model.head_dim=16", "--set", "model.seq_len=32", "--set", "train.batch_size=4", "--tokens", "1024",
+            "--threads", "1", "--workers", "1", "--quiet"]
+    assert main(argv) == 0
+    ens = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    out = tmp_path / "r"
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
+    _png(out / "plots" / "ensembles.png")
+    section = (out / "report.md").read_text().split("## Ensembles")[1].split("\n## ")[0]
+    row = [line for line in section.splitlines() if line.startswith("| ens |")]
+    assert len(row) == 1 and f"| 2 | {ens['members'][0]['val_loss']:.4f} | {ens['prefix_val_loss'][-1]:.4f} |" in row[0]

@@ -533,3 +533,22 @@ def plot_against_field(records: list[dict], field: str, path) -> None:
 
 def _finite(record: dict, *keys: str) -> bool:
     return all(isinstance(record.get(k), (int, float)) and np.isfinite(record[k]) for k in keys)
+
+
+def plot_k_curves(curves: list[tuple[str, list[float], list[float]]], path) -> None:
+    """Val loss of the ensemble of the first k members against k, one line per ensemble, and each member's own
+    loss as faint points: `curves` holds (label, prefix losses, member losses)."""
+    fig, (ax,) = _figure(height=4.4)
+    for color, (label, prefix, members) in zip(_colors(len(curves)), curves):
+        ks = range(1, len(prefix) + 1)
+        ax.plot(list(ks), prefix, color=color, marker="o", label=label)
+        ax.scatter(list(range(1, len(members) + 1)), members, color=color, s=10, alpha=0.35)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("members k (the ensemble of the first k)")
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("ensembles: val loss against members (faint: each member alone)")
+    _save(fig, path)

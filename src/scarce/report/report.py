@@ -25,6 +25,7 @@ from scarce.report.plots import (
     plot_curves,
     plot_epochs,
     plot_fit,
+    plot_k_curves,
     plot_loss_vs_compute,
     plot_members,
     plot_reference_points,
@@ -626,6 +627,7 @@ def _store_sections(doc: Doc, out: Path, rows: list[dict], sweep: str | None) ->
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png")
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run.")
     _isoflop_section(doc, out, rows)
+    _ensembles_section(doc, out, rows)
     per_size = {}
     for r in records:
         if r["train_tokens"] and (r["train_tokens"] not in per_size or r["select_loss"] < per_size[r["train_tokens"]]["select_loss"]):
@@ -683,6 +685,32 @@ def _isoflop_section(doc: Doc, out: Path, rows: list[dict]) -> None:
     doc.table(["fit", "estimate", "value", "low (2.5%)", "high (97.5%)"], rows_)
     if fit.warnings:
         doc.p("Caveats: " + "; ".join(fit.warnings) + ".")
+
+
+def _ensembles_section(doc: Doc, out: Path, rows: list[dict]) -> None:
+    """K-curves of the ensembles `scarce ensemble` made of these runs: members sit in ENS/members/mNN and the
+    ensemble's evaluation in ENS/ensemble.json (every prefix k = 1..K on val)."""
+    found = {}
+    for r in rows:
+        folder = Path(r["run_dir"]).parent.parent
+        if r["config"].get("tags", {}).get("group") and (folder / "ensemble.json").is_file():
+            found.setdefault(folder, None)
+    curves, table = [], []
+    for folder in found:
+        try:
+            ens = json.loads((folder / "ensemble.json").read_text())
+            prefix, members = ens["prefix_val_loss"], [m["val_loss"] for m in ens["members"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an ensemble.json of another split or a damaged one: not drawn
+        curves.append((folder.name, prefix, members))
+        table.append([folder.name, len(prefix), members[0], prefix[-1], members[0] - prefix[-1], ens.get("combine")])
+    if not curves:
+        return
+    doc.h2("Ensembles")
+    plot_k_curves(curves, out / "plots" / "ensembles.png")
+    doc.img("plots/ensembles.png", "Val loss of the ensemble of the first k members against k (from each "
+                                   "ensemble.json), and each member alone (faint).")
+    doc.table(["ensemble", "K", "member 1", "all K", "gain (nats)", "combine"], table)
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
