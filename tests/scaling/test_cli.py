@@ -86,11 +86,17 @@ def test_data_constrained_json(capsys, write_csv, rng):
     assert set(out) == {"E", "B", "beta", "R_star"}
 
 
-def test_plan_from_law_json(capsys, tmp_path):
+def _law_file(tmp_path):
+    """A law.json as `fit chinchilla --json` writes it (point values, no intervals)."""
     law = {k: {"value": v, "low": None, "high": None}
            for k, v in {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}.items()}
     path = tmp_path / "law.json"
     path.write_text(json.dumps(law))
+    return path
+
+
+def test_plan_from_law_json(capsys, tmp_path):
+    path = _law_file(tmp_path)
     out = _run_json(capsys, ["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--target-loss", "2.2",
                              "--flops-per-s", "1e15"])
     assert {"C=1e+21:params", "C=1e+21:hours", "L=2.2:flops"} <= set(out)
@@ -101,10 +107,7 @@ def test_plan_from_law_json(capsys, tmp_path):
 def test_plan_prices_device_hours_like_a_hand_computation(capsys, tmp_path):
     """1e21 FLOPs on an A100 (312 TFLOP/s dense bf16) at 40% MFU: 1e21 / (312e12 x 0.4) / 3600 = 2,225.8
     device-hours; at $1.80 an hour, $4,006.4."""
-    law = {k: {"value": v, "low": None, "high": None}
-           for k, v in {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}.items()}
-    path = tmp_path / "law.json"
-    path.write_text(json.dumps(law))
+    path = _law_file(tmp_path)
     out = _run_json(capsys, ["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--gpu", "A100",
                              "--gpu-price", "1.8"])
     assert out["C=1e+21:hours"]["value"] == pytest.approx(2225.78, abs=0.01)

@@ -35,6 +35,16 @@ def _save(fig, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
+def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str, legend: int = 8) -> None:
+    """Labels, a light grid, the legend and the title of a one-panel plot of runs, then the PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=legend)
+    ax.set_title(title)
+    _save(fig, path)
+
+
 def _log_axes(ax, xlabel: str, ylabel: str, ydata=None) -> None:
     """Log-log axes, labelled; call after plotting (the y ticks depend on the data range).
 
@@ -482,12 +492,8 @@ def plot_epochs(rows: list[dict], path) -> None:
         ax.plot([r["epochs"] for r in mine], [r["val_loss"] for r in mine], color=color, marker="o",
                 label=f"depth {depth} ({mine[0]['params']:,} params)")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("epochs over the fixed budget (log scale)")
-    ax.set_ylabel("val loss (nats/token)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("standard recipe: val loss against epochs")
-    _save(fig, path)
+    _finish(fig, ax, path, "epochs over the fixed budget (log scale)", "val loss (nats/token)",
+            "standard recipe: val loss against epochs")
 
 
 def plot_curves(curves: list[tuple[str, list[dict]]], path, title: str = "training curves") -> None:
@@ -503,12 +509,7 @@ def plot_curves(curves: list[tuple[str, list[dict]]], path, title: str = "traini
             ax.plot([s * per_step for s, _ in train], [v for _, v in train], color=color, lw=0.9, alpha=0.6)
         if evals:
             ax.plot([t for t, _ in evals], [v for _, v in evals], color=color, marker="o", ms=3, label=label)
-    ax.set_xlabel("tokens seen")
-    ax.set_ylabel("loss (nats/token): train (line), val (markers)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(title)
-    _save(fig, path)
+    _finish(fig, ax, path, "tokens seen", "loss (nats/token): train (line), val (markers)", title, legend=7)
 
 
 def plot_against_field(records: list[dict], field: str, path) -> None:
@@ -523,12 +524,7 @@ def plot_against_field(records: list[dict], field: str, path) -> None:
     xs = [r["fields"][field] for r in records]
     if min(xs) > 0 and max(xs) >= 10 * min(xs):
         ax.set_xscale("log")
-    ax.set_xlabel(field)
-    ax.set_ylabel("val loss (nats/token)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"val loss against {field}")
-    _save(fig, path)
+    _finish(fig, ax, path, field, "val loss (nats/token)", f"val loss against {field}")
 
 
 def _finite(record: dict, *keys: str) -> bool:
@@ -546,9 +542,5 @@ def plot_k_curves(curves: list[tuple[str, list[float], list[float]]], path) -> N
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("members k (the ensemble of the first k)")
-    ax.set_ylabel("val loss (nats/token)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("ensembles: val loss against members (faint: each member alone)")
-    _save(fig, path)
+    _finish(fig, ax, path, "members k (the ensemble of the first k)", "val loss (nats/token)",
+            "ensembles: val loss against members (faint: each member alone)", legend=7)
