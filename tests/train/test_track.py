@@ -145,3 +145,19 @@ def test_sweep_tracker_reaches_every_point(tiny_store, tmp_path, monkeypatch):
     assert main(["sweep", f"{spec}:make", "--workers", "1", "--threads", "1", "--tracker", "tensorboard"]) == 0
     runs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/config.json"))
     assert len(runs) == 2 and all(list((r / "tensorboard").glob("events.out.tfevents.*")) for r in runs)
+
+
+def test_a_tracker_that_cannot_start_warns_and_the_run_goes_on(tiny_store, tiny_config, tmp_path, monkeypatch,
+                                                               capsys):
+    """A missing package (or no network for W&B) fails the tracker's start: one warning, the run trains on."""
+    import scarce.track as track
+
+    def missing(self, *args):
+        raise ImportError("No module named 'wandb'")
+
+    monkeypatch.setattr(track.WandB, "__init__", missing)
+    summary = train(tiny_config(tiny_store, **STEPS, **{"train.tracker": "wandb"}), tmp_path / "run",
+                    str(tmp_path / "res"), quiet=True)
+    err = capsys.readouterr().err
+    assert err.count("warning: tracker wandb failed (ImportError: No module named 'wandb')") == 1
+    assert summary["val_loss"] > 0 and not (tmp_path / "run" / "wandb").exists()
