@@ -72,3 +72,25 @@ def test_combination_of_samples_and_their_findings():
     assert combined["headline"]["empirical"]["value"] is None  # a sample without an interval: said, not combined
     assert combined["findings"][0]["status"] == "samples disagree: reproduced on 2 of 3"
     assert combine_results(per[::2])["findings"][0]["status"] == "reproduced on every sample"
+
+
+def test_the_report_prices_each_recipe_on_a_named_device(tiny_preset, tmp_path):
+    """--gpu A100 --gpu-price 2: device-hours = training FLOPs / (312 TFLOP/s x MFU 0.4) / 3600, dollars = 2 x that."""
+    import csv
+
+    out = tmp_path / "out"
+    argv = ["bench", "--preset", tiny_preset.name, "--out", str(out), "--results", str(tmp_path / "res"),
+            "--workers", "1", "--gpu", "A100", "--gpu-price", "2"]
+    assert main(argv) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["cost"] == {"gpu": "A100", "flops_per_s": 312e12, "mfu": 0.4, "price": 2.0}
+    with open(out / "tables" / "recipes.csv", newline="") as f:
+        rows = {r["recipe"]: r for r in csv.DictReader(f)}
+    for name, r in result["recipes"].items():
+        if r["flops"] is not None:
+            hours = r["flops"] / (312e12 * 0.4) / 3600
+            assert float(rows[name]["device_hours"]) == pytest.approx(hours)
+            assert float(rows[name]["dollars"]) == pytest.approx(2 * hours)
+    md = (out / "report.md").read_text()
+    assert "device-hours | dollars |" in md and "A100's peak 3.12e+14 FLOP/s x MFU 0.4" in md
+    assert main(["bench", "--preset", tiny_preset.name, "--out", str(tmp_path / "o2"), "--gpu-price", "2"]) == 2

@@ -113,7 +113,7 @@ def test_plan_prices_device_hours_like_a_hand_computation(capsys, tmp_path):
     assert out["C=1e+21:hours"]["value"] == pytest.approx(2225.78, abs=0.01)
     assert out["C=1e+21:dollars"]["value"] == pytest.approx(4006.41, abs=0.01)
     assert main(["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--gpu-price", "1.8"]) == 2
-    assert "a price needs the device's FLOP/s" in capsys.readouterr().err
+    assert "a price needs the device's FLOP/s (--gpu NAME or --flops-per-s)" in capsys.readouterr().err
     assert main(["fit", "plan", "--law-json", str(path), "--budget", "1e21", "--gpu", "A100", "--flops-per-s",
                  "1e15"]) == 2
 

@@ -28,7 +28,7 @@ from scarce.runs.store import results_root
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
           recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
-          data_seed: int = 0) -> BenchResult:
+          data_seed: int = 0, cost: dict | None = None) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
     prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N."""
     t0 = time.perf_counter()
@@ -79,6 +79,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     result.data_seed = data_seed
     result.wall_seconds = time.perf_counter() - t0
     result.run_seconds = sum(r.get("wall_seconds") or 0.0 for r in trained)
+    result.cost = cost
     result.report = str(write_bench_report(out, result, fits, results))
     atomic.write_json(out / "bench.json", result.to_json())
     return result

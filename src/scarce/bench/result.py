@@ -68,6 +68,9 @@ class BenchResult:
     run_seconds: float = 0.0
     """Training time of every run of the bench, summed."""
     report: str = ""
+    cost: dict | None = None
+    """The device the report prices training on ({gpu, flops_per_s, mfu, price} from `--gpu`, `--gpu-price`,
+    `--mfu`): each recipe's training FLOPs as device-hours and dollars; None when no device was named."""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=options.positive_int, metavar="S",
                    help="the bench on S samples of the preset's corpus (data seeds 0..S-1, each in OUT/sample-N) and "
                         "one report whose headline interval covers the sample (random effects over the samples)")
+    options.add_device_cost(p)
     options.add_workers(p, "runs trained")
     options.add_results(p)
     options.add_tracker(p)
@@ -49,11 +50,11 @@ def run(args) -> int:
         if args.data_seed:
             raise UserError("--samples runs data seeds 0..S-1 itself; leave out --data-seed")
         combined = bench_samples(args.out, args.preset, args.samples, args.recipe, options.workers(args),
-                                 args.results)
+                                 args.results, cost=options.device_cost(args))
         print_samples(combined)
         return 0
     print_summary(bench(args.out, args.preset, args.data, args.recipe, options.workers(args), args.results,
-                        data_seed=args.data_seed))
+                        data_seed=args.data_seed, cost=options.device_cost(args)))
     return 0
 
 

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from scarce.cli import options
 from scarce.cli.options import ArgumentParser, check_file_out
 from scarce.errors import UserError
 from scarce.report.plots import plot_fit
@@ -22,7 +23,6 @@ from scarce.scaling.csvio import read_columns
 from scarce.scaling.efficiency import empirical_efficiency, fit_efficiency
 from scarce.scaling.laws import fit_data_constrained, fit_joint, fit_power_law
 from scarce.scaling.plan import LAW_PARAMS, format_plan, plan, plan_to_json_dict
-from scarce.train.runtime import GPU_PEAKS
 
 TITLES = {
     "power_law": "power law  y = E + A·x^(-alpha)",
@@ -127,13 +127,7 @@ def _add_plan(fits) -> None:
     src.add_argument("--law-json", metavar="F", help="JSON from `scarce fit chinchilla --method 3 --json`")
     p.add_argument("--budget", type=float, action="append", default=[], metavar="C", help="FLOPs (repeatable)")
     p.add_argument("--target-loss", type=float, action="append", default=[], metavar="L", help="(repeatable)")
-    device = p.add_mutually_exclusive_group()
-    device.add_argument("--flops-per-s", type=float, metavar="X", help="one device's peak FLOP/s, for the hours "
-                        "(device-hours) column")
-    device.add_argument("--gpu", choices=sorted(GPU_PEAKS), help="the device whose dense bf16 peak sets the hours "
-                        "(" + ", ".join(f"{k} {v / 1e12:g}T" for k, v in GPU_PEAKS.items()) + ")")
-    p.add_argument("--gpu-price", type=float, metavar="USD", help="price of one device-hour, for the dollars column")
-    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation (default 0.4)")
+    options.add_device_cost(p, flops_per_s=True)
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K")
     _common(p, plot=False)
     p.set_defaults(func=_plan)
@@ -183,9 +177,9 @@ def _plan(args) -> int:
         _print_warnings(law)
     else:
         law = _read_law_json(args.law_json)
-    flops_per_s = GPU_PEAKS[args.gpu] if args.gpu else args.flops_per_s
-    rows = plan(law, budgets=args.budget, target_losses=args.target_loss, flops_per_s=flops_per_s,
-                mfu=args.mfu, price=args.gpu_price)
+    cost = options.device_cost(args) or {"flops_per_s": None, "price": None}
+    rows = plan(law, budgets=args.budget, target_losses=args.target_loss, flops_per_s=cost["flops_per_s"],
+                mfu=args.mfu, price=cost["price"])
     print(json.dumps(plan_to_json_dict(rows), indent=1) if args.json else format_plan(rows))
     return 0
 

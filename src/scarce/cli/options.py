@@ -25,7 +25,9 @@ from scarce.errors import UserError
 from scarce.model import hf
 from scarce.runs.executors import EXECUTORS, default_workers, make_executor
 from scarce.sample import Sampling
+from scarce.scaling.plan import check_device
 from scarce.track import TRACKERS
+from scarce.train.runtime import GPU_PEAKS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -156,6 +158,26 @@ def add_set(p, what: str = "") -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help=f"override a config field{what}, e.g. optim.lr=1e-3 (repeatable; sections model, optim, "
                         "train, objective, mix, init; fields documented in scarce/config.py)")
+
+
+def add_device_cost(p, flops_per_s: bool = False) -> None:
+    """--gpu NAME (or, with `flops_per_s`, --flops-per-s X), --gpu-price USD and --mfu: what a device-hour is and
+    costs, for the hours and dollars of `fit plan` and of the bench report."""
+    device = p.add_mutually_exclusive_group()
+    if flops_per_s:
+        device.add_argument("--flops-per-s", type=float, metavar="X", help="one device's peak FLOP/s, for the hours "
+                            "(device-hours) column")
+    device.add_argument("--gpu", choices=sorted(GPU_PEAKS), help="the device whose dense bf16 peak sets the hours "
+                        "(" + ", ".join(f"{k} {v / 1e12:g}T" for k, v in GPU_PEAKS.items()) + ")")
+    p.add_argument("--gpu-price", type=float, metavar="USD", help="price of one device-hour, for the dollars column")
+    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation (default 0.4)")
+
+
+def device_cost(args) -> dict | None:
+    """{gpu, flops_per_s, mfu, price} from `add_device_cost`'s flags; None when no device was named."""
+    peak = GPU_PEAKS[args.gpu] if args.gpu else getattr(args, "flops_per_s", None)
+    check_device(peak, args.mfu, args.gpu_price)
+    return None if peak is None else {"gpu": args.gpu, "flops_per_s": peak, "mfu": args.mfu, "price": args.gpu_price}
 
 
 def add_tracker(p) -> None:

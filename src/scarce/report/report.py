@@ -33,6 +33,7 @@ from scarce.report.plots import (
 from scarce.rundir import is_run, read_config, read_metrics, read_summary
 from scarce.runs.store import RunStore, results_root
 from scarce.scaling import fit_approach2, fit_power_law
+from scarce.scaling.plan import device_hours
 
 RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
                "params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb", "wall_seconds", "run_dir")
@@ -443,6 +444,9 @@ def _recipes_section(doc: Doc, out: Path, result) -> None:
             "data efficiency, empirical [95% CI]", "training FLOPs"]
     if down.get("items"):
         cols.append(f"{down['task']} accuracy [95% CI]")
+    cost = getattr(result, "cost", None)
+    if cost:
+        cols += ["device-hours"] + (["dollars"] if cost.get("price") else [])
     rows, csv_rows = [], []
     for name, r in result.recipes.items():
         e = r["efficiency"]
@@ -451,13 +455,23 @@ def _recipes_section(doc: Doc, out: Path, result) -> None:
         if down.get("items"):
             a = r.get("downstream")
             rows[-1].append(f"{a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]" if a else "-")
+        hours = None if not cost or r["flops"] is None else device_hours(r["flops"], cost["flops_per_s"], cost["mfu"])
+        dollars = None if hours is None or not cost.get("price") else hours * cost["price"]
+        if cost:
+            rows[-1] += [hours] + ([dollars] if cost.get("price") else [])
         csv_rows.append([name, name == default, r["val_loss"], r["val_bpb"], r["flops"]]
                         + [(e.get(k) or {}).get(f) for k in ("parametric", "empirical") for f in ("value", "low", "high")]
                         + [extrapolated(e.get(k)) for k in ("parametric", "empirical")]
-                        + [(r.get("downstream") or {}).get(f) for f in ("value", "low", "high")])
+                        + [(r.get("downstream") or {}).get(f) for f in ("value", "low", "high")] + [hours, dollars])
     doc.table(cols, rows)
     if down.get("items"):
         doc.p(_downstream_text(down))
+    if cost:
+        doc.p(f"Device-hours: training FLOPs / ({cost.get('gpu') or 'the device'}'s peak {cost['flops_per_s']:.3g} "
+              f"FLOP/s x MFU {cost['mfu']:g}) / 3600, the cost on any number of such devices"
+              + (f"; dollars at ${cost['price']:g} a device-hour." if cost.get("price") else ".")
+              + " A recipe's FLOPs include every member it averages; the runs tried to choose its settings are not "
+                "counted.")
     doc.p("Every recipe trains on the same fixed budget of unique tokens. " + "; ".join(
         f"`{n}`: {_recipe_text(n)}" for n in result.recipes) + ". Data efficiency = D_ref(L) / D: the unique "
         "tokens the standard recipe needs to reach the same val loss L, over the budget D (the standard recipe is "
@@ -467,7 +481,7 @@ def _recipes_section(doc: Doc, out: Path, result) -> None:
               ["recipe", "default", "val_loss", "val_bpb", "flops", "eff_parametric", "eff_parametric_low",
                "eff_parametric_high", "eff_empirical", "eff_empirical_low", "eff_empirical_high",
                "eff_parametric_extrapolated", "eff_empirical_extrapolated", "downstream_acc", "downstream_acc_low",
-               "downstream_acc_high"], csv_rows)
+               "downstream_acc_high", "device_hours", "dollars"], csv_rows)
 
 
 def _downstream_text(down: dict) -> str:

@@ -50,10 +50,28 @@ def _columns(flops, p: dict, flops_per_s: float | None, mfu: float,
         cols = {"params": n, "tokens": d, "tokens_per_param": d / n, "flops": np.broadcast_to(flops, n.shape),
                 "loss": optimal_loss(flops, *(p[k] for k in LAW_PARAMS))}
     if flops_per_s:
-        cols["hours"] = cols["flops"] / (flops_per_s * mfu) / 3600.0
+        cols["hours"] = device_hours(cols["flops"], flops_per_s, mfu)
         if price:
             cols["dollars"] = cols["hours"] * price
     return cols
+
+
+def check_device(flops_per_s: float | None, mfu: float, price: float | None = None) -> None:
+    """A one-line error for a device's peak, MFU or price per device-hour out of range."""
+    if flops_per_s is not None and not 0 < flops_per_s < np.inf:
+        raise UserError(f"flops_per_s must be a positive finite number, got {flops_per_s}")
+    if not 0 < mfu <= 1:
+        raise UserError(f"MFU must be in (0, 1], got {mfu}")
+    if price is not None and not 0 < price < np.inf:
+        raise UserError(f"the price per device-hour must be a positive finite number, got {price}")
+    if price is not None and flops_per_s is None:
+        raise UserError("a price needs the device's FLOP/s (--gpu NAME or --flops-per-s) to turn FLOPs into hours")
+
+
+def device_hours(flops, flops_per_s: float, mfu: float):
+    """Hours of one device of peak `flops_per_s` running at `mfu` to do `flops` (the cost in device-hours on any
+    number of them)."""
+    return flops / (flops_per_s * mfu) / 3600.0
 
 
 def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | None = None,
@@ -67,20 +85,13 @@ def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | 
     """
     if not budgets and not target_losses:
         raise UserError("give at least one compute budget or target loss to plan for")
-    if flops_per_s is not None and not 0 < flops_per_s < np.inf:
-        raise UserError(f"flops_per_s must be a positive finite number, got {flops_per_s}")
+    check_device(flops_per_s, mfu, price)
     for c in budgets:
         if not 0 < c < np.inf:
             raise UserError(f"a compute budget must be a positive finite number of FLOPs, got {c}")
     for t in target_losses:
         if not 0 < t < np.inf:
             raise UserError(f"a target loss must be a positive finite number, got {t}")
-    if not 0 < mfu <= 1:
-        raise UserError(f"MFU must be in (0, 1], got {mfu}")
-    if price is not None and not 0 < price < np.inf:
-        raise UserError(f"the price per device-hour must be a positive finite number, got {price}")
-    if price is not None and flops_per_s is None:
-        raise UserError("a price needs the device's FLOP/s (--gpu NAME or --flops-per-s) to turn FLOPs into hours")
     point, draws = _law_arrays(law)
     rows = []
     for c in budgets:
