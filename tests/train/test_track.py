@@ -9,6 +9,7 @@ import struct
 import pytest
 import torch
 
+from scarce import track
 from scarce.cli.main import main
 from scarce.rundir import load_weights, read_config
 from scarce.runs.launch import train
@@ -105,19 +106,28 @@ def test_wandb_offline_run_holds_the_logged_scalars(tiny_store, tiny_config, tmp
     assert finals["val_loss"] == pytest.approx(summary["val_loss"])
 
 
+def _broken_scalars(self, step, values):
+    raise OSError("No space left on device")
+
+
+def _cannot_start(self, *args):
+    raise ImportError("No module named 'wandb'")
+
+
+@pytest.mark.parametrize("tracker, cls, method, broken, warning", [
+    ("tensorboard", "TensorBoard", "scalars", _broken_scalars, "OSError: No space left on device"),  # at every call
+    ("wandb", "WandB", "__init__", _cannot_start, "ImportError: No module named 'wandb'"),  # a missing package
+])
 def test_a_failing_tracker_warns_once_and_the_run_goes_on(tiny_store, tiny_config, untracked, tmp_path, monkeypatch,
-                                                          capsys):
-    import scarce.track as track
-
-    def broken(self, step, values):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(track.TensorBoard, "scalars", broken)
-    summary = train(tiny_config(tiny_store, **STEPS, **{"train.tracker": "tensorboard"}), tmp_path / "run",
+                                                          capsys, tracker, cls, method, broken, warning):
+    monkeypatch.setattr(getattr(track, cls), method, broken)
+    summary = train(tiny_config(tiny_store, **STEPS, **{"train.tracker": tracker}), tmp_path / "run",
                     str(tmp_path / "res"), quiet=True)
     err = capsys.readouterr().err
-    assert err.count("warning: tracker tensorboard failed (OSError: No space left on device)") == 1
+    assert err.count(f"warning: tracker {tracker} failed ({warning})") == 1
     assert summary["val_loss"] == untracked[1]["val_loss"]
+    if method == "__init__":
+        assert not (tmp_path / "run" / tracker).exists()
 
 
 def test_tracker_from_the_environment_and_a_bad_one(tiny_store, tiny_config, tmp_path, monkeypatch, capsys):
@@ -146,18 +156,3 @@ def test_sweep_tracker_reaches_every_point(tiny_store, tmp_path, monkeypatch):
     runs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/config.json"))
     assert len(runs) == 2 and all(list((r / "tensorboard").glob("events.out.tfevents.*")) for r in runs)
 
-
-def test_a_tracker_that_cannot_start_warns_and_the_run_goes_on(tiny_store, tiny_config, tmp_path, monkeypatch,
-                                                               capsys):
-    """A missing package (or no network for W&B) fails the tracker's start: one warning, the run trains on."""
-    import scarce.track as track
-
-    def missing(self, *args):
-        raise ImportError("No module named 'wandb'")
-
-    monkeypatch.setattr(track.WandB, "__init__", missing)
-    summary = train(tiny_config(tiny_store, **STEPS, **{"train.tracker": "wandb"}), tmp_path / "run",
-                    str(tmp_path / "res"), quiet=True)
-    err = capsys.readouterr().err
-    assert err.count("warning: tracker wandb failed (ImportError: No module named 'wandb')") == 1
-    assert summary["val_loss"] > 0 and not (tmp_path / "run" / "wandb").exists()

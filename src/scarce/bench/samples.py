@@ -35,7 +35,6 @@ def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, r
         per.append(bench(out / f"sample-{seed}", preset, None, recipe, workers, results, log, data_seed=seed,
                          cost=cost))
     combined = combine_results(per)
-    atomic.write_json(out / "samples.json", combined)
     combined["report"] = str(write_samples_report(out, combined))
     atomic.write_json(out / "samples.json", combined)
     return combined
