@@ -155,4 +155,3 @@ def test_sweep_tracker_reaches_every_point(tiny_store, tmp_path, monkeypatch):
     assert main(["sweep", f"{spec}:make", "--workers", "1", "--threads", "1", "--tracker", "tensorboard"]) == 0
     runs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/config.json"))
     assert len(runs) == 2 and all(list((r / "tensorboard").glob("events.out.tfevents.*")) for r in runs)
-
