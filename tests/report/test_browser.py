@@ -1,4 +1,5 @@
-"""The report page in a real browser (headless Chromium): every image loads and a table sorts on a click.
+"""The report page in a real browser (headless Chromium): every image loads, a table sorts on a click and
+filters on what is typed above it.
 
 Needs Debian's `chromium` package (CI installs it); without it the test is skipped and says so."""
 
@@ -25,10 +26,18 @@ window.addEventListener("load", () => {
   const up = values();
   table.tHead.rows[0].cells[col].click();
   const down = values();
+  const box = table.previousElementSibling, first = table.tBodies[0].rows[0].cells[0].textContent.trim();
+  box.value = first;
+  box.dispatchEvent(new Event("input"));
+  const shown = Array.from(table.tBodies[0].rows).filter(r => !r.hidden).map(r => r.cells[0].textContent.trim());
+  box.value = "";
+  box.dispatchEvent(new Event("input"));
+  const cleared = Array.from(table.tBodies[0].rows).filter(r => !r.hidden).length;
   const out = document.createElement("pre");
   out.id = "scarce-check";
   out.textContent = JSON.stringify({images: images.length,
     loaded: images.filter(i => i.complete && i.naturalWidth > 0).length, before, up, down,
+    first, shown, cleared,
     marker: table.tHead.rows[0].cells[col].getAttribute("aria-sort")});
   document.body.appendChild(out);
 });
@@ -44,7 +53,7 @@ def _browser() -> str:
                 "report's browser check")
 
 
-def test_report_page_loads_every_image_and_sorts_in_a_browser(sweep_store, tmp_path):
+def test_report_page_loads_every_image_sorts_and_filters_in_a_browser(sweep_store, tmp_path):
     browser = _browser()
     out = tmp_path / "r"
     assert main(["report", "--results", str(sweep_store / "res"), "--out", str(out)]) == 0
@@ -60,3 +69,4 @@ def test_report_page_loads_every_image_and_sorts_in_a_browser(sweep_store, tmp_p
     assert len(result["before"]) == 4
     assert result["up"] == sorted(result["before"]) and result["down"] == sorted(result["before"], reverse=True)
     assert result["marker"] == "descending"
+    assert result["shown"] == [result["first"]] and result["cleared"] == 4  # run ids are unique: one row kept

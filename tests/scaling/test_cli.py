@@ -118,6 +118,18 @@ def test_plan_prices_device_hours_like_a_hand_computation(capsys, tmp_path):
                  "1e15"]) == 2
 
 
+def test_plan_prices_a_target_core_through_the_map(capsys, tmp_path, write_csv):
+    """A target CORE is the target loss the map gives it: CORE = 1.3 - 0.5·loss puts CORE 0.2 at loss 2.2."""
+    path = _law_file(tmp_path)
+    cmap = write_csv("core.csv", ["loss", "core"], [(x, 1.3 - 0.5 * x) for x in (2.1, 2.3, 2.4, 2.5)])
+    argv = ["fit", "plan", "--law-json", str(path), "--gpu", "H100", "--gpu-price", "3", "--bootstrap", "20"]
+    out = _run_json(capsys, [*argv, "--target-core", "0.2", "--core-map", str(cmap), "--target-loss", "2.2"])
+    for col in ("flops", "hours", "dollars"):
+        assert out[f"CORE=0.2:{col}"]["value"] == pytest.approx(out[f"L=2.2:{col}"]["value"])
+    assert main([*argv, "--target-core", "0.03", "--core-map", str(cmap)]) == 0
+    assert "CORE 0.03 is outside the map's runs" in capsys.readouterr().err
+
+
 BAD_CSVS = {
     "missing column": ("params,los\n1,3\n2,2.5\n4,2.3\n", "missing column 'loss'"),
     "non-numeric": ("params,loss\n1,3\n2,abc\n4,2.3\n", "line 3: column 'loss' has 'abc', not a number"),

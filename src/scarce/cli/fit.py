@@ -22,7 +22,7 @@ from scarce.scaling import chinchilla
 from scarce.scaling.csvio import read_columns
 from scarce.scaling.efficiency import empirical_efficiency, fit_efficiency
 from scarce.scaling.laws import fit_data_constrained, fit_joint, fit_power_law
-from scarce.scaling.plan import LAW_PARAMS, format_plan, plan, plan_to_json_dict
+from scarce.scaling.plan import LAW_PARAMS, core_warnings, fit_core_map, format_plan, plan, plan_to_json_dict
 
 TITLES = {
     "power_law": "power law  y = E + A·x^(-alpha)",
@@ -127,6 +127,10 @@ def _add_plan(fits) -> None:
     src.add_argument("--law-json", metavar="F", help="JSON from `scarce fit chinchilla --method 3 --json`")
     p.add_argument("--budget", type=float, action="append", default=[], metavar="C", help="FLOPs (repeatable)")
     p.add_argument("--target-loss", type=float, action="append", default=[], metavar="L", help="(repeatable)")
+    p.add_argument("--target-core", type=float, action="append", default=[], metavar="S",
+                   help="a CORE score to reach (repeatable); needs --core-map")
+    p.add_argument("--core-map", metavar="F", help="CSV of runs with columns loss and core (val loss and CORE, e.g. "
+                                                  "a miniseries evaluated with `scarce eval core`): CORE = a + b·loss")
     options.add_device_cost(p, flops_per_s=True)
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K")
     _common(p, plot=False)
@@ -178,9 +182,15 @@ def _plan(args) -> int:
     else:
         law = _read_law_json(args.law_json)
     cost = options.device_cost(args) or {"flops_per_s": None, "price": None}
+    core_map = None
+    if args.core_map:
+        cols = read_columns(args.core_map, ["loss", "core"], min_rows=3)
+        core_map = fit_core_map(cols["loss"], cols["core"], n_boot=args.bootstrap, seed=args.seed)
     rows = plan(law, budgets=args.budget, target_losses=args.target_loss, flops_per_s=cost["flops_per_s"],
-                mfu=args.mfu, price=cost["price"])
+                mfu=args.mfu, price=cost["price"], target_cores=args.target_core, core_map=core_map)
     print(json.dumps(plan_to_json_dict(rows), indent=1) if args.json else format_plan(rows))
+    for w in core_warnings(args.target_core, core_map):
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 

@@ -81,7 +81,9 @@ class Doc:
             elif b[0] == "table":
                 head = "".join(f"<th>{html.escape(c)}</th>" for c in b[1])
                 rows = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in b[2])
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+                body.append(f'<input type="search" class="scarce-filter" placeholder="filter rows" '
+                            f'aria-label="filter the rows of the table below">'
+                            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             else:
                 data = base64.b64encode((root / b[1]).read_bytes()).decode()
                 body.append(f'<figure id="{Path(b[1]).stem}"><img alt="{html.escape(b[1])}" '
@@ -101,6 +103,7 @@ th {{ background: #f3f3f3; cursor: pointer; }} td:first-child, th:first-child {{
 th[aria-sort=ascending]::after {{ content: " \\25B2"; }} th[aria-sort=descending]::after {{ content: " \\25BC"; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #eee; }}
 figcaption {{ color: #555; font-size: 0.9em; }} code {{ background: #f3f3f3; padding: 0 0.2em; }}
+.scarce-filter {{ display: block; margin-top: 0.8em; font-size: 0.85em; width: 16em; }}
 </style></head><body>
 {body}
 <script>
@@ -123,6 +126,15 @@ function scarceSort(th) {{
   rows.forEach(r => body.appendChild(r));
 }}
 document.querySelectorAll("th").forEach(th => th.addEventListener("click", () => scarceSort(th)));
+/* Type in the box above a table to keep the rows that contain every word typed (case ignored). */
+function scarceFilter(box) {{
+  const words = box.value.toLowerCase().split(/\\s+/).filter(w => w);
+  Array.from(box.nextElementSibling.tBodies[0].rows).forEach(r => {{
+    const text = r.textContent.toLowerCase();
+    r.hidden = !words.every(w => text.includes(w));
+  }});
+}}
+document.querySelectorAll(".scarce-filter").forEach(box => box.addEventListener("input", () => scarceFilter(box)));
 </script>
 </body></html>
 """

@@ -74,17 +74,65 @@ def device_hours(flops, flops_per_s: float, mfu: float):
     return flops / (flops_per_s * mfu) / 3600.0
 
 
+@dataclass
+class CoreMap:
+    """A downstream score as a straight line in val loss, CORE = a + b·loss, fitted to runs that measured both
+    (a miniseries evaluated with `scarce eval core`): how a target CORE becomes a target loss to plan for.
+    Over the range of a miniseries CORE falls about linearly with loss; outside that range the line is an
+    extrapolation, and the plan says so."""
+
+    a: float
+    b: float
+    a_draws: np.ndarray
+    """Bootstrap draws of the intercept (rows resampled with replacement); empty without a bootstrap."""
+    b_draws: np.ndarray
+    core_range: tuple[float, float]
+    """The lowest and highest CORE among the runs the line was fitted to."""
+
+    def loss_for(self, core: float, draws: bool = False):
+        """The val loss at which the line reaches `core` (per draw when `draws`)."""
+        a, b = (self.a_draws, self.b_draws) if draws else (self.a, self.b)
+        return (core - a) / b
+
+
+def fit_core_map(loss, core, n_boot: int = 1000, seed: int = 0) -> CoreMap:
+    """Least-squares CORE = a + b·loss over paired (loss, CORE) rows, with a pairs bootstrap for intervals.
+    A one-line error when the rows cannot give a falling line (fewer than 3, or CORE not falling with loss)."""
+    loss, core = np.asarray(loss, dtype=float), np.asarray(core, dtype=float)
+    if loss.size < 3 or np.ptp(loss) == 0:
+        raise UserError(f"a CORE map needs at least 3 runs of different val loss, got {loss.size}")
+    if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(core))):
+        raise UserError("the CORE map's loss and core columns must be finite numbers")
+    b, a = np.polyfit(loss, core, 1)
+    if b >= 0:
+        raise UserError(f"CORE does not fall with val loss in these runs (slope {b:.3g}): no target loss to plan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, loss.size, size=(n_boot, loss.size))
+    x, y = loss[idx], core[idx]
+    xm, ym = x.mean(1, keepdims=True), y.mean(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample of one repeated run has no slope: nan
+        bd = ((x - xm) * (y - ym)).sum(1) / ((x - xm) ** 2).sum(1)
+    bd = np.where(bd < 0, bd, np.nan)  # a resample with a flat or rising line reaches no target
+    ad = ym[:, 0] - bd * xm[:, 0]
+    return CoreMap(float(a), float(b), ad, bd, (float(core.min()), float(core.max())))
+
+
 def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | None = None,
-         mfu: float = 0.4, level: float = LEVEL, price: float | None = None) -> list[PlanRow]:
+         mfu: float = 0.4, level: float = LEVEL, price: float | None = None, target_cores=(),
+         core_map: CoreMap | None = None) -> list[PlanRow]:
     """Rows of (params, tokens, tokens:params, FLOPs, predicted loss, hours, dollars) for budgets and target
     losses. Hours are device-hours at `flops_per_s` (one device's peak) x `mfu`: the wall time on one device, the
     cost on N of them (N times faster, the same device-hours); dollars are those hours at `price` per hour.
 
     `law` is an approach-3 Fit (intervals from its draws) or a dict with E, A, B, alpha, beta.
     A target at or below E (in some draws) is unreachable there: its compute is infinite.
+    A target CORE is planned as the target loss `core_map` gives it; with draws of both the law and the map,
+    draw i of one is paired with draw i of the other, so the interval carries both uncertainties.
     """
-    if not budgets and not target_losses:
-        raise UserError("give at least one compute budget or target loss to plan for")
+    if not budgets and not target_losses and not target_cores:
+        raise UserError("give at least one compute budget, target loss or target CORE to plan for")
+    if target_cores and core_map is None:
+        raise UserError("a target CORE needs a CORE map (--core-map CSV of runs with loss and core columns)")
     check_device(flops_per_s, mfu, price)
     for c in budgets:
         if not 0 < c < np.inf:
@@ -100,10 +148,35 @@ def plan(law: Fit | dict, *, budgets=(), target_losses=(), flops_per_s: float | 
     for t in target_losses:
         rows.append(_row(f"L={t:g}", lambda p, t=t: flops_for_loss(t, *(p[k] for k in LAW_PARAMS)), point, draws,
                          flops_per_s, mfu, level, price))
+    for t in target_cores:
+        if not 0 < t <= 1:
+            raise UserError(f"a target CORE must be in (0, 1], got {t}")
+        rows.append(_row(f"CORE={t:g}", lambda p, t=t: _core_flops(t, p, core_map), point, draws,
+                         flops_per_s, mfu, level, price))
     if any(np.isinf(r.columns["flops"].value) for r in rows):
         bad = [r.label for r in rows if np.isinf(r.columns["flops"].value)]
         raise UserError(f"target loss at or below the fitted asymptote E={point['E']:.4g}: {', '.join(bad)}")
     return rows
+
+
+def _core_flops(core: float, p: dict, core_map: CoreMap) -> np.ndarray:
+    """Compute to reach `core` under law parameters p (a point, or arrays of draws): the map's loss, then the
+    law's compute."""
+    loss = np.full(np.shape(p["E"]), core_map.loss_for(core))
+    if np.ndim(p["E"]) and core_map.b_draws.size:
+        n = np.shape(p["E"])[0]
+        loss = np.resize(core_map.loss_for(core, draws=True), n)  # pair draw i of the law with draw i of the map
+    flops = flops_for_loss(np.where(np.isfinite(loss), loss, 0.0), *(p[k] for k in LAW_PARAMS))
+    return np.where(np.isfinite(loss), flops, np.nan)
+
+
+def core_warnings(target_cores, core_map: CoreMap | None) -> list[str]:
+    """Targets outside the CORE range of the runs the map was fitted to (the line extrapolates there)."""
+    if core_map is None:
+        return []
+    lo, hi = core_map.core_range
+    return [f"CORE {t:g} is outside the map's runs ({lo:.3g}-{hi:.3g}): its target loss is an extrapolation"
+            for t in target_cores if not lo <= t <= hi]
 
 
 def _row(label: str, flops_of, point, draws, flops_per_s, mfu, level, price=None) -> PlanRow:
