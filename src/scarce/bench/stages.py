@@ -11,9 +11,10 @@ from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import RunConfig, slowrun_overrides
 from scarce.data.store import open_store
 from scarce.errors import UserError
-from scarce.recipes.common import Context, descent_loss, run_points
-from scarce.recipes.descent import Descent, run_descents
+from scarce.recipes.common import sweep_rows
+from scarce.recipes.distill import chain_distill, distill_points
 from scarce.recipes.ensemble import member_points
+from scarce.recipes.regularized import AXES, axes, descend
 from scarce.recipes.standard import standard_points as recipe_standard_points
 from scarce.recipes.synthetic import synthetic_students
 from scarce.runs.store import RunStore
@@ -49,51 +50,25 @@ def ensemble_points(p: BenchPreset, chosen: dict) -> list[dict]:
 
 
 def regularized_stage(p: BenchPreset, runs: Runs, store, init: dict | None = None) -> tuple[dict, list[dict]]:
-    """Certified descent per size, in lockstep; returns depth -> {point, row, descent} and every run tried."""
-    axes = {"optim.lr": sorted(p.lrs), "optim.weight_decay": sorted(p.weight_decays), "train.epochs": sorted(p.epochs)}
-    start = {k: v for k, v in p.regularized_start.items() if k in axes} or None
+    """The regularized recipe's search (`scarce.recipes.regularized.descend`) at every size, with the preset's
+    grid, start, rounds, dropout and stack; returns depth -> {point, row, descent} and every run tried."""
+    start = {k: v for k, v in p.regularized_start.items() if k in AXES} or None
     base = {"data": str(store.path.resolve()), "model.dropout": p.regularized_dropout, "tags.stage": "regularized",
             **(init or {})}
-    tried: dict[str, tuple[dict, dict]] = {}
-
-    def evaluate(points: list[dict]) -> list[float]:
-        rows = runs.run("regularized", [{**base, **q} for q in points], diverged=True)
-        for q, r in zip(points, rows):
-            tried[_key(q)] = (q, r)
-        return [descent_loss(r) for r in rows]
-
-    descents = run_descents([Descent(axes, start, p.max_rounds) for _ in p.sizes], evaluate,
-                            tag=lambda k, q: {"model.depth": p.sizes[k], **q})
-    chosen = {}
-    for depth, d in zip(p.sizes, descents):
-        point, row = tried[_key({"model.depth": depth, **d["best"]})]
-        chosen[depth] = {"point": {**base, **point}, "row": row, "descent": d}
-    if p.stack:  # the slowrun stack at each size's chosen setting, kept where select prefers it
-        stacked = runs.run("regularized", [{**c["point"], **slowrun_overrides(looping=False), "tags.stack": "slowrun"}
-                                           for c in chosen.values()], diverged=True)
-        for (depth, c), row in zip(list(chosen.items()), stacked):
-            tried[_key({**c["point"], "tags.stack": "slowrun"})] = (c["point"], row)
-            if descent_loss(row) < c["row"]["select_loss"]:
-                chosen[depth] = {**c, "point": {**c["point"], **slowrun_overrides(looping=False),
-                                                "tags.stack": "slowrun"}, "row": row}
-    single = [row for _, row in tried.values() if row["status"] == "done"]  # diverged runs have no weights to judge
-    return chosen, list({r["id"]: r for r in single}.values())
+    stack = {**slowrun_overrides(looping=False), "tags.stack": "slowrun"} if p.stack else None
+    return descend(list(p.sizes), axes(p.lrs, p.weight_decays, p.epochs), start, p.max_rounds,
+                   lambda points: runs.run("regularized", points, diverged=True), base, stack)
 
 
 def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict]) -> dict:
-    """At the largest size: the ensemble into a student, one member into a student of its own size
-    (self-distillation), and a chain of K members, each learning from the one before."""
-    point, k = chosen["point"], len(members)
-    kd = {"objective.kind": "distill", "objective.alpha": p.distill_alpha,
-          "objective.temperature": p.distill_temperature, "tags.stage": "distill"}
-    teachers = [r["run_dir"] for r in members]
-    student, self_student = runs.run("distill", [
-        {**point, **kd, "objective.teachers": teachers, "train.seed": k, "tags.member": "student"},
-        {**point, **kd, "objective.teachers": teachers[:1], "train.seed": k + 1, "tags.member": "self"}])
-    chain = [members[0]]
-    for i in range(1, k):
-        chain += runs.run("distill", [{**point, **kd, "objective.teachers": [chain[-1]["run_dir"]], "train.seed": i,
-                                       "tags.member": f"chain{i}"}])
+    """At the largest size, logit distillation (`scarce.recipes.distill`) at the preset's alpha and temperature:
+    the ensemble into a student, one member into a student of its own size (self-distillation), and a chain of
+    K members, each learning from the one before."""
+    point, k = {**chosen["point"], "tags.stage": "distill"}, len(members)
+    student, self_student = runs.run("distill", distill_points(point, [r["run_dir"] for r in members],
+                                                               p.distill_alpha, p.distill_temperature))
+    chain = chain_distill(point, members[0], k, p.distill_alpha, p.distill_temperature,
+                          lambda points: runs.run("distill", points))
     return {"student": student, "self": self_student, "chain": chain}
 
 
@@ -108,9 +83,9 @@ class Runs:
         unless `diverged` (a search, where it is a result: the row has status 'diverged')."""
         order = sorted(range(len(points)), key=lambda i: -_cost(points[i]))  # longest first packs workers best
         overrides = {**self.p.overrides, "train.threads": 1, "train.eval_every": ONE_EVALUATION}
-        ctx = Context(data=points[0]["data"], out=str(self.out / "runs"), sizes=[1], preset=self.p.run_preset,
-                      overrides=overrides, executor=self.executor, results=self.results, log=self.log)
-        rows = run_points(ctx, f"bench-{sweep}", [points[i] for i in order], diverged=True)
+        rows = sweep_rows(f"bench-{sweep}", [points[i] for i in order], data=points[0]["data"],
+                          out=str(self.out / "runs" / f"bench-{sweep}"), preset=self.p.run_preset, overrides=overrides,
+                          executor=self.executor, results=self.results, log=self.log, diverged=True)
         by_point = dict(zip(order, rows))
         failed = [points[i] for i, r in by_point.items() if r is None]
         if failed:
@@ -125,10 +100,6 @@ class Runs:
 
 def _cost(point: dict) -> float:
     return point.get("train.epochs", 1) * point.get("tags.multiple", 1) * point.get("model.depth", 1) ** 2
-
-
-def _key(point: dict) -> str:
-    return repr(sorted((k, v) for k, v in point.items() if k not in ("data", "tags.stage")))
 
 
 def best_on_select(rows: list[dict]) -> dict:

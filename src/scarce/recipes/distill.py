@@ -13,6 +13,7 @@ is a mode of `scarce.recipes.ensemble.ensemble`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from scarce.config import MixConfig, RunConfig
@@ -46,6 +47,31 @@ def distill_student(base: RunConfig, teachers: list[Path], out: str | Path, alph
     train_all([Job(cfg, run_dir)], None, results, quiet)
     return {**_evaluate(run_dir, cfg, Path(out), device), "alpha": alpha, "temperature": temperature,
             "teachers": len(teachers)}
+
+
+def kd_overrides(teachers: list, alpha: float, temperature: float) -> dict:
+    """The objective overrides of logit distillation from `teachers` (run folders)."""
+    return {"objective.kind": "distill", "objective.alpha": alpha, "objective.temperature": temperature,
+            "objective.teachers": [str(t) for t in teachers]}
+
+
+def distill_points(point: dict, teachers: list, alpha: float, temperature: float) -> list[dict]:
+    """Two students of the setting `point`: one of the ensemble of `teachers` and one of its first member alone
+    (self-distillation), each with a seed no member used (members are seeded 0..K-1)."""
+    k = len(teachers)
+    return [{**point, **kd_overrides(teachers, alpha, temperature), "train.seed": k, "tags.member": "student"},
+            {**point, **kd_overrides(teachers[:1], alpha, temperature), "train.seed": k + 1, "tags.member": "self"}]
+
+
+def chain_distill(point: dict, first: dict, k: int, alpha: float, temperature: float,
+                  run: Callable[[list[dict]], list[dict]]) -> list[dict]:
+    """Chain distillation of the setting `point`: member i (seed i, 1 <= i < k) learns from member i-1, the first
+    being the run-store row `first`; `run` trains a list of points and returns their rows. Returns the k rows."""
+    chain = [first]
+    for i in range(1, k):
+        chain += run([{**point, **kd_overrides([chain[-1]["run_dir"]], alpha, temperature), "train.seed": i,
+                       "tags.member": f"chain{i}"}])
+    return chain
 
 
 def seq_distill(base: RunConfig, teachers: list[Path], out: str | Path, synthetic_tokens: int | SynthSpec,

@@ -6,6 +6,8 @@ lockstep, so each round's runs of every size go to the executor as one batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from scarce.recipes.common import Context, brief, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
 
@@ -16,26 +18,57 @@ AXES = ("optim.lr", "optim.weight_decay", "train.epochs")
 
 
 def regularized(ctx: Context, lrs: list[float] = LRS, weight_decays: list[float] = WEIGHT_DECAYS,
-                epochs: list[float] = EPOCHS, start: dict | None = None, sweep: str = "regularized") -> dict:
+                epochs: list[float] = EPOCHS, start: dict | None = None, sweep: str = "regularized",
+                max_rounds: int = 100) -> dict:
     """Per size: the certified optimum, the descent path and the certificate (runs of sweep `sweep`)."""
-    axes = dict(zip(AXES, (sorted(lrs), sorted(weight_decays), sorted(epochs))))
-    chosen: dict[str, dict] = {}
-
-    def evaluate(points: list[dict]) -> list[float]:
-        rows = run_points(ctx, sweep, points, diverged=True)
-        for p, r in zip(points, rows):
-            chosen[_key(p)] = r if r is not None and r["status"] == "done" else None
-        return [descent_loss(r) for r in rows]
-
-    results = run_descents([Descent(axes, start) for _ in ctx.sizes], evaluate,
-                           tag=lambda k, p: {"model.depth": ctx.sizes[k], **p})
+    chosen, _ = descend(ctx.sizes, axes(lrs, weight_decays, epochs), start, max_rounds,
+                        lambda points: run_points(ctx, sweep, points, diverged=True))
     per_size = {}
-    for depth, result in zip(ctx.sizes, results):
-        per_size[depth] = {**result, "run": brief(chosen.get(_key({"model.depth": depth, **result["best"]})))}
+    for depth, c in chosen.items():
+        result = c["descent"]
+        per_size[depth] = {**result, "run": brief(c["row"] if c["row"] and c["row"]["status"] == "done" else None)}
         ctx.log(f"regularized depth {depth}: {'certified' if result['certified'] else 'NOT certified'} at "
                 f"{result['best']} select {result['loss']:.4f} after {result['evaluations']} runs")
     return {"recipe": "regularized", "sweep": sweep, "best": per_size}
 
 
+def axes(lrs=LRS, weight_decays=WEIGHT_DECAYS, epochs=EPOCHS) -> dict[str, list]:
+    """The descent's grid: each axis sorted."""
+    return dict(zip(AXES, (sorted(lrs), sorted(weight_decays), sorted(epochs))))
+
+
+def descend(sizes: list[int], grid: dict[str, list], start: dict | None, max_rounds: int,
+            run: Callable[[list[dict]], list[dict | None]], base: dict | None = None,
+            stack: dict | None = None) -> tuple[dict, list[dict]]:
+    """The recipe's search, given a way to `run` points (a list of override sets -> run-store rows, diverged
+    rows included): a certified descent per size over `grid` from `start`, the sizes in lockstep, every point
+    trained with the overrides `base`. With `stack` (e.g. the slowrun architecture overrides) each size's chosen
+    setting is also trained with them and kept where select prefers it. Returns depth -> {point, row, descent}
+    and every finished run tried (each run once)."""
+    base = base or {}
+    tried: dict[str, tuple[dict, dict | None]] = {}
+
+    def evaluate(points: list[dict]) -> list[float]:
+        rows = run([{**base, **q} for q in points])
+        for q, r in zip(points, rows):
+            tried[_key(q)] = (q, r)
+        return [descent_loss(r) for r in rows]
+
+    descents = run_descents([Descent(grid, start, max_rounds) for _ in sizes], evaluate,
+                            tag=lambda k, q: {"model.depth": sizes[k], **q})
+    chosen = {}
+    for depth, d in zip(sizes, descents):
+        point, row = tried[_key({"model.depth": depth, **d["best"]})]
+        chosen[depth] = {"point": {**base, **point}, "row": row, "descent": d}
+    if stack:
+        stacked = run([{**c["point"], **stack} for c in chosen.values()])
+        for (depth, c), row in zip(list(chosen.items()), stacked):
+            tried[_key({**c["point"], **stack})] = (c["point"], row)
+            if row is not None and descent_loss(row) < c["row"]["select_loss"]:
+                chosen[depth] = {**c, "point": {**c["point"], **stack}, "row": row}
+    done = [row for _, row in tried.values() if row is not None and row["status"] == "done"]
+    return chosen, list({r["id"]: r for r in done}.values())
+
+
 def _key(point: dict) -> str:
-    return repr(sorted(point.items()))
+    return repr(sorted((k, v) for k, v in point.items() if k not in ("data", "tags.stage")))
