@@ -19,7 +19,7 @@ import torch
 from scarce.cli.main import main
 from scarce.rundir import load_weights, read_config
 from scarce.runs.launch import resume, train
-from scarce.runs.store import RunStore
+from scarce.runs.store import RunRow, RunStore
 from scarce.train.trainer import Trainer
 
 TINY = ["--set", "model.depth=1", "--set", "model.head_dim=16", "--set", "model.seq_len=32",
@@ -134,7 +134,7 @@ def test_a_line_cut_short_in_metrics_is_dropped_on_resume_and_skipped_by_readers
     with open(run / "metrics.jsonl", "ab") as f:
         f.write(b'{"type": "eval", "step": 9, "val_lo\n\xff\xfe[')
     tokens, losses = val_curve(run)
-    rows = curve_records({"id": "x", "run_dir": str(run), "summary": None})
+    rows = curve_records(RunRow("x", "done", str(run), {}))
     assert list(tokens) == [r["tokens_seen"] for r in evals] and len(losses) == len(evals) >= 2
     assert [r["tokens"] for r in rows] == [r["tokens_seen"] for r in evals if r["step"] > 0]
     assert "skipped 2 damaged line(s)" in capsys.readouterr().err
@@ -173,5 +173,5 @@ def test_nan_at_a_chosen_step_fails_the_run(full, monkeypatch, capsys):
     assert main(["train", "--resume", str(root / "nan")]) == 2  # a result: resuming would only diverge again
     assert "holds a diverged run (training diverged at step 5" in capsys.readouterr().err
     rows = RunStore(root / "results-nan").list()
-    assert [r["status"] for r in rows] == ["diverged"] and "diverged" in rows[0]["error"]
-    json.dumps(rows, allow_nan=False)  # nothing non-finite reached the store
+    assert [r.status for r in rows] == ["diverged"] and "diverged" in rows[0].error
+    json.dumps([r.as_dict() for r in rows], allow_nan=False)  # nothing non-finite reached the store

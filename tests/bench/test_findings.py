@@ -1,5 +1,5 @@
 """The bench's finding checks on synthetic runs: each published finding is found where the numbers show it
-and not where they do not (no training here: runs are dicts, val windows are arrays)."""
+and not where they do not (no training here: runs are run-store rows made by hand, val windows are arrays)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from scarce.bench import BenchPreset
 from scarce.bench.common import quietly
 from scarce.bench.findings import check_findings
+from scarce.runs.store import RunRow
 from scarce.scaling import fit_power_law
 
 T, WINDOWS = 128, 300
@@ -21,18 +22,17 @@ class FakeEvaluations:
         self.noise = np.random.default_rng(seed).normal(0, 20.0, size=WINDOWS)  # shared by every run: paired
 
     def windows(self, rows):
-        return np.stack([r["val_loss"] * T + self.noise + 0.5 * np.sin(np.arange(WINDOWS) + i)
+        return np.stack([r.val_loss * T + self.noise + 0.5 * np.sin(np.arange(WINDOWS) + i)
                          for i, r in enumerate(rows)])
 
     def prefixes(self, rows):
-        return np.stack([np.mean([r["val_loss"] for r in rows[:k]]) * T - 0.01 * T * k + self.noise
+        return np.stack([np.mean([r.val_loss for r in rows[:k]]) * T - 0.01 * T * k + self.noise
                          for k in range(1, len(rows) + 1)])
 
 
 def _run(depth, epochs, val, params):
-    return {"id": f"d{depth}e{epochs}", "val_loss": val, "select_loss": val, "run_dir": "",
-            "config": {"model": {"seq_len": T, "depth": depth}, "train": {"epochs": epochs}},
-            "summary": {"non_embedding_params": params}}
+    return RunRow(f"d{depth}e{epochs}", "done", "", {"model": {"seq_len": T, "depth": depth}, "train": {"epochs": epochs}},
+                  {"non_embedding_params": params}, val_loss=val, select_loss=val)
 
 
 def _std(curves: dict) -> list[dict]:
@@ -54,8 +54,8 @@ def _by_id(findings):
 
 
 def _fits(chosen):
-    params = [c["row"]["summary"]["non_embedding_params"] for c in chosen.values()]
-    return {"regularized_params": quietly(fit_power_law, params, [c["row"]["val_loss"] for c in chosen.values()],
+    params = [c["row"].summary["non_embedding_params"] for c in chosen.values()]
+    return {"regularized_params": quietly(fit_power_law, params, [c["row"].val_loss for c in chosen.values()],
                                            n_boot=200)}
 
 

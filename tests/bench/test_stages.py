@@ -12,6 +12,7 @@ from scarce.bench.stages import distill_stage, ensemble_points, standard_points
 from scarce.recipes.distill import distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.standard import standard_points as recipe_points
+from scarce.runs.store import RunRow
 
 KNOBS = ("model.depth", "optim.lr", "optim.weight_decay", "train.epochs")
 
@@ -78,10 +79,10 @@ def test_distill_stage_trains_the_distillation_recipes_points():
 
         def run(self, sweep, points, diverged=False):
             self.points += points
-            return [{"run_dir": f"/runs/{len(self.points) - len(points) + i}"} for i in range(len(points))]
+            return [RunRow("x", "done", f"/runs/{len(self.points) - len(points) + i}", {}) for i in range(len(points))]
 
     chosen = {"point": {"model.depth": 3, "optim.lr": 3e-3, "tags.stage": "regularized"}}
-    members = [{"run_dir": f"/m/{i}"} for i in range(3)]
+    members = [RunRow(f"m{i}", "done", f"/m/{i}", {}) for i in range(3)]
     p = SimpleNamespace(distill_alpha=0.5, distill_temperature=1.0)
     runs = Runs()
     out = distill_stage(p, runs, chosen, members)
@@ -89,5 +90,5 @@ def test_distill_stage_trains_the_distillation_recipes_points():
     two = distill_points(point, ["/m/0", "/m/1", "/m/2"], 0.5, 1.0)
     assert runs.points[:2] == two
     assert [q["objective.teachers"] for q in runs.points[2:]] == [["/m/0"], ["/runs/2"]]  # each learns from the last
-    assert [r["run_dir"] for r in out["chain"]] == ["/m/0", "/runs/2", "/runs/3"]
+    assert [r.run_dir for r in out["chain"]] == ["/m/0", "/runs/2", "/runs/3"]
     assert two[0]["objective.teachers"] == ["/m/0", "/m/1", "/m/2"] and two[1]["objective.teachers"] == ["/m/0"]

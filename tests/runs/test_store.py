@@ -1,6 +1,9 @@
+import dataclasses
+import json
 import multiprocessing
 
-from scarce.runs.store import RunStore
+from scarce.config import RunConfig, get_preset
+from scarce.runs.store import RunRow, RunStore
 
 
 def _open_and_write(args):
@@ -76,3 +79,18 @@ def test_runs_lists_every_status_the_store_uses(tmp_path, capsys):
         capsys.readouterr()
         assert main(["runs", "--results", str(tmp_path), "--status", status, "--json"]) == 0
         assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [f"id-{status}"]
+
+
+def test_rows_come_back_typed(tmp_path):
+    """A row is a RunRow: its columns as typed fields, the config as stored and as a RunConfig, JSON-able."""
+    cfg = get_preset("tiny").to_dict()
+    store = RunStore(tmp_path)
+    store.start("abc", cfg, tmp_path / "run", data="/data")
+    store.finish("abc", {"val_loss": 3.5, "select_loss": 3.6, "params": 1000, "run_id": "abc"}, tmp_path / "run")
+    row = store.get("abc")
+    store.close()
+    assert isinstance(row, RunRow) and row.status == "done" and row.val_loss == 3.5 and row.params == 1000
+    assert row.run_dir == str((tmp_path / "run").resolve()) and row.summary["select_loss"] == 3.6
+    assert isinstance(row.run_config(), RunConfig) and row.run_config().to_dict() == cfg
+    assert json.loads(json.dumps(row.as_dict()))["config"] == cfg
+    assert [f.name for f in dataclasses.fields(RunRow)][:3] == ["id", "status", "run_dir"]

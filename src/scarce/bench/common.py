@@ -19,7 +19,7 @@ def identified(fit) -> bool:
 
 
 def tokens_per_window(row: dict) -> int:
-    return int(row["config"]["model"]["seq_len"])
+    return int(row.config["model"]["seq_len"])
 
 
 def fmt(d: dict) -> str:
@@ -40,7 +40,7 @@ def ensemble_json(e: dict) -> dict:
 
 
 def brief(row: dict) -> dict:
-    return {"run_id": row["id"], "val_loss": row["val_loss"], "select_loss": row["select_loss"], "flops": row["flops"]}
+    return {"run_id": row.id, "val_loss": row.val_loss, "select_loss": row.select_loss, "flops": row.flops}
 
 
 def recipe_entry(loss: float, bpb: float, flops: float, run_ids: list[str]) -> dict:
@@ -48,7 +48,7 @@ def recipe_entry(loss: float, bpb: float, flops: float, run_ids: list[str]) -> d
 
 
 def knobs(row: dict) -> dict:
-    c = row["config"]
+    c = row.config
     return {"depth": c["model"]["depth"], "architecture": c["tags"].get("stack", "baseline"),
             "epochs": c["train"]["epochs"], "weight_decay": c["optim"]["weight_decay"],
             "dropout": c["model"]["dropout"], "lr": c["optim"]["lr"], "seed": c["train"]["seed"]}

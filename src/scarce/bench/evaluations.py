@@ -35,15 +35,15 @@ class Evaluations:
         return self._evaluate(rows, "prefix_window_nll", "logit")
 
     def _evaluate(self, rows: list[dict], what: str, combine: str) -> np.ndarray:
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         key = hashlib.sha256(json.dumps([combine, *ids]).encode()).hexdigest()[:16]
         path = self.out / "evals" / f"{key}.npz"
         if path.is_file():
             cached = np.load(path)
             if list(cached["ids"]) == ids:
                 return cached[what]
-        members = [Member.of_run(r["run_dir"]) for r in rows]
-        cfg = rows[0]["config"]
+        members = [Member.of_run(r.run_dir) for r in rows]
+        cfg = rows[0].config
         store = open_store(cfg["data"])
         self.log(f"evaluating {len(rows)} run(s) on val windows")
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
@@ -57,12 +57,12 @@ class Evaluations:
     def nextline(self, rows: list[dict], items: list[dict]) -> np.ndarray:
         """(len(items),) bool: whether the logit-averaged ensemble of `rows` (one run: the run) picks each
         item's true line; cached by run ids and the items."""
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         key = hashlib.sha256(json.dumps([nextline.TASK, ids, items], sort_keys=True).encode()).hexdigest()[:16]
         path = self.out / "evals" / f"{nextline.TASK}-{key}.npy"
         if path.is_file():
             return np.load(path)
-        scorer = Scorer([Member.of_run(r["run_dir"]) for r in rows], "logit", self.device)
+        scorer = Scorer([Member.of_run(r.run_dir) for r in rows], "logit", self.device)
         correct = nextline.correct(scorer, items)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), correct))
@@ -71,12 +71,12 @@ class Evaluations:
     def ensemble(self, rows: list[dict], name: str) -> dict:
         """The ensemble.json of `rows` (every prefix on val), cached under OUT/ensembles/NAME."""
         path = self.out / "ensembles" / name / "ensemble.json"
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         if path.is_file():
             cached = json.loads(path.read_text())
             if cached.get("member_ids") == ids:
                 return {**cached, "rows": rows}
         self.log(f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
-        report = write_evaluation(path.parent, [Member.of_run(r["run_dir"]) for r in rows], extra={"member_ids": ids},
+        report = write_evaluation(path.parent, [Member.of_run(r.run_dir) for r in rows], extra={"member_ids": ids},
                                   device=self.device)
         return {**report, "rows": rows}

@@ -39,7 +39,7 @@ def check_findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, re
                         f"{'does not improve' if stops else 'still improves'} on the next smaller one",
                         per_size=per_size, parameters_stop_improving=stops))
     # 2. the regularized recipe: monotone in parameters, power law with an asymptote below the standard's best
-    reg = [chosen[d]["row"]["val_loss"] for d in p.sizes]
+    reg = [chosen[d]["row"].val_loss for d in p.sizes]
     monotone = all(b < a for a, b in zip(reg, reg[1:]))
     w = ev.windows([chosen[d]["row"] for d in p.sizes])
     tpw = tokens_per_window(chosen[p.sizes[0]]["row"])
@@ -212,7 +212,7 @@ def hygiene_of(reference: list[dict], findings: list[dict], std: list[dict], cho
     standard recipe's best run against the regularized recipe's (the comparison of two settings the recipes
     rest on, `paired_difference_se` their largest), and finding 1's contrast (an overfit run against the best,
     a difference ten times larger whose per-window spread is larger too)."""
-    gaps = [abs(r["row"]["select_loss"] - r["row"]["val_loss"]) for r in reference]
+    gaps = [abs(r["row"].select_loss - r["row"].val_loss) for r in reference]
     per_size = []
     for depth, c in chosen.items():
         mine = [r for r in std if r["depth"] == depth]

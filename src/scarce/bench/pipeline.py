@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from scarce.data.store import derive_store, open_store, prepare
 from scarce.errors import UserError
 from scarce.report.report import write_bench_report
 from scarce.runs.executors import default_workers, make_executor
-from scarce.runs.store import results_root
+from scarce.runs.store import RunRow, results_root
 
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
@@ -51,7 +52,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
     runs = Runs(p, out, make_executor("local", workers, threads=1), results, log)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
-    init = {"init.source": base["run_dir"]} if base else {}
+    init = {"init.source": base.run_dir} if base else {}
     standard = runs.run("standard", standard_points(p, stores, init))
     chosen, single = regularized_stage(p, runs, stores[1], init)
     ensembles, distillation, synthetic = {}, None, None
@@ -72,13 +73,13 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
         trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
     if synthetic:
         trained += [r for rows in synthetic["students"].values() for r in rows] + [synthetic["self"]] * bool(synthetic["self"])
-    trained = list({r["id"]: r for r in ([base] if base else []) + trained}.values())
-    result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r["id"] for r in trained]
-    result.token_passes = int(sum(r["tokens_seen"] or 0 for r in trained))
+    trained = list({r.id: r for r in ([base] if base else []) + trained}.values())
+    result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r.id for r in trained]
+    result.token_passes = int(sum(r.tokens_seen or 0 for r in trained))
     result.data = str(stores[max(p.multiples)].path)
     result.data_seed = data_seed
     result.wall_seconds = time.perf_counter() - t0
-    result.run_seconds = sum(r.get("wall_seconds") or 0.0 for r in trained)
+    result.run_seconds = sum(r.wall_seconds or 0.0 for r in trained)
     result.cost = cost
     result.report = str(write_bench_report(out, result, fits, results))
     atomic.write_json(out / "bench.json", result.to_json())
@@ -127,7 +128,7 @@ def _pretrain_store(p: BenchPreset, root: Path, log: Log, seed: int = 0):
                    heldout_window=p.heldout_window)
 
 
-def _pretrain(p: BenchPreset, runs: Runs, root: Path, cpt_store) -> dict:
+def _pretrain(p: BenchPreset, runs: Runs, root: Path, cpt_store) -> RunRow:
     """The model continued pretraining starts from: the standard recipe on the pretraining corpus."""
     store = open_store(root / "pretrain")  # prepared with the other stores (`bench_stores`)
     if store.manifest["tokenizer"]["sha256"] != cpt_store.manifest["tokenizer"]["sha256"]:
@@ -138,11 +139,11 @@ def _pretrain(p: BenchPreset, runs: Runs, root: Path, cpt_store) -> dict:
     return runs.run("pretrain", [point])[0]
 
 
-def _cpt(p: BenchPreset, base: dict, store, ev: Evaluations) -> dict:
+def _cpt(p: BenchPreset, base: RunRow, store, ev: Evaluations) -> dict:
     """Where continued pretraining starts: the pretrained model and its loss on the CPT corpus's val."""
-    on_cpt = {**base, "id": f"{base['id']}@{store.fingerprint}", "config": {**base["config"], "data": str(store.path)}}
+    on_cpt = dataclasses.replace(base, id=f"{base.id}@{store.fingerprint}", config={**base.config, "data": str(store.path)})
     nll = ev.windows([on_cpt])[0]
     return {"pretrain_corpus": p.pretrain_corpus, "corpus": p.corpus, "pretrain_tokens": p.pretrain_tokens,
-            "pretrain_epochs": p.pretrain_epochs, "base_run": base["id"], "base_run_dir": base["run_dir"],
-            "base_val_loss_pretrain_corpus": base["val_loss"],
+            "pretrain_epochs": p.pretrain_epochs, "base_run": base.id, "base_run_dir": base.run_dir,
+            "base_val_loss_pretrain_corpus": base.val_loss,
             "base_val_loss": float(nll.sum() / (len(nll) * tokens_per_window(base)))}

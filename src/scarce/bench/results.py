@@ -32,7 +32,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
     """The result and the fit objects (the report plots them)."""
     reference = _choose_reference(p, standard)
     ref_tokens = [r["train_tokens"] for r in reference]
-    ref_loss = [r["row"]["val_loss"] for r in reference]
+    ref_loss = [r["row"].val_loss for r in reference]
     budget = reference[0]["train_tokens"]
     # intervals from the same resampled val windows for every model: the reference points and each recipe
     ref_windows = ev.windows([r["row"] for r in reference])
@@ -40,11 +40,11 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
     fits: dict = {"reference": quietly(fit_power_law, ref_tokens, ref_loss,
                                        y_draws=resampled_losses(ref_windows, tpw, p.n_boot))}
     ens_evals = {d: ev.ensemble(rows, f"d{d}") for d, rows in ensembles.items()}
-    recipes = {"standard": recipe_entry(reference[0]["row"]["val_loss"], reference[0]["row"]["val_bpb"],
-                                        reference[0]["row"]["flops"], [reference[0]["row"]["id"]])}
+    recipes = {"standard": recipe_entry(reference[0]["row"].val_loss, reference[0]["row"].val_bpb,
+                                        reference[0]["row"].flops, [reference[0]["row"].id])}
     windows = {"standard": ref_windows[0]}
-    best_reg = min(chosen.values(), key=lambda c: c["row"]["select_loss"])["row"]
-    recipes["regularized"] = recipe_entry(best_reg["val_loss"], best_reg["val_bpb"], best_reg["flops"], [best_reg["id"]])
+    best_reg = min(chosen.values(), key=lambda c: c["row"].select_loss)["row"]
+    recipes["regularized"] = recipe_entry(best_reg.val_loss, best_reg.val_bpb, best_reg.flops, [best_reg.id])
     windows["regularized"] = ev.windows([best_reg])[0]
     default = "regularized"
     if ens_evals:
@@ -60,7 +60,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
     if len(p.sizes) >= 3:
         rows = [chosen[d]["row"] for d in p.sizes]
         draws = resampled_losses(ev.windows(rows), tokens_per_window(rows[0]), p.n_boot)
-        fits["regularized_params"] = quietly(fit_power_law, [r["summary"]["non_embedding_params"] for r in rows],
+        fits["regularized_params"] = quietly(fit_power_law, [r.summary["non_embedding_params"] for r in rows],
                                              [r["val_loss"] for r in rows], y_draws=draws)
     if p.joint and len(ens_evals) >= 3 and all(len(e["rows"]) >= 3 for e in ens_evals.values()):
         n, k, loss = [], [], []
@@ -91,26 +91,26 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
         if ens_evals:
             groups[default] = ens_evals[p.largest]["rows"]
-        runs_on_budget = list({r["id"]: r for r in [t["row"] for t in std_table] + single}.values())
+        runs_on_budget = list({r.id: r for r in [t["row"] for t in std_table] + single}.values())
         downstream = _downstream(p, stores[1], groups, runs_on_budget, ev)
         for name, acc in downstream["recipes"].items():
             recipes[name]["downstream"] = acc
     result = BenchResult(
         preset=p.name, recipe=recipe, default_recipe=default, budget_tokens=budget, recipes=recipes,
         efficiency=recipes[default]["efficiency"], fits={k: fit_json(f) for k, f in fits.items() if f},
-        reference=[{"multiple": r["multiple"], "train_tokens": r["train_tokens"], "run_id": r["row"]["id"],
-                    "epochs": r["row"]["config"]["train"]["epochs"], "epochs_tried": r["epochs_tried"],
-                    "edge": r["edge"], "val_loss": r["row"]["val_loss"], "val_bpb": r["row"]["val_bpb"],
-                    "select_loss": r["row"]["select_loss"], "flops": r["row"]["flops"]} for r in reference],
-        single=[{"run_id": r["id"], "chosen": any(r["id"] == c["row"]["id"] for c in chosen.values()), **knobs(r),
+        reference=[{"multiple": r["multiple"], "train_tokens": r["train_tokens"], "run_id": r["row"].id,
+                    "epochs": r["row"].config["train"]["epochs"], "epochs_tried": r["epochs_tried"],
+                    "edge": r["edge"], "val_loss": r["row"].val_loss, "val_bpb": r["row"].val_bpb,
+                    "select_loss": r["row"].select_loss, "flops": r["row"].flops} for r in reference],
+        single=[{"run_id": r.id, "chosen": any(r.id == c["row"].id for c in chosen.values()), **knobs(r),
                  **{c: r[c] for c in ("val_loss", "val_bpb", "select_loss", "flops")}} for r in single],
         ensemble=None if not ens_evals else ensemble_json(ens_evals[p.largest]),
         ensembles={str(d): ensemble_json(e) for d, e in ens_evals.items()},
         findings=findings, standard=[{k: v for k, v in r.items() if k != "row"} for r in std_table],
         regularized=[{"depth": d, "best": c["descent"]["best"], "select_loss": c["descent"]["loss"],
-                      "val_loss": c["row"]["val_loss"], "certified": c["descent"]["certified"],
+                      "val_loss": c["row"].val_loss, "certified": c["descent"]["certified"],
                       "evaluations": c["descent"]["evaluations"], "certificate": c["descent"]["certificate"],
-                      "run_id": c["row"]["id"], "params": c["row"]["summary"]["non_embedding_params"]}
+                      "run_id": c["row"].id, "params": c["row"].summary["non_embedding_params"]}
                      for d, c in chosen.items()],
         distillation=None if distillation is None else {
             "student": brief(distillation["student"]), "self": brief(distillation["self"]),
@@ -125,11 +125,11 @@ def _choose_reference(p: BenchPreset, standard: list[dict]) -> list[dict]:
     flagged when the chosen epochs sit at an edge of the grid tried."""
     out = []
     for m in p.multiples:
-        mine = [r for r in standard if r["config"]["tags"]["multiple"] == m
-                and r["config"]["model"]["depth"] == p.reference_depth]
+        mine = [r for r in standard if r.config["tags"]["multiple"] == m
+                and r.config["model"]["depth"] == p.reference_depth]
         best = best_on_select(mine)
-        tried = sorted(r["config"]["train"]["epochs"] for r in mine)
-        e = best["config"]["train"]["epochs"]
+        tried = sorted(r.config["train"]["epochs"] for r in mine)
+        e = best.config["train"]["epochs"]
         edge = "" if len(tried) < 2 or tried[0] < e < tried[-1] else ("most" if e == tried[-1] else "fewest")
         out.append({"multiple": m, "train_tokens": train_tokens(best), "row": best, "epochs_tried": tried,
                     "edge": edge})
@@ -155,7 +155,7 @@ def _downstream(p: BenchPreset, store, groups: dict, runs: list[dict], ev: Evalu
 
     recipes = {name: accuracy(ev.nextline(rows, items)) for name, rows in groups.items()}
     table = np.stack([ev.nextline([r], items) for r in runs]).astype(float)  # (runs, items)
-    losses = np.array([r["val_loss"] for r in runs])
+    losses = np.array([r.val_loss for r in runs])
     correlation = None
     if len(runs) >= 4:
         rho = float(spearmanr(losses, table.mean(axis=1)).statistic)
@@ -174,10 +174,10 @@ def _downstream(p: BenchPreset, store, groups: dict, runs: list[dict], ev: Evalu
 
 
 def _standard_table(p: BenchPreset, standard: list[dict], ev: Evaluations) -> list[dict]:
-    rows = [r for r in standard if r["config"]["tags"]["multiple"] == 1]
-    return [{"depth": r["config"]["model"]["depth"], "epochs": r["config"]["train"]["epochs"],
-             "params": r["summary"]["non_embedding_params"], "select_loss": r["select_loss"],
-             "val_loss": r["val_loss"], "run_id": r["id"], "row": r} for r in rows]
+    rows = [r for r in standard if r.config["tags"]["multiple"] == 1]
+    return [{"depth": r.config["model"]["depth"], "epochs": r.config["train"]["epochs"],
+             "params": r.summary["non_embedding_params"], "select_loss": r.select_loss,
+             "val_loss": r.val_loss, "run_id": r.id, "row": r} for r in rows]
 
 
 def add_synthetic(p: BenchPreset, synthetic: dict, ev: Evaluations, recipes: dict, windows: dict, fits: dict) -> None:

@@ -65,7 +65,7 @@ def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict])
     the ensemble into a student, one member into a student of its own size (self-distillation), and a chain of
     K members, each learning from the one before."""
     point, k = {**chosen["point"], "tags.stage": "distill"}, len(members)
-    student, self_student = runs.run("distill", distill_points(point, [r["run_dir"] for r in members],
+    student, self_student = runs.run("distill", distill_points(point, [r.run_dir for r in members],
                                                                p.distill_alpha, p.distill_temperature))
     chain = chain_distill(point, members[0], k, p.distill_alpha, p.distill_temperature,
                           lambda points: runs.run("distill", points))
@@ -91,7 +91,7 @@ class Runs:
         if failed:
             raise UserError(f"{len(failed)} of {len(points)} bench runs failed (first: {failed[0]}); see "
                             f"the run store in {self.results} for the errors (`scarce runs`), then rerun to resume")
-        bad = [points[i] for i, r in by_point.items() if r["status"] == "diverged"]
+        bad = [points[i] for i, r in by_point.items() if r.status == "diverged"]
         if bad and not diverged:
             raise UserError(f"{len(bad)} of {len(points)} bench runs diverged (first: {bad[0]}); lower the "
                             f"preset's learning rate")
@@ -103,12 +103,12 @@ def _cost(point: dict) -> float:
 
 
 def best_on_select(rows: list[dict]) -> dict:
-    return min(rows, key=lambda r: r["select_loss"])
+    return min(rows, key=lambda r: r.select_loss)
 
 
 def train_tokens(row: dict) -> int:
     """Unique train tokens of the store a run trained on."""
-    return int(open_store(row["config"]["data"]).manifest["splits"]["train"]["tokens"])
+    return int(open_store(row.config["data"]).manifest["splits"]["train"]["tokens"])
 
 
 SYNTHETIC_STREAMS = 128
@@ -121,9 +121,9 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
     the share of synthetic batches is chosen on select at the middle multiple and kept for the others; and one
     member writes the smallest multiple for its own student (self-distillation through generated text). Returns
     the students' run-store rows."""
-    base = RunConfig.from_dict(members[0]["config"])
+    base = RunConfig.from_dict(members[0].config)
     base.tags = {"stage": "synthetic"}
-    teachers, budget, k = [r["run_dir"] for r in members], train_tokens(members[0]), len(members)
+    teachers, budget, k = [r.run_dir for r in members], train_tokens(members[0]), len(members)
     out, device = runs.out / "runs" / "synthetic", "cuda" if torch.cuda.is_available() else "cpu"
     store = RunStore(runs.results)
 

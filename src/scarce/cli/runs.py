@@ -8,7 +8,7 @@ from scarce.cli import options
 from scarce.config import parse_assignments
 from scarce.recipes.crossing import find_crossings
 from scarce.runs.export import check_csv_path, write_curves_csv, write_runs_csv
-from scarce.runs.store import STATUSES, RunStore
+from scarce.runs.store import STATUSES, RunRow, RunStore
 
 COLUMNS = [("id", 16), ("status", 11), ("preset", 10), ("sweep", 12), ("val_loss", 9), ("val_bpb", 8),
            ("params", 10), ("tokens_seen", 12), ("wall_seconds", 8), ("run_dir", 0)]
@@ -49,20 +49,20 @@ def run(args) -> int:
     if args.crossings:
         return print_crossings(rows, args.json)
     if args.csv or args.curves:
-        done = [r for r in rows if r["status"] == "done"]
+        done = [r for r in rows if r.status == "done"]
         if args.csv:
             print(f"{write_runs_csv(done, args.csv)} runs -> {args.csv}")
         if args.curves:
             print(f"{write_curves_csv(done, args.curves)} evaluations -> {args.curves}")
         return 0
     if args.json:
-        print(json.dumps(rows, indent=1, default=str))
+        print(json.dumps([r.as_dict() for r in rows], indent=1, default=str))
         return 0
     print(format_table(rows))
     return 0
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[RunRow]) -> str:
     head = " ".join(name.ljust(w) if w else name for name, w in COLUMNS)
     lines = [head]
     for r in rows:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce.errors import UserError
-from scarce.runs.store import RunStore, results_root
+from scarce.runs.store import RunRow, RunStore, results_root
 from scarce.runs.sweep import SweepSpec, run_sweep
 
 DEFAULT_SIZES = (2, 4, 6)
@@ -39,7 +39,7 @@ class Context:
 
 
 def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None,
-               diverged: bool = False) -> list[dict]:
+               diverged: bool = False) -> list[RunRow | None]:
     """Run the override sets `points` as the sweep `sweep` under OUT/sweep (done points are skipped) and
     return each point's row from the run store, in order (see `sweep_rows`)."""
     return sweep_rows(sweep, points, data=data or ctx.data, out=str(Path(ctx.out) / sweep), preset=ctx.preset,
@@ -50,7 +50,7 @@ def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = 
 def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: str = "tiny",
                overrides: dict | None = None, executor=None, results: str | None = None, retry_failed: bool = False,
                train_fn: Callable | None = None, log: Callable[[str], None] = print,
-               diverged: bool = False) -> list[dict]:
+               diverged: bool = False) -> list[RunRow | None]:
     """Run `points` as one resumable sweep into `out` and return each point's run-store row, in order (None
     where the point failed, or diverged unless `diverged` asks for those rows too: status 'diverged', no
     summary)."""
@@ -63,34 +63,34 @@ def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: s
     finally:
         store.close()
     keep = ("done", "diverged") if diverged else ("done",)
-    return [r if r and r["status"] in keep else None for r in rows]
+    return [r if r and r.status in keep else None for r in rows]
 
 
-def descent_loss(row: dict | None, name: str = "select_loss") -> float:
+def descent_loss(row: RunRow | None, name: str = "select_loss") -> float:
     """A run's loss as a descent sees it: nan for a failed run (unknown: it certifies nothing), +inf for a
     diverged one (its settings do not train: worse than any run that did)."""
     if row is None:
         return float("nan")
-    return float("inf") if row["status"] == "diverged" else metric(row, name)
+    return float("inf") if row.status == "diverged" else metric(row, name)
 
 
-def metric(row: dict | None, name: str = "select_loss") -> float:
+def metric(row: RunRow | None, name: str = "select_loss") -> float:
     """A run's metric from its summary; +inf for a failed run, so selection never picks it."""
-    if row is None or not row.get("summary"):
+    if row is None or not row.summary:
         return float("inf")
-    return float(row["summary"].get(name, float("inf")))
+    return float(row.summary.get(name, float("inf")))
 
 
-def best(rows: list[dict | None], name: str = "select_loss") -> dict | None:
+def best(rows: list[RunRow | None], name: str = "select_loss") -> RunRow | None:
     done = [r for r in rows if r is not None]
     return min(done, key=lambda r: metric(r, name)) if done else None
 
 
-def brief(row: dict | None) -> dict | None:
+def brief(row: RunRow | None) -> dict | None:
     """The part of a run row a recipe's result keeps."""
     if row is None:
         return None
-    s = row["summary"] or {}
-    return {"run_id": row["id"], "run_dir": row["run_dir"], "select_loss": s.get("select_loss"),
+    s = row.summary or {}
+    return {"run_id": row.id, "run_dir": row.run_dir, "select_loss": s.get("select_loss"),
             "val_loss": s.get("val_loss"), "params": s.get("params"), "tokens_seen": s.get("tokens_seen"),
             "flops": s.get("flops")}

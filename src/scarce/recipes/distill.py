@@ -69,7 +69,7 @@ def chain_distill(point: dict, first: dict, k: int, alpha: float, temperature: f
     being the run-store row `first`; `run` trains a list of points and returns their rows. Returns the k rows."""
     chain = [first]
     for i in range(1, k):
-        chain += run([{**point, **kd_overrides([chain[-1]["run_dir"]], alpha, temperature), "train.seed": i,
+        chain += run([{**point, **kd_overrides([chain[-1].run_dir], alpha, temperature), "train.seed": i,
                        "tags.member": f"chain{i}"}])
     return chain
 

@@ -58,7 +58,7 @@ def miniseries(ctx: Context, ratio: float = 20.0, sweep: str = "miniseries") -> 
 
 
 def _fit_row(row: dict) -> dict:
-    s = row["summary"]
+    s = row.summary
     return {"params": s["params"], "tokens": s["tokens_seen"], "flops": s["flops"], "loss": s["val_loss"],
-            "select_loss": s["select_loss"], "run_id": row["id"]}
+            "select_loss": s["select_loss"], "run_id": row.id}
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from scarce.recipes.common import Context, brief, descent_loss, run_points
 from scarce.recipes.descent import Descent, run_descents
+from scarce.runs.store import RunRow
 
 LRS = [1e-3, 2e-3, 4e-3, 8e-3]
 WEIGHT_DECAYS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2]
@@ -26,7 +27,7 @@ def regularized(ctx: Context, lrs: list[float] = LRS, weight_decays: list[float]
     per_size = {}
     for depth, c in chosen.items():
         result = c["descent"]
-        per_size[depth] = {**result, "run": brief(c["row"] if c["row"] and c["row"]["status"] == "done" else None)}
+        per_size[depth] = {**result, "run": brief(c["row"] if c["row"] and c["row"].status == "done" else None)}
         ctx.log(f"regularized depth {depth}: {'certified' if result['certified'] else 'NOT certified'} at "
                 f"{result['best']} select {result['loss']:.4f} after {result['evaluations']} runs")
     return {"recipe": "regularized", "sweep": sweep, "best": per_size}
@@ -38,15 +39,15 @@ def axes(lrs=LRS, weight_decays=WEIGHT_DECAYS, epochs=EPOCHS) -> dict[str, list]
 
 
 def descend(sizes: list[int], grid: dict[str, list], start: dict | None, max_rounds: int,
-            run: Callable[[list[dict]], list[dict | None]], base: dict | None = None,
-            stack: dict | None = None) -> tuple[dict, list[dict]]:
+            run: Callable[[list[dict]], list[RunRow | None]], base: dict | None = None,
+            stack: dict | None = None) -> tuple[dict, list[RunRow]]:
     """The recipe's search, given a way to `run` points (a list of override sets -> run-store rows, diverged
     rows included): a certified descent per size over `grid` from `start`, the sizes in lockstep, every point
     trained with the overrides `base`. With `stack` (e.g. the slowrun architecture overrides) each size's chosen
     setting is also trained with them and kept where select prefers it. Returns depth -> {point, row, descent}
     and every finished run tried (each run once)."""
     base = base or {}
-    tried: dict[str, tuple[dict, dict | None]] = {}
+    tried: dict[str, tuple[dict, RunRow | None]] = {}
 
     def evaluate(points: list[dict]) -> list[float]:
         rows = run([{**base, **q} for q in points])
@@ -64,10 +65,10 @@ def descend(sizes: list[int], grid: dict[str, list], start: dict | None, max_rou
         stacked = run([{**c["point"], **stack} for c in chosen.values()])
         for (depth, c), row in zip(list(chosen.items()), stacked):
             tried[_key({**c["point"], **stack})] = (c["point"], row)
-            if row is not None and descent_loss(row) < c["row"]["select_loss"]:
+            if row is not None and descent_loss(row) < c["row"].select_loss:
                 chosen[depth] = {**c, "point": {**c["point"], **stack}, "row": row}
-    done = [row for _, row in tried.values() if row is not None and row["status"] == "done"]
-    return chosen, list({r["id"]: r for r in done}.values())
+    done = [row for _, row in tried.values() if row is not None and row.status == "done"]
+    return chosen, list({r.id: r for r in done}.values())
 
 
 def _key(point: dict) -> str:

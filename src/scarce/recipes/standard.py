@@ -34,7 +34,7 @@ def standard(ctx: Context, lrs: list[float] = LRS, epochs: list[float] = EPOCHS,
 def _knobs(row: dict | None) -> dict | None:
     if row is None:
         return None
-    c = row["config"]
+    c = row.config
     return {"optim.lr": c["optim"]["lr"], "optim.weight_decay": c["optim"]["weight_decay"],
             "train.epochs": c["train"]["epochs"]}
 

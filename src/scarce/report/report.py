@@ -31,7 +31,8 @@ from scarce.report.plots import (
     plot_reference_points,
 )
 from scarce.rundir import is_run, read_config, read_metrics, read_summary
-from scarce.runs.store import RunStore, results_root
+from scarce.runs.export import run_record
+from scarce.runs.store import RunRow, RunStore, results_root
 from scarce.scaling import fit_approach2, fit_power_law
 from scarce.scaling.plan import device_hours
 
@@ -204,25 +205,7 @@ def write_doc(out: Path, doc: Doc) -> Path:
 
 # -- run rows ----------------------------------------------------------------------------------------
 
-def run_record(row: dict) -> dict:
-    """A run-store row flattened to RUN_COLUMNS (metrics exactly as stored)."""
-    c = row["config"]
-    return {"id": row["id"], "sweep": row.get("sweep"), "stage": c.get("tags", {}).get("stage", ""),
-            "train_tokens": _train_tokens(c["data"]), "epochs": c["train"]["epochs"], "lr": c["optim"]["lr"],
-            "weight_decay": c["optim"]["weight_decay"], "dropout": c["model"]["dropout"], "seed": c["train"]["seed"],
-            **{k: row[k] for k in ("params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb",
-                                   "wall_seconds", "run_dir")}}
-
-
-def _train_tokens(data: str) -> int | None:
-    path = Path(data) / "manifest.json"
-    try:
-        return int(json.loads(path.read_text())["splits"]["train"]["tokens"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | None = None) -> list[dict]:
+def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | None = None) -> list[RunRow]:
     store = RunStore(results)
     try:
         if ids is None:
@@ -230,7 +213,7 @@ def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | N
         rows = [store.get(i) for i in dict.fromkeys(ids)]
     finally:
         store.close()
-    return [r for r in rows if r and r["status"] == "done"]
+    return [r for r in rows if r and r.status == "done"]
 
 
 def write_runs_table(out: Path, records: list[dict]) -> None:
@@ -635,14 +618,14 @@ def _store_sections(doc: Doc, out: Path, rows: list[dict], sweep: str | None) ->
     best = sorted(records, key=lambda r: r["select_loss"])[:10]
     doc.table(cols, [[r[c] for c in cols] for r in best])
     doc.h2("Training curves")
-    top = sorted(rows, key=lambda r: r["select_loss"])[:CURVES]
-    plot_curves([(r["id"], read_metrics(r["run_dir"])) for r in top], out / "plots" / "curves.png")
+    top = sorted(rows, key=lambda r: r.select_loss)[:CURVES]
+    plot_curves([(r.id, read_metrics(r.run_dir)) for r in top], out / "plots" / "curves.png")
     doc.img("plots/curves.png", f"Train loss (lines) and val loss at each evaluation (markers) of the {len(top)} "
                                 "runs best on select.")
     swept = _swept(rows)
     if swept:
         doc.h2("Swept settings")
-        fielded = [{"depth": r["config"]["model"]["depth"], "val_loss": r["val_loss"], "fields": flat_config(r["config"])}
+        fielded = [{"depth": r.config["model"]["depth"], "val_loss": r.val_loss, "fields": flat_config(r.config)}
                    for r in rows]
         for name in swept:
             path = f"plots/field_{name.replace('.', '_')}.png"
@@ -687,19 +670,19 @@ NOT_SWEPT = {"train.seed", "init.seed", "data"}
 def _isoflop_section(doc: Doc, out: Path, rows: list[dict]) -> None:
     """IsoFLOP curves and the compute-optimal size (Chinchilla approach 2) of the runs an IsoFLOP recipe tagged
     with their budget (`tags.budget`), when 2+ budgets hold 3+ sizes each."""
-    runs = [r for r in rows if isinstance(r["config"].get("tags", {}).get("budget"), (int, float))]
+    runs = [r for r in rows if isinstance(r.config.get("tags", {}).get("budget"), (int, float))]
     budgets = {}
     for r in runs:
-        budgets.setdefault(float(r["config"]["tags"]["budget"]), []).append(r)
-    runs = [r for group in budgets.values() if len({x["config"]["model"]["depth"] for x in group}) >= 3 for r in group]
-    if len({float(r["config"]["tags"]["budget"]) for r in runs}) < 2:
+        budgets.setdefault(float(r.config["tags"]["budget"]), []).append(r)
+    runs = [r for group in budgets.values() if len({x.config["model"]["depth"] for x in group}) >= 3 for r in group]
+    if len({float(r.config["tags"]["budget"]) for r in runs}) < 2:
         return
     doc.h2("IsoFLOP")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = fit_approach2([r["params"] for r in runs], [float(r["config"]["tags"]["budget"]) for r in runs],
-                                [r["val_loss"] for r in runs])
+            fit = fit_approach2([r.params for r in runs], [float(r.config["tags"]["budget"]) for r in runs],
+                                [r.val_loss for r in runs])
     except UserError as e:
         doc.p(f"The IsoFLOP runs could not be fitted: {e}.")
         return
@@ -718,8 +701,8 @@ def _ensembles_section(doc: Doc, out: Path, rows: list[dict]) -> None:
     ensemble's evaluation in ENS/ensemble.json (every prefix k = 1..K on val)."""
     found = {}
     for r in rows:
-        folder = Path(r["run_dir"]).parent.parent
-        if r["config"].get("tags", {}).get("group") and (folder / "ensemble.json").is_file():
+        folder = Path(r.run_dir).parent.parent
+        if r.config.get("tags", {}).get("group") and (folder / "ensemble.json").is_file():
             found.setdefault(folder, None)
     curves, table = [], []
     for folder in found:
@@ -755,13 +738,13 @@ def _swept(rows: list[dict]) -> list[str]:
     """The numeric settings that take 2+ values across the runs, those of the most runs first."""
     values: dict[str, set] = {}
     for r in rows:
-        for name, value in flat_config(r["config"]).items():
+        for name, value in flat_config(r.config).items():
             values.setdefault(name, set()).add(value)
     swept = [n for n, v in values.items() if len(v) >= 2 and n not in NOT_SWEPT and not n.startswith("tags.")]
     return sorted(swept, key=lambda n: -len(values[n]))[:SWEPT_PLOTS]
 
 
-def _compared_row(which: str, results: str | None, have_store: bool) -> dict:
+def _compared_row(which: str, results: str | None, have_store: bool) -> RunRow:
     """A run to compare: its run-store row by id, else the run folder's config and summary."""
     if have_store:
         store = RunStore(results)
@@ -769,25 +752,25 @@ def _compared_row(which: str, results: str | None, have_store: bool) -> dict:
             row = store.get(which)
         finally:
             store.close()
-        if row is not None and row["status"] == "done":
+        if row is not None and row.status == "done":
             return row
     if not is_run(which):
         raise UserError(f"--compare {which}: neither a run id in the run store nor a run directory")
     summary = read_summary(which)
     if summary is None:
         raise UserError(f"--compare {which}: the run is not finished (no summary.json); resume it first")
-    return {"id": summary["run_id"], "run_dir": str(which), "config": read_config(which).to_dict(), **summary}
+    return RunRow.of_folder(which, read_config(which).to_dict(), summary)
 
 
-def _compare_section(doc: Doc, out: Path, rows: list[dict]) -> None:
+def _compare_section(doc: Doc, out: Path, rows: list[RunRow]) -> None:
     doc.h2("Compared runs")
-    flats = [flat_config(r["config"]) for r in rows]
+    flats = [flat_config(r.config) for r in rows]
     names = sorted({n for f in flats for n in f if len({g.get(n) for g in flats}) > 1} - NOT_SWEPT)
     doc.table(["id", *names, "select_loss", "val_loss", "val_bpb"],
-              [[r["id"], *[f.get(n) for n in names], r["select_loss"], r["val_loss"], r["val_bpb"]]
+              [[r.id, *[f.get(n) for n in names], r.select_loss, r.val_loss, r.val_bpb]
                for r, f in zip(rows, flats)])
     if not names:
         doc.p("The compared runs have the same settings (other seeds or data aside).")
-    plot_curves([(r["id"], read_metrics(r["run_dir"])) for r in rows], out / "plots" / "compare.png",
+    plot_curves([(r.id, read_metrics(r.run_dir)) for r in rows], out / "plots" / "compare.png",
                 title="compared runs")
     doc.img("plots/compare.png", "Train loss (lines) and val loss (markers) of the compared runs.")

@@ -11,39 +11,44 @@ from scarce import atomic
 from scarce.atomic import unmakeable
 from scarce.errors import UserError
 from scarce.rundir import read_metrics
+from scarce.runs.store import RunRow
 
 RUN_COLUMNS = ["id", "sweep", "group", "preset", "depth", "params", "non_embedding_params", "train_tokens",
                "tokens_seen", "epochs", "flops", "val_loss", "val_bpb", "select_loss"]
 CURVE_COLUMNS = ["id", "params", "tokens", "flops", "select_loss", "val_loss"]
 
 
-def run_record(row: dict) -> dict:
-    s, cfg = row["summary"] or {}, row["config"]
+def run_record(row: RunRow) -> dict:
+    """A run-store row as one flat record (the runs CSV, the report's run tables): settings from its config,
+    metrics from its summary exactly as stored. The one flattening of a row; each table picks its columns."""
+    s, cfg = row.summary or {}, row.config
     return {
-        "id": row["id"], "sweep": row["sweep"] or "", "group": row["group_id"] or "", "preset": row["preset"] or "",
-        "depth": cfg["model"]["depth"], "params": s.get("params"), "non_embedding_params": s.get("non_embedding_params"),
-        "train_tokens": _train_tokens(s, cfg), "tokens_seen": s.get("tokens_seen"), "epochs": s.get("epochs"),
-        "flops": s.get("flops"), "val_loss": s.get("val_loss"), "val_bpb": s.get("val_bpb"),
-        "select_loss": s.get("select_loss"),
+        "id": row.id, "sweep": row.sweep or "", "group": row.group_id or "", "preset": row.preset or "",
+        "stage": row.tags.get("stage", ""), "depth": cfg["model"]["depth"], "params": s.get("params"),
+        "non_embedding_params": s.get("non_embedding_params"), "train_tokens": train_tokens(cfg["data"]),
+        "tokens_seen": s.get("tokens_seen"), "epochs": s.get("epochs", cfg["train"]["epochs"]),
+        "lr": cfg["optim"]["lr"], "weight_decay": cfg["optim"]["weight_decay"], "dropout": cfg["model"]["dropout"],
+        "seed": cfg["train"]["seed"], "flops": s.get("flops"), "val_loss": s.get("val_loss"),
+        "val_bpb": s.get("val_bpb"), "select_loss": s.get("select_loss"), "wall_seconds": row.wall_seconds,
+        "run_dir": row.run_dir,
     }
 
 
-def _train_tokens(summary: dict, cfg: dict) -> int | None:
+def train_tokens(data: str) -> int | None:
     """Unique training tokens (the fixed budget), from the token store's manifest when it is still there."""
     try:
-        manifest = json.loads((Path(cfg["data"]) / "manifest.json").read_text())
-        return manifest["splits"]["train"]["tokens"]
-    except (OSError, ValueError, KeyError):
+        return int(json.loads((Path(data) / "manifest.json").read_text())["splits"]["train"]["tokens"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def curve_records(row: dict) -> list[dict]:
-    params = (row["summary"] or {}).get("params")
+def curve_records(row: RunRow) -> list[dict]:
+    params = (row.summary or {}).get("params")
     out = []
     keys = ("step", "tokens_seen", "flops", "select_loss", "val_loss")
     for rec in read_metrics(row["run_dir"]):
         if rec.get("type") == "eval" and all(isinstance(rec.get(k), (int, float)) for k in keys) and rec["step"] > 0:
-            out.append({"id": row["id"], "params": params, "tokens": rec["tokens_seen"], "flops": rec["flops"],
+            out.append({"id": row.id, "params": params, "tokens": rec["tokens_seen"], "flops": rec["flops"],
                         "select_loss": rec["select_loss"], "val_loss": rec["val_loss"]})
     return out
 
@@ -64,8 +69,8 @@ def _write(path: str, columns: list[str], records: list[dict]) -> int:
     return len(records)
 
 
-def write_runs_csv(rows: list[dict], path: str) -> int:
-    return _write(path, RUN_COLUMNS, [run_record(r) for r in rows])
+def write_runs_csv(rows: list[RunRow], path: str) -> int:
+    return _write(path, RUN_COLUMNS, [{c: r[c] for c in RUN_COLUMNS} for r in map(run_record, rows)])
 
 
 def write_curves_csv(rows: list[dict], path: str) -> int:

@@ -14,11 +14,13 @@ import random
 import sqlite3
 import subprocess
 import time
+from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 
 from scarce import __version__
 from scarce.atomic import unmakeable
+from scarce.config import RunConfig
 from scarce.errors import UserError
 
 STATUSES = ("running", "done", "failed", "diverged", "interrupted")
@@ -62,6 +64,73 @@ CREATE TABLE IF NOT EXISTS evals (
 """
 """Downstream evaluations (`scarce eval`) of a run or ensemble folder: the latest per (folder, tasks, limit;
 0 = all items), with the path of its JSON record and its results (task -> metrics)."""
+
+
+@dataclass
+class RunRow:
+    """One run of the run store: a folder that trained (or is training) one config."""
+
+    id: str
+    """The run id: the hash of the resolved config."""
+    status: str
+    """One of STATUSES."""
+    run_dir: str
+    config: dict
+    """The resolved config as stored (`RunConfig.to_dict()`; `run_config()` gives it typed)."""
+    summary: dict | None = None
+    """summary.json of a done run; None before."""
+    preset: str | None = None
+    sweep: str | None = None
+    group_id: str | None = None
+    """The ensemble a member belongs to (tags.group)."""
+    data: str | None = None
+    val_loss: float | None = None
+    val_bpb: float | None = None
+    select_loss: float | None = None
+    params: int | None = None
+    tokens_seen: int | None = None
+    flops: float | None = None
+    wall_seconds: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    git_commit: str | None = None
+    versions: dict | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row) -> RunRow:
+        d = dict(row)
+        for key in ("config", "summary", "versions"):
+            d[key] = json.loads(d[key]) if d.get(key) else None
+        return cls(**{f.name: d.get(f.name) for f in fields(cls)})
+
+    @classmethod
+    def of_folder(cls, run_dir: str | os.PathLike, config: dict, summary: dict) -> RunRow:
+        """The row a finished run folder would have in a store (for folders read without one)."""
+        return cls(id=summary["run_id"], status="done", run_dir=str(run_dir), config=config, summary=summary,
+                   **{c: summary.get(c) for c in METRIC_COLUMNS})
+
+    def run_config(self) -> RunConfig:
+        """The stored config, typed."""
+        return RunConfig.from_dict(self.config)
+
+    @property
+    def tags(self) -> dict:
+        return self.config.get("tags", {})
+
+    def as_dict(self) -> dict:
+        """The row as plain JSON-able data (`scarce runs --json`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __getitem__(self, key: str):
+        """Field access by name, as rows were read before they were typed (scripts under benchmarks/)."""
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
@@ -126,7 +195,7 @@ class RunStore:
                         (status, error, time.time(), run_id, str(Path(run_dir).resolve())))
         self.db.commit()
 
-    def get(self, run_id: str, run_dir: str | os.PathLike | None = None) -> dict | None:
+    def get(self, run_id: str, run_dir: str | os.PathLike | None = None) -> RunRow | None:
         """The row of `run_id` in `run_dir`; without a folder, the run's best row: a done one if any (the
         latest finished), else the latest started."""
         if run_dir is not None:
@@ -135,7 +204,7 @@ class RunStore:
         else:
             row = self.db.execute("SELECT * FROM runs WHERE id=? ORDER BY status='done' DESC, finished_at DESC, "
                                   "started_at DESC LIMIT 1", (run_id,)).fetchone()
-        return _row(row) if row else None
+        return RunRow.from_sql(row) if row else None
 
     def record_eval(self, folder: str | os.PathLike, tasks: list[str], limit: int | None, record: str | os.PathLike,
                     report: dict) -> None:
@@ -161,7 +230,7 @@ class RunStore:
         return rows
 
     def list(self, sweep: str | None = None, status: str | None = None, group: str | None = None,
-             where: dict | None = None) -> list[dict]:
+             where: dict | None = None) -> list[RunRow]:
         """Rows in start order, filtered by sweep, status, ensemble group and config fields
         (`where={"model.depth": 4}` matches the resolved config)."""
         sql, args = "SELECT * FROM runs WHERE 1=1", []
@@ -169,8 +238,8 @@ class RunStore:
             if value is not None:
                 sql += f" AND {column}=?"
                 args.append(value)
-        rows = [_row(r) for r in self.db.execute(sql + " ORDER BY started_at", args)]
-        return [r for r in rows if _matches(r["config"], where or {})]
+        rows = [RunRow.from_sql(r) for r in self.db.execute(sql + " ORDER BY started_at", args)]
+        return [r for r in rows if _matches(r.config, where or {})]
 
 
 def _setup(db: sqlite3.Connection, patience: float = 60.0) -> None:
@@ -216,13 +285,6 @@ def _finite(obj):
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
-
-
-def _row(row: sqlite3.Row) -> dict:
-    d = dict(row)
-    for key in ("config", "summary", "versions"):
-        d[key] = json.loads(d[key]) if d.get(key) else None
-    return d
 
 
 def _matches(config: dict, where: dict) -> bool:
