@@ -326,6 +326,10 @@ class TrainConfig:
     snapshot_every: int = 0
     """Keep the weights every this many steps (and at the end) under checkpoints/snapshots/, the members of
     a snapshot ensemble (Huang et al., 2017: set it to the LR cycle); 0 keeps none."""
+    branch_steps: list[int] = field(default_factory=list)
+    """Also keep a full checkpoint at each of these steps under branches/, for runs of the same setting and a
+    shorter horizon to continue from (`scarce.runs.branch`: epoch grids under a warmup-stable-decay schedule);
+    not part of the run id, it changes nothing the run computes."""
     tracker: str = ""
     """Experiment tracker: 'none', 'tensorboard' (RUN_DIR/tensorboard) or 'wandb'; empty takes $SCARCE_TRACKER
     (else none). Not part of the run id: it never changes what the run computes (`scarce.track`)."""
@@ -423,7 +427,7 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 
 # Fields that change how a run is executed, not what it computes: left out of the run id.
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints"),
-                       ("train", "tracker")}
+                       ("train", "tracker"), ("train", "branch_steps")}
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
                 ("model", "norm_eps"): 0.0, ("model", "bias"): False, ("model", "position"): "rotary",

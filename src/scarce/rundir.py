@@ -168,6 +168,18 @@ def read_diverged(run_dir: str | Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
+BRANCHES = "branches"
+"""Checkpoints a run keeps for shorter runs of its setting to continue from (train.branch_steps)."""
+
+
+BRANCH_RECORD = "branch.json"
+"""In a branched run's folder: the trunk it continued from and the step."""
+
+
+def branch_checkpoint(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / BRANCHES / f"step_{step:08d}"
+
+
 def best_weights(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "best.safetensors"
 

@@ -23,6 +23,7 @@ from scarce.data.store import open_store
 from scarce.errors import Diverged, UserError
 from scarce.model import hf
 from scarce.progress import format_seconds
+from scarce.runs import branch
 from scarce.runs.executors import LocalExecutor
 from scarce.runs.store import RunStore, results_root
 from scarce.train.trainer import Trainer, resolve_config
@@ -47,10 +48,11 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
 
 
 def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
-          stop_at_step: int | None = None, resolved: bool = False) -> dict | None:
+          stop_at_step: int | None = None, resolved: bool = False, branch_from: str | None = None) -> dict | None:
     """Start a run in `run_dir` (which must not hold one yet); returns its summary. `stop_at_step` stops
     it as if killed after that many steps (tests), returning None. `resolved`: `cfg` comes from `resolved_id`
-    (paths absolute, filled from the store and checked), so it is not resolved again."""
+    (paths absolute, filled from the store and checked), so it is not resolved again. `branch_from`: a trunk's
+    checkpoint at this run's decay start (`scarce.runs.branch`), which the run continues from."""
     run_dir = Path(run_dir)
     if rundir.is_run(run_dir):
         raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
@@ -60,8 +62,15 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     results = str(results_root(results).resolve())
     if trainer.rt.is_main:
         RunStore(results).close()  # a results root that cannot hold the run store fails before the run dir is written
+        if branch_from:
+            if (why := branch.not_branchable(trainer.cfg)) is not None:
+                raise UserError(f"{run_dir} cannot branch from {branch_from}: {why}")
+            branch.seed_branch(run_dir, Path(branch_from), branch.decay_start(trainer.cfg, trainer.steps),
+                               trainer.compiled)
         rundir.write_config(run_dir, trainer.cfg)
         rundir.write_run_info(run_dir, results, trainer.store)
+    if branch_from:
+        trainer.restore()
     return _recorded(trainer, results, stop_at_step)
 
 
@@ -89,12 +98,12 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
 
 
 def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: bool = False,
-        resolved: bool = False) -> dict:
+        resolved: bool = False, branch_from: str | None = None) -> dict:
     """Start the run, continue it when `run_dir` holds it unfinished, or return its summary when it is
     complete; a folder holding a run of another config is refused."""
     run_dir = Path(run_dir)
     if not rundir.is_run(run_dir):
-        return train(cfg, run_dir, results, quiet, resolved=resolved)
+        return train(cfg, run_dir, results, quiet, resolved=resolved, branch_from=branch_from)
     cfg = absolute_paths(cfg)
     stored = rundir.read_config(run_dir)
     if same_run(stored, cfg):
@@ -167,6 +176,8 @@ class Job:
     run_dir: Path
     run_id: str = ""
     fingerprint: str = ""
+    branch_from: str = ""
+    """A trunk's checkpoint to continue from (`scarce.runs.branch`); empty: train from step 0."""
 
 
 def run_task(task: dict) -> dict:
@@ -185,7 +196,8 @@ def run_task(task: dict) -> dict:
             summary = train_fn(cfg, run_dir, results)
             _ensure_recorded(task["run_id"], cfg, run_dir, task.get("fingerprint", ""), summary, results)
         else:
-            summary = run(cfg, run_dir, results, task.get("quiet", True), resolved=task.get("resolved", False))
+            summary = run(cfg, run_dir, results, task.get("quiet", True), resolved=task.get("resolved", False),
+                          branch_from=task.get("branch_from"))
     except Exception as e:
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
         _record_failure(task, cfg, error, _status(e))
@@ -239,7 +251,7 @@ def job_tasks(jobs: list[Job], executor, results: str | None, quiet: bool = True
         tasks.append({"config": cfg.to_dict(), "run_dir": str(job.run_dir), "results": results, "run_id": run_id,
                       "fingerprint": fingerprint, "threads": executor.threads, "train_fn": train_fn,
                       "quiet": quiet or executor.parallel, "resolved": True,
-                      "tracker": os.environ.get(track.ENV, "")})
+                      "tracker": os.environ.get(track.ENV, ""), "branch_from": job.branch_from})
     return tasks
 
 

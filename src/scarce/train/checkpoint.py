@@ -46,8 +46,11 @@ def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, tor
         raise UserError(f"optimizer state does not match the model ({e}); the checkpoint is from another config") from None
 
 
-def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trainer_state: dict, keep: int = 2) -> Path:
-    ckdir = Path(run_dir) / "checkpoints"
+def save_checkpoint(run_dir: Path, step: int, model_state: dict, optimizer, trainer_state: dict, keep: int = 2,
+                    folder: str = "checkpoints") -> Path:
+    """A checkpoint of `step` under RUN_DIR/folder/step_N (written to a temporary name, renamed), recorded as the
+    folder's latest; all but the newest `keep` are deleted (keep 0: none)."""
+    ckdir = Path(run_dir) / folder
     ckdir.mkdir(parents=True, exist_ok=True)
     final = ckdir / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=ckdir))

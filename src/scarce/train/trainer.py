@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -367,9 +368,23 @@ class Trainer:
             every = self.cfg.train.snapshot_every
             if every and self.rt.is_main and (done % every == 0 or done == self.steps):
                 rundir.save_weights(rundir.snapshot_path(self.run_dir, done), self.model.state_dict(), self.model.loops)
+            if done in self.cfg.train.branch_steps and done < self.steps and self.rt.is_main:
+                self.save_branch(done, loss_sum.item(), loss_n)
             if stop_at_step is not None and done >= stop_at_step:
                 return None
         return self.summary()
+
+    def save_branch(self, step: int, loss_sum: float, loss_n: int) -> None:
+        """A full checkpoint of this step under branches/ (kept): a run of the same setting whose decay starts
+        here continues from it (`scarce.runs.branch`). With it, the best weights so far and whether this run was
+        compiled, so a branch checks that it would train the same way."""
+        state = {**{k: v for k, v in vars(self.state).items() if k != "step"}, "loss_sum": loss_sum,
+                 "loss_n": loss_n, "compiled": self.compiled}
+        folder = ckpt.save_checkpoint(self.run_dir, step, self.model.state_dict(), self.optimizer, state, 0,
+                                      rundir.BRANCHES)
+        best = rundir.best_weights(self.run_dir)
+        if best.exists():
+            shutil.copy2(best, folder / best.name)
 
     def summary(self) -> dict:
         best, last, s = self.state.best, self.state.last_eval, self.state
@@ -385,6 +400,9 @@ class Trainer:
             "device": self.rt.device, "precision": self.rt.precision, "compiled": self.compiled,
             "data": self.store.fingerprint,
         }
+        branch = self.run_dir / rundir.BRANCH_RECORD
+        if branch.exists():  # trained from a trunk's checkpoint (scarce.runs.branch): its time includes the trunk's
+            summary["branched_from"] = json.loads(branch.read_text())
         if self.rt.is_main:
             atomic.write_json(self.run_dir / rundir.SUMMARY, summary)
         return summary

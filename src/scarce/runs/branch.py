@@ -1,0 +1,131 @@
+"""Epoch grids by branching: runs of one setting that differ only in their horizon share their stable phase.
+
+Under a warmup-stable-decay schedule with no warmup (or none that depends on the horizon), a run of T steps trains
+at the peak rate until its decay starts at step T - int(warmdown_frac·T), and everything it does before then (data
+order, dropout masks, learning rate, weight decay) is a function of the step alone. So a run of E epochs is, up
+to its decay point, the run of the longest horizon of its setting: the longest run (the trunk) keeps a full
+checkpoint at each shorter run's decay point (`train.branch_steps`, not part of its id), and each shorter run
+starts from that checkpoint and trains only its own decay. It keeps its own run id, folder, metrics and row, and
+resumes like any run; on CPU it ends bit-identical to the same run trained alone (tests/runs/test_branch.py).
+
+A setting qualifies when nothing before the decay depends on the horizon: `not_branchable` names what does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scarce import atomic, rundir
+from scarce.config import RunConfig
+from scarce.data.store import open_store
+from scarce.errors import UserError
+from scarce.train.trainer import build_loader, total_steps
+
+HORIZON = ("epochs", "tokens", "tokens_per_param", "branch_steps")
+"""The train fields in which runs of one family differ."""
+
+
+def not_branchable(cfg: RunConfig) -> str | None:
+    """Why runs of this config cannot share a stable phase with others of its setting, or None when they can."""
+    o, t = cfg.optim, cfg.train
+    reasons = [(o.schedule != "wsd", f"optim.schedule is {o.schedule}, not wsd"),
+               (o.warmup_frac > 0, "optim.warmup_frac > 0 (warmup is a fraction of each run's own steps)"),
+               (o.wd_schedule == "cosine", "optim.wd_schedule cosine spans the whole horizon"),
+               (bool(o.ema_decay or o.avg_last), "a weight average (optim.ema_decay or avg_last) spans the horizon"),
+               (cfg.model.loop_range is not None, "looping switches on at a fraction of the horizon"),
+               (t.eval_every <= 0, "train.eval_every 0 evaluates at a fraction of the horizon"),
+               (t.compile == "auto", "train.compile auto decides from the horizon"),
+               (t.snapshot_every > 0, "train.snapshot_every keeps snapshots the branch would not have"),
+               (bool(t.tokens_per_param), "a tokens:params horizon"),
+               (o.warmdown_frac <= 0, "optim.warmdown_frac 0 has no decay to branch")]
+    return next((why for bad, why in reasons if bad), None)
+
+
+def family(cfg: RunConfig, fingerprint: str) -> str:
+    """What runs of one setting share: the config with its horizon left out, on one token store."""
+    d = cfg.to_dict()
+    for name in HORIZON:
+        d["train"].pop(name, None)
+    d["data"] = fingerprint
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def horizon_steps(cfg: RunConfig) -> int:
+    """The number of steps a (resolved) config trains for, as its trainer counts them."""
+    store = open_store(cfg.data)
+    return total_steps(cfg, build_loader(cfg, store, 0, 1), 0)
+
+
+def decay_start(cfg: RunConfig, steps: int) -> int:
+    """The first step of a run of `steps` steps whose learning rate is below the peak (`lr_multiplier`'s wsd)."""
+    return steps - int(cfg.optim.warmdown_frac * steps)
+
+
+@dataclass
+class BranchPlan:
+    """Which runs of a batch are trunks (and the checkpoints they keep) and which branch from which."""
+
+    trunk_steps: dict[int, list[int]] = field(default_factory=dict)
+    """Index of a trunk -> the steps it keeps checkpoints at."""
+    branches: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Index of a shorter run -> (index of its trunk, the step it starts from)."""
+
+
+def plan_branches(configs: list[RunConfig], fingerprints: list[str], steps: list[int]) -> BranchPlan:
+    """Group runs of one setting (`family`) and let each shorter run branch from the longest at its decay start.
+    A run that would start at step 0 (nothing to share) or whose setting does not qualify trains alone."""
+    groups: dict[str, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        if not_branchable(cfg) is None:
+            groups.setdefault(family(cfg, fingerprints[i]), []).append(i)
+    plan = BranchPlan()
+    for members in groups.values():
+        trunk = max(members, key=lambda i: steps[i])
+        for i in members:
+            start = decay_start(configs[i], steps[i])
+            if i != trunk and 0 < start <= decay_start(configs[trunk], steps[trunk]) and steps[i] < steps[trunk]:
+                plan.branches[i] = (trunk, start)
+                plan.trunk_steps.setdefault(trunk, []).append(start)
+    for i in plan.trunk_steps:
+        plan.trunk_steps[i] = sorted(set(plan.trunk_steps[i]))
+    return plan
+
+
+def seed_branch(run_dir: Path, checkpoint: Path, step: int, compiled: bool) -> None:
+    """Start the run in `run_dir` (config written, nothing trained) from the trunk's `checkpoint` of `step`: it
+    becomes the run's own latest checkpoint, with the trunk's best weights so far and its metrics up to `step`."""
+    try:
+        state = json.loads((checkpoint / "state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"branch checkpoint {checkpoint}: unreadable ({e})") from None
+    if state.get("step") != step:
+        raise UserError(f"branch checkpoint {checkpoint} is of step {state.get('step')}, not {step}")
+    if bool(state.get("compiled")) != compiled:
+        raise UserError(f"branch checkpoint {checkpoint}: the trunk was {'' if state.get('compiled') else 'not '}"
+                        f"compiled and this run would {'' if compiled else 'not '}be")
+    ckdir = Path(run_dir) / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    target = ckdir / checkpoint.name
+    tmp = ckdir / f".{checkpoint.name}.branch"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # a seeding cut short before the run's config was written
+    shutil.copytree(checkpoint, tmp, ignore=shutil.ignore_patterns("best.safetensors"))
+    tmp.rename(target)
+    atomic.write_json(ckdir / "latest.json", {"step": step, "dir": target.name})
+    best = checkpoint / "best.safetensors"
+    if best.exists():
+        shutil.copy2(best, rundir.best_weights(run_dir))
+    trunk = checkpoint.parent.parent
+    lines = []
+    for line in (trunk / rundir.METRICS).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                lines.append(line)
+        except (ValueError, TypeError, KeyError):
+            continue
+    atomic.write_text(Path(run_dir) / rundir.METRICS, "".join(line + "\n" for line in lines))
+    atomic.write_json(Path(run_dir) / rundir.BRANCH_RECORD, {"trunk": str(trunk), "step": step})

@@ -1,0 +1,138 @@
+"""Epoch grids by branching: a shorter run continued from the longest run's checkpoint at its decay start equals
+the same run trained alone, bit for bit on CPU; it is its own run (id, folder, row) and resumes like one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from scarce import rundir
+from scarce.config import apply_overrides
+from scarce.runs import branch
+from scarce.runs.launch import resume, train
+from scarce.runs.store import RunStore
+from scarce.runs.sweep import run_sweep
+from tests.conftest import make_tiny_config
+
+WSD = {"optim.schedule": "wsd", "optim.warmup_frac": 0.0, "optim.warmdown_frac": 0.3, "train.eval_every": 10**9,
+       "model.dropout": 0.1, "train.log_every": 2, "optim.weight_decay": 0.8}
+
+
+def _weights(run_dir):
+    return rundir.load_weights(rundir.best_weights(run_dir))
+
+
+def _evals(run_dir):
+    return [r for r in rundir.read_metrics(run_dir) if r.get("type") == "eval"]
+
+
+def _same(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ea, eb = _evals(a), _evals(b)
+    assert ea == eb and len(ea) == 1
+
+
+@pytest.fixture(scope="module")
+def trunk(tiny_store, tmp_path_factory):
+    """The 3-epoch run of the setting, keeping a checkpoint at the 1.5-epoch run's decay start."""
+    root = tmp_path_factory.mktemp("branch")
+    make = lambda epochs: apply_overrides(_cfg(tiny_store), {"train.epochs": epochs})
+    short = make(1.5)
+    steps = branch.horizon_steps(short)
+    start = branch.decay_start(short, steps)
+    long = make(3.0)
+    long.train.branch_steps = [start]
+    train(long, root / "trunk", root / "res", quiet=True)
+    return root, short, start
+
+
+def _cfg(store):
+    return make_tiny_config(store, **WSD)
+
+
+def test_a_branched_run_equals_the_run_trained_alone(trunk):
+    root, short, start = trunk
+    assert 0 < start < branch.horizon_steps(short)
+    checkpoint = rundir.branch_checkpoint(root / "trunk", start)
+    alone = train(short, root / "alone", root / "res", quiet=True)
+    branched = train(short, root / "branched", root / "res", quiet=True, branch_from=str(checkpoint))
+    _same(root / "alone", root / "branched")
+    assert branched["run_id"] == alone["run_id"] and branched["val_loss"] == alone["val_loss"]
+    assert branched["branched_from"] == {"trunk": str(root / "trunk"), "step": start}
+    train_records = lambda d: [(r["step"], r["loss"], r["lr"]) for r in rundir.read_metrics(d) if r["type"] == "train"]
+    assert train_records(root / "alone") == train_records(root / "branched")  # the trunk's records up to the branch
+    store = RunStore(root / "res")
+    rows = [r for r in store.list() if r.id == alone["run_id"]]
+    store.close()
+    assert sorted(r.run_dir.rsplit("/", 1)[-1] for r in rows) == ["alone", "branched"]
+
+
+def test_a_branched_run_killed_in_its_decay_resumes_to_the_same_weights(trunk):
+    root, short, start = trunk
+    checkpoint = rundir.branch_checkpoint(root / "trunk", start)
+    if not (root / "alone").exists():
+        train(short, root / "alone", root / "res", quiet=True)
+    assert train(short, root / "killed", root / "res", quiet=True, branch_from=str(checkpoint),
+                 stop_at_step=start + 2) is None
+    resume(root / "killed", quiet=True)
+    _same(root / "alone", root / "killed")
+
+
+def test_a_branch_of_another_step_or_setting_is_refused(trunk, tiny_store):
+    root, short, start = trunk
+    other = rundir.branch_checkpoint(root / "trunk", start)
+    longer = apply_overrides(short, {"train.epochs": 2.0})
+    with pytest.raises(Exception, match=f"is of step {start}"):
+        train(longer, root / "wrong-step", root / "res", quiet=True, branch_from=str(other))
+    cosine = apply_overrides(short, {"optim.schedule": "cosine"})
+    with pytest.raises(Exception, match="not wsd"):
+        train(cosine, root / "cosine", root / "res", quiet=True, branch_from=str(other))
+
+
+def test_what_cannot_branch_says_why(tiny_store):
+    cfg = _cfg(tiny_store)
+    assert branch.not_branchable(cfg) is None
+    for overrides, why in [({"optim.schedule": "cosine"}, "not wsd"), ({"optim.warmup_frac": 0.1}, "warmup"),
+                           ({"train.eval_every": 0}, "eval_every"), ({"optim.ema_decay": 0.99}, "weight average"),
+                           ({"train.compile": "auto"}, "compile auto")]:
+        assert why in branch.not_branchable(apply_overrides(cfg, overrides))
+
+
+def test_plan_branches_groups_runs_of_one_setting(tiny_store):
+    base = _cfg(tiny_store)
+    configs = [apply_overrides(base, {"train.epochs": e, "optim.lr": lr}) for e, lr in
+               [(1, 1e-3), (4, 1e-3), (2, 1e-3), (2, 3e-3), (1, 3e-3)]]
+    configs.append(apply_overrides(base, {"train.epochs": 1, "optim.schedule": "cosine"}))
+    steps = [branch.horizon_steps(c) for c in configs]
+    plan = branch.plan_branches(configs, ["f"] * len(configs), steps)
+    assert set(plan.trunk_steps) == {1, 3} and set(plan.branches) == {0, 2, 4}
+    assert plan.branches[0] == (1, branch.decay_start(configs[0], steps[0]))
+    assert plan.trunk_steps[1] == sorted(branch.decay_start(configs[i], steps[i]) for i in (0, 2))
+
+
+def test_a_sweep_over_epochs_trains_the_stable_phase_once(tiny_store, tmp_path):
+    """The sweep trains the 3-epoch run with checkpoints for the others, which continue from them; a second
+    sweep of the same grid finds every point done."""
+    spec = {"name": "b", "data": str(tiny_store.path), "set": {**WSD, "model.depth": 2, "model.head_dim": 16,
+                                                               "model.seq_len": 64, "train.batch_size": 8,
+                                                               "train.threads": 1},
+            "grid": {"train.epochs": [1.0, 2.0, 3.0]}, "out": str(tmp_path / "runs"),
+            "results": str(tmp_path / "results")}
+    report = run_sweep(spec, log=lambda *a: None)
+    assert len(report.ran) == 3 and report.complete
+    summaries = {p.overrides["train.epochs"]: json.loads((p.run_dir / rundir.SUMMARY).read_text())
+                 for p in report.points}
+    assert "branched_from" not in summaries[3.0]
+    assert {summaries[e]["branched_from"]["step"] for e in (1.0, 2.0)} == {
+        branch.decay_start(p.config, branch.horizon_steps(p.config)) for p in report.points
+        if p.overrides["train.epochs"] < 3}
+    trunk = next(p for p in report.points if p.overrides["train.epochs"] == 3.0)
+    assert json.loads((trunk.run_dir / rundir.CONFIG).read_text())["train"]["branch_steps"]
+    alone = train(make_tiny_config(tiny_store, **WSD, **{"train.epochs": 2.0}), tmp_path / "alone",
+                  tmp_path / "results", quiet=True)
+    assert alone["val_loss"] == summaries[2.0]["val_loss"]  # (another id: the sweep's points carry tags.sweep)
+    again = run_sweep(spec, log=lambda *a: None)
+    assert again.ran == [] and len(again.skipped) == 3
