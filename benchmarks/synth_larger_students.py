@@ -54,7 +54,11 @@ def main() -> None:
     for depth in (int(d) for d in args.depths.split(",")):
         base = teacher_config(budget, 100)
         base.model.depth, base.tags = depth, {}
-        r = synthetic_students(base, teachers, out / f"x{args.multiple}", spec, (args.frac,),
+        folder = out / f"x{args.multiple}" / ("" if depth == 4 else f"d{depth}")  # depth 4: synth_students.py's layout
+        if depth != 4 and not (folder / "synthetic").exists():  # every depth learns from the same generated store
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "synthetic").symlink_to((out / f"x{args.multiple}" / "synthetic").resolve())
+        r = synthetic_students(base, teachers, folder, spec, (args.frac,),
                                tuple(100 + s for s in range(args.seeds)), executor=executor, results=args.results)
         for s in r["students"]:
             rows.append({"depth": depth, **s})

@@ -173,7 +173,13 @@ BRANCHES = "branches"
 
 
 BRANCH_RECORD = "branch.json"
-"""In a branched run's folder: the trunk it continued from and the step."""
+"""In a branched run's folder: the run it continued from, the step, and that run's wall seconds up to it (part of
+the branched run's own wall_seconds, trained once)."""
+
+
+def own_seconds(summary: dict) -> float:
+    """A run's wall seconds less what it inherited from the run it branched from (the compute it cost itself)."""
+    return (summary.get("wall_seconds") or 0.0) - (summary.get("branched_from") or {}).get("wall_seconds", 0.0)
 
 
 def branch_checkpoint(run_dir: str | Path, step: int) -> Path:

@@ -61,7 +61,8 @@ def test_a_branched_run_equals_the_run_trained_alone(trunk):
     branched = train(short, root / "branched", root / "res", quiet=True, branch_from=str(checkpoint))
     _same(root / "alone", root / "branched")
     assert branched["run_id"] == alone["run_id"] and branched["val_loss"] == alone["val_loss"]
-    assert branched["branched_from"] == {"trunk": str(root / "trunk"), "step": start}
+    assert {k: branched["branched_from"][k] for k in ("trunk", "step")} == {"trunk": str(root / "trunk"), "step": start}
+    assert 0 < rundir.own_seconds(branched) < branched["wall_seconds"]
     train_records = lambda d: [(r["step"], r["loss"], r["lr"]) for r in rundir.read_metrics(d) if r["type"] == "train"]
     assert train_records(root / "alone") == train_records(root / "branched")  # the trunk's records up to the branch
     store = RunStore(root / "res")
@@ -81,15 +82,28 @@ def test_a_branched_run_killed_in_its_decay_resumes_to_the_same_weights(trunk):
     _same(root / "alone", root / "killed")
 
 
-def test_a_branch_of_another_step_or_setting_is_refused(trunk, tiny_store):
+def test_a_longer_run_continues_from_a_shorter_runs_stable_checkpoint(trunk):
+    """Before its own decay a run of 2 epochs is the 1.5-epoch run's stable phase too: from that checkpoint it
+    ends as it does alone."""
     root, short, start = trunk
-    other = rundir.branch_checkpoint(root / "trunk", start)
     longer = apply_overrides(short, {"train.epochs": 2.0})
-    with pytest.raises(Exception, match=f"is of step {start}"):
-        train(longer, root / "wrong-step", root / "res", quiet=True, branch_from=str(other))
+    assert start < branch.decay_start(longer, branch.horizon_steps(longer))
+    train(longer, root / "longer-alone", root / "res", quiet=True)
+    train(longer, root / "longer-branched", root / "res", quiet=True,
+          branch_from=str(rundir.branch_checkpoint(root / "trunk", start)))
+    _same(root / "longer-alone", root / "longer-branched")
+
+
+def test_a_branch_past_the_decay_start_or_of_another_schedule_is_refused(trunk):
+    root, short, start = trunk
+    checkpoint = rundir.branch_checkpoint(root / "trunk", start)
+    shorter = apply_overrides(short, {"train.epochs": 1.0})
+    with pytest.raises(Exception, match="past this run.s decay start"):
+        train(shorter, root / "too-short", root / "res", quiet=True, branch_from=str(checkpoint))
+    assert not (root / "too-short").exists()  # refused before anything was written
     cosine = apply_overrides(short, {"optim.schedule": "cosine"})
     with pytest.raises(Exception, match="not wsd"):
-        train(cosine, root / "cosine", root / "res", quiet=True, branch_from=str(other))
+        train(cosine, root / "cosine", root / "res", quiet=True, branch_from=str(checkpoint))
 
 
 def test_what_cannot_branch_says_why(tiny_store):
@@ -136,3 +150,7 @@ def test_a_sweep_over_epochs_trains_the_stable_phase_once(tiny_store, tmp_path):
     assert alone["val_loss"] == summaries[2.0]["val_loss"]  # (another id: the sweep's points carry tags.sweep)
     again = run_sweep(spec, log=lambda *a: None)
     assert again.ran == [] and len(again.skipped) == 3
+    spec["grid"] = {"train.epochs": [4.0]}  # a later, longer point of the setting starts from the kept checkpoints
+    later = run_sweep(spec, log=lambda *a: None)
+    longest = json.loads((later.points[0].run_dir / rundir.SUMMARY).read_text())["branched_from"]
+    assert longest["step"] == max(branch.decay_start(p.config, branch.horizon_steps(p.config)) for p in report.points)

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from scarce import atomic
+from scarce import atomic, rundir
 from scarce.bench.common import Log, tokens_per_window
 from scarce.bench.evaluations import Evaluations
 from scarce.bench.presets import BENCH_RECIPES, DEFAULT_RECIPE, STANDARD_WD, BenchPreset, get_bench_preset
@@ -29,9 +29,10 @@ from scarce.runs.store import RunRow, results_root
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
           recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
-          data_seed: int = 0, cost: dict | None = None) -> BenchResult:
+          data_seed: int = 0, cost: dict | None = None, branch: bool = True) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
-    prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N."""
+    prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N. `branch`: runs of
+    one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`)."""
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in BENCH_RECIPES:
@@ -50,7 +51,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     stores = bench_stores(p, data, root, log, data_seed)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
-    runs = Runs(p, out, make_executor("local", workers, threads=1), results, log)
+    runs = Runs(p, out, make_executor("local", workers, threads=1), results, log, branch)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base.run_dir} if base else {}
     standard = runs.run("standard", standard_points(p, stores, init))
@@ -79,7 +80,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     result.data = str(stores[max(p.multiples)].path)
     result.data_seed = data_seed
     result.wall_seconds = time.perf_counter() - t0
-    result.run_seconds = sum(r.wall_seconds or 0.0 for r in trained)
+    result.run_seconds = sum(rundir.own_seconds(r.summary or {}) for r in trained)  # a branch's shared part once
     result.cost = cost
     result.report = str(write_bench_report(out, result, fits, results))
     atomic.write_json(out / "bench.json", result.to_json())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scarce.errors import UserError
 
@@ -195,6 +195,15 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         lr=6e-4, lrs=(3e-4, 6e-4, 1.2e-3), weight_decays=(0.1, 0.4, 1.6, 3.2), epochs=(4, 8, 16),
         regularized_dropout=0.1, members=8, joint=True, distill=True),
 }
+
+# Warmup-stable-decay variants (Slowrun's records train on WSD): no warmup, the last 20% of the steps decaying to
+# the run preset's floor. Runs of one setting then share their stable phase (`scarce.runs.branch`), so each epoch
+# grid trains its longest run once and the others only their decay. Compared with the cosine presets in
+# benchmarks/results/bench_wsd_cpu.md before any preset is switched.
+WSD = {"optim.schedule": "wsd", "optim.warmup_frac": 0.0, "optim.warmdown_frac": 0.2}
+for _name in ("cpu-tiny", "cpu-small", "cpu-full"):
+    _p = BENCH_PRESETS[_name]
+    BENCH_PRESETS[f"{_name}-wsd"] = replace(_p, name=f"{_name}-wsd", overrides={**_p.overrides, **WSD})
 
 
 def get_bench_preset(preset: str | BenchPreset) -> BenchPreset:

@@ -75,8 +75,9 @@ def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict])
 class Runs:
     """Runs batches of points as one resumable sweep (the run store skips what is done)."""
 
-    def __init__(self, p: BenchPreset, out: Path, executor, results: str, log: Log):
+    def __init__(self, p: BenchPreset, out: Path, executor, results: str, log: Log, branch: bool = True):
         self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
+        self.branch = branch
 
     def run(self, sweep: str, points: list[dict], diverged: bool = False) -> list[dict]:
         """The points' rows; a failed run stops the bench (rerun to resume), and so does a diverged one
@@ -85,7 +86,8 @@ class Runs:
         overrides = {**self.p.overrides, "train.threads": 1, "train.eval_every": ONE_EVALUATION}
         rows = sweep_rows(f"bench-{sweep}", [points[i] for i in order], data=points[0]["data"],
                           out=str(self.out / "runs" / f"bench-{sweep}"), preset=self.p.run_preset, overrides=overrides,
-                          executor=self.executor, results=self.results, log=self.log, diverged=True)
+                          executor=self.executor, results=self.results, log=self.log, diverged=True,
+                          branch=self.branch)
         by_point = dict(zip(order, rows))
         failed = [points[i] for i, r in by_point.items() if r is None]
         if failed:

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
                    help="the bench on S samples of the preset's corpus (data seeds 0..S-1, each in OUT/sample-N) and "
                         "one report whose headline interval covers the sample (random effects over the samples)")
     options.add_device_cost(p)
+    options.add_no_branch(p)
     options.add_workers(p, "runs trained")
     options.add_results(p)
     options.add_tracker(p)
@@ -54,7 +55,7 @@ def run(args) -> int:
         print_samples(combined)
         return 0
     print_summary(bench(args.out, args.preset, args.data, args.recipe, options.workers(args), args.results,
-                        data_seed=args.data_seed, cost=options.device_cost(args)))
+                        data_seed=args.data_seed, cost=options.device_cost(args), branch=not args.no_branch))
     return 0
 
 

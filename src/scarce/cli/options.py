@@ -180,6 +180,13 @@ def device_cost(args) -> dict | None:
     return None if peak is None else {"gpu": args.gpu, "flops_per_s": peak, "mfu": args.mfu, "price": args.gpu_price}
 
 
+def add_no_branch(p) -> None:
+    """--no-branch: train every run from step 0 (`scarce.runs.branch`)."""
+    p.add_argument("--no-branch", action="store_true",
+                   help="train every run from step 0; by default runs of one setting that differ only in epochs share "
+                        "their stable phase under a warmup-stable-decay schedule (bit-identical on CPU)")
+
+
 def add_tracker(p) -> None:
     """--tracker: where each run's curves go while it trains (`scarce.track`)."""
     p.add_argument("--tracker", choices=TRACKERS, help="experiment tracker of every run: tensorboard (RUN_DIR/"

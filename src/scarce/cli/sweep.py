@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scarce.cli import options
-from scarce.runs.sweep import run_sweep
+from scarce.runs.sweep import load_spec, run_sweep
 
 
 def add_parser(sub) -> None:
@@ -22,13 +22,16 @@ def add_point_options(p) -> None:
     options.add_executor(p)
     options.add_threads(p, "torch threads per point (default: cores / workers)")
     p.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    options.add_no_branch(p)
     options.add_results(p)
     options.add_tracker(p)
 
 
 def run(args) -> int:
     options.use_tracker(args)
-    report = run_sweep(args.spec, options.executor(args, args.threads or 0), args.retry_failed, args.results)
+    spec = load_spec(args.spec)
+    spec.branch = spec.branch and not args.no_branch
+    report = run_sweep(spec, options.executor(args, args.threads or 0), args.retry_failed, args.results)
     print(f"sweep {report.name}: {len(report.ran)} ran, {len(report.skipped)} already done, "
           f"{len(report.diverged)} diverged, {len(report.failed)} failed")
     return 1 if report.failed else 0

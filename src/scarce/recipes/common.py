@@ -50,12 +50,12 @@ def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = 
 def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: str = "tiny",
                overrides: dict | None = None, executor=None, results: str | None = None, retry_failed: bool = False,
                train_fn: Callable | None = None, log: Callable[[str], None] = print,
-               diverged: bool = False) -> list[RunRow | None]:
+               diverged: bool = False, branch: bool = True) -> list[RunRow | None]:
     """Run `points` as one resumable sweep into `out` and return each point's run-store row, in order (None
     where the point failed, or diverged unless `diverged` asks for those rows too: status 'diverged', no
-    summary)."""
+    summary). `branch`: see `SweepSpec.branch`."""
     spec = SweepSpec(name=sweep, data=data, preset=preset, set=dict(overrides or {}), points=points, out=out,
-                     results=results or "")
+                     results=results or "", branch=branch)
     report = run_sweep(spec, executor, retry_failed, train_fn=train_fn, log=log)
     store = RunStore(results_root(results))
     try:

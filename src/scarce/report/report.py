@@ -289,7 +289,7 @@ def _headline(doc: Doc, result, records: list[dict]) -> None:
         doc.p(f"**Extrapolated** ({', '.join(flagged)}): the default recipe's val loss lies outside the reference "
               f"runs' losses, so D_ref is read off the fitted law or the frontier's end segment beyond the data "
               f"(largest reference size {top:,} tokens). Treat the multiple as a model-based estimate.")
-    trained = sum(x["wall_seconds"] or 0 for x in records)
+    trained = result.run_seconds or sum(x["wall_seconds"] or 0 for x in records)  # a branch's shared steps once
     seed = getattr(result, "data_seed", 0)
     doc.p(f"**The sample.** {'Data seed ' + str(seed) + ': a' if seed else 'A'} fixed draw of documents from the "
           "corpus (`scarce prepare --seed`, `scarce bench --data-seed`). The intervals here cover the val windows "

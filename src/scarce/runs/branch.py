@@ -23,6 +23,7 @@ from scarce import atomic, rundir
 from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import UserError
+from scarce.runs.store import RunStore
 from scarce.train.trainer import build_loader, total_steps
 
 HORIZON = ("epochs", "tokens", "tokens_per_param", "branch_steps")
@@ -95,15 +96,67 @@ def plan_branches(configs: list[RunConfig], fingerprints: list[str], steps: list
     return plan
 
 
-def seed_branch(run_dir: Path, checkpoint: Path, step: int, compiled: bool) -> None:
-    """Start the run in `run_dir` (config written, nothing trained) from the trunk's `checkpoint` of `step`: it
-    becomes the run's own latest checkpoint, with the trunk's best weights so far and its metrics up to `step`."""
+def kept_checkpoints(folders) -> list[Path]:
+    """The branch checkpoints kept in run folders (complete ones: a state.json written last)."""
+    return [c for f in folders for c in Path(f, rundir.BRANCHES).glob("step_*") if (c / "state.json").is_file()]
+
+
+def furthest(checkpoints: list[Path], limit: int) -> Path | None:
+    """The checkpoint of the latest step at or before `limit` (a run's decay start), if any."""
+    usable = [c for c in checkpoints if 0 < int(c.name.removeprefix("step_")) <= limit]
+    return max(usable, key=lambda c: int(c.name.removeprefix("step_")), default=None)
+
+
+def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store: RunStore):
+    """The pending points (indices into `points`: (resolved config, store fingerprint, run folder)) as two
+    phases, each a function returning [(index, config to run, checkpoint to start from or "")]: first the runs
+    that do not wait for another (each trunk keeping checkpoints at its shorter runs' decay starts, every run at
+    its own; a run whose setting has a kept checkpoint before its decay start, from any earlier run in the store,
+    starts from the furthest), then the shorter runs of this batch, from their trunk's. Closes `store`."""
+    configs = [c for c, _, _ in points]
+    ok = [not_branchable(c) is None for c in configs]
+    steps = [horizon_steps(c) if good else 0 for c, good in zip(configs, ok)]
+    plan = plan_branches(configs, [f for _, f, _ in points], steps)
+    families = {i: family(configs[i], points[i][1]) for i in range(len(points)) if ok[i]}
+    try:
+        kept = {}
+        for row in store.list():
+            cfg = RunConfig.from_dict(row.config)
+            if not_branchable(cfg) is None:
+                kept.setdefault(family(cfg, row.data or ""), set()).add(row.run_dir)
+    finally:
+        store.close()
+
+    def start_of(i: int, extra=()) -> str:
+        if not ok[i]:
+            return ""
+        found = furthest(kept_checkpoints([*kept.get(families[i], ()), *extra]), decay_start(configs[i], steps[i]))
+        return str(found) if found else ""
+
+    def keeping(i: int) -> RunConfig:
+        if not ok[i]:
+            return configs[i]
+        cfg = RunConfig.from_dict(configs[i].to_dict())
+        cfg.train.branch_steps = sorted({*plan.trunk_steps.get(i, []), decay_start(cfg, steps[i])})
+        return cfg
+
+    first = [i for i in pending if i not in plan.branches]
+    second = [i for i in pending if i in plan.branches]
+    return (lambda: [(i, keeping(i), start_of(i)) for i in first],
+            lambda: [(i, configs[i], start_of(i, [points[plan.branches[i][0]][2]])) for i in second])
+
+
+def seed_branch(run_dir: Path, checkpoint: Path, limit: int, compiled: bool) -> None:
+    """Start the run in `run_dir` (nothing trained yet) from another run's stable-phase `checkpoint`, of a step
+    at or before `limit` (this run's decay start): it becomes the run's own latest checkpoint, with that run's best
+    weights so far and its metrics up to the step."""
     try:
         state = json.loads((checkpoint / "state.json").read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"branch checkpoint {checkpoint}: unreadable ({e})") from None
-    if state.get("step") != step:
-        raise UserError(f"branch checkpoint {checkpoint} is of step {state.get('step')}, not {step}")
+    step = state.get("step")
+    if not isinstance(step, int) or not 0 < step <= limit:
+        raise UserError(f"branch checkpoint {checkpoint} is of step {step}, past this run's decay start {limit}")
     if bool(state.get("compiled")) != compiled:
         raise UserError(f"branch checkpoint {checkpoint}: the trunk was {'' if state.get('compiled') else 'not '}"
                         f"compiled and this run would {'' if compiled else 'not '}be")
@@ -128,4 +181,5 @@ def seed_branch(run_dir: Path, checkpoint: Path, step: int, compiled: bool) -> N
         except (ValueError, TypeError, KeyError):
             continue
     atomic.write_text(Path(run_dir) / rundir.METRICS, "".join(line + "\n" for line in lines))
-    atomic.write_json(Path(run_dir) / rundir.BRANCH_RECORD, {"trunk": str(trunk), "step": step})
+    atomic.write_json(Path(run_dir) / rundir.BRANCH_RECORD,
+                      {"trunk": str(trunk), "step": step, "wall_seconds": state.get("wall_seconds", 0.0)})

@@ -39,7 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scarce import rundir
 from scarce.config import RunConfig, apply_overrides, get_preset
 from scarce.errors import UserError
 from scarce.progress import format_seconds, progress_bar
@@ -72,6 +71,9 @@ class SweepSpec:
     """Folder of the run directories (one per run id); default <results>/sweeps/<name>."""
     results: str = ""
     """Results root holding the run store; default $SCARCE_RESULTS or ./scarce-results."""
+    branch: bool = True
+    """Points of one setting that differ only in their horizon share their stable phase where the schedule allows
+    (`scarce.runs.branch`; on CPU the results are bit-identical either way); false trains every point from 0."""
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
@@ -295,62 +297,19 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
         lists.get(result["status"], report.failed).append(todo[i].run_id)
         progress.finished(todo[i], result)
 
-    if train_fn is not None:  # a replaced trainer has no checkpoints to branch from
+    if train_fn is not None or not spec.branch:  # a replaced trainer has no checkpoints to branch from
         run_jobs([Job(p.config, p.run_dir, p.run_id, p.fingerprint) for p in todo], executor, results_dir, True,
                  train_fn, finished)
         return report
-    first, branches = _branch_phases(points, todo)
-    run_jobs([job for _, job in first], executor, results_dir, True, None,
-             lambda i, r: finished(first[i][0], r))
-    second = [(k, _branch_job(job, start, store_dir=results_dir)) for k, job, start in branches]
-    run_jobs([job for _, job in second], executor, results_dir, True, None,
-             lambda i, r: finished(second[i][0], r))
+    first, second = branch.phases([(p.config, p.fingerprint, p.run_dir) for p in points],
+                                  [points.index(p) for p in todo], RunStore(results_dir))
+    at = {points.index(p): k for k, p in enumerate(todo)}  # a point's place in `todo`
+    for phase in (first, second):
+        jobs = [(i, Job(cfg, points[i].run_dir, points[i].run_id, points[i].fingerprint, start))
+                for i, cfg, start in phase()]
+        run_jobs([job for _, job in jobs], executor, results_dir, True, None,
+                 lambda k, r, jobs=jobs: finished(at[jobs[k][0]], r))
     return report
-
-
-def _branch_phases(points: list[Point], todo: list[Point]) -> tuple[list[tuple[int, Job]], list[tuple]]:
-    """The pending points as two phases (`scarce.runs.branch`): first every run that starts from step 0, the
-    trunks among them keeping checkpoints at their shorter runs' decay starts; then the shorter runs of a
-    setting, each to continue from its trunk. Entries carry the point's index in `todo`; a branch also
-    its trunk (a point, pending or done) and the step."""
-    branchable = [branch.not_branchable(p.config) is None for p in points]
-    steps = [branch.horizon_steps(p.config) if ok else 0 for p, ok in zip(points, branchable)]
-    plan = branch.plan_branches([p.config for p in points], [p.fingerprint for p in points], steps)
-    index = {p.run_id: k for k, p in enumerate(todo)}
-    first, second = [], []
-    for i, p in enumerate(points):
-        if p.run_id not in index:
-            continue
-        cfg = p.config
-        if i in plan.trunk_steps:
-            cfg = RunConfig.from_dict(cfg.to_dict())
-            cfg.train.branch_steps = plan.trunk_steps[i]
-        job = Job(cfg, p.run_dir, p.run_id, p.fingerprint)
-        if i in plan.branches:
-            trunk, start = plan.branches[i]
-            second.append((index[p.run_id], job, (points[trunk], start)))
-        else:
-            first.append((index[p.run_id], job))
-    return first, second
-
-
-def _branch_job(job: Job, start: tuple, store_dir: str) -> Job:
-    """The job of a shorter run: from its trunk's checkpoint when the trunk kept it (wherever the trunk's folder
-    is: this sweep's, or the run store's for a trunk done before), else from step 0."""
-    trunk, step = start
-    folders = [trunk.run_dir]
-    store = RunStore(store_dir)
-    try:
-        row = store.get(trunk.run_id)  # its done row, if any
-        folders += [row.run_dir] if row is not None and row.status == "done" else []
-    finally:
-        store.close()
-    for folder in folders:
-        checkpoint = rundir.branch_checkpoint(folder, step)
-        if (checkpoint / "state.json").is_file():
-            job.branch_from = str(checkpoint)
-            break
-    return job
 
 
 def _pending(points: list[Point], store: RunStore, retry_failed: bool, report: SweepReport) -> list[Point]:
