@@ -74,6 +74,23 @@ def test_combination_of_samples_and_their_findings():
     assert combine_results(per[::2])["findings"][0]["status"] == "reproduced on every sample"
 
 
+def test_a_threshold_finding_is_judged_on_the_combined_interval():
+    """Student gain shares of 0.55 [0.52, 0.58], 0.62 [0.58, 0.66] and 0.45 [0.42, 0.48] against the 0.5 the finding
+    asks for: two samples reproduce it, the combined interval (random effects, covering the sample) does not."""
+    share = lambda v, lo, hi: {"id": "5a-seq", "name": "student keeps most of the gain", "value": v, "low": lo,
+                               "high": hi, "reproduced": lo > 0.5, "above": 0.5}
+    per = [_result(s, 2.0, 1.9, 2.1, True) for s in range(3)]
+    for r, f in zip(per, [share(0.55, 0.52, 0.58), share(0.62, 0.58, 0.66), share(0.45, 0.42, 0.48)]):
+        r.findings = [f]
+    finding = combine_results(per)["findings"][0]
+    assert finding["status"].startswith("not reproduced on the combined interval 0.539")
+    assert "samples disagree: reproduced on 2 of 3" in finding["status"]
+    assert finding["combined"]["low"] < 0.5 < finding["combined"]["high"]
+    for r in per:
+        r.findings = [share(r.findings[0]["value"] + 0.2, r.findings[0]["low"] + 0.2, r.findings[0]["high"] + 0.2)]
+    assert combine_results(per)["findings"][0]["status"].startswith("reproduced on the combined interval")
+
+
 def test_the_report_prices_each_recipe_on_a_named_device(tiny_preset, tmp_path):
     """--gpu A100 --gpu-price 2: device-hours = training FLOPs / (312 TFLOP/s x MFU 0.4) / 3600, dollars = 2 x that."""
     import csv

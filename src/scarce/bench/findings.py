@@ -113,15 +113,15 @@ def distillation_findings(p: BenchPreset, ens: dict, distillation: dict | None, 
     chain_gain = loss_difference(prefixes[-1], chain[-1], tpw, **kw)
     k = len(rows)
     return [
-        _finding("5a", DISTILL_FINDINGS[0][1], None if share["low"] is None else share["low"] > 0.5, share,
+        _finding("5a", DISTILL_FINDINGS[0][1], _above(share, 0.5), share,
                  f"share of the {k}-member ensemble's gain over one member kept by the student",
-                 DISTILL_FINDINGS[0][2], f"student val {distillation['student']['val_loss']:.4f}"),
-        _finding("5b", DISTILL_FINDINGS[1][1], None if self_gain["low"] is None else self_gain["low"] > 0, self_gain,
+                 DISTILL_FINDINGS[0][2], f"student val {distillation['student']['val_loss']:.4f}", above=0.5),
+        _finding("5b", DISTILL_FINDINGS[1][1], _above(self_gain, 0.0), self_gain,
                  "nats (teacher val - self-distilled student val)", DISTILL_FINDINGS[1][2],
-                 f"self-distilled val {distillation['self']['val_loss']:.4f}"),
-        _finding("5c", DISTILL_FINDINGS[2][1], None if chain_gain["low"] is None else chain_gain["low"] > 0, chain_gain,
+                 f"self-distilled val {distillation['self']['val_loss']:.4f}", above=0.0),
+        _finding("5c", DISTILL_FINDINGS[2][1], _above(chain_gain, 0.0), chain_gain,
                  f"nats (independent {k}-ensemble val - chain {k}-ensemble val)", DISTILL_FINDINGS[2][2],
-                 f"alpha {p.distill_alpha}, T {p.distill_temperature}"),
+                 f"alpha {p.distill_alpha}, T {p.distill_temperature}", above=0.0),
     ]
 
 
@@ -159,17 +159,17 @@ def synthetic_findings(p: BenchPreset, ens: dict, synthetic: dict | None, fits: 
     w = ev.windows([rows[0], firsts[chosen]])
     share = gain_share(w[0], ev.prefixes(rows)[-1], w[1], **kw)
     frac = synthetic["frac"]
-    out = [_finding("5a-seq", SYNTHETIC_FINDINGS[0][1], None if share["low"] is None else share["low"] > 0.5, share,
+    out = [_finding("5a-seq", SYNTHETIC_FINDINGS[0][1], _above(share, 0.5), share,
                     f"share of the {k}-member ensemble's gain over one member kept by the student",
                     SYNTHETIC_FINDINGS[0][2],
                     f"student on {chosen}x the budget of {synthetic['mode']} text (share {frac:g}, chosen on "
-                    f"select): val {firsts[chosen]['val_loss']:.4f}")]
+                    f"select): val {firsts[chosen]['val_loss']:.4f}", above=0.5)]
     if synthetic.get("self"):
         gain = loss_difference(w[0], ev.windows([synthetic["self"]])[0], tpw, **kw)
-        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], None if gain["low"] is None else gain["low"] > 0, gain,
+        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], _above(gain, 0.0), gain,
                             "nats (teacher val - its student's val)", SYNTHETIC_FINDINGS[1][2],
                             f"one member writes {min(firsts)}x the budget; its student (share "
-                            f"{p.synthetic_self_frac:g}): val {synthetic['self']['val_loss']:.4f}"))
+                            f"{p.synthetic_self_frac:g}): val {synthetic['self']['val_loss']:.4f}", above=0.0))
     else:
         out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], None, {}, "", SYNTHETIC_FINDINGS[1][2], "not run"))
     ms = sorted(firsts)
@@ -200,7 +200,14 @@ def _fmt_steps(steps: list[dict]) -> str:
                      if s.get("low") is not None else f"{s['to']} - {s['from']}: {s['value']:+.4f}" for s in steps)
 
 
+def _above(est: dict, threshold: float) -> bool | None:
+    """A finding that holds when its estimate's interval lies above `threshold` (None: not measured)."""
+    return None if est.get("low") is None else est["low"] > threshold
+
+
 def _finding(fid: str, name: str, reproduced, est: dict, unit: str, published: str, detail: str, **extra) -> dict:
+    """A finding's record; `above=t` in `extra` says it holds when its interval lies above t (so several samples
+    can be judged on their combined interval, `scarce.bench.samples`)."""
     return {"id": fid, "name": name, "reproduced": None if reproduced is None else bool(reproduced),
             "value": est.get("value"), "low": est.get("low"), "high": est.get("high"), "unit": unit,
             "published": published, "detail": detail, **extra}

@@ -74,10 +74,20 @@ def _combined(estimates: list[dict | None]) -> dict:
 
 
 def _findings(per: list[BenchResult]) -> list[dict]:
+    """Each finding over the samples. One that holds when its interval lies above a threshold (`above`) is judged
+    on the samples' combined interval (random effects on its own scale); the others by the samples' verdicts."""
     out = []
     for f in per[0].findings:
-        flags = [next((g.get("reproduced") for g in r.findings if g["id"] == f["id"]), None) for r in per]
-        if any(x is None for x in flags):
+        mine = [next((g for g in r.findings if g["id"] == f["id"]), {}) for r in per]
+        flags = [g.get("reproduced") for g in mine]
+        combined = _combined_finding(mine)
+        if combined is not None:
+            holds = combined["low"] > mine[0]["above"]
+            status = (f"{'reproduced' if holds else 'not reproduced'} on the combined interval "
+                      f"{fmt(combined['value'])} [{fmt(combined['low'])}, {fmt(combined['high'])}]"
+                      + ("" if all(flags) or not any(flags) else
+                         f" (samples disagree: reproduced on {sum(flags)} of {len(flags)})"))
+        elif any(x is None for x in flags):
             status = "not measured on every sample"
         elif all(flags):
             status = "reproduced on every sample"
@@ -86,8 +96,17 @@ def _findings(per: list[BenchResult]) -> list[dict]:
         else:
             status = f"samples disagree: reproduced on {sum(flags)} of {len(flags)}"
         out.append({"id": f["id"], "name": f.get("name"), "status": status, "reproduced": flags,
-                    "values": [next((g.get("value") for g in r.findings if g["id"] == f["id"]), None) for r in per]})
+                    "values": [g.get("value") for g in mine], "combined": combined})
     return out
+
+
+def _combined_finding(mine: list[dict]) -> dict | None:
+    """A threshold finding's samples combined, when every sample measured it with a finite interval."""
+    numbers = lambda g: all(isinstance(g.get(k), (int, float)) and math.isfinite(g[k]) for k in ("value", "low", "high"))
+    if not all("above" in g and numbers(g) and g["above"] == mine[0]["above"] for g in mine):
+        return None
+    sds = [within_sd_of_interval(g["low"], g["high"], log=False) for g in mine]
+    return combine_samples([g["value"] for g in mine], within_sd=sds, log=False).to_json_dict()
 
 
 def write_samples_report(out: Path, combined: dict) -> Path:
