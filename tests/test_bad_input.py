@@ -304,6 +304,9 @@ CASES = [
     # -- train ---------------------------------------------------------------------------------------
     ("train-no-data", ["train", "--out", "{tmp}/r"], "--data DIR is required", None),
     ("train-no-out", ["train", "--data", "{store}"], "--out RUN_DIR is required", None),
+    ("train-fsdp-one-process", [*TRAIN, "--set", "train.parallel=fsdp"], "train.parallel=fsdp shards the model over the "
+     "ranks of a process group: launch with torchrun", None),
+    ("train-parallel-unknown", [*TRAIN, "--set", "train.parallel=zero3"], "train.parallel: must be ddp or fsdp", None),
     ("train-missing-store", [*TRAIN[:2], "{tmp}/nowhere", *TRAIN[3:]], "no token store at", None),
     ("train-store-is-file", [*TRAIN[:2], "{tmp}/f", *TRAIN[3:]], "no token store at", write("f", "x")),
     ("train-store-empty-folder", [*TRAIN[:2], "{tmp}/d", *TRAIN[3:]], "no manifest.json", mkdir("d")),

@@ -319,6 +319,10 @@ class TrainConfig:
     training time would save at least twice the compile time (`scarce.train.runtime.compile_decision`: a
     documented table of compile times and speed-ups per device, the run's FLOPs and the machine's peak); the
     decision and its estimate are logged and kept in summary.json (`compiled`)."""
+    parallel: str = "ddp"
+    """Under torchrun: 'ddp' (every rank a replica, gradients averaged) or 'fsdp' (parameters, gradients and
+    optimizer state sharded over the ranks, `scarce.train.parallel`). Not part of the run id: the same run either
+    way, up to float rounding."""
     threads: int = 0
     """CPU threads for this process; 0 keeps torch's default. Run parallel work as 1-thread processes."""
     keep_checkpoints: int = 2
@@ -343,6 +347,7 @@ class TrainConfig:
         _check(self.eval_every >= 0 and self.eval_tokens >= 0, "train.eval_every/eval_tokens", "must be >= 0")
         _check(self.log_every >= 1, "train.log_every", "must be >= 1")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
+        _check(self.parallel in ("ddp", "fsdp"), "train.parallel", "must be ddp or fsdp")
         _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
         _check(isinstance(self.compile, bool) or self.compile == "auto", "train.compile",
                "must be true, false or 'auto'")
@@ -427,7 +432,7 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 
 # Fields that change how a run is executed, not what it computes: left out of the run id.
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints"),
-                       ("train", "tracker"), ("train", "branch_steps")}
+                       ("train", "tracker"), ("train", "branch_steps"), ("train", "parallel")}
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
                 ("model", "norm_eps"): 0.0, ("model", "bias"): False, ("model", "position"): "rotary",

@@ -24,9 +24,9 @@ from scarce.errors import UserError
 from scarce.rundir import load_weights
 
 
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state dict into tensors (for safetensors) and JSON metadata."""
-    sd = optimizer.state_dict()
+def optimizer_to_flat(optimizer: torch.optim.Optimizer | dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer's state dict (or the dict itself) into tensors (for safetensors) and JSON metadata."""
+    sd = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
     tensors, meta = {}, {"param_groups": sd["param_groups"], "state_keys": {}}
     for idx, state in sd["state"].items():
         keys = []
@@ -38,10 +38,15 @@ def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, meta
 
 
-def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def flat_to_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """The optimizer state dict `optimizer_to_flat` split."""
     state = {int(idx): {name: tensors[f"{idx}.{name}"] for name in keys} for idx, keys in meta["state_keys"].items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        optimizer.load_state_dict(flat_to_state(tensors, meta))
     except (ValueError, KeyError) as e:
         raise UserError(f"optimizer state does not match the model ({e}); the checkpoint is from another config") from None
 

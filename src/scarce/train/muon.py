@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from scarce.train import parallel
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Keller Jordan's quintic: fast growth of small singular values
 
 
@@ -58,8 +60,11 @@ class MuonAdamW(torch.optim.Optimizer):
         buf = state["momentum_buffer"]
         buf.mul_(mu).add_(p.grad)
         nesterov = p.grad.add(buf, alpha=mu)
+        # Newton-Schulz needs the whole matrix: a sharded one (FSDP) is gathered, orthogonalized alike on every
+        # rank, and each rank keeps its shard of the result (as Slowrun's distributed Muon, without the overlap).
         # Scale so that tall matrices get the same per-entry update size (Keller's "original" rule).
-        return orthogonalize(nesterov, group["ns_steps"]) * math.sqrt(max(1.0, p.size(0) / p.size(1)))
+        update = orthogonalize(parallel.full(nesterov), group["ns_steps"]) * math.sqrt(max(1.0, p.size(0) / p.size(1)))
+        return parallel.like(update, p)
 
     def _adam(self, p: torch.Tensor, group: dict) -> torch.Tensor:
         state, (b1, b2) = self.state[p], group["betas"]

@@ -31,6 +31,7 @@ from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
 from scarce.progress import format_seconds, progress_bar
 from scarce.train import checkpoint as ckpt
+from scarce.train import parallel
 from scarce.train.distill import build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
@@ -123,6 +124,18 @@ def total_steps(cfg: RunConfig, loader: WindowLoader, params: int) -> int:
     return max(1, math.ceil(tokens / tokens_per_step))
 
 
+def check_shardable(cfg: RunConfig, rt: Runtime) -> None:
+    """A one-line error for train.parallel=fsdp where it cannot run."""
+    if not rt.distributed:
+        raise UserError("train.parallel=fsdp shards the model over the ranks of a process group: launch with "
+                        "torchrun --nproc_per_node N (N >= 2), or use train.parallel=ddp")
+    if cfg.optim.ema_decay or cfg.optim.avg_last:
+        raise UserError("train.parallel=fsdp does not average weights yet (optim.ema_decay, optim.avg_last): "
+                        "use train.parallel=ddp")
+    if cfg.train.compile is True:
+        raise UserError("train.parallel=fsdp is not compiled yet: set train.compile=false")
+
+
 def build_model(cfg: RunConfig, device: str) -> GPT:
     """The initial model: random weights seeded by init.seed (train.seed when -1), or the select-chosen
     weights of the run named by init.source."""
@@ -172,10 +185,14 @@ class Trainer:
         self.cfg = check_vocabulary(cfg, self.store) if resolved else resolve_config(cfg, self.store)
         self.rt: Runtime = make_runtime(cfg.train)
         self.model = build_model(cfg, self.rt.device)
+        self.sharded = cfg.train.parallel == "fsdp"
+        if self.sharded:
+            check_shardable(cfg, self.rt)
+            parallel.shard(self.model, self.rt.precision == "bf16" and self.rt.device == "cuda")
         self.objective = build_objective(cfg.objective, cfg.model.vocab_size, self.rt.device)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.rt.device)
         self.forward = self.model
-        if self.rt.distributed:  # torchrun: gradients averaged across ranks; each rank reads its own windows
+        if self.rt.distributed and not self.sharded:  # DDP: gradients averaged across ranks (each its own windows)
             self.forward = torch.nn.parallel.DistributedDataParallel(self.model)
         t = cfg.train
         self.loader = build_loader(cfg, self.store, self.rt.rank, self.rt.world)
@@ -185,7 +202,7 @@ class Trainer:
         self.tokens_per_step = t.batch_size * t.grad_accum * self.rt.world * cfg.model.seq_len
         self.flops_per_token = flops_per_token(self.model)
         peak = peak_flops(self.rt.device, torch.get_num_threads()) * self.rt.world  # flops_at counts every rank
-        self.compiled, self.compile_reason = compile_decision(t.compile, self.rt.device,
+        self.compiled, self.compile_reason = compile_decision(False if self.sharded else t.compile, self.rt.device,
                                                               self.flops_at(self.steps), peak)
         if self.compiled:
             self.forward = torch.compile(self.forward)
@@ -206,22 +223,27 @@ class Trainer:
                 raise Diverged(f"the {split} loss at step {step} is {r['loss']}: the weights diverged")
         return record
 
+    def full_state(self) -> tuple[dict, torch.optim.Optimizer | dict]:
+        """The weights and optimizer state to save, whole (sharded: gathered to rank 0, a collective)."""
+        if not self.sharded:
+            return self.model.state_dict(), self.optimizer
+        return parallel.full_model_state(self.model), parallel.full_optimizer_state(self.model, self.optimizer)
+
     def checkpoint(self, record: dict) -> None:
         s = self.state
-        if not self.rt.is_main:  # every rank evaluates (same numbers); rank 0 alone writes
-            if record["select_loss"] < s.best_select:
-                s.best_select, s.best = record["select_loss"], record
-            s.last_eval = record
-            return
-        if record["select_loss"] < s.best_select:
+        weights, optimizer = self.full_state()
+        better = record["select_loss"] < s.best_select
+        if better:
             s.best_select, s.best = record["select_loss"], record
-            rundir.save_weights(rundir.best_weights(self.run_dir), self.model.state_dict(), self.model.loops)
         s.last_eval = record
+        if not self.rt.is_main:  # every rank evaluates (same numbers); rank 0 alone writes
+            return
+        if better:
+            rundir.save_weights(rundir.best_weights(self.run_dir), weights, self.model.loops)
         state = {k: v for k, v in vars(s).items() if k != "step"}
         avg = self.averager
         extra = {f"{avg.prefix}{k}": v for k, v in avg.state_dict().items()} if avg is not None else {}
-        ckpt.save_checkpoint(self.run_dir, s.step, self.model.state_dict() | extra, self.optimizer, state,
-                             self.cfg.train.keep_checkpoints)
+        ckpt.save_checkpoint(self.run_dir, s.step, weights | extra, optimizer, state, self.cfg.train.keep_checkpoints)
 
     def restore(self) -> None:
         loaded = ckpt.load_checkpoint(self.run_dir, lambda m: print(m, file=sys.stderr) if self.rt.is_main else None)
@@ -232,8 +254,12 @@ class Trainer:
             n = len(self.averager.prefix)
             self.averager.load_state_dict({k[n:]: model_state.pop(k) for k in list(model_state)
                                            if k.startswith(self.averager.prefix)})
-        rundir.load_state(self.model, model_state, self.run_dir / "checkpoints")
-        ckpt.optimizer_from_flat(self.optimizer, opt_tensors, state.pop("optimizer"))
+        if self.sharded:
+            parallel.load_full_state(self.model, self.optimizer, model_state,
+                                     ckpt.flat_to_state(opt_tensors, state.pop("optimizer")))
+        else:
+            rundir.load_state(self.model, model_state, self.run_dir / "checkpoints")
+            ckpt.optimizer_from_flat(self.optimizer, opt_tensors, state.pop("optimizer"))
         self.state = TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
         if self.rt.is_main:
             self._truncate_metrics(self.state.step)
@@ -278,7 +304,7 @@ class Trainer:
             total += loss.detach()
         norm = torch.zeros((), device=self.rt.device)
         if self.cfg.optim.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            norm = parallel.full(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.averager is not None and self.averager.due(step):
@@ -366,9 +392,11 @@ class Trainer:
                 self.state.wall_seconds = wall0 + time.perf_counter() - t_start
                 timed, t_log = 0, time.perf_counter()
             every = self.cfg.train.snapshot_every
-            if every and self.rt.is_main and (done % every == 0 or done == self.steps):
-                rundir.save_weights(rundir.snapshot_path(self.run_dir, done), self.model.state_dict(), self.model.loops)
-            if done in self.cfg.train.branch_steps and done < self.steps and self.rt.is_main:
+            if every and (done % every == 0 or done == self.steps):
+                weights = parallel.full_model_state(self.model) if self.sharded else self.model.state_dict()
+                if self.rt.is_main:
+                    rundir.save_weights(rundir.snapshot_path(self.run_dir, done), weights, self.model.loops)
+            if done in self.cfg.train.branch_steps and done < self.steps:
                 self.save_branch(done, loss_sum.item(), loss_n)
             if stop_at_step is not None and done >= stop_at_step:
                 return None
@@ -380,8 +408,10 @@ class Trainer:
         compiled, so a branch checks that it would train the same way."""
         state = {**{k: v for k, v in vars(self.state).items() if k != "step"}, "loss_sum": loss_sum,
                  "loss_n": loss_n, "compiled": self.compiled}
-        folder = ckpt.save_checkpoint(self.run_dir, step, self.model.state_dict(), self.optimizer, state, 0,
-                                      rundir.BRANCHES)
+        weights, optimizer = self.full_state()
+        if not self.rt.is_main:
+            return
+        folder = ckpt.save_checkpoint(self.run_dir, step, weights, optimizer, state, 0, rundir.BRANCHES)
         best = rundir.best_weights(self.run_dir)
         if best.exists():
             shutil.copy2(best, folder / best.name)
