@@ -5,7 +5,8 @@
 1. the dense bf16 matmul peak measured on this GPU (8192^3, the MFU denominator beside the table value);
 2. a bf16 training step (autocast, fused AdamW, clipping) of the `tiny` and `small` presets, eager and
    `torch.compile`d, and `gpt2-small` eager: tokens/s, MFU against the measured peak, compile seconds;
-3. a 1-GPU torchrun run of `scarce train` (a process group and DDP, as on 8 GPUs): it completes, tokens/s;
+3. a 1-GPU torchrun run of `scarce train` (a process group and DDP, as on 8 GPUs): it completes, tokens/s; and
+   the same with `train.parallel=fsdp` (sharded) on one GPU and on all the GPUs present;
 4. ensemble evaluation of 4 members on the GPU: seconds and peak GPU memory for 1 and 4 members (members are
    loaded one at a time, so the peak should not grow with K);
 5. continued pretraining on the GPU: a GPT-2-shaped Hugging Face model (built here, random weights, the store's
@@ -63,23 +64,24 @@ def step_rate(preset: str, batch: int, steps: int, device: str, compile_: bool, 
     return {**r, "batch": r["B"], "tflops": r["flops"] / 1e12, "mfu": r["flops"] / peak}
 
 
-def torchrun_check(store: Path, out: Path, device: str, quick: bool) -> dict:
-    """`scarce train` under torchrun with one process: the process group and DDP path of a multi-GPU run."""
+def torchrun_check(store: Path, out: Path, device: str, quick: bool, parallel: str = "ddp", ranks: int = 1) -> dict:
+    """`scarce train` under torchrun: the process group and the DDP or FSDP path of a multi-GPU run."""
     preset, tokens = ("tiny", "20k") if quick else ("small", "2M")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "scarce.cli",
-           "train", "--data", str(store), "--out", str(out / "ddp-run"), "--results", str(out / "results"),
+    run = out / f"{parallel}-run-{ranks}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks), "-m",
+           "scarce.cli", "train", "--data", str(store), "--out", str(run), "--results", str(out / "results"),
            "--preset", preset, "--tokens", tokens, "--device", device, "--quiet", "--set", "train.batch_size=32",
-           "--set", "train.eval_tokens=20000"]
+           "--set", "train.eval_tokens=20000", "--set", f"train.parallel={parallel}"]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ})
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"torchrun exited {p.returncode}: {(p.stderr or p.stdout)[-800:]}")
-    records = [json.loads(line) for line in (out / "ddp-run" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_rates = [r["tok_s"] for r in records if r.get("type") == "train" and r.get("tok_s")]
-    summary = json.loads((out / "ddp-run" / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
     return {"wall_s": wall, "tok_s_last_log": train_rates[-1] if train_rates else None,
-            "val_loss": summary["val_loss"], "steps": summary.get("steps")}
+            "val_loss": summary["val_loss"], "steps": summary.get("steps"), "ranks": ranks, "parallel": parallel}
 
 
 def ensemble_check(store, out: Path, device: str, quick: bool) -> dict:
@@ -150,6 +152,9 @@ def main() -> int:
     section("store", make_store)
     if store is not None:
         section("torchrun", lambda: torchrun_check(store.path, out, device, args.quick))
+        gpus = max(1, torch.cuda.device_count())  # FSDP on one GPU, and on all of them (2 ranks on a CPU check)
+        for ranks in sorted({1, gpus} if device == "cuda" else {2}):
+            section(f"fsdp-{ranks}", lambda r=ranks: torchrun_check(store.path, out, device, args.quick, "fsdp", r))
         section("ensemble", lambda: ensemble_check(store, out, device, args.quick))
         section("cpt", lambda: cpt_check(store, out, device, args.quick))
     return 0
@@ -205,6 +210,10 @@ def write(out: Path, tag: str, r: dict) -> None:
         t = s["torchrun"]
         lines += [f"1-GPU torchrun (`scarce train`, process group and DDP): completed in {t['wall_s']:.1f} s wall, "
                   f"last logged {t['tok_s_last_log'] or 0:,.0f} tokens/s, val loss {t['val_loss']:.4f}.", ""]
+    for key in sorted(k for k in s if k.startswith("fsdp-")):
+        t = s[key]
+        lines += [f"torchrun with train.parallel=fsdp on {t['ranks']} rank(s): completed in {t['wall_s']:.1f} s wall, "
+                  f"last logged {t['tok_s_last_log'] or 0:,.0f} tokens/s per rank, val loss {t['val_loss']:.4f}.", ""]
     if "ensemble" in s:
         lines += ["| ensemble members | seconds | val tokens | peak GPU memory MB | val loss |", "|---|---|---|---|---|"]
         for k, e in s["ensemble"].items():
