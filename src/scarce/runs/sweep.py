@@ -301,9 +301,10 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
         run_jobs([Job(p.config, p.run_dir, p.run_id, p.fingerprint) for p in todo], executor, results_dir, True,
                  train_fn, finished)
         return report
+    index = {id(p): i for i, p in enumerate(points)}
     first, second = branch.phases([(p.config, p.fingerprint, p.run_dir) for p in points],
-                                  [points.index(p) for p in todo], RunStore(results_dir))
-    at = {points.index(p): k for k, p in enumerate(todo)}  # a point's place in `todo`
+                                  [index[id(p)] for p in todo], RunStore(results_dir))
+    at = {index[id(p)]: k for k, p in enumerate(todo)}  # a point's place in `todo`
     for phase in (first, second):
         jobs = [(i, Job(cfg, points[i].run_dir, points[i].run_id, points[i].fingerprint, start))
                 for i, cfg, start in phase()]
