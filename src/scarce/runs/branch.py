@@ -115,6 +115,9 @@ def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store:
     starts from the furthest), then the shorter runs of this batch, from their trunk's. Closes `store`."""
     configs = [c for c, _, _ in points]
     ok = [not_branchable(c) is None for c in configs]
+    if not any(ok[i] for i in pending):  # e.g. a cosine schedule: nothing to plan, the store is not read
+        store.close()
+        return (lambda: [(i, configs[i], "") for i in pending]), (lambda: [])
     steps = [horizon_steps(c) if good else 0 for c, good in zip(configs, ok)]
     plan = plan_branches(configs, [f for _, f, _ in points], steps)
     families = {i: family(configs[i], points[i][1]) for i in range(len(points)) if ok[i]}
@@ -149,7 +152,7 @@ def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store:
 def seed_branch(run_dir: Path, checkpoint: Path, limit: int, compiled: bool) -> None:
     """Start the run in `run_dir` (nothing trained yet) from another run's stable-phase `checkpoint`, of a step
     at or before `limit` (this run's decay start): it becomes the run's own latest checkpoint, with that run's best
-    weights so far and its metrics up to the step."""
+    weights so far and its metrics (which the trainer's restore cuts back to the step, as on any resume)."""
     try:
         state = json.loads((checkpoint / "state.json").read_text())
     except (OSError, ValueError) as e:
@@ -173,13 +176,6 @@ def seed_branch(run_dir: Path, checkpoint: Path, limit: int, compiled: bool) -> 
     if best.exists():
         shutil.copy2(best, rundir.best_weights(run_dir))
     trunk = checkpoint.parent.parent
-    lines = []
-    for line in (trunk / rundir.METRICS).read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                lines.append(line)
-        except (ValueError, TypeError, KeyError):
-            continue
-    atomic.write_text(Path(run_dir) / rundir.METRICS, "".join(line + "\n" for line in lines))
+    shutil.copy2(trunk / rundir.METRICS, Path(run_dir) / rundir.METRICS)  # the resume cuts it back to the step
     atomic.write_json(Path(run_dir) / rundir.BRANCH_RECORD,
                       {"trunk": str(trunk), "step": step, "wall_seconds": state.get("wall_seconds", 0.0)})
