@@ -37,10 +37,6 @@ def shard(model: nn.Module, bf16: bool) -> None:
     fully_shard(model, mp_policy=mp)
 
 
-def is_sharded(model: nn.Module) -> bool:
-    return any(isinstance(p, DTensor) for p in model.parameters())
-
-
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The full weights (a collective: every rank calls it; rank 0 gets them)."""
     return get_model_state_dict(model, options=GATHER)
