@@ -175,6 +175,9 @@ def test_bench_synthetic_stage_is_the_recipe(bench_run):
     vals = {int(m): rows[0]["val_loss"] for m, rows in syn["students"].items()}
     assert seven["fall"]["value"] == pytest.approx(vals[1] - vals[3], abs=1e-4)
     assert {"synthetic-student", "synthetic-ensemble-k2"} <= set(result["recipes"])
+    # the teachers' ensemble with the two students added: its members are the teachers, then the students
+    both = result["recipes"][f"teachers+synthetic-k{len(ens_dirs) + 2}"]
+    assert both["run_ids"][-2:] == result["recipes"]["synthetic-ensemble-k2"]["run_ids"]
     assert (out / "plots" / "synthetic.png").is_file() or "not fitted" in (out / "report.md").read_text()
     assert (out / "tables" / "synthetic.csv").is_file()
 

@@ -196,6 +196,12 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         regularized_dropout=0.1, members=8, joint=True, distill=True),
 }
 
+# cpu-small with cpu-full's synthetic stage (students on what the teachers write): the four teachers write 1x, 4x
+# and 16x the budget, the share is tuned on select at 4x, two students at 16x (their ensemble, and the teachers'
+# ensemble with them added). Its other runs are cpu-small's, so the two share a run store.
+BENCH_PRESETS["cpu-small-synth"] = replace(BENCH_PRESETS["cpu-small"], name="cpu-small-synth", synthetic=(1, 4, 16),
+                                           synthetic_fracs=(0.25, 0.5, 0.75), synthetic_members=2)
+
 # Warmup-stable-decay variants (Slowrun's records train on WSD): no warmup, the last 20% of the steps decaying to
 # the run preset's floor. Runs of one setting then share their stable phase (`scarce.runs.branch`), so each epoch
 # grid trains its longest run once and the others only their decay. Compared with the cosine presets in

@@ -74,7 +74,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         limit = fits["joint"].estimates["E"]
         recipes["joint-limit"] = recipe_entry(limit.value, None, None, [])
     if synthetic:
-        add_synthetic(p, synthetic, ev, recipes, windows, fits)
+        add_synthetic(p, synthetic, ev, recipes, windows, fits, ens_evals[p.largest]["rows"] if ens_evals else [])
     for name, entry in recipes.items():
         draws = None
         if name in windows:  # the joint limit is a fitted number, not a model on val windows
@@ -180,9 +180,11 @@ def _standard_table(p: BenchPreset, standard: list[dict], ev: Evaluations) -> li
              "val_loss": r.val_loss, "run_id": r.id, "row": r} for r in rows]
 
 
-def add_synthetic(p: BenchPreset, synthetic: dict, ev: Evaluations, recipes: dict, windows: dict, fits: dict) -> None:
+def add_synthetic(p: BenchPreset, synthetic: dict, ev: Evaluations, recipes: dict, windows: dict, fits: dict,
+                  teachers: list | None = None) -> None:
     """Recipes from the synthetic stage: the student chosen on select among the generated sizes, the ensemble of
-    the students at the largest size when there are several; and the student's val loss against generated
+    the students at the largest size when there are several, the teachers' ensemble with those students added
+    (teachers first); and the student's val loss against generated
     tokens as a power law (three sizes or more), its interval from resampled val windows."""
     firsts = {int(m): rows[0] for m, rows in synthetic["students"].items()}
     best = min(firsts.values(), key=lambda r: r["select_loss"])
@@ -195,6 +197,13 @@ def add_synthetic(p: BenchPreset, synthetic: dict, ev: Evaluations, recipes: dic
         recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in top),
                                      [r["id"] for r in top])
         windows[name] = ev.prefixes(top)[-1]
+    if teachers:
+        both = list(teachers) + list(top)
+        e = ev.ensemble(both, "teachers-synthetic")
+        name = f"teachers+synthetic-k{len(both)}"
+        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in both),
+                                     [r["id"] for r in both])
+        windows[name] = ev.prefixes(both)[-1]
     if len(firsts) >= 3:
         ms = sorted(firsts)
         draws = resampled_losses(ev.windows([firsts[m] for m in ms]), tokens_per_window(best), p.n_boot)

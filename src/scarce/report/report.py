@@ -426,6 +426,9 @@ def _recipe_text(name: str) -> str:
                 "generation chosen on select")
     if name.startswith("synthetic-ensemble-k"):
         return f"{name[len('synthetic-ensemble-k'):]} such students (seeds) at the largest generation, logits averaged"
+    if name.startswith("teachers+synthetic-k"):
+        return (f"the teachers' ensemble with those students added ({name[len('teachers+synthetic-k'):]} models), "
+                "logits averaged")
     if name.startswith("ensemble-k"):
         return f"the regularized setting best on select, trained with {name[len('ensemble-k'):]} seeds, logits averaged"
     return name
