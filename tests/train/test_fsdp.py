@@ -64,3 +64,54 @@ def test_a_sharded_run_resumes_to_the_same_weights(stdlib_store, tmp_path):
     _train(stdlib_store, cut, None, ranks=2, resume=True)
     _close(tmp_path / "full", cut, sorted((tmp_path / "full" / "checkpoints").glob("step_*"))[-1].name
            + "/model.safetensors")
+
+
+def _cut_before_last(full, cut):
+    """A copy of run `full` as if killed after its checkpoint before the last."""
+    shutil.copytree(full, cut)
+    shutil.rmtree(sorted((cut / "checkpoints").glob("step_*"))[-1])
+    (cut / "summary.json").unlink()
+
+
+def _last_weights(d):
+    return sorted((d / "checkpoints").glob("step_*"))[-1].name + "/model.safetensors"
+
+
+def test_a_sharded_run_resumes_under_another_world_size(stdlib_store, tmp_path):
+    """Saved by 2 sharded ranks of batch 4, resumed by 1 rank: 2 micro-batches of 4 per step, the same windows,
+    the same weights at the end (up to the reduce order)."""
+    _train(stdlib_store, tmp_path / "full", tmp_path / "r", "--set", "train.batch_size=4",
+           "--set", "train.parallel=fsdp", ranks=2)
+    _cut_before_last(tmp_path / "full", tmp_path / "cut")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
+    done = subprocess.run([*launcher, "-m", "scarce.cli", "train", "--resume", str(tmp_path / "cut")], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming under world size 1: 2 micro-batch(es) of 4" in done.stderr
+    _close(tmp_path / "full", tmp_path / "cut", _last_weights(tmp_path / "full"))
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("full", "cut")]
+    assert summaries[0]["steps"] == summaries[1]["steps"] and summaries[0]["tokens_seen"] == summaries[1]["tokens_seen"]
+
+
+def test_a_one_process_run_resumes_under_two_ranks(stdlib_store, tmp_path):
+    """Saved by one process of 2 micro-batches of 4, resumed by 2 DDP ranks of 1 micro-batch each."""
+    _train(stdlib_store, tmp_path / "full", tmp_path / "r", "--set", "train.batch_size=4",
+           "--set", "train.grad_accum=2")
+    _cut_before_last(tmp_path / "full", tmp_path / "cut")
+    _train(stdlib_store, tmp_path / "cut", None, ranks=2, resume=True)
+    _close(tmp_path / "full", tmp_path / "cut", _last_weights(tmp_path / "full"))
+
+
+def test_a_world_size_that_does_not_divide_the_batch_is_refused(stdlib_store, tmp_path):
+    _train(stdlib_store, tmp_path / "full", tmp_path / "r", "--set", "train.batch_size=3")
+    _cut_before_last(tmp_path / "full", tmp_path / "cut")
+    before = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir())
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*launcher, "-m", "scarce.cli", "train", "--resume", str(tmp_path / "cut")], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "under world size 2: the run takes 3 sequences per step" in done.stderr
+    ours = [line for line in done.stderr.splitlines() if "under world size 2" in line]
+    assert ours and all(line.startswith("error: cannot resume") for line in ours)  # one line per rank (torchrun
+    # then reports the failed ranks in its own words)
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == before

@@ -54,6 +54,9 @@ class TrainState:
     loss_n: int = 0
     """The train loss summed over the `loss_n` steps since the last train record (its running average goes on
     across a resume, so a resumed run logs what an uninterrupted one does)."""
+    global_batch: int = 0
+    """Sequences per optimiser step over all ranks (batch_size x grad_accum x world at the run's start): a
+    resume under another world size keeps it by changing the micro-batches per step."""
 
 
 def resolve_config(cfg: RunConfig, store: TokenStore) -> RunConfig:
@@ -148,12 +151,14 @@ def build_model(cfg: RunConfig, device: str) -> GPT:
     return model.to(device)
 
 
-def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int) -> WindowLoader | MixLoader:
-    """Training batches of the train split, mixed with a second store's when the config says so."""
+def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int,
+                 accum: int = 0) -> WindowLoader | MixLoader:
+    """Training batches of the train split, mixed with a second store's when the config says so; `accum`
+    micro-batches per step (default train.grad_accum)."""
     t = cfg.train
 
     def windows(tokens):
-        return WindowLoader(tokens, cfg.model.seq_len, t.batch_size, t.grad_accum, t.seed, rank, world,
+        return WindowLoader(tokens, cfg.model.seq_len, t.batch_size, accum or t.grad_accum, t.seed, rank, world,
                             t.window_jitter)
 
     main = windows(store.split("train"))
@@ -208,7 +213,8 @@ class Trainer:
             self.forward = torch.compile(self.forward)
         self.averager = build_averager(cfg.optim, self.steps, self.eval_every)
         self.token_bytes = self.store.token_bytes()
-        self.state = TrainState()
+        self.accum = t.grad_accum
+        self.state = TrainState(global_batch=t.batch_size * t.grad_accum * self.rt.world)
         self.run_id = cfg.run_id(self.store.fingerprint)
 
     # -- evaluation and checkpoints ---------------------------------------------------------
@@ -250,6 +256,10 @@ class Trainer:
         if loaded is None:
             return
         model_state, opt_tensors, state = loaded
+        here = self.state.global_batch
+        state["global_batch"] = state.get("global_batch") or here  # checkpoints before the field: this world's
+        if state["global_batch"] != here:
+            self.rescale_world(state["global_batch"])
         if self.averager is not None:
             n = len(self.averager.prefix)
             self.averager.load_state_dict({k[n:]: model_state.pop(k) for k in list(model_state)
@@ -263,6 +273,26 @@ class Trainer:
         self.state = TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
         if self.rt.is_main:
             self._truncate_metrics(self.state.step)
+
+    def rescale_world(self, global_batch: int) -> None:
+        """Resume under another world size: the same sequences per step (the loader's windows of a step are one
+        contiguous block of its permutation, whatever the split into ranks and micro-batches), as
+        global_batch / (batch_size x world) micro-batches per step. A mixed run (`mix`) draws each micro-batch's
+        store anew, so its later steps mix the same shares in other places."""
+        b, world = self.cfg.train.batch_size, self.rt.world
+        if global_batch % (b * world):
+            raise UserError(f"cannot resume {self.run_dir} under world size {world}: the run takes {global_batch} "
+                            f"sequences per step and {world} rank(s) of train.batch_size {b} do not divide them")
+        accum = global_batch // (b * world)
+        if self.rt.is_main:
+            print(f"resuming under world size {world}: {accum} micro-batch(es) of {b} per rank and step "
+                  f"(train.grad_accum was {self.accum}); {global_batch} sequences per step as before", file=sys.stderr)
+        self.accum = accum
+        self.loader = build_loader(self.cfg, self.store, self.rt.rank, world, accum)
+        self.steps = total_steps(self.cfg, self.loader, self.params["total"])
+        self.eval_every = self.cfg.train.eval_every or max(1, self.steps // 8)
+        self.tokens_per_step = global_batch * self.cfg.model.seq_len
+        self.averager = build_averager(self.cfg.optim, self.steps, self.eval_every)
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log records written after the checkpoint: the resumed run writes them again."""
@@ -293,7 +323,7 @@ class Trainer:
         set_lr(self.optimizer, lr_mult)
         if self.cfg.optim.wd_schedule != "constant":
             set_weight_decay(self.optimizer, wd_multiplier(step, self.steps, self.cfg.optim, lr_mult))
-        accum = self.cfg.train.grad_accum
+        accum = self.accum
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
             x, y = self.loader.batch(step, micro)
