@@ -23,16 +23,26 @@ from scarce.bench.stages import (
 from scarce.data.store import derive_store, open_store, prepare
 from scarce.errors import UserError
 from scarce.report.report import write_bench_report
-from scarce.runs.executors import default_workers, make_executor
+from scarce.runs.executors import make_executor
+from scarce.runs.gpushare import check_request, plan_workers
 from scarce.runs.store import RunRow, results_root
+from scarce.runs.sweep import SweepSpec, build_config
+
+
+def largest_standard(p: BenchPreset, stores: dict):
+    """The config of the preset's largest standard run at 1x (what one bench worker holds at most, about)."""
+    point = max(standard_points(p, stores), key=lambda q: q["model.depth"])
+    return build_config(SweepSpec("bench-probe", point["data"], p.run_preset), {**p.overrides, **point})
 
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
           recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
-          data_seed: int = 0, cost: dict | None = None, branch: bool = True) -> BenchResult:
+          data_seed: int = 0, cost: dict | None = None, branch: bool = True,
+          workers_per_gpu: int | None = None) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
     prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N. `branch`: runs of
-    one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`)."""
+    one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`). `workers` 0: on
+    GPUs `workers_per_gpu` on each (None or 0: measured on the preset's largest standard run), else one per core."""
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in BENCH_RECIPES:
@@ -41,14 +51,13 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
     results = str(results_root(results).resolve())
-    workers = workers or default_workers()
-    if workers < 1:
-        raise UserError(f"workers must be >= 1, got {workers}")
+    check_request(workers, workers_per_gpu)
     if data and data_seed:  # (prepare checks the seed itself)
         raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
                         "prepare it with `scarce prepare --seed N` instead")
     root = out / "stores" if data_seed == 0 else out / "stores" / f"seed-{data_seed}"
     stores = bench_stores(p, data, root, log, data_seed)
+    workers = plan_workers(workers, workers_per_gpu, lambda: largest_standard(p, stores), log)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
     runs = Runs(p, out, make_executor("local", workers, threads=1), results, log, branch)

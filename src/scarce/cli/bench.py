@@ -50,12 +50,14 @@ def run(args) -> int:
                             "sample (prepare others with `scarce prepare --seed N`)")
         if args.data_seed:
             raise UserError("--samples runs data seeds 0..S-1 itself; leave out --data-seed")
-        combined = bench_samples(args.out, args.preset, args.samples, args.recipe, options.workers(args),
-                                 args.results, cost=options.device_cost(args))
+        combined = bench_samples(args.out, args.preset, args.samples, args.recipe, args.workers, args.results,
+                                 cost=options.device_cost(args), workers_per_gpu=args.workers_per_gpu,
+                                 branch=not args.no_branch)
         print_samples(combined)
         return 0
-    print_summary(bench(args.out, args.preset, args.data, args.recipe, options.workers(args), args.results,
-                        data_seed=args.data_seed, cost=options.device_cost(args), branch=not args.no_branch))
+    print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results,
+                        data_seed=args.data_seed, cost=options.device_cost(args), branch=not args.no_branch,
+                        workers_per_gpu=args.workers_per_gpu))
     return 0
 
 

@@ -23,7 +23,8 @@ from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, parse
 from scarce.ensemble import COMBINES, read_ensemble
 from scarce.errors import UserError
 from scarce.model import hf
-from scarce.runs.executors import EXECUTORS, default_workers, make_executor
+from scarce.runs.executors import EXECUTORS, make_executor
+from scarce.runs.gpushare import plan_workers
 from scarce.sample import Sampling
 from scarce.scaling.plan import check_device
 from scarce.track import TRACKERS
@@ -135,11 +136,16 @@ def add_workers(p, what: str = "runs") -> None:
     """--workers, the one declaration of every command that trains many runs."""
     p.add_argument("--workers", type=workers_count, default=0, metavar="N|auto",
                    help=f"{what} at once on this machine, as processes with the cores split between them "
-                        "(default auto: one per GPU, else one per CPU core, each on one thread)")
+                        "(default auto: on GPUs, --workers-per-gpu on each; else one per CPU core, each on one thread)")
+    p.add_argument("--workers-per-gpu", type=workers_count, default=None, metavar="N|auto",
+                   help="runs at once on each visible GPU (default auto: from one run's measured memory and MFU "
+                        "where the command knows its largest run, else 1; worker k trains on GPU k mod G)")
 
 
-def workers(args) -> int:
-    return args.workers or default_workers()
+def workers(args, probe=None) -> int:
+    """--workers, else --workers-per-gpu x the visible GPUs (`scarce.runs.gpushare.plan_workers`; `probe`
+    returns the config to measure), else one per core."""
+    return plan_workers(args.workers, getattr(args, "workers_per_gpu", None), probe)
 
 
 def add_executor(p) -> None:
@@ -149,8 +155,8 @@ def add_executor(p) -> None:
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local instance)")
 
 
-def executor(args, threads: int = 0):
-    return make_executor(args.executor, workers(args), args.ray_address, threads)
+def executor(args, threads: int = 0, probe=None):
+    return make_executor(args.executor, workers(args, probe), args.ray_address, threads)
 
 
 def add_set(p, what: str = "") -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scarce.cli import options
-from scarce.runs.sweep import load_spec, run_sweep
+from scarce.runs.sweep import load_spec, resolve_points, run_sweep
 
 
 def add_parser(sub) -> None:
@@ -27,11 +27,18 @@ def add_point_options(p) -> None:
     options.add_tracker(p)
 
 
+def largest_point(spec):
+    """The config of the sweep's largest model (the one whose memory bounds the workers per GPU)."""
+    return max((p.cfg for p in resolve_points(spec)), key=lambda c: c.model.d_model ** 2 * c.model.depth
+               * c.train.batch_size * c.model.seq_len)
+
+
 def run(args) -> int:
     options.use_tracker(args)
     spec = load_spec(args.spec)
     spec.branch = spec.branch and not args.no_branch
-    report = run_sweep(spec, options.executor(args, args.threads or 0), args.retry_failed, args.results)
+    report = run_sweep(spec, options.executor(args, args.threads or 0, lambda: largest_point(spec)), args.retry_failed,
+                       args.results)
     print(f"sweep {report.name}: {len(report.ran)} ran, {len(report.skipped)} already done, "
           f"{len(report.diverged)} diverged, {len(report.failed)} failed")
     return 1 if report.failed else 0
