@@ -28,13 +28,14 @@ def matmul_peak(seconds: float) -> tuple[float, int]:
     return max((measure_matmul_flops(n, seconds), n) for n in (512, 1024, 2048))
 
 
-def time_preset(name: str, batch_size: int, steps: int, device: str, compile_: bool) -> dict:
+def time_preset(name: str, batch_size: int, steps: int, device: str, compile_: bool | str) -> dict:
+    """`compile_`: False, True (torch.compile's default mode) or a mode name ('reduce-overhead': CUDA graphs)."""
     cfg = get_preset(name)
     cfg.model.vocab_size = VOCAB
     torch.manual_seed(0)
     model = GPT(cfg.model).to(device)
     opt = build_optimizer(model, cfg.optim, device)
-    fwd = torch.compile(model) if compile_ else model
+    fwd = torch.compile(model, mode=compile_ if isinstance(compile_, str) else None) if compile_ else model
     T = cfg.model.seq_len
     x, y = torch.randint(0, VOCAB, (2, batch_size, T), device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)

@@ -318,7 +318,9 @@ class TrainConfig:
     """torch.compile the model: true, false, or 'auto': the trainer compiles when the run's estimated eager
     training time would save at least twice the compile time (`scarce.train.runtime.compile_decision`: a
     documented table of compile times and speed-ups per device, the run's FLOPs and the machine's peak); the
-    decision and its estimate are logged and kept in summary.json (`compiled`)."""
+    decision and its estimate are logged and kept in summary.json (`compiled`); 'reduce-overhead': compiled in
+    torch.compile's mode of that name (CUDA graphs: one replay per step instead of a launch per kernel, for small
+    launch-bound shapes on a GPU; `benchmarks/gpu_check.py` measures it beside the default mode)."""
     parallel: str = "ddp"
     """Under torchrun: 'ddp' (every rank a replica, gradients averaged) or 'fsdp' (parameters, gradients and
     optimizer state sharded over the ranks, `scarce.train.parallel`). Not part of the run id: the same run either
@@ -349,8 +351,8 @@ class TrainConfig:
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(self.parallel in ("ddp", "fsdp"), "train.parallel", "must be ddp or fsdp")
         _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
-        _check(isinstance(self.compile, bool) or self.compile == "auto", "train.compile",
-               "must be true, false or 'auto'")
+        _check(isinstance(self.compile, bool) or self.compile in ("auto", "reduce-overhead"), "train.compile",
+               "must be true, false, 'auto' or 'reduce-overhead'")
         _check(self.threads >= 0, "train.threads", "must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")

@@ -226,5 +226,5 @@ def test_compile_decision_weighs_the_saving_against_the_compile_time():
 
 
 def test_compile_takes_true_false_or_auto(run_args, capsys):
-    one_line_error(capsys, run_args("x", "--set", "train.compile=sometimes"), "train.compile: must be true, false or 'auto'")
+    one_line_error(capsys, run_args("x", "--set", "train.compile=sometimes"), "train.compile: must be true, false, 'auto' or 'reduce-overhead'")
     one_line_error(capsys, run_args("x", "--set", "train.compile=3"), "config field train.compile: expected bool or str")

@@ -135,7 +135,7 @@ def check_shardable(cfg: RunConfig, rt: Runtime) -> None:
     if cfg.optim.ema_decay or cfg.optim.avg_last:
         raise UserError("train.parallel=fsdp does not average weights yet (optim.ema_decay, optim.avg_last): "
                         "use train.parallel=ddp")
-    if cfg.train.compile is True:
+    if cfg.train.compile not in (False, "auto"):
         raise UserError("train.parallel=fsdp is not compiled yet: set train.compile=false")
 
 
@@ -210,7 +210,7 @@ class Trainer:
         self.compiled, self.compile_reason = compile_decision(False if self.sharded else t.compile, self.rt.device,
                                                               self.flops_at(self.steps), peak)
         if self.compiled:
-            self.forward = torch.compile(self.forward)
+            self.forward = torch.compile(self.forward, mode=t.compile if t.compile == "reduce-overhead" else None)
         self.averager = build_averager(cfg.optim, self.steps, self.eval_every)
         self.token_bytes = self.store.token_bytes()
         self.accum = t.grad_accum
