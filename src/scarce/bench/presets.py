@@ -185,6 +185,21 @@ BENCH_PRESETS: dict[str, BenchPreset] = {
         lrs=(5e-4, 1e-3, 2e-3), weight_decays=(0.4, 1.6, 3.2, 6.4), epochs=(2, 4, 8, 16),
         regularized_start={"optim.lr": 1e-3, "optim.weight_decay": 1.6, "train.epochs": 4}, max_rounds=2,
         members=4, pretrain_corpus="stdlib:library", pretrain_tokens=1_500_000, pretrain_epochs=1.0),
+    # The whole bench on one GPU in minutes, on data every GPU machine has: the stdlib of a minimal Python image
+    # holds ~3M tokens (~570 files), so the budget is 500k tokens (5x the CPU presets') with the reference to 4x
+    # (2M) and 300k held out; models of depth 4, 6, 8 at width 64 x depth (3.1M-25M non-embedding parameters,
+    # 4-32x the CPU presets'). Sized from gpu_check_h200.md's rates (not yet run on a GPU): ~150M token-passes at
+    # ~2M tokens/s over several workers per GPU. Findings 1-6 with distillation (no synthetic stage: generation
+    # would take most of the minutes).
+    "gpu-mini": BenchPreset(
+        "gpu-mini", budget_tokens=500_000, multiples=(1, 2, 4), vocab_size=2048, select_tokens=100_000,
+        val_tokens=200_000, heldout_window=512, tokenizer_bytes=4_000_000,
+        overrides={"model.aspect_ratio": 64, "model.head_dim": 64, "model.seq_len": 256, "train.batch_size": 32,
+                   "train.log_every": 1000, "train.compile": False},
+        sizes=(4, 6, 8), lr=2e-3, standard_epochs=(2, 4, 8, 16), reference_epochs={2: (2, 4, 8), 4: (2, 4, 8)},
+        lrs=(1e-3, 2e-3), weight_decays=(0.8, 3.2, 6.4), epochs=(4, 8, 16),
+        regularized_start={"optim.lr": 2e-3, "optim.weight_decay": 3.2, "train.epochs": 8}, max_rounds=2,
+        members=4, joint=True, distill=True),
     # The published fixed-data setting: ~100M unique tokens, GPT-2-small-shaped models.
     "gpu-100m": BenchPreset(
         "gpu-100m", budget_tokens=100_000_000, multiples=(1, 2, 4, 8), corpus="", vocab_size=32_768,
