@@ -11,6 +11,11 @@
    loaded one at a time, so the peak should not grow with K);
 5. continued pretraining on the GPU: a GPT-2-shaped Hugging Face model (built here, random weights, the store's
    tokenizer) as `init.source`, trained in bf16: its loss at step 0 against transformers' own, and after;
+6. several runs on one GPU: one run's measured memory and MFU (`scarce.runs.gpushare`: the default workers per
+   GPU) and the summed tokens/s of that many concurrent training processes of `tiny` and `small` against one;
+   and `train.compile=reduce-overhead` (CUDA graphs) beside eager and the default compile mode;
+7. `scarce bench --preset gpu-mini` (the whole bench on one GPU; target 8 min): wall time and findings
+   (`--skip-mini` leaves it out);
 and writes DIR/gpu_check_<gpu>.md and DIR/gpu_check_<gpu>.json. Every section runs even when one fails
 (its error is recorded). `--quick --device cpu` runs the same code tiny, for checking the script itself.
 """
@@ -32,6 +37,8 @@ import torch
 from throughput import VOCAB, time_preset  # benchmarks/throughput.py: the trainer's step on random tokens
 
 from scarce.config import apply_overrides, get_preset
+from scarce.runs import gpushare
+from scarce.runs.executors import cpu_count
 from scarce.data.store import prepare
 from scarce.ensemble import write_evaluation
 from scarce.rundir import Member, read_config
@@ -109,11 +116,70 @@ def ensemble_check(store, out: Path, device: str, quick: bool) -> dict:
     return rows
 
 
+def concurrent_rate(preset: str, batch: int, n: int, device: str, steps: int, compile_=False) -> dict:
+    """`n` processes timing the trainer's step of `preset` at once on the first GPU: the sum of their tokens/s
+    (each over its own timed steps) and, conservatively, all their tokens over the wall time of the whole block
+    (start-up and warm-up included)."""
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); from throughput import time_preset; "
+            f"print(json.dumps(time_preset({preset!r}, {batch}, {steps}, {device!r}, {compile_!r})))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES",
+                                                                                        "0").split(",")[0]}
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(n)]
+    rows = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"a timing process exited {p.returncode}: {stderr[-600:]}")
+        rows.append(json.loads(stdout.strip().splitlines()[-1]))
+    wall = time.perf_counter() - t0
+    tokens = sum(r["B"] * r["T"] * (steps + 3) for r in rows)
+    return {"n": n, "tok_s_sum": sum(r["tok_s"] for r in rows), "tok_s_wall": tokens / wall, "wall_s": wall}
+
+
+def workers_check(store, device: str, quick: bool) -> list[dict]:
+    """Workers per GPU: the default from one measured run, and the aggregate rate it buys over one worker."""
+    gpus = max(1, torch.cuda.device_count()) if device == "cuda" else 1
+    rows = []
+    for preset, batch, steps in ([("tiny", 8, 5)] if quick else [("tiny", 64, 300), ("small", 32, 200)]):
+        cfg = apply_overrides(get_preset(preset), [f'train.device="{device}"', f"train.batch_size={batch}"])
+        cfg.data = str(store.path)
+        probe = gpushare.measure(cfg)
+        n, why = gpushare.per_gpu(probe, cpu_count() // gpus)
+        n = min(n, 2) if quick else n
+        one = concurrent_rate(preset, batch, 1, device, steps)
+        many = concurrent_rate(preset, batch, n, device, steps) if n > 1 else one
+        rows.append({"preset": preset, "batch": batch, "probe": probe.as_dict(), "workers": n, "why": why,
+                     "one": one, "many": many, "gain_sum": many["tok_s_sum"] / one["tok_s_sum"],
+                     "gain_wall": many["tok_s_wall"] / one["tok_s_wall"]})
+    return rows
+
+
+def mini_check(out: Path) -> dict:
+    """`scarce bench --preset gpu-mini` from a fresh folder: wall time, the default multiple, the findings."""
+    run = out / "gpu-mini"
+    cmd = [sys.executable, "-m", "scarce.cli", "bench", "--preset", "gpu-mini", "--out", str(run), "--results",
+           str(out / "results-mini")]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env={**os.environ})
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"bench exited {p.returncode} after {wall:.0f} s: {(p.stderr or p.stdout)[-800:]}")
+    result = json.loads((run / "bench.json").read_text())
+    eff = result["efficiency"].get("parametric") or {}
+    return {"wall_s": wall, "workers": result.get("workers"), "default": result["default_recipe"],
+            "efficiency": eff.get("value"), "low": eff.get("low"), "high": eff.get("high"),
+            "findings": [{"id": f["id"], "reproduced": f["reproduced"]} for f in result["findings"]],
+            "peak_gpu_mb": None}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script itself")
+    ap.add_argument("--skip-mini", action="store_true", help="leave out the gpu-mini bench (~8 min)")
     args = ap.parse_args()
     out, device = Path(args.out), args.device
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +204,8 @@ def main() -> int:
               ("gpt2-small", 16, False), ("gpt2-small", 16, True)]
     if args.quick:
         shapes = [("tiny", 4, False)]
+    if device == "cuda":  # CUDA graphs (torch.compile's reduce-overhead mode) where launches bound the step
+        shapes += [("tiny", 64, "reduce-overhead"), ("small", 32, "reduce-overhead")]
     section("steps", lambda: [step_rate(p, b, steps, device, c, peak) for p, b, c in shapes])
     store_dir = out / "store"
     store = None
@@ -157,6 +225,9 @@ def main() -> int:
             section(f"fsdp-{ranks}", lambda r=ranks: torchrun_check(store.path, out, device, args.quick, "fsdp", r))
         section("ensemble", lambda: ensemble_check(store, out, device, args.quick))
         section("cpt", lambda: cpt_check(store, out, device, args.quick))
+        section("workers", lambda: workers_check(store, device, args.quick))
+    if not args.skip_mini and not args.quick:
+        section("gpu-mini", lambda: mini_check(out))
     return 0
 
 
@@ -203,7 +274,7 @@ def write(out: Path, tag: str, r: dict) -> None:
     if "steps" in s:
         lines += ["| preset | compiled | params | batch x T | tokens/s | TFLOP/s | MFU | warm-up s (compile) |",
                   "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {x['preset']} | {'yes' if x['compile'] else 'no'} | {x['params'] / 1e6:.1f}M | {x['batch']} x {x['T']} "
+        lines += [f"| {x['preset']} | {x['compile'] if isinstance(x['compile'], str) else 'yes' if x['compile'] else 'no'} | {x['params'] / 1e6:.1f}M | {x['batch']} x {x['T']} "
                   f"| {x['tok_s']:,.0f} | {x['tflops']:.1f} | {x['mfu']:.1%} | {x['warmup_s']:.1f} |" for x in s["steps"]]
         lines.append("")
     if "torchrun" in s:
@@ -225,6 +296,22 @@ def write(out: Path, tag: str, r: dict) -> None:
         lines += [f"Continued pretraining from a HF GPT-2 (`init.source hf:`, bf16): step-0 loss {c['first_loss']:.4f} "
                   f"(transformers on the same batch, bf16 autocast: {c['hf_loss_bf16']:.4f}); val loss after "
                   f"{c['wall_s']:.1f} s: {c['val_loss']:.4f}.", ""]
+    if "workers" in s:
+        lines += ["| preset | batch | one run: MFU, peak memory | workers per GPU (default) | 1 worker tokens/s | "
+                  "N workers tokens/s (sum; over the wall) | gain (sum; wall) |", "|---|---|---|---|---|---|---|"]
+        for w in s["workers"]:
+            pr = w["probe"]
+            lines.append(f"| {w['preset']} | {w['batch']} | {pr['mfu']:.1%}, {pr['peak_bytes'] / 2**30:.2f} GiB | "
+                         f"{w['workers']} | {w['one']['tok_s_sum']:,.0f} | {w['many']['tok_s_sum']:,.0f}; "
+                         f"{w['many']['tok_s_wall']:,.0f} | {w['gain_sum']:.1f}x; {w['gain_wall']:.1f}x |")
+        lines += ["", "Default workers per GPU: " + "; ".join(f"{w['preset']}: {w['why']}" for w in s["workers"]), ""]
+    if "gpu-mini" in s:
+        m = s["gpu-mini"]
+        found = ", ".join(f"{f['id']} {'yes' if f['reproduced'] else 'no' if f['reproduced'] is False else '-'}"
+                          for f in m["findings"])
+        eff = "-" if m["efficiency"] is None else f"{m['efficiency']:.2f}x [{m['low']:.2f}, {m['high']:.2f}]"
+        lines += [f"`scarce bench --preset gpu-mini`: **{m['wall_s'] / 60:.1f} min** on {m['workers']} worker(s) "
+                  f"(target 8 min); default {m['default']} {eff}; findings reproduced: {found}.", ""]
     for name, err in r["errors"].items():
         lines += [f"**{name} failed**:", "", "```", err.strip(), "```", ""]
     (out / f"gpu_check_{tag}.md").write_text("\n".join(lines))

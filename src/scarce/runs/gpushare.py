@@ -104,8 +104,9 @@ def per_gpu(probe: Probe, cores_per_gpu: int, requested: int = 0) -> tuple[int, 
         limits["the memory"] = max(1, cap)
     n = max(1, min(limits.values()))
     bound = min(limits, key=lambda k: limits[k])
-    return n, (f"one run measured {probe.mfu:.1%} MFU, {probe.tokens_per_second:,.0f} tokens/s, "
-               f"{probe.peak_bytes / GiB:.2f} GiB peak of {probe.total_bytes / GiB:.1f} GiB: {n} per GPU "
+    memory = (f"{probe.peak_bytes / GiB:.2f} GiB peak of {probe.total_bytes / GiB:.1f} GiB" if probe.total_bytes
+              else "no GPU memory measured")
+    return n, (f"one run measured {probe.mfu:.1%} MFU, {probe.tokens_per_second:,.0f} tokens/s, {memory}: {n} per GPU "
                f"(bound by {bound}; {TARGET_MFU:.0%} summed MFU would take {by_mfu})")
 
 
