@@ -38,11 +38,12 @@ def largest_standard(p: BenchPreset, stores: dict):
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
           recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
           data_seed: int = 0, cost: dict | None = None, branch: bool = True,
-          workers_per_gpu: int | None = None) -> BenchResult:
+          workers_per_gpu: int | None = None, executor: str = "local", ray_address: str | None = None) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
     prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N. `branch`: runs of
     one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`). `workers` 0: on
-    GPUs `workers_per_gpu` on each (None or 0: measured on the preset's largest standard run), else one per core."""
+    GPUs `workers_per_gpu` on each (None or 0: measured on the preset's largest standard run), else one per core.
+    `executor` 'ray' trains the runs as Ray tasks (on the cluster at `ray_address`, else a local Ray instance)."""
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in BENCH_RECIPES:
@@ -52,6 +53,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
         raise UserError(f"{out} exists and is not a folder")
     results = str(results_root(results).resolve())
     check_request(workers, workers_per_gpu)
+    make_executor(executor, 1, ray_address)  # a bad executor or address fails here, before any work
     if data and data_seed:  # (prepare checks the seed itself)
         raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
                         "prepare it with `scarce prepare --seed N` instead")
@@ -59,8 +61,9 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     stores = bench_stores(p, data, root, log, data_seed)
     workers = plan_workers(workers, workers_per_gpu, lambda: largest_standard(p, stores), log)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
-        f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, on {workers} worker(s)")
-    runs = Runs(p, out, make_executor("local", workers, threads=1), results, log, branch)
+        f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, "
+        f"{'as Ray tasks' if executor == 'ray' else f'on {workers} worker(s)'}")
+    runs = Runs(p, out, make_executor(executor, workers, ray_address, threads=1), results, log, branch)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base.run_dir} if base else {}
     standard = runs.run("standard", standard_points(p, stores, init))

@@ -25,7 +25,8 @@ KINDS = ("parametric", "empirical")
 
 def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, recipe: str = DEFAULT_RECIPE,
                   workers: int = 0, results: str | None = None, log: Log = print, cost: dict | None = None,
-                  workers_per_gpu: int | None = None, branch: bool = True) -> dict:
+                  workers_per_gpu: int | None = None, branch: bool = True, executor: str = "local",
+                  ray_address: str | None = None) -> dict:
     """Run the bench on samples 0..S-1 of the preset's corpus and combine them; returns what samples.json holds."""
     if samples < 2:
         raise UserError(f"--samples needs 2 or more samples of the corpus to combine, got {samples}")
@@ -34,7 +35,8 @@ def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, r
     for seed in range(samples):
         log(f"bench sample {seed + 1} of {samples} (data seed {seed})")
         per.append(bench(out / f"sample-{seed}", preset, None, recipe, workers, results, log, data_seed=seed,
-                         cost=cost, branch=branch, workers_per_gpu=workers_per_gpu))
+                         cost=cost, branch=branch, workers_per_gpu=workers_per_gpu, executor=executor,
+                         ray_address=ray_address))
     combined = combine_results(per)
     combined["report"] = str(write_samples_report(out, combined))
     atomic.write_json(out / "samples.json", combined)

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
                         "one report whose headline interval covers the sample (random effects over the samples)")
     options.add_device_cost(p)
     options.add_no_branch(p)
-    options.add_workers(p, "runs trained")
+    options.add_executor(p, "runs trained")
     options.add_results(p)
     options.add_tracker(p)
     p.set_defaults(func=run)
@@ -52,12 +52,13 @@ def run(args) -> int:
             raise UserError("--samples runs data seeds 0..S-1 itself; leave out --data-seed")
         combined = bench_samples(args.out, args.preset, args.samples, args.recipe, args.workers, args.results,
                                  cost=options.device_cost(args), workers_per_gpu=args.workers_per_gpu,
-                                 branch=not args.no_branch)
+                                 branch=not args.no_branch, executor=args.executor, ray_address=args.ray_address)
         print_samples(combined)
         return 0
     print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results,
                         data_seed=args.data_seed, cost=options.device_cost(args), branch=not args.no_branch,
-                        workers_per_gpu=args.workers_per_gpu))
+                        workers_per_gpu=args.workers_per_gpu, executor=args.executor,
+                        ray_address=args.ray_address))
     return 0
 
 

@@ -148,9 +148,9 @@ def workers(args, probe=None) -> int:
     return plan_workers(args.workers, getattr(args, "workers_per_gpu", None), probe)
 
 
-def add_executor(p) -> None:
+def add_executor(p, what: str = "runs") -> None:
     """Where many runs go: --workers local processes, or --executor ray."""
-    add_workers(p)
+    add_workers(p, what)
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or Ray tasks")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local instance)")
 
