@@ -26,13 +26,13 @@ from scarce.report.report import write_bench_report
 from scarce.runs.executors import make_executor
 from scarce.runs.gpushare import check_request, plan_workers
 from scarce.runs.store import RunRow, results_root
-from scarce.runs.sweep import SweepSpec, build_config
+from scarce.recipes.common import point_config
 
 
 def largest_standard(p: BenchPreset, stores: dict):
     """The config of the preset's largest standard run at 1x (what one bench worker holds at most, about)."""
     point = max(standard_points(p, stores), key=lambda q: q["model.depth"])
-    return build_config(SweepSpec("bench-probe", point["data"], p.run_preset), {**p.overrides, **point})
+    return point_config(point, data=point["data"], preset=p.run_preset, overrides=p.overrides)
 
 
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,

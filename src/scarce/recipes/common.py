@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scarce.config import RunConfig
 from scarce.errors import UserError
 from scarce.runs.store import RunRow, RunStore, results_root
-from scarce.runs.sweep import SweepSpec, run_sweep
+from scarce.runs.sweep import SweepSpec, build_config, run_sweep
 
 DEFAULT_SIZES = (2, 4, 6)
 
@@ -64,6 +65,11 @@ def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: s
         store.close()
     keep = ("done", "diverged") if diverged else ("done",)
     return [r if r and r.status in keep else None for r in rows]
+
+
+def point_config(point: dict, *, data: str, preset: str = "tiny", overrides: dict | None = None) -> RunConfig:
+    """The resolved config a sweep of `sweep_rows` would train for `point` (the preset, `overrides`, the point)."""
+    return build_config(SweepSpec(name="point", data=data, preset=preset), {**(overrides or {}), **point})
 
 
 def descent_loss(row: RunRow | None, name: str = "select_loss") -> float:

@@ -21,6 +21,9 @@ import torch
 
 from scarce.config import RunConfig
 from scarce.errors import UserError
+from scarce.runs import executors
+from scarce.train.runtime import peak_flops
+from scarce.train.trainer import Trainer
 
 TARGET_MFU = 0.4
 """Summed MFU the workers of one GPU aim at: about what one compiled gpt2-small run reaches alone (52% on an H200,
@@ -51,8 +54,6 @@ class Probe:
 def measure(cfg: RunConfig, steps: int = 8, warmup: int = 3) -> Probe:
     """Train `warmup` + `steps` steps of `cfg` (a throwaway run folder, nothing kept) on its device and measure the
     timed steps: tokens/s, MFU against the device's peak, and on CUDA the peak memory allocated."""
-    from scarce.train.trainer import Trainer
-
     with tempfile.TemporaryDirectory(prefix="scarce-probe-") as tmp:
         trainer = Trainer(cfg, tmp, quiet=True)
         device = trainer.rt.device
@@ -69,8 +70,6 @@ def measure(cfg: RunConfig, steps: int = 8, warmup: int = 3) -> Probe:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         tps = steps * trainer.tokens_per_step / seconds
-        from scarce.train.runtime import peak_flops
-
         mfu = tps * trainer.flops_per_token / peak_flops(device, torch.get_num_threads())
         peak = int(torch.cuda.max_memory_reserved()) if cuda else 0
         total = int(torch.cuda.get_device_properties(0).total_memory) if cuda else 0
@@ -112,13 +111,11 @@ def per_gpu(probe: Probe, cores_per_gpu: int, requested: int = 0) -> tuple[int, 
 
 def check_request(workers: int = 0, requested: int | None = None) -> None:
     """The one-line errors of a worker request, before any work."""
-    from scarce.runs.executors import visible_gpus
-
     if workers < 0:
         raise UserError(f"workers must be >= 1, got {workers}")
     if workers and requested:
         raise UserError("give --workers (all workers) or --workers-per-gpu, not both")
-    if requested and not visible_gpus():
+    if requested and not executors.visible_gpus():
         raise UserError("--workers-per-gpu needs a visible GPU (CUDA is not available here): use --workers N")
 
 
@@ -128,17 +125,15 @@ def plan_workers(workers: int = 0, requested: int | None = None, probe: Callable
     visible GPUs, G x the workers per GPU (`requested`, or 0/None: measured on the config `probe` returns, or 1
     without one); without a GPU, one per core. The memory check needs the probe: a requested count it cannot
     hold is a one-line error naming the measured memory."""
-    from scarce.runs.executors import cpu_count, visible_gpus
-
     check_request(workers, requested)
-    gpus = visible_gpus()
+    gpus = executors.visible_gpus()
     if workers:
         return workers
     if not gpus:
-        return cpu_count()
+        return executors.cpu_count()
     if probe is None:
         return len(gpus) * (requested or 1)
     measured = measure(probe())
-    n, why = per_gpu(measured, cpu_count() // len(gpus), requested or 0)
+    n, why = per_gpu(measured, executors.cpu_count() // len(gpus), requested or 0)
     log(f"workers per GPU: {why}; {len(gpus)} GPU(s), {n * len(gpus)} worker(s)")
     return n * len(gpus)
