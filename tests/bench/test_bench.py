@@ -175,6 +175,10 @@ def test_bench_synthetic_stage_is_the_recipe(bench_run):
     vals = {int(m): rows[0]["val_loss"] for m, rows in syn["students"].items()}
     assert seven["fall"]["value"] == pytest.approx(vals[1] - vals[3], abs=1e-4)
     assert {"synthetic-student", "synthetic-ensemble-k2"} <= set(result["recipes"])
+    five = next(f for f in result["findings"] if f["id"] == "5a-seq")  # the share of the seeds' mean student
+    chosen = min(syn["students"], key=lambda m: syn["students"][m][0]["select_loss"])
+    assert ("(the mean of 2 seeds)" in five["unit"]) == (len(syn["students"][chosen]) == 2)
+    assert all(f"{r['val_loss']:.4f}" in five["detail"] for r in syn["students"][chosen])
     # the teachers' ensemble with the two students added: its members are the teachers, then the students
     both = result["recipes"][f"teachers+synthetic-k{len(ens_dirs) + 2}"]
     assert both["run_ids"][-2:] == result["recipes"]["synthetic-ensemble-k2"]["run_ids"]
