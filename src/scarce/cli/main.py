@@ -31,6 +31,7 @@ from scarce.cli import (
 from scarce.cli import eval as eval_command  # not the builtin
 from scarce.cli.options import ArgumentParser
 from scarce.errors import UserError
+from scarce.train.runtime import close_distributed
 
 COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, synth, export, sweep, recipe,
             bench, report]
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`scarce runs --json | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun rank: leave its process group before exiting
+            close_distributed()
 
 
 if __name__ == "__main__":

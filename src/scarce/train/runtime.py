@@ -133,6 +133,15 @@ def measure_matmul_flops(n: int = 1024, seconds: float = 1.0) -> float:
     return best
 
 
+def close_distributed() -> None:
+    """Leave the torchrun process group, if this process joined one: a group left to the interpreter's exit can
+    abort a rank (gloo's threads destroyed while joinable: "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def init_distributed(device: str) -> None:
     """Join the torchrun process group: NCCL on GPUs, gloo on CPUs."""
     import torch.distributed as dist
