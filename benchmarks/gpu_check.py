@@ -37,11 +37,11 @@ import torch
 from throughput import VOCAB, time_preset  # benchmarks/throughput.py: the trainer's step on random tokens
 
 from scarce.config import apply_overrides, get_preset
-from scarce.runs import gpushare
-from scarce.runs.executors import cpu_count
 from scarce.data.store import prepare
 from scarce.ensemble import write_evaluation
 from scarce.rundir import Member, read_config
+from scarce.runs import gpushare
+from scarce.runs.executors import cpu_count
 from scarce.runs.launch import train
 from scarce.train.trainer import build_loader
 

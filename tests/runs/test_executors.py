@@ -9,6 +9,7 @@ import time
 import torch
 
 from scarce.runs import executors
+from scarce.runs.gpushare import plan_workers
 
 
 def _visible(_task: dict) -> dict:
@@ -31,12 +32,12 @@ def test_no_gpus_leaves_the_environment_alone(monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
-def test_visible_gpus_and_default_workers(monkeypatch):
+def test_visible_gpus_and_the_default_workers(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert executors.visible_gpus() == ["0", "1", "2", "3"] and executors.default_workers() == 4
+    assert executors.visible_gpus() == ["0", "1", "2", "3"] and plan_workers() == 4  # one per GPU without a probe
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7")
     assert executors.visible_gpus() == ["2", "7"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert executors.visible_gpus() == [] and executors.default_workers() == executors.cpu_count()
+    assert executors.visible_gpus() == [] and plan_workers() == executors.cpu_count()

@@ -22,11 +22,11 @@ from scarce.bench.stages import (
 )
 from scarce.data.store import derive_store, open_store, prepare
 from scarce.errors import UserError
+from scarce.recipes.common import point_config
 from scarce.report.report import write_bench_report
 from scarce.runs.executors import make_executor
 from scarce.runs.gpushare import check_request, plan_workers
 from scarce.runs.store import RunRow, results_root
-from scarce.recipes.common import point_config
 
 
 def largest_standard(p: BenchPreset, stores: dict):

@@ -7,7 +7,8 @@ the process that ran a task (a killed worker, a lost Ray node) into such a resul
 
 Threads are split, not multiplied: N workers on C cores run C // N torch threads each, because
 oversubscribed threads stall badly on a shared CPU. On a machine with GPUs, worker k sees only GPU
-k mod G (CUDA_VISIBLE_DEVICES), so N = G workers train one run per GPU instead of all on the first.
+k mod G (CUDA_VISIBLE_DEVICES), so N = n x G workers train n runs on each GPU instead of all on the first (how
+many: `scarce.runs.gpushare`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,6 @@ def visible_gpus() -> list[str]:
     if env is not None:
         return [d.strip() for d in env.split(",") if d.strip()]
     return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def default_workers() -> int:
-    """Runs at once by default: one per GPU, else one per CPU core."""
-    return len(visible_gpus()) or cpu_count()
 
 
 def gpu_of_worker(index: int, gpus: list[str]) -> str:
