@@ -200,11 +200,8 @@ class Trainer:
         if self.rt.distributed and not self.sharded:  # DDP: gradients averaged across ranks (each its own windows)
             self.forward = torch.nn.parallel.DistributedDataParallel(self.model)
         t = cfg.train
-        self.loader = build_loader(cfg, self.store, self.rt.rank, self.rt.world)
         self.params = param_counts(self.model)
-        self.steps = total_steps(cfg, self.loader, self.params["total"])
-        self.eval_every = t.eval_every or max(1, self.steps // 8)
-        self.tokens_per_step = t.batch_size * t.grad_accum * self.rt.world * cfg.model.seq_len
+        self.plan_steps(t.grad_accum)
         self.flops_per_token = flops_per_token(self.model)
         peak = peak_flops(self.rt.device, torch.get_num_threads()) * self.rt.world  # flops_at counts every rank
         self.compiled, self.compile_reason = compile_decision(False if self.sharded else t.compile, self.rt.device,
@@ -213,7 +210,6 @@ class Trainer:
             self.forward = torch.compile(self.forward, mode=t.compile if t.compile == "reduce-overhead" else None)
         self.averager = build_averager(cfg.optim, self.steps, self.eval_every)
         self.token_bytes = self.store.token_bytes()
-        self.accum = t.grad_accum
         self.state = TrainState(global_batch=t.batch_size * t.grad_accum * self.rt.world)
         self.run_id = cfg.run_id(self.store.fingerprint)
 
@@ -287,12 +283,18 @@ class Trainer:
         if self.rt.is_main:
             print(f"resuming under world size {world}: {accum} micro-batch(es) of {b} per rank and step "
                   f"(train.grad_accum was {self.accum}); {global_batch} sequences per step as before", file=sys.stderr)
-        self.accum = accum
-        self.loader = build_loader(self.cfg, self.store, self.rt.rank, world, accum)
-        self.steps = total_steps(self.cfg, self.loader, self.params["total"])
-        self.eval_every = self.cfg.train.eval_every or max(1, self.steps // 8)
-        self.tokens_per_step = global_batch * self.cfg.model.seq_len
+        self.plan_steps(accum)
         self.averager = build_averager(self.cfg.optim, self.steps, self.eval_every)
+
+    def plan_steps(self, accum: int) -> None:
+        """The loader of `accum` micro-batches per rank and step, and what follows from it: the steps to the
+        horizon, the evaluation interval, the tokens per step."""
+        t = self.cfg.train
+        self.accum = accum
+        self.loader = build_loader(self.cfg, self.store, self.rt.rank, self.rt.world, accum)
+        self.steps = total_steps(self.cfg, self.loader, self.params["total"])
+        self.eval_every = t.eval_every or max(1, self.steps // 8)
+        self.tokens_per_step = t.batch_size * accum * self.rt.world * self.cfg.model.seq_len
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log records written after the checkpoint: the resumed run writes them again."""
