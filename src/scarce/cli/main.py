@@ -56,13 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     queued work never starts, worker processes are stopped with their parent)."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    done = False
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        done = True
+        return status
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         if "torch.distributed" in sys.modules:  # a torchrun rank: leave its process group before exiting
-            close_distributed()
+            close_distributed(barrier=done)  # every rank finished the command: wait for the others' last work
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import os
 import platform
 import time
@@ -133,13 +134,19 @@ def measure_matmul_flops(n: int = 1024, seconds: float = 1.0) -> float:
     return best
 
 
-def close_distributed() -> None:
-    """Leave the torchrun process group, if this process joined one: a group left to the interpreter's exit can
-    abort a rank (gloo's threads destroyed while joinable: "terminate called without an active exception")."""
+def close_distributed(barrier: bool = False) -> None:
+    """Leave the torchrun process group, if this process joined one. Gloo's worker threads may still hold work
+    (and its tensors) when the interpreter tears down, which aborts a rank ("terminate called without an active
+    exception"): so drop what is unreachable, wait (`barrier`, where every rank got here alike: a gloo barrier waits
+    for all work queued before it), then destroy the group while the interpreter is whole."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    if barrier:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def init_distributed(device: str) -> None:
