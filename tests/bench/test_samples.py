@@ -111,3 +111,19 @@ def test_the_report_prices_each_recipe_on_a_named_device(tiny_preset, tmp_path):
     md = (out / "report.md").read_text()
     assert "device-hours | dollars |" in md and "A100's peak 3.12e+14 FLOP/s x MFU 0.4" in md
     assert main(["bench", "--preset", tiny_preset.name, "--out", str(tmp_path / "o2"), "--gpu-price", "2"]) == 2
+
+
+def test_samples_at_once_on_shared_workers_read_the_same_numbers(tiny_preset, tmp_path, capsys):
+    """With 2 workers the samples run at the same time on one pool of workers: every sample's runs and
+    numbers are those of the samples run one after another (in-process, 1 worker)."""
+    numbers = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out-{workers}"
+        assert main(["bench", "--preset", tiny_preset.name, "--out", str(out), "--results",
+                     str(tmp_path / f"res-{workers}"), "--workers", workers, "--samples", "2"]) == 0
+        benches = [json.loads((out / f"sample-{s}" / "bench.json").read_text()) for s in (0, 1)]
+        assert [b["workers"] for b in benches] == [int(workers)] * 2
+        assert ("2 samples at once on 2 shared worker(s)" in capsys.readouterr().out) == (workers == "2")
+        numbers[workers] = [({n: r["val_loss"] for n, r in b["recipes"].items()}, len(b["run_ids"])) for b in benches]
+    assert numbers["2"] == numbers["1"]
+    assert numbers["1"][0] != numbers["1"][1]  # two samples, not one twice

@@ -139,7 +139,7 @@ def test_too_many_tokens_says_what_the_corpus_holds(corpus, built, tmp_path):
     assert held > sum(BUDGETS.values())
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing half-written
     with pytest.raises(UserError, match="val \\+ select ask for"):
-        prepare(corpus, out, VOCAB, 1000, 45_000, 45_000, log=lambda _: None)  # > half the corpus
+        prepare(corpus, out, VOCAB, 1000, held * 2 // 5, held * 2 // 5, log=lambda _: None)  # > 3/4 of the corpus
     assert not out.exists()
 
 
@@ -386,3 +386,17 @@ def test_a_seed_draws_another_sample_of_the_same_corpus(corpus, built, tmp_path)
         with pytest.raises(UserError, match=r"seed must be an integer in \[0, 2\^63\)"):
             prepare(corpus, tmp_path / "bad", VOCAB, **BUDGETS, seed=bad, log=lambda _: None)
     assert not (tmp_path / "bad").exists()
+
+
+def test_held_out_share_grows_past_half_only_when_val_and_select_need_it(corpus, built, tmp_path):
+    """Half the corpus is held out from tokenizer training at most, unless val + select need more (another
+    sample of a corpus can give fewer tokens): then 5/8, then 3/4. A store that fits in half keeps its splits."""
+    lines = (Path(corpus.removeprefix("files:")) / "docs.jsonl").read_text().splitlines()
+    total = sum(len(json.loads(line)["text"].encode()) for line in lines if line)
+    assert built.manifest["tokenizer"]["heldout"]["bytes"] <= total / 2
+    again = prepare(corpus, tmp_path / "again", VOCAB, **BUDGETS, log=lambda _: None)
+    assert _shas(again) == _shas(built)
+    big = prepare(corpus, tmp_path / "big", VOCAB, 2000, 45_000, 45_000, log=lambda _: None)  # > half: grew
+    held = big.manifest["tokenizer"]["heldout"]["bytes"]
+    assert total / 2 < held <= total * 3 / 4
+    assert big.manifest["splits"]["val"]["tokens"] == 45_000 and big.manifest["splits"]["train"]["tokens"] == 2000

@@ -38,12 +38,14 @@ def largest_standard(p: BenchPreset, stores: dict):
 def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
           recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
           data_seed: int = 0, cost: dict | None = None, branch: bool = True,
-          workers_per_gpu: int | None = None, executor: str = "local", ray_address: str | None = None) -> BenchResult:
+          workers_per_gpu: int | None = None, executor: str = "local", ray_address: str | None = None,
+          pool=None) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
     prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N. `branch`: runs of
     one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`). `workers` 0: on
     GPUs `workers_per_gpu` on each (None or 0: measured on the preset's largest standard run), else one per core.
-    `executor` 'ray' trains the runs as Ray tasks (on the cluster at `ray_address`, else a local Ray instance)."""
+    `executor` 'ray' trains the runs as Ray tasks (on the cluster at `ray_address`, else a local Ray instance).
+    `pool`: an executor shared with other benches running at the same time (`bench --samples`), used instead."""
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in BENCH_RECIPES:
@@ -59,11 +61,11 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
                         "prepare it with `scarce prepare --seed N` instead")
     root = out / "stores" if data_seed == 0 else out / "stores" / f"seed-{data_seed}"
     stores = bench_stores(p, data, root, log, data_seed)
-    workers = plan_workers(workers, workers_per_gpu, lambda: largest_standard(p, stores), log)
+    workers = pool.workers if pool else plan_workers(workers, workers_per_gpu, lambda: largest_standard(p, stores), log)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, "
         f"{'as Ray tasks' if executor == 'ray' else f'on {workers} worker(s)'}")
-    runs = Runs(p, out, make_executor(executor, workers, ray_address, threads=1), results, log, branch)
+    runs = Runs(p, out, pool or make_executor(executor, workers, ray_address, threads=1), results, log, branch)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base.run_dir} if base else {}
     standard = runs.run("standard", standard_points(p, stores, init))

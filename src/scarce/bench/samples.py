@@ -9,6 +9,7 @@ every sample, on none, or with the samples disagreeing."""
 from __future__ import annotations
 
 import math
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from scarce import atomic
@@ -18,6 +19,7 @@ from scarce.bench.presets import DEFAULT_RECIPE
 from scarce.bench.result import BenchResult
 from scarce.errors import UserError
 from scarce.report.report import Doc, fmt, write_doc
+from scarce.runs.executors import ProcessExecutor, cpu_count, visible_gpus
 from scarce.scaling.samples import combine_samples, within_sd_of_interval
 
 KINDS = ("parametric", "empirical")
@@ -31,16 +33,38 @@ def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, r
     if samples < 2:
         raise UserError(f"--samples needs 2 or more samples of the corpus to combine, got {samples}")
     out = Path(out)
-    per = []
-    for seed in range(samples):
-        log(f"bench sample {seed + 1} of {samples} (data seed {seed})")
-        per.append(bench(out / f"sample-{seed}", preset, None, recipe, workers, results, log, data_seed=seed,
-                         cost=cost, branch=branch, workers_per_gpu=workers_per_gpu, executor=executor,
-                         ray_address=ray_address))
+    n = workers or cpu_count()
+    kwargs = dict(recipe=recipe, results=results, cost=cost, branch=branch, workers_per_gpu=workers_per_gpu,
+                  executor=executor, ray_address=ray_address)
+    if executor != "local" or visible_gpus() or n < 2:  # one sample after another, each planning its workers
+        per = []
+        for seed in range(samples):
+            log(f"bench sample {seed + 1} of {samples} (data seed {seed})")
+            per.append(bench(out / f"sample-{seed}", preset, workers=workers, log=log, data_seed=seed, **kwargs))
+    else:
+        per = _at_once(out, preset, samples, n, log, kwargs)
+    combined = combine_results(per)
     combined = combine_results(per)
     combined["report"] = str(write_samples_report(out, combined))
     atomic.write_json(out / "samples.json", combined)
     return combined
+
+
+def _at_once(out: Path, preset: str, samples: int, workers: int, log: Log, kwargs: dict) -> list[BenchResult]:
+    """The samples' benches at the same time, in threads sharing one pool of `workers` processes (a run store
+    and results root each, as one after another): while one sample fits its laws or evaluates, or waits for
+    its stage's last run, the others' runs use the cores. Same runs, same numbers; less idle time."""
+    log(f"bench: {samples} samples at once on {workers} shared worker(s) (data seeds 0..{samples - 1})")
+
+    def one(seed: int) -> BenchResult:
+        say = lambda line: log(f"[sample {seed}] {line}")
+        return bench(out / f"sample-{seed}", preset, workers=workers, log=say, data_seed=seed, pool=pool, **kwargs)
+
+    with ThreadPoolExecutor(samples, thread_name_prefix="bench-sample") as threads, \
+            ProcessExecutor(workers, threads=1) as pool:
+        futures = [threads.submit(one, seed) for seed in range(samples)]
+        wait(futures, return_when=FIRST_EXCEPTION)  # a failed sample stops the others' runs at once
+        return [f.result() for f in futures]
 
 
 def combine_results(per: list[BenchResult]) -> dict:

@@ -88,6 +88,10 @@ VERIFIED_CACHE = "verified_stores.json"
 FILL_ORDER = ("val", "select", "train")
 MANIFEST, TOKENIZER = "manifest.json", "tokenizer.json"
 HELDOUT_BYTES_PER_TOKEN = 6.0  # above what byte-level BPE reaches on code or prose, so one try suffices
+HELDOUT_CAPS = (1 / 2, 5 / 8, 3 / 4)
+"""The most of the corpus (by bytes) held out from tokenizer training, tried in turn: half first, so every store
+that fits in half keeps its splits; more only where val and select need it (a sample whose documents are long
+gives fewer tokens in held-out windows: `prepare --seed`)."""
 ENCODE_BATCH_BYTES = 4_000_000  # big batches keep every encoder thread busy...
 FIRST_BATCH_BYTES = 50_000  # ...but small budgets should not wait for megabytes they do not use
 STREAM_SAMPLE_BYTES = 32_000_000
@@ -591,38 +595,41 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
         return enc.tok, _fill(enc, req.budgets()), {"documents": 0, "bytes": 0}
     doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
     heldout_tokens = req.val_tokens + req.select_tokens
-    factor = HELDOUT_BYTES_PER_TOKEN
+    factor, caps = HELDOUT_BYTES_PER_TOKEN, list(HELDOUT_CAPS)
     while True:
-        k, at_cap = _heldout_size(doc_bytes, heldout_tokens, factor)
+        k, at_cap = _heldout_size(doc_bytes, heldout_tokens, factor, caps[0])
         enc = _Encoded(train_bpe(_tokenizer_documents(docs, doc_bytes, k, req.tokenizer_bytes), req.vocab_size), docs,
                        req.heldout_window)
         ends = _fill_ends(enc, req.budgets(), FILL_ORDER[:2])
         if ends["select"] <= k:
             return enc.tok, _fill(enc, req.budgets()), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
+        if at_cap and len(caps) > 1:
+            caps.pop(0)
+            continue
         if at_cap:
             if req.heldout_window:
                 have = sum(len(enc.piece(i, "select")) for i in range(k))
                 raise UserError(
                     f"val + select ask for {heldout_tokens:,} tokens, more than the {have:,} that the {k:,} "
-                    f"documents held out from tokenizer training (at most half the corpus) give in "
+                    f"documents held out from tokenizer training (at most three quarters of the corpus) give in "
                     f"{req.heldout_window}-token windows; lower the select and val budgets, widen "
                     f"--heldout-window or add text"
                 )
             raise UserError(
                 f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
-                f"documents held out from tokenizer training (at most half the corpus, which holds "
+                f"documents held out from tokenizer training (at most three quarters of the corpus, which holds "
                 f"{enc.tokens():,} tokens); lower the select and val budgets or add text"
             )
         factor *= 2
 
 
-def _heldout_size(doc_bytes: np.ndarray, tokens: int, factor: float) -> tuple[int, bool]:
+def _heldout_size(doc_bytes: np.ndarray, tokens: int, factor: float, share: float = 0.5) -> tuple[int, bool]:
     """How many leading documents to hide from tokenizer training, and whether that hit the cap
-    (half the corpus bytes, and at least one document left to train on)."""
+    (`share` of the corpus bytes, and at least one document left to train on)."""
     cum = np.cumsum(doc_bytes)
     # At least one document each for val and select, whatever their size.
     want = max(int(np.searchsorted(cum, tokens * factor)) + 1, len(FILL_ORDER) - 1)
-    cap = min(max(1, int(np.searchsorted(cum, cum[-1] / 2, side="right"))), len(doc_bytes) - 1)
+    cap = min(max(1, int(np.searchsorted(cum, cum[-1] * share, side="right"))), len(doc_bytes) - 1)
     return min(want, cap), want >= cap
 
 

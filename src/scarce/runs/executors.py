@@ -70,7 +70,12 @@ class LocalExecutor:
 
 
 class ProcessExecutor:
-    """N points at once, each in a fresh spawned process (no forked torch state) with C // N threads."""
+    """N points at once, each in a fresh spawned process (no forked torch state) with C // N threads.
+
+    Used as a context manager (`with ProcessExecutor(n) as pool:`) its worker processes outlive one `map`:
+    several threads (the samples of `scarce bench --samples`) can then map their points onto the same N
+    workers at once, so that one caller's idle stretch (a fit, an evaluation, a stage's last long run) is
+    filled by another's points instead of leaving cores idle."""
 
     name = "workers"
     parallel = True
@@ -79,11 +84,28 @@ class ProcessExecutor:
         self.workers = workers
         self.threads = threads or max(1, cpu_count() // workers)
         self.gpus = visible_gpus()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
+                                   initargs=(ctx.Value("i", 0), self.gpus, os.getpid()))
+
+    def __enter__(self) -> ProcessExecutor:
+        self._pool = self._new_pool()
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        pool, self._pool = self._pool, None
+        if kind is None:
+            pool.shutdown()
+        else:  # a caller failed or was interrupted: no worker outlives it
+            _stop_pool(pool)
 
     def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
-                                   initargs=(ctx.Value("i", 0), self.gpus, os.getpid()))
+        shared = self._pool is not None
+        pool = self._pool if shared else self._new_pool()
+        futures = {}
         try:
             futures = {pool.submit(_call, fn, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
@@ -92,11 +114,20 @@ class ProcessExecutor:
                 except Exception as e:  # BrokenProcessPool: a worker was killed
                     yield futures[future], crashed(e)
         except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped early: start no more points
-            workers = list((pool._processes or {}).values())  # shutdown() forgets them
-            pool.shutdown(wait=False, cancel_futures=True)
-            stop_workers(workers)
+            if shared:  # this caller's queued points only; the pool's owner stops the workers
+                for future in futures:
+                    future.cancel()
+            else:
+                _stop_pool(pool)
             raise
-        pool.shutdown()
+        if not shared:
+            pool.shutdown()
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    workers = list((pool._processes or {}).values())  # shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    stop_workers(workers)
 
 
 _busy = False
