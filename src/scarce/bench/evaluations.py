@@ -27,14 +27,23 @@ class Evaluations:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def windows(self, rows: list[dict]) -> np.ndarray:
-        """(len(rows), windows) summed val NLL of each run's weights."""
-        return self._evaluate(rows, "member_window_nll", "prob")  # prob: no vocabulary-wide running sum
+        """(len(rows), windows) summed val NLL of each run's weights. Cached per run (and val split): a run
+        the bench scores in several findings, or as an ensemble's member, is evaluated once."""
+        store = open_store(rows[0].config["data"])
+        paths = [self._run_path(r, store) for r in rows]
+        missing = list({r.id: r for r, path in zip(rows, paths) if not path.is_file()}.values())
+        if missing:
+            self._evaluate(missing, "member_window_nll", "prob", store)  # prob: no vocabulary-wide running sum
+        return np.stack([np.load(path) for path in paths])
 
     def prefixes(self, rows: list[dict]) -> np.ndarray:
         """(len(rows), windows): the logit-averaged ensemble of the first k runs, k = 1..len(rows)."""
-        return self._evaluate(rows, "prefix_window_nll", "logit")
+        return self._evaluate(rows, "prefix_window_nll", "logit", open_store(rows[0].config["data"]))
 
-    def _evaluate(self, rows: list[dict], what: str, combine: str) -> np.ndarray:
+    def _run_path(self, row, store) -> Path:
+        return self.out / "evals" / "runs" / f"{row.id}-{store.manifest['splits']['val']['sha256'][:16]}.npy"
+
+    def _evaluate(self, rows: list[dict], what: str, combine: str, store) -> np.ndarray:
         ids = [r.id for r in rows]
         key = hashlib.sha256(json.dumps([combine, *ids]).encode()).hexdigest()[:16]
         path = self.out / "evals" / f"{key}.npz"
@@ -44,10 +53,13 @@ class Evaluations:
                 return cached[what]
         members = [Member.of_run(r.run_dir) for r in rows]
         cfg = rows[0].config
-        store = open_store(cfg["data"])
         self.log(f"evaluating {len(rows)} run(s) on val windows")
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
                               cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
+        for row, nll in zip(rows, r["member_window_nll"]):  # each member alone, whatever the combination
+            atomic.atomic_write(self._run_path(row, store), lambda tmp, nll=nll: _save(tmp, nll))
+        if what == "member_window_nll":
+            return r[what]
         arrays = {"ids": np.array(ids), "member_window_nll": r["member_window_nll"],
                   "prefix_window_nll": r["prefix_window_nll"], "window_tokens": np.array(r["window_tokens"])}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,3 +92,8 @@ class Evaluations:
         report = write_evaluation(path.parent, [Member.of_run(r.run_dir) for r in rows], extra={"member_ids": ids},
                                   device=self.device)
         return {**report, "rows": rows}
+
+
+def _save(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # (np.save on a path would add .npy to the temporary name)
+        np.save(f, array)
