@@ -9,7 +9,8 @@ every sample, on none, or with the samples disagreeing."""
 from __future__ import annotations
 
 import math
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+import threading
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
 
 from scarce import atomic
@@ -60,11 +61,20 @@ def _at_once(out: Path, preset: str, samples: int, workers: int, log: Log, kwarg
         say = lambda line: log(f"[sample {seed}] {line}")
         return bench(out / f"sample-{seed}", preset, workers=workers, log=say, data_seed=seed, pool=pool, **kwargs)
 
-    with ThreadPoolExecutor(samples, thread_name_prefix="bench-sample") as threads, \
-            ProcessExecutor(workers, threads=1) as pool:
-        futures = [threads.submit(one, seed) for seed in range(samples)]
+    with ProcessExecutor(workers, threads=1) as pool:
+        futures = [Future() for _ in range(samples)]
+        for seed, future in enumerate(futures):  # daemon threads: an interrupted bench does not wait for a
+            # sample's fit or evaluation to end (its files are written to a temporary name and renamed)
+            threading.Thread(target=_settle, args=(future, one, seed), name=f"bench-sample-{seed}", daemon=True).start()
         wait(futures, return_when=FIRST_EXCEPTION)  # a failed sample stops the others' runs at once
         return [f.result() for f in futures]
+
+
+def _settle(future: Future, fn, *args) -> None:
+    try:
+        future.set_result(fn(*args))
+    except BaseException as e:  # (in a thread: handed to the waiting caller)
+        future.set_exception(e)
 
 
 def combine_results(per: list[BenchResult]) -> dict:
