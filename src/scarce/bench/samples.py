@@ -45,7 +45,6 @@ def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, r
     else:
         per = _at_once(out, preset, samples, n, log, kwargs)
     combined = combine_results(per)
-    combined = combine_results(per)
     combined["report"] = str(write_samples_report(out, combined))
     atomic.write_json(out / "samples.json", combined)
     return combined
@@ -61,10 +60,11 @@ def _at_once(out: Path, preset: str, samples: int, workers: int, log: Log, kwarg
         say = lambda line: log(f"[sample {seed}] {line}")
         return bench(out / f"sample-{seed}", preset, workers=workers, log=say, data_seed=seed, pool=pool, **kwargs)
 
+    # Daemon threads: an interrupted or failed bench does not wait for another sample's fit or evaluation to end
+    # (whatever it was writing goes to a temporary name first).
     with ProcessExecutor(workers, threads=1) as pool:
         futures = [Future() for _ in range(samples)]
-        for seed, future in enumerate(futures):  # daemon threads: an interrupted bench does not wait for a
-            # sample's fit or evaluation to end (its files are written to a temporary name and renamed)
+        for seed, future in enumerate(futures):
             threading.Thread(target=_settle, args=(future, one, seed), name=f"bench-sample-{seed}", daemon=True).start()
         wait(futures, return_when=FIRST_EXCEPTION)  # a failed sample stops the others' runs at once
         return [f.result() for f in futures]
