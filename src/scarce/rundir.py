@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -188,6 +189,24 @@ def branch_checkpoint(run_dir: str | Path, step: int) -> Path:
 
 def best_weights(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "best.safetensors"
+
+
+BEST_VAL_WINDOWS = "best_val_windows.npz"
+"""Beside the best weights: the summed val NLL of each window at the evaluation that chose them, with that step,
+the val split's sha256 and the window length, so a paired bootstrap reads them instead of evaluating again."""
+
+
+def best_val_windows(run_dir: str | Path, step: int, val_sha256: str, seq_len: int) -> np.ndarray | None:
+    """The per-window val NLL of the run's best weights, if written for this step, val split and window length
+    (else None: weights inherited from a branch's trunk, an older run, a val split capped by train.eval_tokens)."""
+    path = Path(run_dir) / "checkpoints" / BEST_VAL_WINDOWS
+    try:
+        with np.load(path) as f:
+            if (int(f["step"]) == step and str(f["val_sha256"]) == val_sha256 and int(f["seq_len"]) == seq_len):
+                return np.array(f["window_nll"], dtype=np.float64)
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
 
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:

@@ -38,3 +38,38 @@ def test_a_run_is_evaluated_once_and_reads_as_evaluated_alone(tiny_store, tmp_pa
     ev.prefixes([c, b])  # an ensemble's pass stores its members alone too
     assert np.array_equal(ev.windows([c, b]), np.stack([again[2], first[1]]))
     assert len(said) == 3
+
+
+def test_a_run_that_wrote_its_windows_is_not_evaluated_again(tiny_store, tmp_path):
+    import json
+
+    rows = _rows(tiny_store, tmp_path, (4, 5))
+    for row in rows:
+        row.summary = json.loads((tmp_path / f"run-{row.config['train']['seed']}" / "summary.json").read_text())
+    said = []
+    (tmp_path / "out").mkdir()
+    got = Evaluations(tmp_path / "out", said.append).windows(rows)
+    assert said == []  # both read from what the runs wrote beside their best weights
+    cfg = rows[0].config
+    alone = evaluate_ensemble([Member.of_run(r.run_dir) for r in rows], tiny_store.split("val"),
+                              tiny_store.token_bytes(), cfg["model"]["seq_len"], cfg["train"]["batch_size"],
+                              combine="prob")
+    np.testing.assert_allclose(got, alone["member_window_nll"], rtol=1e-9)
+    assert abs(got[0].sum() / got.shape[1] / cfg["model"]["seq_len"] - rows[0].summary["val_loss"]) < 1e-9
+
+    rows[1].summary["best_step"] += 1  # windows of another step than the best weights': evaluated
+    (tmp_path / "out2").mkdir()
+    Evaluations(tmp_path / "out2", said.append).windows(rows)
+    assert said == ["evaluating 1 run(s) on val windows"]
+
+
+def test_an_out_folder_with_only_ensemble_caches_still_reads_runs(tiny_store, tmp_path):
+    """OUT/evals from a bench that cached passes over several runs but not each run alone: the runs are read
+    from that pass's cache and written one by one."""
+    rows = _rows(tiny_store, tmp_path, (6, 7))
+    (tmp_path / "out").mkdir()
+    ev = Evaluations(tmp_path / "out", lambda *a: None)
+    first = ev.windows(rows)
+    for f in (tmp_path / "out" / "evals" / "runs").iterdir():
+        f.unlink()
+    assert np.array_equal(ev.windows(rows), first)

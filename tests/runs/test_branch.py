@@ -154,3 +154,42 @@ def test_a_sweep_over_epochs_trains_the_stable_phase_once(tiny_store, tmp_path):
     later = run_sweep(spec, log=lambda *a: None)
     longest = json.loads((later.points[0].run_dir / rundir.SUMMARY).read_text())["branched_from"]
     assert longest["step"] == max(branch.decay_start(p.config, branch.horizon_steps(p.config)) for p in report.points)
+
+
+def test_a_run_keeps_checkpoints_for_the_shorter_epochs_a_later_sweep_may_train(tiny_store, tmp_path):
+    """A search trains its start first and the shorter epoch count in a later batch: with `branch_epochs` the
+    start keeps a checkpoint at that count's decay start, so the later run trains only its decay."""
+    spec = {"name": "s", "data": str(tiny_store.path), "set": {**WSD, "model.depth": 2, "model.head_dim": 16,
+                                                               "model.seq_len": 64, "train.batch_size": 8,
+                                                               "train.threads": 1},
+            "points": [{"train.epochs": 3.0}], "out": str(tmp_path / "runs"), "results": str(tmp_path / "results"),
+            "branch_epochs": [1.0, 3.0, 6.0]}
+    first = run_sweep(spec, log=lambda *a: None)
+    kept = json.loads((first.points[0].run_dir / rundir.CONFIG).read_text())["train"]["branch_steps"]
+    spec["points"] = [{"train.epochs": 1.0}]
+    later = run_sweep(spec, log=lambda *a: None)
+    short = later.points[0]
+    start = branch.decay_start(short.config, branch.horizon_steps(short.config))
+    assert start in kept and len(kept) == 2  # 1 epoch's decay start and its own; none for 3 or 6
+    assert json.loads((short.run_dir / rundir.SUMMARY).read_text())["branched_from"]["step"] == start
+    spec["branch_epochs"], spec["points"], spec["out"] = [], [{"train.epochs": 3.0}], str(tmp_path / "plain")
+    spec["results"] = str(tmp_path / "plain-results")
+    plain = run_sweep(spec, log=lambda *a: None)  # without: only its own decay start
+    assert len(json.loads((plain.points[0].run_dir / rundir.CONFIG).read_text())["train"]["branch_steps"]) == 1
+
+
+def test_a_run_too_short_to_decay_never_starts_at_its_last_step(tiny_store, tmp_path):
+    """A horizon of so few steps that its warmdown rounds to none: a kept checkpoint at its last step would leave
+    it nothing to train (and no evaluation); it starts before its end instead."""
+    spec = {"name": "s", "data": str(tiny_store.path), "set": {**WSD, "model.depth": 1, "train.threads": 1},
+            "points": [{"train.epochs": 3.0}], "out": str(tmp_path / "runs"), "results": str(tmp_path / "results"),
+            "branch_epochs": [1.0]}
+    run_sweep(spec, log=lambda *a: None)
+    spec["points"] = [{"train.epochs": 1.0}]
+    later = run_sweep(spec, log=lambda *a: None)
+    short = later.points[0]
+    steps = branch.horizon_steps(short.config)
+    assert branch.decay_start(short.config, steps) == steps  # no decay step at this horizon
+    assert later.complete and later.ran
+    summary = json.loads((short.run_dir / rundir.SUMMARY).read_text())
+    assert summary["steps"] == steps and summary.get("branched_from", {"step": 0})["step"] < steps

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scarce import atomic
+from scarce import atomic, rundir
 from scarce.bench.common import Log
 from scarce.data.store import open_store
 from scarce.ensemble import evaluate_ensemble, write_evaluation
@@ -28,17 +28,32 @@ class Evaluations:
 
     def windows(self, rows: list[dict]) -> np.ndarray:
         """(len(rows), windows) summed val NLL of each run's weights. Cached per run (and val split): a run
-        the bench scores in several findings, or as an ensemble's member, is evaluated once."""
+        the bench scores in several findings, or as an ensemble's member, is evaluated once; a run that wrote
+        them at the evaluation that chose its best weights (`rundir.best_val_windows`) is not evaluated again."""
         store = open_store(rows[0].config["data"])
         paths = [self._run_path(r, store) for r in rows]
+        for row, path in zip(rows, paths):
+            if not path.is_file() and (own := self._own_windows(row, store)) is not None:
+                atomic.atomic_write(path, lambda tmp, nll=own: _save(tmp, nll))
         missing = list({r.id: r for r, path in zip(rows, paths) if not path.is_file()}.values())
-        if missing:
-            self._evaluate(missing, "member_window_nll", "prob", store)  # prob: no vocabulary-wide running sum
+        if missing:  # prob: no vocabulary-wide running sum
+            for row, nll in zip(missing, self._evaluate(missing, "member_window_nll", "prob", store)):
+                path = self._run_path(row, store)
+                if not path.is_file():  # (an ensemble pass cached before runs were cached one by one)
+                    atomic.atomic_write(path, lambda tmp, nll=nll: _save(tmp, nll))
         return np.stack([np.load(path) for path in paths])
 
     def prefixes(self, rows: list[dict]) -> np.ndarray:
         """(len(rows), windows): the logit-averaged ensemble of the first k runs, k = 1..len(rows)."""
         return self._evaluate(rows, "prefix_window_nll", "logit", open_store(rows[0].config["data"]))
+
+    @staticmethod
+    def _own_windows(row, store) -> np.ndarray | None:
+        seq_len = row.config["model"]["seq_len"]
+        found = rundir.best_val_windows(row.run_dir, (row.summary or {}).get("best_step", -1),
+                                        store.manifest["splits"]["val"]["sha256"], seq_len)
+        whole = (len(store.split("val")) - 1) // seq_len
+        return found if found is not None and found.shape == (whole,) else None
 
     def _run_path(self, row, store) -> Path:
         return self.out / "evals" / "runs" / f"{row.id}-{store.manifest['splits']['val']['sha256'][:16]}.npy"

@@ -96,8 +96,9 @@ class BenchPreset:
     n_boot: int = 1000
     """Bootstrap refits of every fit and paired comparison."""
     downstream_items: int = 500
-    """Items of the embedded downstream task (`scarce_nextline`, from the 1x store's val split) each recipe
-    and every run on the budget is scored on; 0 leaves the downstream column out."""
+    """Items of the embedded downstream task (`scarce_nextline`, from the 1x store's val split) each recipe,
+    every run of the standard grid and each size's chosen regularized run are scored on; 0 leaves the
+    downstream column out."""
     smoke: bool = False
     """A smoke test of the pipeline, too small for findings: the report says so."""
     pretrain_corpus: str = ""

@@ -91,7 +91,10 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
         if ens_evals:
             groups[default] = ens_evals[p.largest]["rows"]
-        runs_on_budget = list({r.id: r for r in [t["row"] for t in std_table] + single}.values())
+        # the standard grid spans the budget's range of val loss (under- to overfit); of the descents, each size's
+        # chosen run (their other runs sit near it and would double the scoring, not the range)
+        runs_on_budget = list({r.id: r for r in [t["row"] for t in std_table]
+                               + [chosen[d]["row"] for d in p.sizes if d in chosen]}.values())
         downstream = _downstream(p, stores[1], groups, runs_on_budget, ev)
         for name, acc in downstream["recipes"].items():
             recipes[name]["downstream"] = acc

@@ -57,7 +57,8 @@ def regularized_stage(p: BenchPreset, runs: Runs, store, init: dict | None = Non
             **(init or {})}
     stack = {**slowrun_overrides(looping=False), "tags.stack": "slowrun"} if p.stack else None
     return descend(list(p.sizes), axes(p.lrs, p.weight_decays, p.epochs), start, p.max_rounds,
-                   lambda points: runs.run("regularized", points, diverged=True), base, stack)
+                   lambda points: runs.run("regularized", points, diverged=True, branch_epochs=p.epochs), base,
+                   stack)
 
 
 def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict]) -> dict:
@@ -79,15 +80,16 @@ class Runs:
         self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
         self.branch = branch
 
-    def run(self, sweep: str, points: list[dict], diverged: bool = False) -> list[dict]:
+    def run(self, sweep: str, points: list[dict], diverged: bool = False, branch_epochs=()) -> list[dict]:
         """The points' rows; a failed run stops the bench (rerun to resume), and so does a diverged one
-        unless `diverged` (a search, where it is a result: the row has status 'diverged')."""
+        unless `diverged` (a search, where it is a result: the row has status 'diverged'). `branch_epochs`: the
+        epoch counts later batches may train (`SweepSpec.branch_epochs`)."""
         order = sorted(range(len(points)), key=lambda i: -_cost(points[i]))  # longest first packs workers best
         overrides = {**self.p.overrides, "train.threads": 1, "train.eval_every": ONE_EVALUATION}
         rows = sweep_rows(f"bench-{sweep}", [points[i] for i in order], data=points[0]["data"],
                           out=str(self.out / "runs" / f"bench-{sweep}"), preset=self.p.run_preset, overrides=overrides,
                           executor=self.executor, results=self.results, log=self.log, diverged=True,
-                          branch=self.branch)
+                          branch=self.branch, branch_epochs=branch_epochs)
         by_point = dict(zip(order, rows))
         failed = [points[i] for i, r in by_point.items() if r is None]
         if failed:

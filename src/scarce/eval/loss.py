@@ -25,20 +25,27 @@ def token_logprobs(model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, token_bytes: np.ndarray, seq_len: int, batch_size: int = 16,
-             max_tokens: int = 0, device: str = "cpu", autocast=None) -> dict:
-    """Mean loss (nats/token) and bits per byte of `model` on a split."""
+             max_tokens: int = 0, device: str = "cpu", autocast=None, windows: bool = False) -> dict:
+    """Mean loss (nats/token) and bits per byte of `model` on a split; with `windows`, also the summed NLL of
+    each window of seq_len targets (`window_nll`, float64), the numbers paired bootstraps resample."""
     was_training = model.training
     model.eval()
-    nll, n, nbytes = 0.0, 0, 0
+    nll, n, nbytes, per_window = 0.0, 0, 0, []
     tb = torch.from_numpy(token_bytes.astype(np.int64))
     for x, y in eval_batches(tokens, seq_len, batch_size, max_tokens):
         with autocast() if autocast else _null():
             lp = token_logprobs(model, x.to(device), y.to(device))
-        nll -= lp.double().sum().item()
+        lp = lp.double()
+        nll -= lp.sum().item()
+        if windows:
+            per_window.append(-lp.sum(1).cpu().numpy())
         n += y.numel()
         nbytes += int(tb[y].sum())
     model.train(was_training)
-    return {"loss": nll / n, "bpb": nll / (math.log(2) * max(nbytes, 1)), "tokens": n}
+    out = {"loss": nll / n, "bpb": nll / (math.log(2) * max(nbytes, 1)), "tokens": n}
+    if windows:
+        out["window_nll"] = np.concatenate(per_window)
+    return out
 
 
 class _null:

@@ -40,23 +40,24 @@ class Context:
 
 
 def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None,
-               diverged: bool = False) -> list[RunRow | None]:
+               diverged: bool = False, branch_epochs=()) -> list[RunRow | None]:
     """Run the override sets `points` as the sweep `sweep` under OUT/sweep (done points are skipped) and
     return each point's row from the run store, in order (see `sweep_rows`)."""
     return sweep_rows(sweep, points, data=data or ctx.data, out=str(Path(ctx.out) / sweep), preset=ctx.preset,
                       overrides=ctx.overrides, executor=ctx.executor, results=ctx.results,
-                      retry_failed=ctx.retry_failed, train_fn=ctx.train_fn, log=ctx.log, diverged=diverged)
+                      retry_failed=ctx.retry_failed, train_fn=ctx.train_fn, log=ctx.log, diverged=diverged,
+                      branch_epochs=branch_epochs)
 
 
 def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: str = "tiny",
                overrides: dict | None = None, executor=None, results: str | None = None, retry_failed: bool = False,
                train_fn: Callable | None = None, log: Callable[[str], None] = print,
-               diverged: bool = False, branch: bool = True) -> list[RunRow | None]:
+               diverged: bool = False, branch: bool = True, branch_epochs=()) -> list[RunRow | None]:
     """Run `points` as one resumable sweep into `out` and return each point's run-store row, in order (None
     where the point failed, or diverged unless `diverged` asks for those rows too: status 'diverged', no
-    summary). `branch`: see `SweepSpec.branch`."""
+    summary). `branch`, `branch_epochs`: see `SweepSpec`."""
     spec = SweepSpec(name=sweep, data=data, preset=preset, set=dict(overrides or {}), points=points, out=out,
-                     results=results or "", branch=branch)
+                     results=results or "", branch=branch, branch_epochs=list(branch_epochs))
     report = run_sweep(spec, executor, retry_failed, train_fn=train_fn, log=log)
     store = RunStore(results_root(results))
     try:

@@ -23,7 +23,7 @@ def regularized(ctx: Context, lrs: list[float] = LRS, weight_decays: list[float]
                 max_rounds: int = 100) -> dict:
     """Per size: the certified optimum, the descent path and the certificate (runs of sweep `sweep`)."""
     chosen, _ = descend(ctx.sizes, axes(lrs, weight_decays, epochs), start, max_rounds,
-                        lambda points: run_points(ctx, sweep, points, diverged=True))
+                        lambda points: run_points(ctx, sweep, points, diverged=True, branch_epochs=epochs))
     per_size = {}
     for depth, c in chosen.items():
         result = c["descent"]

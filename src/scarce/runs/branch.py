@@ -107,12 +107,27 @@ def furthest(checkpoints: list[Path], limit: int) -> Path | None:
     return max(usable, key=lambda c: int(c.name.removeprefix("step_")), default=None)
 
 
-def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store: RunStore):
+def later_starts(cfg: RunConfig, epochs) -> list[int]:
+    """The decay starts of runs of `cfg`'s setting at each of `epochs` shorter than its own horizon (an epoch
+    horizon; none for a horizon in tokens)."""
+    if cfg.train.tokens or not cfg.train.epochs:
+        return []
+    starts = []
+    for e in sorted({float(e) for e in epochs if 0 < float(e) < cfg.train.epochs}):
+        shorter = RunConfig.from_dict(cfg.to_dict())
+        shorter.train.epochs = e
+        steps = horizon_steps(shorter)
+        starts.append(min(decay_start(shorter, steps), steps - 1))
+    return [s for s in starts if s > 0]
+
+
+def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store: RunStore, later_epochs=()):
     """The pending points (indices into `points`: (resolved config, store fingerprint, run folder)) as two
     phases, each a function returning [(index, config to run, checkpoint to start from or "")]: first the runs
     that do not wait for another (each trunk keeping checkpoints at its shorter runs' decay starts, every run at
-    its own; a run whose setting has a kept checkpoint before its decay start, from any earlier run in the store,
-    starts from the furthest), then the shorter runs of this batch, from their trunk's. Closes `store`."""
+    its own and at those of `later_epochs` shorter than it, for runs of later batches; a run whose setting has a
+    kept checkpoint before its decay start, from any earlier run in the store, starts from the furthest), then
+    the shorter runs of this batch, from their trunk's. Closes `store`."""
     configs = [c for c, _, _ in points]
     ok = [not_branchable(c) is None for c in configs]
     if not any(ok[i] for i in pending):  # e.g. a cosine schedule: nothing to plan, the store is not read
@@ -133,14 +148,16 @@ def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store:
     def start_of(i: int, extra=()) -> str:
         if not ok[i]:
             return ""
-        found = furthest(kept_checkpoints([*kept.get(families[i], ()), *extra]), decay_start(configs[i], steps[i]))
+        limit = min(decay_start(configs[i], steps[i]), steps[i] - 1)  # a run with no decay steps trains its last
+        found = furthest(kept_checkpoints([*kept.get(families[i], ()), *extra]), limit)
         return str(found) if found else ""
 
     def keeping(i: int) -> RunConfig:
         if not ok[i]:
             return configs[i]
         cfg = RunConfig.from_dict(configs[i].to_dict())
-        cfg.train.branch_steps = sorted({*plan.trunk_steps.get(i, []), decay_start(cfg, steps[i])})
+        cfg.train.branch_steps = sorted({*plan.trunk_steps.get(i, []), decay_start(cfg, steps[i]),
+                                         *later_starts(cfg, later_epochs)})
         return cfg
 
     first = [i for i in pending if i not in plan.branches]

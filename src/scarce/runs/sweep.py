@@ -74,6 +74,9 @@ class SweepSpec:
     branch: bool = True
     """Points of one setting that differ only in their horizon share their stable phase where the schedule allows
     (`scarce.runs.branch`; on CPU the results are bit-identical either way); false trains every point from 0."""
+    branch_epochs: list = field(default_factory=list)
+    """Epoch counts a later sweep of these settings may train (a search's epoch axis): each point also keeps a
+    checkpoint at the decay start of every one shorter than its own, so such a run trains only its decay."""
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
@@ -303,7 +306,7 @@ def run_sweep(spec, executor=None, retry_failed: bool = False, results: str | No
         return report
     index = {id(p): i for i, p in enumerate(points)}
     first, second = branch.phases([(p.config, p.fingerprint, p.run_dir) for p in points],
-                                  [index[id(p)] for p in todo], RunStore(results_dir))
+                                  [index[id(p)] for p in todo], RunStore(results_dir), spec.branch_epochs)
     at = {index[id(p)]: k for k, p in enumerate(todo)}  # a point's place in `todo`
     for phase in (first, second):
         jobs = [(i, Job(cfg, points[i].run_dir, points[i].run_id, points[i].fingerprint, start))

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from scarce import atomic, rundir, track
@@ -219,8 +220,11 @@ class Trainer:
                   "flops": self.flops_at(step)}
         for split in ("select", "val"):
             r = evaluate(self.model, self.store.split(split), self.token_bytes, self.cfg.model.seq_len,
-                         self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device, self.rt.autocast)
+                         self.cfg.train.batch_size, self.cfg.train.eval_tokens, self.rt.device, self.rt.autocast,
+                         windows=split == "val")
             record[f"{split}_loss"], record[f"{split}_bpb"] = r["loss"], r["bpb"]
+            if split == "val":
+                self.val_windows = r["window_nll"]  # written beside the weights if they are the best
             if not math.isfinite(r["loss"]):
                 raise Diverged(f"the {split} loss at step {step} is {r['loss']}: the weights diverged")
         return record
@@ -242,10 +246,19 @@ class Trainer:
             return
         if better:
             rundir.save_weights(rundir.best_weights(self.run_dir), weights, self.model.loops)
+            self.save_val_windows(record["step"])
         state = {k: v for k, v in vars(s).items() if k != "step"}
         avg = self.averager
         extra = {f"{avg.prefix}{k}": v for k, v in avg.state_dict().items()} if avg is not None else {}
         ckpt.save_checkpoint(self.run_dir, s.step, weights | extra, optimizer, state, self.cfg.train.keep_checkpoints)
+
+    def save_val_windows(self, step: int) -> None:
+        """The per-window val NLL of the weights just saved as best (`rundir.best_val_windows`), so the bench's
+        paired bootstraps read them instead of evaluating the same weights again."""
+        arrays = {"window_nll": self.val_windows, "step": np.int64(step), "seq_len": np.int64(self.cfg.model.seq_len),
+                  "val_sha256": np.array(self.store.manifest["splits"]["val"]["sha256"])}
+        path = self.run_dir / "checkpoints" / rundir.BEST_VAL_WINDOWS
+        atomic.atomic_write(path, lambda tmp: _savez(tmp, arrays))
 
     def restore(self) -> None:
         loaded = ckpt.load_checkpoint(self.run_dir, lambda m: print(m, file=sys.stderr) if self.rt.is_main else None)
@@ -509,3 +522,8 @@ class Trainer:
     def write_metric(self, record: dict) -> None:
         if self.rt.is_main:
             atomic.append_line(self.run_dir / rundir.METRICS, json.dumps(record))
+
+
+def _savez(path: str, arrays: dict) -> None:
+    with open(path, "wb") as f:  # (np.savez on a path would add .npz to the temporary name)
+        np.savez(f, **arrays)
