@@ -159,10 +159,13 @@ def write_samples_report(out: Path, combined: dict) -> Path:
               f"**{fmt(c['value'])}x [{fmt(c['low'])}, {fmt(c['high'])}]** (95%, covering the sample: random effects, "
               f"Hartung-Knapp); one more sample would read {_range(c)}; spread between samples "
               f"x{fmt(math.exp(c['tau']))} (tau {fmt(c['tau'])} in log units).")
+        if combined["samples"] == 3 and c.get("prediction_low") is not None:
+            doc.p("With 3 samples the range one more sample would read rests on a t with 1 degree of freedom: it "
+                  "is wide because 3 samples say little about a fourth; 5 samples narrow it (t with 3).")
     doc.h2("Per sample")
     doc.table(["data seed", f"{default} parametric", f"{default} empirical", "report"],
               [[s["data_seed"], _interval(s["efficiency"]["parametric"]), _interval(s["efficiency"]["empirical"]),
-                f"sample-{s['data_seed']}/report.html"] for s in combined["per_sample"]])
+                f"sample-{s['data_seed']}/report.md (.html)"] for s in combined["per_sample"]])
     doc.p("Each sample's own interval covers its val windows and fits, not the documents drawn; the combined "
           "interval above covers those too.")
     doc.h2("Every recipe")
