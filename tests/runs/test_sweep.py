@@ -80,6 +80,9 @@ def test_toml_and_python_specs(store, tmp_path):
         load_spec({"name": "t", "data": "x", "gird": {}})
     with pytest.raises(UserError, match="no function"):
         load_spec(f"{py}:nope")
+    for bad in (["4"], [0], 8, [True]):
+        with pytest.raises(UserError, match="branch_epochs"):
+            load_spec({"name": "t", "data": "x", "branch_epochs": bad})
 
 
 def test_failed_points_recorded_and_retried_on_request(store, tmp_path, monkeypatch):

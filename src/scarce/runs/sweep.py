@@ -94,6 +94,10 @@ class SweepSpec:
         if not isinstance(self.points, list) or not all(isinstance(p, dict) for p in self.points):
             raise UserError(f"sweep {self.name}: `points` must be a list of tables")
         self.points = [flatten(p) for p in self.points]
+        epochs = self.branch_epochs
+        if not isinstance(epochs, (list, tuple)) or not all(
+                isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in epochs):
+            raise UserError(f"sweep {self.name}: `branch_epochs` must be a list of epoch counts > 0, got {epochs!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> SweepSpec:
