@@ -41,3 +41,23 @@ def test_visible_gpus_and_the_default_workers(monkeypatch):
     assert executors.visible_gpus() == ["2", "7"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert executors.visible_gpus() == [] and plan_workers() == executors.cpu_count()
+
+
+def _pid(_task: dict) -> dict:
+    return {"pid": os.getpid()}
+
+
+def test_a_shared_pool_outlives_the_thread_that_started_its_workers():
+    """`bench --samples` shares one pool among sample threads: the first to submit starts the workers, and may
+    finish long before the others. Its end must not end the workers (a death signal tied to the starting
+    thread did: the other samples' runs failed as 'interrupted')."""
+    import threading
+
+    with executors.ProcessExecutor(1, threads=1) as ex:
+        first = []
+        t = threading.Thread(target=lambda: first.extend(r for _, r in ex.map(_pid, [{}])))
+        t.start()
+        t.join()
+        time.sleep(2 * executors.PARENT_POLL_S)
+        [(_, later)] = list(ex.map(_pid, [{}]))
+    assert "pid" in first[0] and later.get("pid") == first[0]["pid"], later

@@ -14,11 +14,10 @@ many: `scarce.runs.gpushare`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -152,21 +151,25 @@ def _start_worker(counter, gpus: list[str], parent: int | None = None) -> None:
         _die_with_parent(parent)
 
 
-PR_SET_PDEATHSIG = 1
+PARENT_POLL_S = 1.0
+"""How often a worker checks that the process that started it is alive."""
 
 
 def _die_with_parent(parent: int) -> None:
-    """On Linux, SIGTERM this worker when the sweep process dies, even by SIGKILL (which it cannot pass on):
-    the worker records its run as interrupted and exits instead of living on as an orphan."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the signal was armed
+    """SIGTERM this worker once the sweep process is gone, even by SIGKILL (which it cannot pass on): the worker
+    records its run as interrupted and exits instead of living on as an orphan. A thread of the worker watches
+    its parent's pid. (Linux's PR_SET_PDEATHSIG would fire when the *thread* that started the worker ends, and
+    a shared pool's workers are started by whichever sample thread submits first, which may end long before
+    the pool: `bench --samples` lost its workers that way when one sample finished before another.)"""
+    if os.getppid() != parent:  # the parent died before the worker got here
         os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="scarce-parent-watch", daemon=True).start()
 
 
 def _interruptible() -> None:
