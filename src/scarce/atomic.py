@@ -6,6 +6,7 @@ A reader never sees a half-written file, and a killed process leaves at most a s
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -13,6 +14,8 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 NAME_MAX = 255  # bytes in one name, and in a whole path (with its NUL), on Linux and macOS file systems
 PATH_MAX = 4096
@@ -68,6 +71,20 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
 
     atomic_write(path, _write)
+
+
+def write_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """One array as a .npy file (no pickles)."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def write_arrays(path: str | os.PathLike, **arrays) -> None:
+    """Named arrays as one .npz file (no pickles)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(path, buf.getvalue())
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -34,13 +34,13 @@ class Evaluations:
         paths = [self._run_path(r, store) for r in rows]
         for row, path in zip(rows, paths):
             if not path.is_file() and (own := self._own_windows(row, store)) is not None:
-                atomic.atomic_write(path, lambda tmp, nll=own: _save(tmp, nll))
+                atomic.write_array(path, own)
         missing = list({r.id: r for r, path in zip(rows, paths) if not path.is_file()}.values())
         if missing:  # prob: no vocabulary-wide running sum
             for row, nll in zip(missing, self._evaluate(missing, "member_window_nll", "prob", store)):
                 path = self._run_path(row, store)
                 if not path.is_file():  # (an ensemble pass cached before runs were cached one by one)
-                    atomic.atomic_write(path, lambda tmp, nll=nll: _save(tmp, nll))
+                    atomic.write_array(path, nll)
         return np.stack([np.load(path) for path in paths])
 
     def prefixes(self, rows: list[dict]) -> np.ndarray:
@@ -72,13 +72,13 @@ class Evaluations:
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
                               cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
         for row, nll in zip(rows, r["member_window_nll"]):  # each member alone, whatever the combination
-            atomic.atomic_write(self._run_path(row, store), lambda tmp, nll=nll: _save(tmp, nll))
+            atomic.write_array(self._run_path(row, store), nll)
         if what == "member_window_nll":
             return r[what]
         arrays = {"ids": np.array(ids), "member_window_nll": r["member_window_nll"],
                   "prefix_window_nll": r["prefix_window_nll"], "window_tokens": np.array(r["window_tokens"])}
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+        atomic.write_arrays(path, **arrays)
         return arrays[what]
 
     def nextline(self, rows: list[dict], items: list[dict]) -> np.ndarray:
@@ -92,7 +92,7 @@ class Evaluations:
         scorer = Scorer([Member.of_run(r.run_dir) for r in rows], "logit", self.device)
         correct = nextline.correct(scorer, items)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), correct))
+        atomic.write_array(path, correct)
         return correct
 
     def ensemble(self, rows: list[dict], name: str) -> dict:
@@ -107,8 +107,3 @@ class Evaluations:
         report = write_evaluation(path.parent, [Member.of_run(r.run_dir) for r in rows], extra={"member_ids": ids},
                                   device=self.device)
         return {**report, "rows": rows}
-
-
-def _save(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as f:  # (np.save on a path would add .npy to the temporary name)
-        np.save(f, array)

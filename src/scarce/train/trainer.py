@@ -258,7 +258,7 @@ class Trainer:
         arrays = {"window_nll": self.val_windows, "step": np.int64(step), "seq_len": np.int64(self.cfg.model.seq_len),
                   "val_sha256": np.array(self.store.manifest["splits"]["val"]["sha256"])}
         path = self.run_dir / "checkpoints" / rundir.BEST_VAL_WINDOWS
-        atomic.atomic_write(path, lambda tmp: _savez(tmp, arrays))
+        atomic.write_arrays(path, **arrays)
 
     def restore(self) -> None:
         loaded = ckpt.load_checkpoint(self.run_dir, lambda m: print(m, file=sys.stderr) if self.rt.is_main else None)
@@ -522,8 +522,3 @@ class Trainer:
     def write_metric(self, record: dict) -> None:
         if self.rt.is_main:
             atomic.append_line(self.run_dir / rundir.METRICS, json.dumps(record))
-
-
-def _savez(path: str, arrays: dict) -> None:
-    with open(path, "wb") as f:  # (np.savez on a path would add .npz to the temporary name)
-        np.savez(f, **arrays)
