@@ -196,10 +196,14 @@ BEST_VAL_WINDOWS = "best_val_windows.npz"
 the val split's sha256 and the window length, so a paired bootstrap reads them instead of evaluating again."""
 
 
+def best_val_windows_path(run_dir: str | Path) -> Path:
+    return best_weights(run_dir).parent / BEST_VAL_WINDOWS
+
+
 def best_val_windows(run_dir: str | Path, step: int, val_sha256: str, seq_len: int) -> np.ndarray | None:
     """The per-window val NLL of the run's best weights, if written for this step, val split and window length
     (else None: weights inherited from a branch's trunk, an older run, a val split capped by train.eval_tokens)."""
-    path = Path(run_dir) / "checkpoints" / BEST_VAL_WINDOWS
+    path = best_val_windows_path(run_dir)
     try:
         with np.load(path) as f:
             if (int(f["step"]) == step and str(f["val_sha256"]) == val_sha256 and int(f["seq_len"]) == seq_len):

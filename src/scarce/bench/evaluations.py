@@ -36,11 +36,8 @@ class Evaluations:
             if not path.is_file() and (own := self._own_windows(row, store)) is not None:
                 atomic.write_array(path, own)
         missing = list({r.id: r for r, path in zip(rows, paths) if not path.is_file()}.values())
-        if missing:  # prob: no vocabulary-wide running sum
-            for row, nll in zip(missing, self._evaluate(missing, "member_window_nll", "prob", store)):
-                path = self._run_path(row, store)
-                if not path.is_file():  # (an ensemble pass cached before runs were cached one by one)
-                    atomic.write_array(path, nll)
+        if missing:
+            self._evaluate(missing, "member_window_nll", "prob", store)  # prob: no vocabulary-wide running sum
         return np.stack([np.load(path) for path in paths])
 
     def prefixes(self, rows: list[dict]) -> np.ndarray:
@@ -65,6 +62,9 @@ class Evaluations:
         if path.is_file():
             cached = np.load(path)
             if list(cached["ids"]) == ids:
+                for row, nll in zip(rows, cached["member_window_nll"]):  # (a pass cached before runs were cached
+                    if not self._run_path(row, store).is_file():         # one by one)
+                        atomic.write_array(self._run_path(row, store), nll)
                 return cached[what]
         members = [Member.of_run(r.run_dir) for r in rows]
         cfg = rows[0].config

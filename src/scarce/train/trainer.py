@@ -257,8 +257,7 @@ class Trainer:
         paired bootstraps read them instead of evaluating the same weights again."""
         arrays = {"window_nll": self.val_windows, "step": np.int64(step), "seq_len": np.int64(self.cfg.model.seq_len),
                   "val_sha256": np.array(self.store.manifest["splits"]["val"]["sha256"])}
-        path = self.run_dir / "checkpoints" / rundir.BEST_VAL_WINDOWS
-        atomic.write_arrays(path, **arrays)
+        atomic.write_arrays(rundir.best_val_windows_path(self.run_dir), **arrays)
 
     def restore(self) -> None:
         loaded = ckpt.load_checkpoint(self.run_dir, lambda m: print(m, file=sys.stderr) if self.rt.is_main else None)
