@@ -129,16 +129,21 @@ def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str,
 
 
 def write_evaluation(out: str | Path, members: list[Member], combine: str = "logit", batch_size: int = 16,
-                     max_tokens: int = 0, split: str = "val", extra: dict | None = None, device: str = "cpu") -> dict:
-    """Evaluate an ensemble on a split of the first member's token store and write OUT/ensemble.json."""
+                     max_tokens: int = 0, split: str = "val", extra: dict | None = None, device: str = "cpu",
+                     result: dict | None = None) -> dict:
+    """Evaluate an ensemble on a split of the first member's token store and write OUT/ensemble.json.
+    `result`: that evaluation already made (`evaluate_ensemble` of these members on the whole split with
+    `combine`), written instead of evaluating again."""
     cfg = read_config(members[0].run_dir)
     store = open_store(cfg.data)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    r = evaluate_ensemble(members, store.split(split), store.token_bytes(), cfg.model.seq_len, batch_size,
-                          max_tokens, combine, device, cache_dir=out)
+    r = result or evaluate_ensemble(members, store.split(split), store.token_bytes(), cfg.model.seq_len,
+                                    batch_size, max_tokens, combine, device, cache_dir=out)
+    if r["combine"] != combine:
+        raise ValueError(f"an evaluation combined by {r['combine']} written as {combine}")
     report = {
         "combine": combine, "split": split, "tokens": r["tokens"], "data": str(store.path), **(extra or {}),
         "members": [{"run_dir": str(m.run_dir), "weights": str(m.weights), f"{split}_loss": loss, f"{split}_bpb": bpb}

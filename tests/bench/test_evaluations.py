@@ -73,3 +73,79 @@ def test_an_out_folder_with_only_ensemble_caches_still_reads_runs(tiny_store, tm
     for f in (tmp_path / "out" / "evals" / "runs").iterdir():
         f.unlink()
     assert np.array_equal(ev.windows(rows), first)
+
+
+def test_an_ensemble_and_its_prefixes_are_one_pass(tiny_store, tmp_path):
+    """ensemble.json's losses and the per-window prefixes come from one pass over the members, and read as the
+    ensemble evaluated on its own (`write_evaluation`) and as a separate pass (`evaluate_ensemble`)."""
+    import json
+
+    from scarce.ensemble import write_evaluation
+
+    rows = _rows(tiny_store, tmp_path, (8, 9))
+    said = []
+    (tmp_path / "out").mkdir()
+    ev = Evaluations(tmp_path / "out", said.append)
+    report = ev.ensemble(rows, "d1")
+    prefixes = ev.prefixes(rows)
+    members = ev.windows(rows)
+    assert said == ["evaluating the ensemble of 2 members (d1) on val, every prefix"]
+    alone = write_evaluation(tmp_path / "alone", [Member.of_run(r.run_dir) for r in rows])
+    for key in ("prefix_val_loss", "prefix_val_bpb", "tokens"):
+        np.testing.assert_allclose(report[key], alone[key], rtol=1e-12)
+    written = json.loads((tmp_path / "out" / "ensembles" / "d1" / "ensemble.json").read_text())
+    assert written["member_ids"] == [r.id for r in rows] and written["prefix_val_loss"] == report["prefix_val_loss"]
+    cfg = rows[0].config
+    separate = evaluate_ensemble([Member.of_run(r.run_dir) for r in rows], tiny_store.split("val"),
+                                 tiny_store.token_bytes(), cfg["model"]["seq_len"], cfg["train"]["batch_size"])
+    np.testing.assert_allclose(prefixes, separate["prefix_window_nll"], rtol=1e-12)
+    np.testing.assert_allclose(members, separate["member_window_nll"], rtol=1e-12)
+    assert ev.ensemble(rows, "d1")["prefix_val_loss"] == report["prefix_val_loss"] and len(said) == 1
+
+
+def test_a_precomputed_evaluation_of_another_combination_is_refused(tiny_store, tmp_path):
+    import pytest
+
+    from scarce.ensemble import write_evaluation
+
+    rows = _rows(tiny_store, tmp_path, (10,))
+    members = [Member.of_run(rows[0].run_dir)]
+    cfg = rows[0].config
+    done = evaluate_ensemble(members, tiny_store.split("val"), tiny_store.token_bytes(), cfg["model"]["seq_len"],
+                             combine="prob")
+    with pytest.raises(ValueError, match="combined by prob"):
+        write_evaluation(tmp_path / "e", members, combine="logit", result=done)
+
+
+def test_evaluations_set_the_torch_threads_of_the_thread_that_evaluates(tiny_store, tmp_path):
+    """`bench --samples`: a sample's own evaluations take one thread while another sample runs, every core once
+    it is the last; torch's threads are set in the evaluating thread (they do not carry across threads)."""
+    import threading
+
+    import torch
+
+    from scarce.bench.samples import Live
+
+    rows = _rows(tiny_store, tmp_path, (11,))
+    live = Live(2, cores=2)
+    asked, seen = [], []
+
+    def threads():
+        asked.append(live.threads())
+        return asked[-1]
+
+    def evaluate(out):
+        (tmp_path / out).mkdir()
+        Evaluations(tmp_path / out, lambda *a: None, threads).prefixes(rows)
+        seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    for out in ("a", "b"):
+        t = threading.Thread(target=evaluate, args=(out,))
+        t.start()
+        t.join()
+        live.done()
+    assert asked == [1, 2] and seen == [1, 2]
+    assert torch.get_num_threads() == before  # this thread's own setting is untouched
+    live.done()
+    assert live.threads() == 2

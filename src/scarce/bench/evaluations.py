@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,16 @@ from scarce.rundir import Member
 
 class Evaluations:
     """Per-window val NLLs of runs and ensembles, cached under OUT/evals by the run ids they cover; on the
-    GPU when there is one."""
+    GPU when there is one. `threads`, asked before each evaluation, sets the torch threads of the thread that
+    evaluates (`bench --samples`: one while another sample's runs may be training on the cores)."""
 
-    def __init__(self, out: Path, log: Log):
-        self.out, self.log = out, log
+    def __init__(self, out: Path, log: Log, threads: Callable[[], int] | None = None):
+        self.out, self.log, self.threads = out, log, threads
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _own_threads(self) -> None:
+        if self.threads is not None:  # (torch's intra-op threads are set per calling thread)
+            torch.set_num_threads(max(1, self.threads()))
 
     def windows(self, rows: list[dict]) -> np.ndarray:
         """(len(rows), windows) summed val NLL of each run's weights. Cached per run (and val split): a run
@@ -56,30 +62,38 @@ class Evaluations:
         return self.out / "evals" / "runs" / f"{row.id}-{store.manifest['splits']['val']['sha256'][:16]}.npy"
 
     def _evaluate(self, rows: list[dict], what: str, combine: str, store) -> np.ndarray:
-        ids = [r.id for r in rows]
-        key = hashlib.sha256(json.dumps([combine, *ids]).encode()).hexdigest()[:16]
-        path = self.out / "evals" / f"{key}.npz"
+        path = self._pass_path(rows, combine)
         if path.is_file():
             cached = np.load(path)
-            if list(cached["ids"]) == ids:
+            if list(cached["ids"]) == [r.id for r in rows]:
                 for row, nll in zip(rows, cached["member_window_nll"]):  # (a pass cached before runs were cached
                     if not self._run_path(row, store).is_file():         # one by one)
                         atomic.write_array(self._run_path(row, store), nll)
                 return cached[what]
+        return self._pass(rows, combine, store, keep=what != "member_window_nll")[what]
+
+    def _pass_path(self, rows: list[dict], combine: str) -> Path:
+        key = hashlib.sha256(json.dumps([combine, *[r.id for r in rows]]).encode()).hexdigest()[:16]
+        return self.out / "evals" / f"{key}.npz"
+
+    def _pass(self, rows: list[dict], combine: str, store, keep: bool = True,
+              what: str | None = None) -> dict:
+        """One pass of `rows` over val (`evaluate_ensemble`): each run's windows cached as its own, and with
+        `keep` the prefixes' too (for `prefixes`)."""
         members = [Member.of_run(r.run_dir) for r in rows]
         cfg = rows[0].config
-        self.log(f"evaluating {len(rows)} run(s) on val windows")
+        self.log(what or f"evaluating {len(rows)} run(s) on val windows")
+        self._own_threads()
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
                               cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
         for row, nll in zip(rows, r["member_window_nll"]):  # each member alone, whatever the combination
             atomic.write_array(self._run_path(row, store), nll)
-        if what == "member_window_nll":
-            return r[what]
-        arrays = {"ids": np.array(ids), "member_window_nll": r["member_window_nll"],
-                  "prefix_window_nll": r["prefix_window_nll"], "window_tokens": np.array(r["window_tokens"])}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_arrays(path, **arrays)
-        return arrays[what]
+        if keep:
+            path = self._pass_path(rows, combine)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_arrays(path, ids=np.array([r.id for r in rows]), member_window_nll=r["member_window_nll"],
+                                prefix_window_nll=r["prefix_window_nll"], window_tokens=np.array(r["window_tokens"]))
+        return r
 
     def nextline(self, rows: list[dict], items: list[dict]) -> np.ndarray:
         """(len(items),) bool: whether the logit-averaged ensemble of `rows` (one run: the run) picks each
@@ -89,6 +103,7 @@ class Evaluations:
         path = self.out / "evals" / f"{nextline.TASK}-{key}.npy"
         if path.is_file():
             return np.load(path)
+        self._own_threads()
         scorer = Scorer([Member.of_run(r.run_dir) for r in rows], "logit", self.device)
         correct = nextline.correct(scorer, items)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +118,9 @@ class Evaluations:
             cached = json.loads(path.read_text())
             if cached.get("member_ids") == ids:
                 return {**cached, "rows": rows}
-        self.log(f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
-        report = write_evaluation(path.parent, [Member.of_run(r.run_dir) for r in rows], extra={"member_ids": ids},
-                                  device=self.device)
+        # One pass serves both: ensemble.json's losses and the per-window prefixes `prefixes` reads.
+        done = self._pass(rows, "logit", open_store(rows[0].config["data"]),
+                          what=f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
+        report = write_evaluation(path.parent, [Member.of_run(row.run_dir) for row in rows],
+                                  extra={"member_ids": ids}, device=self.device, result=done)
         return {**report, "rows": rows}

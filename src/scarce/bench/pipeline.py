@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scarce import atomic, rundir
@@ -39,13 +40,14 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
           recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
           data_seed: int = 0, cost: dict | None = None, branch: bool = True,
           workers_per_gpu: int | None = None, executor: str = "local", ray_address: str | None = None,
-          pool=None) -> BenchResult:
+          pool=None, threads: Callable[[], int] | None = None) -> BenchResult:
     """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
     prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N. `branch`: runs of
     one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`). `workers` 0: on
     GPUs `workers_per_gpu` on each (None or 0: measured on the preset's largest standard run), else one per core.
     `executor` 'ray' trains the runs as Ray tasks (on the cluster at `ray_address`, else a local Ray instance).
-    `pool`: an executor shared with other benches running at the same time (`bench --samples`), used instead."""
+    `pool`: an executor shared with other benches running at the same time (`bench --samples`), used instead;
+    `threads`: the torch threads of this bench's own evaluations, asked before each (`Evaluations`)."""
     t0 = time.perf_counter()
     p = get_bench_preset(preset)
     if recipe not in BENCH_RECIPES:
@@ -79,7 +81,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
             distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])
         if p.synthetic:
             synthetic = synthetic_stage(p, runs, ensembles[p.largest])
-    ev = Evaluations(out, log)
+    ev = Evaluations(out, log, threads)
     result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev, synthetic)
     if base:
         result.cpt = _cpt(p, base, stores[1], ev)

@@ -55,10 +55,15 @@ def _at_once(out: Path, preset: str, samples: int, workers: int, log: Log, kwarg
     and results root each, as one after another): while one sample fits its laws or evaluates, or waits for
     its stage's last run, the others' runs use the cores. Same runs, same numbers; less idle time."""
     log(f"bench: {samples} samples at once on {workers} shared worker(s) (data seeds 0..{samples - 1})")
+    live = Live(samples)
 
     def one(seed: int) -> BenchResult:
         say = lambda line: log(f"[sample {seed}] {line}")
-        return bench(out / f"sample-{seed}", preset, workers=workers, log=say, data_seed=seed, pool=pool, **kwargs)
+        try:
+            return bench(out / f"sample-{seed}", preset, workers=workers, log=say, data_seed=seed, pool=pool,
+                         threads=live.threads, **kwargs)
+        finally:
+            live.done()
 
     # Daemon threads: an interrupted or failed bench does not wait for another sample's fit or evaluation to end
     # (whatever it was writing goes to a temporary name first).
@@ -68,6 +73,23 @@ def _at_once(out: Path, preset: str, samples: int, workers: int, log: Log, kwarg
             threading.Thread(target=_settle, args=(future, one, seed), name=f"bench-sample-{seed}", daemon=True).start()
         wait(futures, return_when=FIRST_EXCEPTION)  # a failed sample stops the others' runs at once
         return [f.result() for f in futures]
+
+
+class Live:
+    """The samples still running, and the torch threads a sample's own evaluations take: one while another
+    sample is still running (its runs keep the pool's one-thread workers on every core; with two threads the
+    evaluations and the runs beside them slowed each other: benchmarks/results/bench_cpu_small_samples.md),
+    every core once a sample is the last (the pool is then idle while it evaluates)."""
+
+    def __init__(self, samples: int, cores: int | None = None):
+        self.left, self.cores, self._lock = samples, cores or cpu_count(), threading.Lock()
+
+    def done(self) -> None:
+        with self._lock:
+            self.left -= 1
+
+    def threads(self) -> int:
+        return self.cores if self.left <= 1 else 1
 
 
 def _settle(future: Future, fn, *args) -> None:
