@@ -77,12 +77,12 @@ class Evaluations:
         return self.out / "evals" / f"{key}.npz"
 
     def _pass(self, rows: list[dict], combine: str, store, keep: bool = True,
-              what: str | None = None) -> dict:
+              message: str | None = None) -> dict:
         """One pass of `rows` over val (`evaluate_ensemble`): each run's windows cached as its own, and with
         `keep` the prefixes' too (for `prefixes`)."""
         members = [Member.of_run(r.run_dir) for r in rows]
         cfg = rows[0].config
-        self.log(what or f"evaluating {len(rows)} run(s) on val windows")
+        self.log(message or f"evaluating {len(rows)} run(s) on val windows")
         self._own_threads()
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
                               cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
@@ -120,7 +120,7 @@ class Evaluations:
                 return {**cached, "rows": rows}
         # One pass serves both: ensemble.json's losses and the per-window prefixes `prefixes` reads.
         done = self._pass(rows, "logit", open_store(rows[0].config["data"]),
-                          what=f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
+                          message=f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
         report = write_evaluation(path.parent, [Member.of_run(row.run_dir) for row in rows],
                                   extra={"member_ids": ids}, device=self.device, result=done)
         return {**report, "rows": rows}
