@@ -141,6 +141,22 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     assert result["data_seed"] == 0 and "**The sample.** A fixed draw of documents" in md
 
 
+def test_bench_joint_ensembles_hold_each_sizes_own_members(bench_run):
+    """With the joint limit every size's members train in one batch of runs; each size's ensemble is still its
+    chosen regularized run and members of its own depth and setting, seeds all different."""
+    from scarce.rundir import read_config
+
+    out = bench_run[0]
+    for depth in (1, 2, 3):
+        members = json.loads((out / "ensembles" / f"d{depth}" / "ensemble.json").read_text())["members"]
+        configs = [read_config(m["run_dir"]) for m in members]
+        assert len(configs) == 3 and "bench-regularized" in members[0]["run_dir"]
+        assert all("bench-ensemble" in m["run_dir"] for m in members[1:])
+        assert {c.model.depth for c in configs} == {depth}
+        assert len({(c.optim.lr, c.optim.weight_decay, c.train.epochs) for c in configs}) == 1
+        assert len({c.train.seed for c in configs}) == 3
+
+
 def test_bench_synthetic_stage_is_the_recipe(bench_run):
     """The synthetic stage's students are what `scarce.recipes.synthetic` makes of the ensemble's chosen member:
     same config, teachers the ensemble, generated sizes as the preset says, the share chosen on select."""

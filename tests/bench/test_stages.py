@@ -50,7 +50,7 @@ def test_ensemble_stage_is_the_ensemble_recipes_members_with_the_presets_heurist
 
 STAGE_RECIPES = {"_standard": ["recipe_standard_points"], "ensemble_points": ["member_points"],
                  "regularized_stage": ["descend", "axes"], "distill_stage": ["distill_points", "chain_distill"],
-                 "synthetic_stage": ["synthetic_students"]}
+                 "synthetic_stage": ["student_group", "train_students"]}
 """Each bench stage and the recipe functions it builds its runs with."""
 
 

@@ -209,6 +209,39 @@ def test_synthetic_students_choose_the_share_on_select(store, members, make_conf
     assert student_config(base, [(r["synthetic"], 0.9)], 3, passes=0.1).train.tokens == 2560  # never below the base
 
 
+def test_student_groups_train_together_and_one_share_trains_every_seed_at_once(store, make_config, monkeypatch,
+                                                                             tmp_path):
+    """train_students hands the workers every group's first round in one batch (no group waits for another), a
+    group with one share to try trains all its seeds in it, and a group tuning its share trains its other seeds
+    at the share chosen on select, in a second batch."""
+    import scarce.recipes.synthetic as synthetic
+
+    batches = []
+
+    def fake_train_all(jobs, executor, results, quiet):
+        batches.append([(j.config.mix.frac, j.config.train.seed, j.run_dir.parent.name) for j in jobs])
+        # select loss: share 0.5 wins in the tuning group
+        return [{"run_id": f"r{len(batches)}-{i}", "select_loss": 1.0 + abs(j.config.mix.frac - 0.5),
+                 "val_loss": 2.0} for i, j in enumerate(jobs)]
+
+    monkeypatch.setattr(synthetic, "train_all", fake_train_all)
+    base = make_config("train.tokens=2560")
+    tune = synthetic.StudentGroup(base, str(store.path), SynthSpec(2000), tmp_path / "tune", (0.25, 0.5, 0.9), (7, 8))
+    one = synthetic.StudentGroup(base, str(store.path), SynthSpec(2000), tmp_path / "one", (0.9,), (1, 2, 3))
+    got = synthetic.train_students([tune, one])
+    assert batches == [[(0.25, 7, "tune"), (0.5, 7, "tune"), (0.9, 7, "tune"), (0.9, 1, "one"), (0.9, 2, "one"),
+                        (0.9, 3, "one")], [(0.5, 8, "tune")]]
+    assert [g["frac"] for g in got] == [0.5, 0.9]
+    assert [(s["frac"], s["seed"]) for s in got[0]["students"]] == [(0.25, 7), (0.5, 7), (0.9, 7), (0.5, 8)]
+    assert [s["seed"] for s in got[1]["students"]] == [1, 2, 3]
+    assert got[1]["students"][2]["run_dir"] == str(tmp_path / "one" / "f0.9-s3")
+    batches.clear()
+    synthetic.train_students([one])
+    assert len(batches) == 1  # nothing left for a second batch
+    with pytest.raises(UserError, match="at least one share"):
+        synthetic.student_group(base, [], tmp_path / "x", SynthSpec(100), fracs=())
+
+
 def test_models_of_two_vocabularies_are_refused():
     from scarce.config import ModelConfig
     from scarce.model.gpt import GPT

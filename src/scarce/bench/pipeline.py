@@ -74,9 +74,10 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     chosen, single = regularized_stage(p, runs, stores[1], init)
     ensembles, distillation, synthetic = {}, None, None
     if recipe == "ensemble" and p.members > 1:
-        for depth in (p.sizes if p.joint else (p.largest,)):
-            ensembles[depth] = runs.run("ensemble", ensemble_points(p, chosen[depth]))
-        ensembles = {d: [chosen[d]["row"]] + rows for d, rows in ensembles.items()}
+        depths = p.sizes if p.joint else (p.largest,)
+        points = {d: ensemble_points(p, chosen[d]) for d in depths}
+        rows = iter(runs.run("ensemble", [x for d in depths for x in points[d]]))  # every size's members in one batch
+        ensembles = {d: [chosen[d]["row"]] + [next(rows) for _ in points[d]] for d in depths}
         if p.distill:
             distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])
         if p.synthetic:

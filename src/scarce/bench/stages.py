@@ -16,7 +16,7 @@ from scarce.recipes.distill import chain_distill, distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
 from scarce.recipes.standard import standard_points as recipe_standard_points
-from scarce.recipes.synthetic import synthetic_students
+from scarce.recipes.synthetic import StudentGroup, student_group, train_students
 from scarce.runs.store import RunStore
 from scarce.sample import Sampling
 from scarce.synth import SynthSpec
@@ -131,30 +131,35 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
     out, device = runs.out / "runs" / "synthetic", "cuda" if torch.cuda.is_available() else "cpu"
     store = RunStore(runs.results)
 
-    def students(name: str, writers: list, multiple: int, fracs: tuple, seeds: tuple) -> dict:
+    def group(name: str, writers: list, multiple: int, fracs: tuple, seeds: tuple) -> StudentGroup:
         spec = SynthSpec(multiple * budget, p.synthetic_mode, streams=SYNTHETIC_STREAMS, sampling=Sampling(1.0))
         runs.log(f"synthetic {name}: {len(writers)} teacher(s) write {spec.tokens:,} tokens; students at share(s) "
                  f"{', '.join(f'{f:g}' for f in fracs)}, {len(seeds)} seed(s)")
-        r = synthetic_students(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes,
-                               executor=runs.executor, results=runs.results, device=device)
-        r["rows"] = [store.get(s["run_id"], s["run_dir"]) for s in r["students"]]
-        return r
+        return student_group(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes, device=device)
+
+    def train(groups: list[StudentGroup]) -> list[dict]:
+        """Every group's students in one batch of runs on the workers (no group waits for another's to end)."""
+        trained = train_students(groups, executor=runs.executor, results=runs.results)
+        for r in trained:
+            r["rows"] = [store.get(s["run_id"], s["run_dir"]) for s in r["students"]]
+        return trained
 
     try:
-        by_multiple, frac, tuning = {}, None, []
         top, ordered = max(p.synthetic), sorted(p.synthetic)
         middle = ordered[len(ordered) // 2]  # the share is tuned here: at 1x generated text barely moves the student
-        for m in [middle] + [m for m in ordered if m != middle]:
-            seeds = tuple(k + j for j in range(p.synthetic_members if m == top else 1))
-            r = students(f"x{m}", teachers, m, p.synthetic_fracs if frac is None else (frac,), seeds)
-            if frac is None:
-                frac, tuning = r["frac"], [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in r["students"]]
-            by_multiple[m] = [row for s, row in zip(r["students"], r["rows"]) if s["frac"] == frac]
-        by_multiple = dict(sorted(by_multiple.items()))
-        self_row = None
+        seeds = {m: tuple(k + j for j in range(p.synthetic_members if m == top else 1)) for m in ordered}
+        tuned = train([group(f"x{middle}", teachers, middle, p.synthetic_fracs, seeds[middle])])[0]
+        frac = tuned["frac"]
+        tuning = [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in tuned["students"]]
+        others = [m for m in ordered if m != middle]
+        groups = [group(f"x{m}", teachers, m, (frac,), seeds[m]) for m in others]
         if p.synthetic_self_frac:
-            r = students("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,))
-            self_row = r["rows"][0]
+            groups.append(group("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,)))
+        rest = train(groups)
+        trained = {middle: tuned, **dict(zip(others, rest))}
+        by_multiple = {m: [row for s, row in zip(trained[m]["students"], trained[m]["rows"]) if s["frac"] == frac]
+                       for m in ordered}
+        self_row = rest[-1]["rows"][0] if p.synthetic_self_frac else None
     finally:
         store.close()
     return {"frac": frac, "tuning": tuning, "mode": p.synthetic_mode, "budget": budget, "students": by_multiple,

@@ -58,28 +58,77 @@ def student_config(base: RunConfig, synthetic: list[tuple[str, float]], seed: in
     return cfg
 
 
+@dataclasses.dataclass
+class StudentGroup:
+    """A synthetic store and the students to train on it: the first seed at every share in `fracs` (the share is
+    then chosen on select), the other seeds at the chosen share."""
+
+    base: RunConfig
+    store: str
+    spec: SynthSpec
+    out: Path
+    fracs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    passes: float = 2.0
+    kd: dict | None = None
+
+    def jobs(self, points: list[tuple[float, int]]) -> list[Job]:
+        return [Job(student_config(self.base, [(self.store, f)], s, self.passes, self.kd),
+                    self.out / f"f{f:g}-s{s}{'-kd' if self.kd else ''}") for f, s in points]
+
+    def first(self) -> list[tuple[float, int]]:
+        """What trains before the share is chosen: the first seed at every share, or every seed when there is
+        one share to try."""
+        if len(self.fracs) == 1:
+            return [(self.fracs[0], s) for s in self.seeds]
+        return [(f, self.seeds[0]) for f in self.fracs]
+
+
+def student_group(base: RunConfig, teachers: list, out: str | Path, spec: SynthSpec,
+                  fracs: tuple[float, ...] = (0.9,), seeds: tuple[int, ...] = (0,), passes: float = 2.0,
+                  kd: dict | None = None, device: str = "cpu") -> StudentGroup:
+    """Generate OUT/synthetic from the teachers (once, resumable) and plan the students on it (`train_students`)."""
+    if not fracs or not seeds:
+        raise UserError("synthetic students need at least one share and one seed")
+    out = Path(out)
+    store = synthesize(teachers, out / "synthetic", spec, base.data or None, device=device)
+    kd = {**kd, "teachers": [str(Path(t).resolve()) for t in teachers]} if kd else None
+    return StudentGroup(base, str(store.path), spec, out, tuple(fracs), tuple(seeds), passes, kd)
+
+
+def train_students(groups: list[StudentGroup], executor=None, results: str | None = None,
+                   quiet: bool = True) -> list[dict]:
+    """Train the students of every group in two batches at most: first what each group trains before its share is
+    chosen (`StudentGroup.first`), all groups at once, then the other seeds of each group at its share chosen on
+    select. Returns per group its synthetic store, spec, every student's row ({frac, seed, run_dir,
+    select_loss, val_loss, ...}) and the chosen share."""
+    def train(plan: list[tuple[StudentGroup, float, int]]) -> list[dict]:
+        jobs = [job for g, f, s in plan for job in g.jobs([(f, s)])]
+        summaries = train_all(jobs, executor, results, quiet) if jobs else []
+        return [{"frac": f, "seed": s, "run_dir": str(j.run_dir), **_brief(r)}
+                for (_, f, s), j, r in zip(plan, jobs, summaries)]
+
+    first = [(i, f, s) for i, g in enumerate(groups) for f, s in g.first()]
+    done = train([(groups[i], f, s) for i, f, s in first])
+    tuning = {i: [r for (j, _, _), r in zip(first, done) if j == i] for i in range(len(groups))}
+    chosen = {i: min(rows, key=lambda r: r["select_loss"])["frac"] for i, rows in tuning.items()}
+    rest = [(i, chosen[i], s) for i, g in enumerate(groups) if len(g.fracs) > 1 for s in g.seeds[1:]]
+    later = train([(groups[i], f, s) for i, f, s in rest])
+    return [{"synthetic": g.store, "spec": g.spec.as_dict(), "frac": chosen[i],
+             "students": tuning[i] + [r for (j, _, _), r in zip(rest, later) if j == i]}
+            for i, g in enumerate(groups)]
+
+
 def synthetic_students(base: RunConfig, teachers: list, out: str | Path, spec: SynthSpec,
                        fracs: tuple[float, ...] = (0.9,), seeds: tuple[int, ...] = (0,), passes: float = 2.0,
                        kd: dict | None = None, executor=None, results: str | None = None, quiet: bool = True,
                        device: str = "cpu") -> dict:
     """Generate OUT/synthetic from the teachers (once, resumable), train students at every share in `fracs` with
-    the first seed, choose the share on select, then train the other seeds at it. Returns the synthetic store,
-    every student's row ({frac, seed, run_dir, select_loss, val_loss, ...}) and the chosen share."""
-    out = Path(out)
-    store = synthesize(teachers, out / "synthetic", spec, base.data or None, device=device)
-    kd = {**kd, "teachers": [str(Path(t).resolve()) for t in teachers]} if kd else None
-
-    def train(points: list[tuple[float, int]]) -> list[dict]:
-        jobs = [Job(student_config(base, [(str(store.path), f)], s, passes, kd),
-                    out / f"f{f:g}-s{s}{'-kd' if kd else ''}") for f, s in points]
-        summaries = train_all(jobs, executor, results, quiet)
-        return [{"frac": f, "seed": s, "run_dir": str(j.run_dir), **_brief(r)}
-                for (f, s), j, r in zip(points, jobs, summaries)]
-
-    tuning = train([(f, seeds[0]) for f in fracs])
-    chosen = min(tuning, key=lambda r: r["select_loss"])["frac"]
-    students = tuning + train([(chosen, s) for s in seeds[1:]])
-    return {"synthetic": str(store.path), "spec": spec.as_dict(), "frac": chosen, "students": students}
+    the first seed, choose the share on select, then train the other seeds at it (every seed at once when one
+    share is given). Returns the synthetic store, every student's row ({frac, seed, run_dir, select_loss,
+    val_loss, ...}) and the chosen share."""
+    group = student_group(base, teachers, out, spec, fracs, seeds, passes, kd, device)
+    return train_students([group], executor, results, quiet)[0]
 
 
 def synthetic_chain(base: RunConfig, first: str | Path, out: str | Path, spec: SynthSpec, frac: float = 0.75,
