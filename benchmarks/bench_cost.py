@@ -28,7 +28,8 @@ def run_folders(out: Path) -> list[Path]:
     folders = []
     for b in benches:
         ids = set(json.loads(b.read_text())["run_ids"])
-        folders += [f for f in sorted(b.parent.glob("runs/*/*")) if f.name in ids and (f / rundir.SUMMARY).is_file()]
+        folders += [s.parent for s in sorted(b.parent.glob(f"runs/**/{rundir.SUMMARY}"))
+                    if json.loads(s.read_text()).get("run_id") in ids]
     return folders
 
 

@@ -187,6 +187,8 @@ def test_bench_synthetic_stage_is_the_recipe(bench_run):
         assert cfg.to_dict()["train"] == want.to_dict()["train"] and cfg.model == member.model == want.model
         assert cfg.optim == want.optim and cfg.mix == want.mix
     assert {r["run_id"] for rows in syn["students"].values() for r in rows} <= set(members)
+    # every student the bench trained is one of its runs, the tuning's at the share not chosen too
+    assert {json.loads((d / "summary.json").read_text())["run_id"] for d in student_dirs} <= set(members)
     seven = next(f for f in result["findings"] if f["id"] == "7")
     vals = {int(m): rows[0]["val_loss"] for m, rows in syn["students"].items()}
     assert seven["fall"]["value"] == pytest.approx(vals[1] - vals[3], abs=1e-4)

@@ -91,6 +91,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
         trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
     if synthetic:
         trained += [r for rows in synthetic["students"].values() for r in rows] + [synthetic["self"]] * bool(synthetic["self"])
+        trained += synthetic["tried"]  # the tuning's students at the shares not chosen: trained, so counted
     trained = list({r.id: r for r in ([base] if base else []) + trained}.values())
     result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r.id for r in trained]
     result.token_passes = int(sum(r.tokens_seen or 0 for r in trained))

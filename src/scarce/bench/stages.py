@@ -124,7 +124,7 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
     (`scarce.recipes.synthetic`): the ensemble of `members` writes each multiple of the budget (temperature 1),
     the share of synthetic batches is chosen on select at the middle multiple and kept for the others; and one
     member writes the smallest multiple for its own student (self-distillation through generated text). Returns
-    the students' run-store rows."""
+    the students' run-store rows ("tried": those of the tuning at shares not chosen)."""
     base = RunConfig.from_dict(members[0].config)
     base.tags = {"stage": "synthetic"}
     teachers, budget, k = [r.run_dir for r in members], train_tokens(members[0]), len(members)
@@ -160,7 +160,8 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
         by_multiple = {m: [row for s, row in zip(trained[m]["students"], trained[m]["rows"]) if s["frac"] == frac]
                        for m in ordered}
         self_row = rest[-1]["rows"][0] if p.synthetic_self_frac else None
+        tried = [row for s, row in zip(tuned["students"], tuned["rows"]) if s["frac"] != frac]
     finally:
         store.close()
     return {"frac": frac, "tuning": tuning, "mode": p.synthetic_mode, "budget": budget, "students": by_multiple,
-            "self": self_row}
+            "self": self_row, "tried": tried}
