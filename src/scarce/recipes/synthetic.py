@@ -102,18 +102,18 @@ def train_students(groups: list[StudentGroup], executor=None, results: str | Non
     chosen (`StudentGroup.first`), all groups at once, then the other seeds of each group at its share chosen on
     select. Returns per group its synthetic store, spec, every student's row ({frac, seed, run_dir,
     select_loss, val_loss, ...}) and the chosen share."""
-    def train(plan: list[tuple[StudentGroup, float, int]]) -> list[dict]:
-        jobs = [job for g, f, s in plan for job in g.jobs([(f, s)])]
+    def train(plan: list[tuple[int, float, int]]) -> list[dict]:  # (group index, share, seed)
+        jobs = [job for i, f, s in plan for job in groups[i].jobs([(f, s)])]
         summaries = train_all(jobs, executor, results, quiet) if jobs else []
         return [{"frac": f, "seed": s, "run_dir": str(j.run_dir), **_brief(r)}
                 for (_, f, s), j, r in zip(plan, jobs, summaries)]
 
     first = [(i, f, s) for i, g in enumerate(groups) for f, s in g.first()]
-    done = train([(groups[i], f, s) for i, f, s in first])
+    done = train(first)
     tuning = {i: [r for (j, _, _), r in zip(first, done) if j == i] for i in range(len(groups))}
     chosen = {i: min(rows, key=lambda r: r["select_loss"])["frac"] for i, rows in tuning.items()}
     rest = [(i, chosen[i], s) for i, g in enumerate(groups) if len(g.fracs) > 1 for s in g.seeds[1:]]
-    later = train([(groups[i], f, s) for i, f, s in rest])
+    later = train(rest)
     return [{"synthetic": g.store, "spec": g.spec.as_dict(), "frac": chosen[i],
              "students": tuning[i] + [r for (j, _, _), r in zip(rest, later) if j == i]}
             for i, g in enumerate(groups)]
