@@ -1,0 +1,354 @@
+"""Render the tables of the results files from their artifacts (bench.json, samples.json).
+
+In a results markdown file (benchmarks/results/*.md) a block
+
+    <!-- render: bench_cpu_full/bench.json multiples -->
+    ...
+    <!-- /render -->
+
+is replaced by the table that kind renders from that JSON (paths relative to benchmarks/results/). Kinds:
+
+    multiples        bench.json: each recipe's val loss, bits/byte, parametric and empirical multiple [95%], FLOPs
+    findings         bench.json: each finding's published claim, value [95%], detail and verdict
+    compare          several bench.json side by side (`path=label` names a column): multiples, val losses,
+                     the reference, the findings, hygiene
+    samples          samples.json: each recipe's multiple per sample and combined over the samples
+    sample-findings  samples.json: each finding's value per sample and its status
+
+`only=1,6,7` after the kind keeps those findings (findings, sample-findings). A path may carry a column label:
+`bench_cpu_small/bench.json="sample 0, cosine"` (compare).
+
+    python benchmarks/render_results.py            # rewrite every results file's blocks in place
+    python benchmarks/render_results.py --check    # exit 1 naming each file whose blocks are out of date
+
+Fields missing in an older bench.json render as "-" or leave their row or column out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import sys
+import tempfile
+from itertools import zip_longest
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BLOCK = re.compile(r"(<!-- render: (.*?) -->\n)(.*?)(<!-- /render -->)", re.S)
+DASH = "-"
+
+
+# ---- formatting ----
+
+def num(v, digits=3, scale=1.0):
+    """A number with fixed decimals; '-' where the artifact has none; inf as 'inf'; text as it is."""
+    if v is None or isinstance(v, bool):
+        return DASH
+    if not isinstance(v, (int, float)):
+        return str(v)
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v * scale:.{digits}f}"
+
+
+def interval(est, digits=3, suffix="", scale=1.0, ends=""):
+    """'v [lo, hi]' from a dict with value/low/high (or lo/hi); `suffix` after the value, `ends` after each end."""
+    if not isinstance(est, dict) or est.get("value") is None:
+        return DASH
+    lo, hi = est.get("low", est.get("lo")), est.get("high", est.get("hi"))
+    text = num(est["value"], digits, scale) + suffix
+    if lo is None and hi is None:
+        return text
+    return f"{text} [{num(lo, digits, scale)}{ends}, {num(hi, digits, scale)}{ends}]"
+
+
+def multiple(est):
+    return interval(est, 2, "x")
+
+
+def anything(v):
+    """A field of unknown shape (a future `covers`, `disagree`): lists joined, booleans as yes/no."""
+    if v is None:
+        return DASH
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(anything(x) for x in v) or DASH
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {anything(x)}" for k, x in v.items()) or DASH
+    if isinstance(v, float):
+        return num(v)
+    return str(v)
+
+
+def cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header, rows) -> str:
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(finding) -> str:
+    """The finding's own verdict string where bench.json has one, else its boolean `reproduced`."""
+    if finding.get("verdict"):
+        return finding["verdict"]
+    return {True: "reproduced", False: "not reproduced"}.get(finding.get("reproduced"), "not shown")
+
+
+def finding_value(f) -> str:
+    unit = str(f.get("unit") or "")
+    if unit.startswith("x"):
+        return multiple(f)
+    if unit.startswith("share"):
+        return interval(f, 0, "%", scale=100, ends="%")
+    return interval(f)
+
+
+# ---- bench.json ----
+
+def recipe_order(bench) -> list[str]:
+    """The standard and regularized recipes, then the others by training FLOPs (extrapolated ones last)."""
+    recipes = bench.get("recipes") or {}
+    flops = lambda name: recipes[name].get("flops")
+    first = lambda name: ["standard", "regularized"].index(name) if name in ("standard", "regularized") else 2
+    return sorted(recipes, key=lambda name: (first(name), flops(name) is None, flops(name) or 0))
+
+
+def recipe_label(bench, name) -> str:
+    return f"{name} (default)" if name == bench.get("default_recipe") else name
+
+
+def extra_keys(recipes) -> list[tuple[str, str]]:
+    """(kind, key) of per-multiple fields beyond the number itself that some recipe has (non-empty)."""
+    skip = {"value", "low", "high", "lo", "hi"}
+    found = []
+    for r in recipes.values():
+        for kind, est in (r.get("efficiency") or {}).items():
+            for key, v in (est or {}).items():
+                if key not in skip and v not in (None, [], {}, "") and (kind, key) not in found:
+                    found.append((kind, key))
+    return found
+
+
+def render_multiples(bench, _opts) -> str:
+    recipes = bench.get("recipes") or {}
+    extras = extra_keys(recipes)
+    header = ["recipe", "val loss (nats/token)", "bits/byte", "data efficiency, parametric [95%]",
+              "empirical [95%]", "training FLOPs"] + [f"{kind} {key}" for kind, key in extras]
+    base = (bench.get("cpt") or {}).get("base_val_loss")
+    rows = [] if base is None else [["pretrained model, before CPT", num(base, 4)] + [DASH] * (len(header) - 2)]
+    for name in recipe_order(bench):
+        r, eff = recipes[name], recipes[name].get("efficiency") or {}
+        flops = DASH if r.get("flops") is None else f"{r['flops']:.2e}"
+        rows.append([recipe_label(bench, name), num(r.get("val_loss"), 4), num(r.get("val_bpb"), 4),
+                     multiple(eff.get("parametric")), multiple(eff.get("empirical")), flops]
+                    + [anything((eff.get(kind) or {}).get(key)) for kind, key in extras])
+    return table(header, rows) + warnings_note(bench)
+
+
+def warnings_note(bench) -> str:
+    warnings = bench.get("warnings") or []
+    return "".join(f"\n\nWarning: {w if isinstance(w, str) else anything(w)}" for w in warnings)
+
+
+def chosen(findings, opts) -> list[dict]:
+    """The findings in order, only those named by `only=1,6,7` where the block says so."""
+    only = opts.get("only", "").split(",") if opts.get("only") else None
+    return [f for f in findings or [] if only is None or str(f.get("id")) in only]
+
+
+def render_findings(bench, opts) -> str:
+    rows = [[f.get("id", DASH), f.get("name", DASH), f.get("published", DASH), finding_value(f),
+             f.get("unit") or DASH, f.get("detail") or DASH, verdict(f)]
+            for f in chosen(bench.get("findings"), opts)]
+    header = ["finding", "", "published", "this run [95%]", "unit", "detail", "verdict"]
+    return table(header, rows)
+
+
+# ---- several bench.json side by side ----
+
+def reference_cell(bench) -> str:
+    refs = bench.get("reference") or []
+    return " / ".join(f"{num(r.get('val_loss'))} ({num(r.get('epochs'), 0)})" for r in refs) or DASH
+
+
+def finding_cell(f) -> str:
+    return f"{finding_value(f)}, {verdict(f)}" if f.get("value") is not None else verdict(f)
+
+
+def hygiene_rows(benches) -> list[list[str]]:
+    h = [b.get("hygiene") or {} for b in benches]
+    se_max = lambda x: max((d.get("se") for d in x.get("paired_differences") or [] if d.get("se") is not None),
+                           default=x.get("paired_difference_se"))
+    return [["paired SE on val (standard best vs regularized), max"] + [num(se_max(x), 4) for x in h],
+            ["|select - val| on the reference, mean / max"]
+            + [f"{num(x.get('select_val_gap_mean'))} / {num(x.get('select_val_gap_max'))}" for x in h]]
+
+
+def cost_rows(benches) -> list[list[str]]:
+    runs = ["runs"] + [str(len(b["run_ids"])) if b.get("run_ids") is not None else DASH for b in benches]
+    seconds = lambda b: b.get("run_seconds") if isinstance(b.get("run_seconds"), (int, float)) else None
+    minutes = ["process-minutes of training"] + [num(s / 60 if (s := seconds(b)) is not None else None, 1)
+                                                 for b in benches]
+    return [runs, minutes]
+
+
+def ordered_union(lists) -> list[str]:
+    out = []
+    for xs in lists:
+        out += [x for x in xs if x not in out]
+    return out
+
+
+def recipe_rows(benches) -> list[list[str]]:
+    names = ordered_union(recipe_order(b) for b in benches)
+    get = lambda b, n: (b.get("recipes") or {}).get(n) or {}
+    rows = []
+    for kind in ("parametric", "empirical"):
+        rows += [[f"{n}, {kind}"] + [multiple((get(b, n).get("efficiency") or {}).get(kind)) for b in benches]
+                 for n in names]
+    rows += [[f"val loss: {n}"] + [num(get(b, n).get("val_loss"), 4) for b in benches] for n in names]
+    return rows
+
+
+def finding_rows(benches) -> list[list[str]]:
+    by_id = [{str(f.get("id")): f for f in b.get("findings") or []} for b in benches]
+    ids = [i for i in ordered_union(list(x) for x in by_id) if any((x.get(i) or {}).get("value") is not None
+                                                                  for x in by_id)]
+    return [[f"finding {i}"] + [finding_cell(x[i]) if i in x else DASH for x in by_id] for i in ids]
+
+
+def render_compare(benches, labels) -> str:
+    rows = recipe_rows(benches)
+    rows.append(["reference val 1x / 2x / 4x / 8x (epochs)"] + [reference_cell(b) for b in benches])
+    rows += finding_rows(benches) + hygiene_rows(benches) + cost_rows(benches)
+    return table([""] + labels, rows)
+
+
+# ---- samples.json ----
+
+def sample_labels(samples) -> list[str]:
+    seeds = samples.get("data_seeds") or [p.get("data_seed") for p in samples.get("per_sample") or []]
+    return [f"sample {i} (data seed {s})" for i, s in enumerate(seeds)]
+
+
+def per_sample_cells(samples, name, kind, combined) -> list[str]:
+    """Each sample's multiple; with its interval where samples.json keeps one (the default recipe)."""
+    cells = [num(v, 2) + "x" if v is not None else DASH for v in combined.get("values") or []]
+    if name != samples.get("default_recipe"):
+        return cells
+    per = [(p.get("efficiency") or {}).get(kind) for p in samples.get("per_sample") or []]
+    return [multiple(e) if e else c for e, c in zip_longest(per, cells, fillvalue=DASH)]
+
+
+def render_samples(samples, _opts) -> str:
+    labels = sample_labels(samples)
+    header = ["recipe", "multiple"] + labels + ["combined [95%]", "one more sample [95%]", "tau"]
+    recipes = samples.get("recipes") or {}
+    names = sorted(recipes, key=lambda n: n != samples.get("default_recipe"))
+    rows = []
+    for name in names:
+        for kind, est in sorted((recipes[name] or {}).items(), key=lambda kv: kv[0] != "parametric"):
+            cells = per_sample_cells(samples, name, kind, est)
+            cells += [DASH] * (len(labels) - len(cells))
+            rows.append([recipe_label(samples, name), kind] + cells[:len(labels)]
+                        + [multiple(est), prediction(est), num(est.get("tau"), 2)])
+    return table(header, rows)
+
+
+def prediction(est) -> str:
+    if est.get("prediction_low") is None:
+        return DASH
+    return f"[{num(est['prediction_low'], 2)}x, {num(est.get('prediction_high'), 2)}x]"
+
+
+def render_sample_findings(samples, opts) -> str:
+    labels = sample_labels(samples)
+    rows = []
+    for f in chosen(samples.get("findings"), opts):
+        values = [num(v) for v in f.get("values") or []]
+        values += [DASH] * (len(labels) - len(values))
+        status = f.get("status") or f.get("verdict") or DASH
+        rows.append([f.get("id", DASH), f.get("name", DASH)] + values[:len(labels)] + [status])
+    return table(["finding", ""] + labels + ["over the samples"], rows)
+
+
+# ---- blocks ----
+
+SINGLE = {"multiples": render_multiples, "findings": render_findings, "samples": render_samples,
+          "sample-findings": render_sample_findings}
+KINDS = set(SINGLE) | {"compare"}
+
+
+def parse_spec(spec: str) -> tuple[str, list[tuple[str, str]], dict]:
+    """'PATH... KIND [key=value]...' -> kind, [(path, label)], options. A path may carry '=label'."""
+    kind, paths, opts = None, [], {}
+    for token in shlex.split(spec):
+        path, _, label = token.partition("=")
+        if token in KINDS:
+            kind = token
+        elif path.endswith(".json"):
+            paths.append((path, label or Path(path).parent.name or path))
+        else:
+            opts[path] = label
+    if kind is None or not paths:
+        raise ValueError(f"render block {spec!r}: needs a kind ({', '.join(sorted(KINDS))}) and a .json path")
+    return kind, paths, opts
+
+
+def render_spec(spec: str, root: Path = RESULTS) -> str:
+    kind, paths, opts = parse_spec(spec)
+    load = lambda p: json.loads((root / p).read_text())
+    if kind == "compare":
+        return render_compare([load(p) for p, _ in paths], [label for _, label in paths])
+    return SINGLE[kind](load(paths[0][0]), opts)
+
+
+def render_text(text: str, root: Path = RESULTS) -> str:
+    return BLOCK.sub(lambda m: f"{m.group(1)}{render_spec(m.group(2), root)}\n{m.group(4)}", text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stale_files(root: Path = RESULTS, write: bool = False) -> list[Path]:
+    """The results files whose blocks differ from what their artifacts render; rewritten when `write`."""
+    stale = []
+    for path in sorted(root.glob("*.md")):
+        text = path.read_text()
+        new = render_text(text, root)
+        if new != text:
+            stale.append(path)
+            if write:
+                write_atomic(path, new)
+    return stale
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if any file's blocks are out of date")
+    parser.add_argument("--root", type=Path, default=RESULTS, help="the results folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    stale = stale_files(args.root, write=not args.check)
+    for path in stale:
+        print(f"{path}: {'rendered blocks out of date' if args.check else 'rewritten'}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
