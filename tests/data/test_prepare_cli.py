@@ -58,6 +58,8 @@ def test_prepare_prints_summary_and_reuses(corpus, tmp_path, capsys, monkeypatch
     ("--corpus", "files:/no/such/dir", "does not exist"),
     ("--train-tokens", "1e9", "the corpus holds"),
     ("--seed", "-3", "seed must be an integer in [0, 2^63) (0: the documents' hash order), got -3"),
+    ("--piece-bytes", "-5", "argument --piece-bytes: '-5' is not a count"),
+    ("--piece-bytes", "1.5", "argument --piece-bytes: '1.5' is not a positive whole number"),
 ])
 def test_bad_input_is_one_line_and_status_2(corpus, tmp_path, capsys, option, value, message):
     assert main(_args(corpus, tmp_path / "s", **{option: value})) == 2
@@ -69,6 +71,20 @@ def test_near_duplicates_with_a_stream_is_one_line(tmp_path, capsys):
     assert main(_args(f"hf:{tmp_path}", tmp_path / "s", **{"--near-duplicates": "0.5"})) == 2
     assert "--near-duplicates compares each document with the whole corpus" in _error_line(capsys)
     assert not (tmp_path / "s").exists()
+
+
+def test_piece_bytes_with_a_stream_is_one_line(tmp_path, capsys):
+    assert main(_args(f"hf:{tmp_path}", tmp_path / "s", **{"--piece-bytes": "2k"})) == 2
+    assert "--piece-bytes orders the pieces of all train documents" in _error_line(capsys)
+    assert not (tmp_path / "s").exists()
+
+
+def test_piece_bytes_cuts_train_into_pieces(corpus, tmp_path, capsys):
+    assert main(_args(corpus, tmp_path / "p", **{"--piece-bytes": "500"})) == 0
+    assert main(_args(corpus, tmp_path / "w", **{"--piece-bytes": "0"})) == 0
+    pieces, whole = open_store(tmp_path / "p").manifest, open_store(tmp_path / "w").manifest
+    assert pieces["request"]["piece_bytes"] == 500 and "piece_bytes" not in whole["request"]
+    assert pieces["splits"]["train"]["documents"] > 2 * whole["splits"]["train"]["documents"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")

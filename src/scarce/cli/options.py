@@ -62,6 +62,11 @@ def parse_count(text: str) -> int:
     return int(value)
 
 
+def count_or_zero(text: str) -> int:
+    """A count as `parse_count` reads it, or 0 (an option whose 0 turns it off)."""
+    return 0 if text.strip() == "0" else parse_count(text)
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1 (threads, workers)."""
     try:

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from scarce.cli import options
-from scarce.cli.options import add_threads, parse_count
+from scarce.cli.options import add_threads, count_or_zero, parse_count
 from scarce.data.corpora import DEFAULT_SOURCE
 from scarce.data.store import SPLITS, STREAM_SAMPLE_BYTES, TokenStore, prepare
 from scarce.data.tokenizer import MIN_VOCAB
@@ -57,6 +57,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="another sample of the corpus: N > 0 shuffles which documents go to val, select and the "
                         "first train tokens (default 0: the order of the documents' hashes)")
+    p.add_argument("--piece-bytes", type=count_or_zero, default=0, metavar="N",
+                   help="cut train documents at line ends into pieces of about N bytes (e.g. 2k) and fill train with "
+                        "the pieces in a pseudo-random order (by their hash, salted by --seed), so a small train "
+                        "budget samples many documents; val and select keep whole documents, and no document gives "
+                        "to both train and val or select (default 0: train takes whole documents; not for hf:)")
     add_threads(p, "encoder threads (default: all cores)")
     p.set_defaults(func=run)
 
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
                     args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,
                     threads=args.threads, near_duplicates=args.near_duplicates,
-                    heldout_window=args.heldout_window, seed=args.seed)
+                    heldout_window=args.heldout_window, seed=args.seed, piece_bytes=args.piece_bytes)
     print(summary(store, time.perf_counter() - start))
     return 0
 

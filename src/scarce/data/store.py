@@ -21,6 +21,12 @@ How `prepare` splits a local corpus (`stdlib`, `files:`), and why:
 4. Nothing in steps 1-3 depends on the train budget, so stores cut from one corpus with train budgets
    N, 2N, 4N... share the tokenizer, val and select, and their train splits are nested prefixes.
    `derive_store` cuts such a smaller store from a bigger one without tokenizing again.
+4b. With `piece_bytes`, train takes pieces, not whole documents: the documents after select's (decided per
+   document as above, so no document straddles train and val or select) are cut at line ends into pieces of about
+   `piece_bytes` bytes, each ending with EOT, and the pieces are ordered by the hash of their text (salted by
+   `seed`, as in step 9) before train fills to its budget. A small budget then samples many documents, not the few
+   whole ones that happen to come first. The pieces and their order do not depend on the train budget, so the
+   nesting of step 4 holds. The BPE still learns from whole train documents.
 
 A local corpus is held whole in memory: it is scarce data (up to a few GB of text). A streamed corpus
 (`hf:`, which may be web-scale, such as FineWeb) is never held whole; its splits are drawn as it streams:
@@ -101,6 +107,7 @@ MAX_HELDOUT_SHARE = 0.25  # of a stream, each for val and select, so train alway
 SPLITS_DRAWN_WHOLE = "whole corpus: sorted by document hash"
 SPLITS_DRAWN_STREAM = "stream: document hash thresholds, stream order"
 SPLITS_DRAWN_SMALL_STREAM = SPLITS_DRAWN_WHOLE + " (the stream ended within its sample)"
+SPLITS_DRAWN_PIECES = SPLITS_DRAWN_WHOLE + "; train: its documents cut into pieces at line ends, sorted by piece hash"
 Log = Callable[[str], None]
 
 
@@ -134,6 +141,11 @@ class PrepareRequest:
     seed: int = 0
     """Which sample of the corpus: 0 orders (and, streamed, splits) documents by the hash of their text, N > 0 by
     sha256 of N and that hash (module docstring, step 9)."""
+    piece_bytes: int = 0
+    """Cut train documents into pieces of about this many bytes (at line boundaries) and order the pieces
+    pseudo-randomly (by the hash of the piece salted by `seed`) before the train budget is filled, so a small budget
+    spans many source files; the split stays decided per source file (no file straddles train and select/val).
+    0 keeps whole documents (module docstring, step 4b)."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "train_tokens", "select_tokens", "val_tokens"):
@@ -147,6 +159,11 @@ class PrepareRequest:
                             "streamed, never held whole; leave it out, or give local files as files:PATH")
         if self.heldout_window != 0:
             _check_positive("heldout_window", self.heldout_window)
+        if self.piece_bytes != 0:
+            _check_positive("piece_bytes", self.piece_bytes)
+        if self.piece_bytes and corpora.is_streamed(self.source):
+            raise UserError(f"--piece-bytes orders the pieces of all train documents, and {self.source} is streamed, "
+                            "never held whole; leave it out, or give local files as files:PATH")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be an integer in [0, 2^63) (0: the documents' hash order), got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))  # a numpy integer would not go into the manifest's JSON
@@ -154,6 +171,13 @@ class PrepareRequest:
 
     def budgets(self) -> dict[str, int]:
         return {"train": self.train_tokens, "select": self.select_tokens, "val": self.val_tokens}
+
+    def to_json(self) -> dict:
+        """The manifest's `request`: piece_bytes only where set, so stores made before it keep their manifests."""
+        fields = asdict(self)
+        if not self.piece_bytes:
+            del fields["piece_bytes"]
+        return fields
 
 
 def _check_positive(name: str, value: object) -> None:
@@ -344,6 +368,7 @@ def prepare(
     heldout_window: int = 0,
     progress: Log | None = None,
     seed: int = 0,
+    piece_bytes: int = 0,
 ) -> TokenStore:
     """Tokenize `corpus` into a token store at `out` (see the module docstring for the method).
 
@@ -352,7 +377,7 @@ def prepare(
     when `progress` is None to stderr if it is a terminal.
     """
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
-                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window, seed)
+                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window, seed, piece_bytes)
     out = Path(out)
     _check_destination(out)
     existing = _existing_manifest(out)
@@ -376,7 +401,8 @@ def prepare(
             return _reuse(out, existing, request, tok, existing["corpus"]["fingerprint"] == corpus_info["fingerprint"],
                           log)
         tok, arrays, heldout = _tokenize_splits(docs, request, tok)
-        corpus_info["splits_drawn"], tok_info = SPLITS_DRAWN_WHOLE, {"heldout": heldout}
+        corpus_info["splits_drawn"] = SPLITS_DRAWN_PIECES if piece_bytes else SPLITS_DRAWN_WHOLE
+        tok_info = {"heldout": heldout}
     if request.tokenizer == "bpe" and tok.vocab_size < request.vocab_size:
         log(f"warning: the BPE ran out of pairs to merge at {tok.vocab_size:,} tokens, fewer than the "
             f"{request.vocab_size:,} asked (the corpus is too small for that vocabulary); the store uses "
@@ -592,7 +618,7 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
     arrays, held-out info)."""
     if existing is not None:
         enc = _Encoded(existing, docs, req.heldout_window)
-        return enc.tok, _fill(enc, req.budgets()), {"documents": 0, "bytes": 0}
+        return enc.tok, _fill(enc, req), {"documents": 0, "bytes": 0}
     doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
     heldout_tokens = req.val_tokens + req.select_tokens
     factor, caps = HELDOUT_BYTES_PER_TOKEN, list(HELDOUT_CAPS)
@@ -602,7 +628,7 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
                        req.heldout_window)
         ends = _fill_ends(enc, req.budgets(), FILL_ORDER[:2])
         if ends["select"] <= k:
-            return enc.tok, _fill(enc, req.budgets()), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
+            return enc.tok, _fill(enc, req), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
         if at_cap and len(caps) > 1:
             caps.pop(0)
             continue
@@ -655,15 +681,63 @@ def _fill_ends(enc: _Encoded, budgets: dict[str, int], names: tuple[str, ...]) -
     return ends
 
 
-def _fill(enc: _Encoded, budgets: dict[str, int]) -> dict[str, np.ndarray]:
-    """Cut val, select and train from the documents in order, each to its exact budget."""
-    ends = _fill_ends(enc, budgets, FILL_ORDER)
+def _fill(enc: _Encoded, req: PrepareRequest) -> dict[str, np.ndarray]:
+    """Cut val, select and train from the documents in order, each to its exact budget; with `piece_bytes`,
+    train from the pieces of the documents after select's (module docstring, step 4b)."""
+    names = FILL_ORDER[:2] if req.piece_bytes else FILL_ORDER
+    ends = _fill_ends(enc, req.budgets(), names)
     arrays, start = {}, 0
-    for name in FILL_ORDER:
+    for name in names:
         joined = np.concatenate([enc.piece(i, name) for i in range(start, ends[name])])
-        arrays[name] = joined[:budgets[name]]  # cuts the last document; its remainder is dropped
+        arrays[name] = joined[:req.budgets()[name]]  # cuts the last document; its remainder is dropped
         start = ends[name]
+    if req.piece_bytes:
+        arrays["train"] = _fill_pieces(enc.tok, enc.docs[start:], req)
     return arrays
+
+
+def _fill_pieces(tok: Tokenizer, docs: list[str], req: PrepareRequest) -> np.ndarray:
+    """The train split from `docs` cut into pieces in their hash order, to the exact budget (the last piece cut)."""
+    pieces = _Encoded(tok, train_pieces(docs, req.piece_bytes, req.seed))
+    parts, need = [], req.train_tokens
+    for i in itertools.count():
+        if need <= 0:
+            return np.concatenate(parts)[:req.train_tokens]
+        if i == len(pieces):
+            raise UserError(
+                f"the {len(docs):,} documents left for train after val and select hold {pieces.tokens():,} tokens "
+                f"(in {len(pieces):,} pieces of ~{req.piece_bytes:,} bytes), too few for the train budget of "
+                f"{req.train_tokens:,}; lower it to at most {pieces.tokens():,} tokens or add text")
+        parts.append(pieces[i])
+        need -= len(parts[-1])
+
+
+def train_pieces(docs: list[str], piece_bytes: int, seed: int = 0) -> list[str]:
+    """`docs` cut into pieces (`cut_pieces`), sorted by the hash of their text salted by `seed` (`order_key`): a
+    pseudo-random order of its own, not the documents', so consecutive pieces come from different documents. A
+    stable sort, so identical pieces keep the documents' order."""
+    pieces = [p for doc in docs for p in cut_pieces(doc, piece_bytes)]
+    return sorted(pieces, key=lambda p: order_key(corpora.document_hash(p), seed))
+
+
+def cut_pieces(doc: str, piece_bytes: int) -> list[str]:
+    """`doc` cut at line ends into round(bytes / piece_bytes) pieces (at least one) of about equal UTF-8 bytes, so
+    no piece is a short remainder; a line longer than a piece stays whole. The pieces join back into `doc`."""
+    lines = doc.splitlines(keepends=True)
+    sizes = [len(line.encode("utf-8")) for line in lines]
+    total = sum(sizes)
+    n = max(1, round(total / piece_bytes))
+    pieces, start, done, k = [], 0, 0, 1
+    for i, size in enumerate(sizes):
+        done += size
+        if k < n and done * n >= k * total:  # the k-th cut falls on or before this line's end
+            pieces.append("".join(lines[start:i + 1]))
+            start = i + 1
+            while k < n and done * n >= k * total:
+                k += 1
+    if start < len(lines):
+        pieces.append("".join(lines[start:]))
+    return pieces
 
 
 def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) -> UserError:
@@ -908,7 +982,7 @@ def _manifest(req: PrepareRequest, corpus_info: dict, tok: Tokenizer, arrays: di
         "scarce_version": __version__,
         "created_at": _now(),
         "source": req.source,
-        "request": asdict(req),
+        "request": req.to_json(),
         "splits_drawn": corpus_info.pop("splits_drawn"),
         "corpus": corpus_info,
         "tokenizer": {**tok.describe(), "sha256": _sha256(tok), **tok_info},
