@@ -15,9 +15,10 @@ written as `1.96x [1.9, 2.01]` in one of the artifact's own strings (a finding's
 `published`). Every number of every JSON would not do: their losses alone cover most two-decimal numbers
 between 1 and 3, so any multiple would pass.
 
-Left out: the files in TIME_RATIOS, whose multiples are speed ratios; docs/LOG.md, the dated log of past sessions (history, not a results claim: it keeps the numbers each
-session measured, artifacts committed or not); multiples written with fewer decimals (`~2x`, `1.9x`), which
-are rough readings rather than quotes; and timings and losses, which no check here reads.
+Left out: the files in TIME_RATIOS, whose multiples are speed ratios; docs/LOG.md, the dated log of past
+sessions (history, not a results claim: it keeps the numbers each session measured, artifacts committed or
+not); multiples written with fewer decimals (`~2x`, `1.9x`), which are rough readings rather than quotes; and
+timings and losses, which no check here reads.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ DOCS = ROOT / "docs"
 
 # Published multiples the files quote, each with its source.
 PUBLISHED = {
-    "2.29": "Kim et al., Pre-training under infinite compute: the regularized recipe's data efficiency",
+    "2.29": "Kim et al., Pre-training under infinite compute (arXiv 2509.14786): the regularized recipe's data efficiency",
     "5.17": "Kim et al.: the joint limit's data efficiency (ensembles of regularized models, K and N to infinity)",
     "1.48": "arXiv 2603.18534 (megadocs): generations per real document",
     "1.80": "arXiv 2603.18534 (megadocs): stitched megadocs",
