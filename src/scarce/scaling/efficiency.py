@@ -18,6 +18,7 @@ from scarce.errors import UserError
 from scarce.scaling.laws import (
     LEVEL,
     Fit,
+    aligned,
     bootstrap_weights,
     positive_array,
     require_distinct,
@@ -59,10 +60,11 @@ def fit_efficiency(ref_tokens, ref_loss, loss: float, tokens: float, *, n_boot: 
     b = solve_power_law(D, y, w)
     d_ref = tokens_for_loss(targets, b.E, b.A, b.alpha)
     values = {"efficiency": d_ref / tokens, "D_ref": d_ref, "E": b.E, "A": b.A, "alpha": b.alpha}
-    point, draws = split_rows(values, b.ok)
-    fit = Fit("efficiency", summarise(point, draws, level), D.size, n_boot, int((~b.ok[1:]).sum()), level,
+    ok = b.ok & ~np.isnan(targets * np.ones_like(b.ok, dtype=float))  # a target draw may be missing (nan)
+    point, draws = split_rows(values, ok)
+    fit = Fit("efficiency", summarise(point, draws, level), D.size, n_boot, int((~ok[1:]).sum()), level,
               draws=draws, data={"ref_tokens": D, "ref_loss": L, "loss": np.array([loss]),
-                                 "tokens": np.array([tokens])})
+                                 "tokens": np.array([tokens]), "aligned": aligned(values, ok)})
     _flag_parametric(fit, D, L, loss, b, draws, loss_draws is not None)
     return fit
 
@@ -135,10 +137,12 @@ def empirical_efficiency(ref_tokens, ref_loss, loss: float, tokens: float, *, n_
         d_ref += [interpolate_tokens(*empirical_frontier(D[row > 0], L[row > 0]), loss)[0] for row in w]
     d_ref = np.array(d_ref)
     ok = np.isfinite(d_ref)
-    point, draws = split_rows({"efficiency": d_ref / tokens, "D_ref": d_ref}, ok)
+    values = {"efficiency": d_ref / tokens, "D_ref": d_ref}
+    point, draws = split_rows(values, ok)
     fit = Fit("efficiency_empirical", summarise(point, draws, level), D.size, n_boot, int((~ok[1:]).sum()),
               level, draws=draws, data={"ref_tokens": D, "ref_loss": L, "front_tokens": ft, "front_loss": fl,
-                                        "loss": np.array([loss]), "tokens": np.array([tokens])})
+                                        "loss": np.array([loss]), "tokens": np.array([tokens]),
+                                        "aligned": aligned(values, ok)})
     if interpolate_tokens(ft, fl, loss)[1]:
         fit.warn(f"loss {loss:g} lies outside the reference curve's losses [{fl.min():g}, {fl.max():g}]: "
                  "D_ref is extrapolated from the end segment", "extrapolated")

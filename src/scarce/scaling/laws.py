@@ -239,8 +239,15 @@ def solve_power_law(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> PowerLawBatc
     E, A, _ = profile(np.log(alpha))
     A = A * np.exp(alpha * shift)  # undo the centring: A_s·(x/x0)^-alpha = A_s·x0^alpha·x^-alpha
     ok = (count_distinct(x, w) >= 3) & np.isfinite(E) & np.isfinite(A) & np.isfinite(alpha)
-    at_bound = (g == 0) | (g == la.size - 1) | (A <= 0)
+    # E = 0 is a bound too: the least-squares asymptote would be negative, so the data do not pin it down
+    at_bound = (g == 0) | (g == la.size - 1) | (A <= 0) | (E <= 0)
     return PowerLawBatch(E, A, alpha, ok, at_bound)
+
+
+def aligned(values: dict[str, np.ndarray], ok: np.ndarray) -> dict[str, np.ndarray]:
+    """Every refit's numbers by draw index (nan where a refit failed): fits made from the same paired draws
+    can then be compared draw by draw (a multiple of the joint limit, a difference of two asymptotes)."""
+    return {k: np.where(ok[1:], np.asarray(v, dtype=float)[1:], np.nan) for k, v in values.items()}
 
 
 def power_law(x, E: float, A: float, alpha: float) -> np.ndarray:
@@ -270,9 +277,10 @@ def fit_power_law(x, y, *, n_boot: int = 1000, seed: int = 0, level: float = LEV
         rng = np.random.default_rng(seed)
         w = with_data_row(bootstrap_weights(rng, x.size, n_boot), x.size)
     b = solve_power_law(x, y, w)
-    point, draws = split_rows({"E": b.E, "A": b.A, "alpha": b.alpha}, b.ok)
+    values = {"E": b.E, "A": b.A, "alpha": b.alpha}
+    point, draws = split_rows(values, b.ok)
     fit = Fit("power_law", summarise(point, draws, level), x.size, n_boot, int((~b.ok[1:]).sum()),
-              level, draws=draws, data={"x": x, "y": y[0] if y.ndim == 2 else y})
+              level, draws=draws, data={"x": x, "y": y[0] if y.ndim == 2 else y, "aligned": aligned(values, b.ok)})
     _flag_power_law(fit, x, b.at_bound[0], "the power law", y_draws is not None)
     return fit
 
@@ -286,19 +294,24 @@ def _flag_power_law(fit: Fit, x: np.ndarray, at_bound: bool, what: str, measured
         fit.warn(f"{what} is under-determined: 3 parameters from {np.unique(x).size} distinct points "
                  "(it passes through them; the interval says little)", "underdetermined")
     if at_bound:
-        fit.warn(f"{what} hit a bound (alpha in [{ALPHA_BOUNDS[0]:g}, {ALPHA_BOUNDS[1]:g}], E >= 0, A >= 0); "
-                 "the data may not follow a decreasing power law", "at_bound")
+        fit.warn(f"{what} hit a bound (alpha in [{ALPHA_BOUNDS[0]:g}, {ALPHA_BOUNDS[1]:g}], E >= 0, A >= 0): its "
+                 "asymptote is not identified; the data may not follow a decreasing power law with an asymptote",
+                 "at_bound")
 
 
 # ----------------------------------------------------------------------------- joint two-step limit
 
 
-def fit_joint(params, members, loss, *, n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> Fit:
+def fit_joint(params, members, loss, *, n_boot: int = 1000, seed: int = 0, level: float = LEVEL,
+              y_draws=None) -> Fit:
     """Joint limit in two steps: per model size N, L(K) = E_N + A_N·K^(-a_N); then E_N = E + A·N^(-alpha).
 
     E is the loss of an infinite ensemble of infinitely large models. Both stages are bootstrapped:
     points are resampled within each size for stage 1 and, when there are more sizes than stage-2
-    parameters, sizes are resampled for stage 2; with 3 sizes only stage-1 noise is propagated.
+    parameters, sizes are resampled for stage 2; with 3 sizes only stage-1 noise is propagated. With
+    `y_draws` (n_draws, n: every point's loss measured again, e.g. on resampled val windows with seed noise),
+    stage 1 refits each size on each draw and stage 2 refits the E_N of that draw, so E's interval carries
+    the measurements' noise through both stages (and `data["aligned"]` keeps the draws by index).
     """
     N = positive_array("params", params)
     K = positive_array("members", members, n=N.size)
@@ -307,16 +320,21 @@ def fit_joint(params, members, loss, *, n_boot: int = 1000, seed: int = 0, level
     if sizes.size < 3:
         raise UserError(f"the joint fit needs at least 3 model sizes (distinct params), got {sizes.size}")
     rng = np.random.default_rng(seed)
-    stage1 = [_joint_stage1(K[N == n], L[N == n], n, rng, n_boot) for n in sizes]
+    if y_draws is not None:
+        y = np.vstack([L, np.asarray(y_draws, dtype=float).reshape(-1, N.size)])
+        n_boot = y.shape[0] - 1
+        stage1 = [_joint_stage1_measured(K[N == n], y[:, N == n], n) for n in sizes]
+    else:
+        stage1 = [_joint_stage1(K[N == n], L[N == n], n, rng, n_boot) for n in sizes]
     e_n = np.stack([s.E for s in stage1], axis=1)  # (1 + n_boot, sizes)
     w2 = np.ones_like(e_n)
-    if sizes.size > 3:
+    if sizes.size > 3 and y_draws is None:
         w2[1:] = bootstrap_weights(rng, sizes.size, n_boot)
     b = solve_power_law(sizes, e_n, w2)
     ok = b.ok & np.all([s.ok for s in stage1], axis=0)
     values = {"E": b.E, "A": b.A, "alpha": b.alpha} | {f"E_N={n:.4g}": e_n[:, i] for i, n in enumerate(sizes)}
     point, draws = split_rows(values, ok)
-    data = {"params": N, "members": K, "loss": L, "sizes": sizes,
+    data = {"params": N, "members": K, "loss": L, "sizes": sizes, "aligned": aligned(values, ok),
             "A_N": np.array([s.A[0] for s in stage1]), "alpha_N": np.array([s.alpha[0] for s in stage1])}
     fit = Fit("joint", summarise(point, draws, level), N.size, n_boot, int((~ok[1:]).sum()), level,
               draws=draws, data=data)
@@ -328,6 +346,12 @@ def _joint_stage1(k: np.ndarray, loss: np.ndarray, n: float, rng, n_boot: int) -
     """Stage 1 for one model size: loss against ensemble members, resampling that size's points."""
     require_distinct(k, 3, f"the member fit at params={n:.4g}")
     return solve_power_law(k, loss, with_data_row(bootstrap_weights(rng, k.size, n_boot), k.size))
+
+
+def _joint_stage1_measured(k: np.ndarray, y: np.ndarray, n: float) -> PowerLawBatch:
+    """Stage 1 for one model size on measured draws: y (1 + n_draws, points), row 0 the data."""
+    require_distinct(k, 3, f"the member fit at params={n:.4g}")
+    return solve_power_law(k, y, np.ones_like(y))
 
 
 def _flag_joint(fit: Fit, K, N, sizes, stage1, b: PowerLawBatch) -> None:
