@@ -49,11 +49,7 @@ TIME_RATIOS = {
 }
 
 # Quotes in a file another change owns, left to its owner: (file, multiple) -> why. Remove an entry once fixed.
-PENDING = {
-    ("bench.md", "1.87"): "cosine cpu-small combined over 3 samples: no samples.json of it is committed",
-    ("bench.md", "1.91"): "cpu-full on WSD (sixteenth session): its bench.json was not committed",
-    ("bench.md", "2.19"): "cpu-full on WSD (sixteenth session): its bench.json was not committed",
-}
+PENDING: dict = {}
 
 MULTIPLE = re.compile(r"(?<![\w.])(\d+\.\d\d)x\b(?:\**\s*\[(\d+(?:\.\d+)?)x?, (\d+(?:\.\d+)?)x?\])?")
 KEYS = ("efficiency", "headline", "per_sample", "multiple")

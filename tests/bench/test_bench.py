@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scarce.bench import BENCH_PRESETS, BenchPreset
+from scarce.bench.findings import VERDICTS
 from scarce.cli.main import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,10 +110,19 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     assert "ensemble-k3 *" in first and first.strip().endswith("report.md)")
     assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6", "5a-seq", "5b-seq", "7"]
     for f in result["findings"]:
-        assert f["reproduced"] in (True, False, None) and f["detail"], f
+        assert f["verdict"] in VERDICTS and f["detail"], f
+        assert f["reproduced"] == {"reproduced": True, "not reproduced": False}.get(f["verdict"]), f
         assert f["id"] in first
-        if f["id"] in ("1", "5a", "5b", "5c", "6", "5a-seq", "5b-seq"):  # paired differences and fits of its runs
-            assert f["reproduced"] is not None and f["value"] is not None, f
+        if f["id"] in ("1", "5a", "5b", "5c", "5a-seq", "5b-seq"):  # paired differences of its runs
+            assert f["verdict"] != "not run" and f["value"] is not None, f
+    # what the intervals cover, and every fit at a bound among the warnings
+    assert "val windows" in result["intervals"]["covers"] and result["intervals"]["leaves_out"]
+    assert result["intervals"]["seed_noise"]["df"] >= 2  # the ensemble's members repeat one setting
+    for name, fit in result["fits"].items():
+        if not name.startswith("efficiency_") and any("hit a bound" in w for w in fit.get("warnings", [])):
+            assert any(w.startswith(f"fit {name}:") for w in result["warnings"]), name
+    for w in result["warnings"]:
+        assert f"warning: {w}" in first
     # finding 2: each size against the next smaller, paired on the val windows, matches their val losses
     steps = result["findings"][1]["size_steps"]
     reg = {r["depth"]: r["val_loss"] for r in result["regularized"]}
@@ -432,3 +442,14 @@ def test_a_data_seed_prepares_another_sample_in_its_own_folder(micro, tmp_path):
     assert zero[4].fingerprint != two[4].fingerprint
     for stores in (zero, two):  # nested train prefixes of one store, as without a seed
         assert all(len(stores[m].split("train")) == 1200 * m for m in (1, 2, 4))
+
+
+def test_a_preset_with_pieces_prepares_its_stores_in_pieces(micro, tmp_path):
+    import dataclasses
+
+    from scarce.bench.pipeline import bench_stores
+
+    stores = bench_stores(dataclasses.replace(micro, piece_bytes=300), None, tmp_path / "stores", lambda *a: None)
+    assert stores[4].manifest["request"]["piece_bytes"] == 300 and stores[1].manifest["request"]["piece_bytes"] == 300
+    assert all(len(stores[m].split("train")) == 1200 * m for m in (1, 2, 4))  # nested prefixes, as whole
+    assert (stores[1].split("train") == stores[4].split("train")[:1200]).all()

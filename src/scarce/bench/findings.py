@@ -1,128 +1,276 @@
-"""The published findings, each checked against the bench's numbers with its interval."""
+"""The published findings, each a pure function of the bench's measurements, judged on its interval.
+
+A finding reads "reproduced" only where its 95% interval clears the paper's claim, "not reproduced" where the
+interval lies on the wrong side, "not shown" where it straddles the criterion, "not identified" where its number
+comes from a fit at a bound (an asymptote at 0, an exponent at its limit), "not run" where the preset did not
+measure it. Every interval is over the same paired draws (`scarce.bench.measured`: val windows and seed noise).
+docs/bench.md tabulates each finding: the paper's sentence and number, the criterion here, the protocol.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from scarce.bench.common import estimate, fmt, identified, interval_text, tokens_per_window
+from scarce.bench.common import Unfitted, estimate, fmt, identified, interval_text, tokens_per_window
 from scarce.bench.evaluations import Evaluations
+from scarce.bench.measured import Measured, interval
 from scarce.bench.presets import BenchPreset
-from scarce.scaling.paired import gain_share, loss_difference
+from scarce.scaling.paired import loss_difference
+
+VERDICTS = ("reproduced", "not reproduced", "not shown", "not identified", "not run")
+KIM_REGULARIZED, KIM_JOINT, SLOWRUN = 2.29, 5.17, 10.0
+"""Published multiples: Kim et al.'s regularized recipe and joint limit; NanoGPT Slowrun's ~10x."""
+
+
+@dataclass
+class Bench:
+    """What the findings read: the bench's runs and fits (rows are run-store rows), and the paired draws."""
+
+    p: BenchPreset
+    std: list[dict]
+    chosen: dict
+    fits: dict
+    recipes: dict
+    ens: dict
+    distillation: dict | None
+    m: Measured
+    reference: list[dict]
+    default: str = "regularized"
+    synthetic: dict | None = None
 
 
 def check_findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, recipes: dict, ens: dict,
-                   distillation: dict | None, ev: Evaluations, reference: list[dict],
+                   distillation: dict | None, m: Measured, reference: list[dict],
                    default: str = "regularized", synthetic: dict | None = None) -> list[dict]:
-    kw = {"n_boot": p.n_boot}
-    out = []
-    # 1. the standard recipe overfits: val against epochs has an interior minimum, per size
-    per_size, u_shaped = [], 0
-    for depth in p.sizes:
-        mine = sorted((r for r in std if r["depth"] == depth), key=lambda r: r["epochs"])
+    b = Bench(p, std, chosen, fits, recipes, ens, distillation, m, reference, default, synthetic)
+    return [f for check in FINDINGS for f in check(b)]
+
+
+def judge(est: dict, threshold: float, side: str) -> str:
+    """The verdict of an interval against a criterion: `side` 'above' holds when the interval lies above
+    `threshold`, 'below' when below; on the other side entirely, not reproduced; across it, not shown."""
+    low, high = est.get("low"), est.get("high")
+    if est.get("value") is None:
+        return "not shown"
+    clear_above = low is not None and low > threshold
+    clear_below = high is not None and high < threshold
+    if side == "above":
+        return "reproduced" if clear_above else "not reproduced" if clear_below else "not shown"
+    return "reproduced" if clear_below else "not reproduced" if clear_above else "not shown"
+
+
+def difference(b: Bench, a: np.ndarray, c: np.ndarray, value: float) -> dict:
+    """A paired difference's point and interval from two models' draws (a - c)."""
+    return interval(value, a - c)
+
+
+def overfits(b: Bench) -> list[dict]:
+    """1. Per size, val at the most epochs minus val at the epochs best on select (never val), paired with seed
+    noise: reproduced when at least two sizes (every size, if fewer) have that minimum inside the grid and the
+    rise above zero; not reproduced when no size's best is inside the grid."""
+    per_size = []
+    for depth in b.p.sizes:
+        mine = sorted((r for r in b.std if r["depth"] == depth), key=lambda r: r["epochs"])
         if len(mine) < 3:
             continue
-        w = ev.windows([r["row"] for r in mine])
-        best = int(np.argmin([r["val_loss"] for r in mine]))
-        diff = loss_difference(w[-1], w[best], tokens_per_window(mine[0]["row"]), **kw)
-        interior = 0 < best < len(mine) - 1
-        u_shaped += interior and (diff["low"] or 0) > 0
-        per_size.append({"depth": depth, "best_epochs": mine[best]["epochs"], "interior": interior, **diff})
-    largest = per_size[-1] if per_size else {}
-    best_by_size = {d: min(r["val_loss"] for r in std if r["depth"] == d) for d in p.sizes}
+        best = int(np.argmin([r["select_loss"] for r in mine]))
+        d = b.m.runs([mine[-1]["row"], mine[best]["row"]])
+        rise = difference(b, d[:, 0], d[:, 1], mine[-1]["val_loss"] - mine[best]["val_loss"])
+        per_size.append({"depth": depth, "best_epochs": mine[best]["epochs"], "interior": 0 < best < len(mine) - 1,
+                         **rise})
+    clear = sum(s["interior"] and (s["low"] or 0) > 0 for s in per_size)
+    verdict = ("not run" if not per_size else "reproduced" if clear >= min(2, len(per_size))
+               else "not reproduced" if not any(s["interior"] for s in per_size) else "not shown")
+    best_by_size = {d: min(r["val_loss"] for r in b.std if r["depth"] == d) for d in b.p.sizes}
     sizes = sorted(best_by_size)
     stops = len(sizes) >= 2 and best_by_size[sizes[-1]] > best_by_size[sizes[-2]] - 0.01
-    out.append(_finding("1", "the standard recipe overfits", u_shaped >= 2 if len(per_size) >= 2 else None,
-                        largest, "nats (val at the most epochs - val at the best epochs, largest size)",
-                        "Kim et al.: the standard recipe's loss rises with epochs and parameters at a fixed budget",
-                        f"{u_shaped} of {len(per_size)} sizes have an interior minimum over epochs with the rise "
-                        f"above its 95% interval; best standard val by size {fmt(best_by_size)}; the largest size "
-                        f"{'does not improve' if stops else 'still improves'} on the next smaller one",
-                        per_size=per_size, parameters_stop_improving=stops))
-    # 2. the regularized recipe: monotone in parameters, power law with an asymptote below the standard's best
-    reg = [chosen[d]["row"].val_loss for d in p.sizes]
-    monotone = all(b < a for a, b in zip(reg, reg[1:]))
-    w = ev.windows([chosen[d]["row"] for d in p.sizes])
-    tpw = tokens_per_window(chosen[p.sizes[0]]["row"])
-    steps = [{"from": a, "to": b, **loss_difference(w[i + 1], w[i], tpw, **kw)}  # larger minus smaller, paired
-             for i, (a, b) in enumerate(zip(p.sizes, p.sizes[1:]))]
-    std_best = min(best_by_size.values())
-    law = fits.get("regularized_params")
+    return [_finding("1", "the standard recipe overfits", verdict, per_size[-1] if per_size else {},
+                     "nats (val at the most epochs - val at the epochs best on select, largest size)",
+                     "Kim et al.: the standard recipe's loss rises with epochs and parameters at a fixed budget",
+                     f"{clear} of {len(per_size)} sizes have their best epochs (on select) inside the grid with the "
+                     f"rise above its 95% interval; best standard val by size {fmt(best_by_size)}; the largest size "
+                     f"{'does not improve' if stops else 'still improves'} on the next smaller one",
+                     per_size=per_size, parameters_stop_improving=stops, above=0.0)]
+
+
+def _standard_best(b: Bench):
+    """The standard recipe's best run on the budget, chosen on select over every size and epoch count."""
+    return min(b.std, key=lambda r: r["select_loss"])["row"] if b.std else None
+
+
+def _aligned(fit, name: str) -> np.ndarray | None:
+    return None if fit is None or isinstance(fit, Unfitted) else fit.data["aligned"][name]
+
+
+def scales_in_parameters(b: Bench) -> list[dict]:
+    """2. Every size step of the regularized recipe lowers val (paired intervals below 0) and the fitted asymptote
+    of L(N) lies below the standard recipe's best (paired interval below 0)."""
+    name, pub = "the regularized recipe scales in parameters below the standard recipe", \
+        "Kim et al.: regularized asymptote 3.43 against the standard 3.75"
+    rows = [b.chosen[d]["row"] for d in b.p.sizes]
+    d = b.m.runs(rows)
+    steps = [{"from": x, "to": y, **difference(b, d[:, i + 1], d[:, i], rows[i + 1].val_loss - rows[i].val_loss)}
+             for i, (x, y) in enumerate(zip(b.p.sizes, b.p.sizes[1:]))]
+    law = b.fits.get("regularized_params")
     e_reg = estimate(law, "E") if identified(law) else {}
-    if len(p.sizes) < 3:
-        reproduced = None
-    elif not monotone or min(reg) >= std_best:
-        reproduced = False
-    else:  # None when the asymptote is not identified (the fit sits at a bound)
-        reproduced = None if e_reg.get("value") is None else e_reg["value"] < std_best
-    certified = sum(c["descent"]["certified"] for c in chosen.values())
-    out.append(_finding("2", "the regularized recipe scales in parameters below the standard recipe", reproduced,
-                        e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
-                        "Kim et al.: regularized asymptote 3.43 against the standard 3.75",
-                        f"regularized val by size {fmt(dict(zip(p.sizes, reg)))} ({'monotone' if monotone else 'not monotone'}; "
-                        f"each size minus the next smaller, paired: {_fmt_steps(steps)}); "
-                        f"standard best {std_best:.4f}; {certified} of {len(chosen)} descents certified",
-                        weight_decays=[c["descent"]["best"]["optim.weight_decay"] for c in chosen.values()],
-                        size_steps=steps))
-    # 3. ensembles: the K-scaling asymptote against the parameter-scaling asymptote
-    ks = fits.get("k_scaling")
-    e_k = estimate(ks, "E") if identified(ks) else {}
-    reproduced = None
-    if e_k.get("value") is not None:
-        reproduced = e_k["value"] < (e_reg.get("value") if e_reg.get("value") is not None else min(reg))
-    against = "the regularized asymptote" if e_reg.get("value") is not None else "the best regularized run"
-    out.append(_finding("3", "ensembles go below the parameter-scaling asymptote", reproduced, e_k,
-                        "nats (asymptote of L(K) at the largest size)",
-                        "Kim et al.: ensembles 3.34 against the regularized asymptote 3.43",
-                        f"compared with {against}" if ks is None or identified(ks) else
-                        f"the K-scaling asymptote is not identified ({'; '.join(getattr(ks, 'warnings', []))})"))
-    # 4. the joint limit
-    joint = fits.get("joint")
-    e_j = estimate(joint, "E") if identified(joint) else {}
-    reproduced = None if e_j.get("value") is None else bool(e_j["value"] < min(reg))
-    out.append(_finding("4", "the joint limit (K, then N, to infinity)", reproduced, e_j, "nats",
-                        "Kim et al.: joint two-step limit 3.17", "ensembles at every size" if p.joint else "not run"))
-    # 5. distillation
-    out += distillation_findings(p, ens, distillation, ev, kw)
-    # 6. data efficiency over the standard recipe
-    eff = {name: r["efficiency"].get("parametric") or {} for name, r in recipes.items() if name != "standard"}
-    reg_eff = eff.get("regularized", {})
-    edges = [f"{r['multiple']}x ({r['edge']} epochs)" for r in reference if r["edge"]]
-    reproduced = None if reg_eff.get("low") is None else reg_eff["low"] > 1
-    out.append(_finding("6", "data efficiency over the standard recipe", reproduced, eff.get(default, {}),
-                        f"x (parametric multiple of the default recipe, {default})",
-                        "Kim et al.: 2.29x regularized, 5.17x joint; Slowrun 10x",
-                        "; ".join(f"{n} {interval_text(e)}" for n, e in eff.items())
-                        + (f"; reference tuned at a grid edge at {', '.join(edges)}" if edges else ""),
-                        reference_edges=edges))
-    # 5a-seq, 5b-seq and 7: students on text the teachers write
-    out += synthetic_findings(p, ens, synthetic, fits, ev, kw)
-    return out
+    std = _standard_best(b)
+    gap = {}
+    if e_reg and std is not None:
+        gap = difference(b, _aligned(law, "E"), b.m.runs([std])[:, 0], e_reg["value"] - std.val_loss)
+    if len(b.p.sizes) < 3:
+        verdict = "not run"
+    elif any(s["low"] is not None and s["low"] > 0 for s in steps):
+        verdict = "not reproduced"
+    elif not e_reg:
+        verdict = "not identified"
+    else:
+        gap_verdict = judge(gap, 0.0, "below")
+        steps_down = all(s["high"] is not None and s["high"] < 0 for s in steps)
+        verdict = gap_verdict if gap_verdict != "reproduced" or steps_down else "not shown"
+    certified = sum(c["descent"]["certified"] for c in b.chosen.values())
+    return [_finding("2", name, verdict, e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)", pub,
+                     f"regularized val by size {fmt({x: r.val_loss for x, r in zip(b.p.sizes, rows)})} (each size minus "
+                     f"the next smaller, paired with seed noise: {_fmt_steps(steps)}); asymptote minus the standard "
+                     f"best ({'-' if std is None else f'{std.val_loss:.4f}'}, on select): {_fmt_est(gap)}"
+                     + ("" if e_reg or law is None else f"; the law is at a bound ({'; '.join(law.warnings)})")
+                     + f"; {certified} of {len(b.chosen)} descents certified",
+                     weight_decays=[c["descent"]["best"]["optim.weight_decay"] for c in b.chosen.values()],
+                     size_steps=steps, asymptote_minus_standard=gap)]
 
 
-def distillation_findings(p: BenchPreset, ens: dict, distillation: dict | None, ev: Evaluations, kw: dict) -> list:
-    if distillation is None or p.largest not in ens:
+def ensembles_below(b: Bench) -> list[dict]:
+    """3. The K-scaling asymptote at the largest size lies below the regularized asymptote (or, that not
+    identified, below the best regularized run), paired."""
+    name, pub = "ensembles go below the parameter-scaling asymptote", \
+        "Kim et al.: ensembles 3.34 against the regularized asymptote 3.43"
+    ks, law = b.fits.get("k_scaling"), b.fits.get("regularized_params")
+    if ks is None:
+        return [_finding("3", name, "not run", {}, "", pub, "no ensemble of 3 members or more")]
+    if not identified(ks):
+        return [_finding("3", name, "not identified", estimate(ks, "E"), "nats (asymptote of L(K) at the largest size)",
+                         pub, f"the K-scaling asymptote is not identified ({'; '.join(getattr(ks, 'warnings', []))})")]
+    e_k = estimate(ks, "E")
+    if identified(law):
+        against, other, value = "the regularized asymptote", _aligned(law, "E"), law.value("E")
+    else:
+        best = min(b.chosen.values(), key=lambda c: c["row"].select_loss)["row"]
+        against, other, value = "the best regularized run (the regularized asymptote is not identified)", \
+            b.m.runs([best])[:, 0], best.val_loss
+    gap = difference(b, _aligned(ks, "E"), other, e_k["value"] - value)
+    return [_finding("3", name, judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)", pub,
+                     f"minus {against}, paired: {_fmt_est(gap)}", gap=gap)]
+
+
+def joint_limit(b: Bench) -> list[dict]:
+    """4. Growing the members' size lowers the ensemble asymptote further (Kim et al.): every step of E_N (each
+    size's K-asymptote) below zero and the joint E below the largest size's E_N, all paired."""
+    name, pub = "growing the members' size lowers the ensemble asymptote (the joint limit)", \
+        "Kim et al.: joint two-step limit 3.17, below every size's ensemble asymptote"
+    joint = b.fits.get("joint")
+    if joint is None or isinstance(joint, Unfitted):
+        why = "ensembles at every size not run" if not b.p.joint else getattr(joint, "reason", "not fitted")
+        return [_finding("4", name, "not run", {}, "nats", pub, why)]
+    e = estimate(joint, "E")
+    keys = [k for k in joint.estimates if k.startswith("E_N=")]
+    if joint.flags.get("at_bound") or not identified(joint):
+        return [_finding("4", name, "not identified", e, "nats", pub,
+                         f"a fit of the joint limit is at a bound: {'; '.join(joint.warnings)}")]
+    draws = joint.data["aligned"]
+    steps = [{"from": a, "to": c, **difference(b, draws[c], draws[a], joint.value(c) - joint.value(a))}
+             for a, c in zip(keys, keys[1:])]
+    below = difference(b, draws["E"], draws[keys[-1]], joint.value("E") - joint.value(keys[-1]))
+    if any(s["low"] is not None and s["low"] > 0 for s in steps) or judge(below, 0.0, "below") == "not reproduced":
+        verdict = "not reproduced"
+    elif all(s["high"] is not None and s["high"] < 0 for s in steps) and judge(below, 0.0, "below") == "reproduced":
+        verdict = "reproduced"
+    else:
+        verdict = "not shown"
+    return [_finding("4", name, verdict, e, "nats (joint E)", pub,
+                     f"size steps of the K-asymptote E_N, paired: {_fmt_steps(steps)}; E minus the largest size's "
+                     f"E_N: {_fmt_est(below)}", size_steps=steps, below_largest=below)]
+
+
+def share_kept(base: np.ndarray, target: np.ndarray, candidate: np.ndarray, value: float) -> dict:
+    """(L_base - L_candidate) / (L_base - L_target) from paired draws (a student keeping 83% of its ensemble's
+    gain: 0.83); draws whose gain is 0 are left out."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (base - candidate) / (base - target)
+    return interval(value, np.where(np.isfinite(share), share, np.nan))
+
+
+def distillation(b: Bench) -> list[dict]:
+    """5a, 5b, 5c: logit distillation on the budget, with seed noise (each student is one run)."""
+    if b.distillation is None or b.p.largest not in b.ens:
         none = "not run (the preset does not distill)"
-        return [_finding(f"5{x}", name, None, {}, "", pub, none) for x, name, pub in DISTILL_FINDINGS]
-    rows = ens[p.largest]["rows"]
-    members = ev.windows([rows[0], distillation["student"], distillation["self"]])
-    prefixes = ev.prefixes(rows)
-    chain = ev.prefixes(distillation["chain"])
-    tpw = tokens_per_window(rows[0])
-    share = gain_share(members[0], prefixes[-1], members[1], **kw)
-    self_gain = loss_difference(members[0], members[2], tpw, **kw)
-    chain_gain = loss_difference(prefixes[-1], chain[-1], tpw, **kw)
+        return [_finding(f"5{x}", name, "not run", {}, "", pub, none) for x, name, pub in DISTILL_FINDINGS]
+    rows, dist = b.ens[b.p.largest]["rows"], b.distillation
+    one, student, self_ = (b.m.runs([r])[:, 0] for r in (rows[0], dist["student"], dist["self"]))
+    ens = b.m.prefixes(rows)[:, -1]
+    chain = b.m.prefixes(dist["chain"])[:, -1]
+    ens_loss, chain_loss = b.ens[b.p.largest]["prefix_val_loss"][-1], _ensemble_loss(b, dist["chain"])
+    share = share_kept(one, ens, student, (rows[0].val_loss - dist["student"].val_loss) / (rows[0].val_loss - ens_loss))
+    self_gain = difference(b, one, self_, rows[0].val_loss - dist["self"].val_loss)
+    chain_gain = difference(b, ens, chain, ens_loss - chain_loss)
     k = len(rows)
     return [
-        _finding("5a", DISTILL_FINDINGS[0][1], _above(share, 0.5), share,
+        _finding("5a", DISTILL_FINDINGS[0][1], judge(share, 0.5, "above"), share,
                  f"share of the {k}-member ensemble's gain over one member kept by the student",
-                 DISTILL_FINDINGS[0][2], f"student val {distillation['student']['val_loss']:.4f}", above=0.5),
-        _finding("5b", DISTILL_FINDINGS[1][1], _above(self_gain, 0.0), self_gain,
+                 DISTILL_FINDINGS[0][2], f"student val {dist['student'].val_loss:.4f}", above=0.5),
+        _finding("5b", DISTILL_FINDINGS[1][1], judge(self_gain, 0.0, "above"), self_gain,
                  "nats (teacher val - self-distilled student val)", DISTILL_FINDINGS[1][2],
-                 f"self-distilled val {distillation['self']['val_loss']:.4f}", above=0.0),
-        _finding("5c", DISTILL_FINDINGS[2][1], _above(chain_gain, 0.0), chain_gain,
+                 f"self-distilled val {dist['self'].val_loss:.4f}", above=0.0),
+        _finding("5c", DISTILL_FINDINGS[2][1], judge(chain_gain, 0.0, "above"), chain_gain,
                  f"nats (independent {k}-ensemble val - chain {k}-ensemble val)", DISTILL_FINDINGS[2][2],
-                 f"alpha {p.distill_alpha}, T {p.distill_temperature}", above=0.0),
+                 f"alpha {b.p.distill_alpha}, T {b.p.distill_temperature}", above=0.0),
     ]
+
+
+def _ensemble_loss(b: Bench, rows: list) -> float:
+    """The mean val loss of the ensemble of `rows` from its per-window NLLs."""
+    w = b.m.ev.prefixes(rows)[-1]
+    return float(w.sum() / (w.size * b.m.tpw))
+
+
+def efficiency(b: Bench) -> list[dict]:
+    """6. The regularized recipe's multiple over the standard recipe, read off the reference law where that law is
+    identified, else off the reference curve itself where the loss lies inside it: above 1x with its interval;
+    its size stated against the published multiples."""
+    name = "data efficiency over the standard recipe"
+    pub = f"Kim et al.: {KIM_REGULARIZED}x regularized, {KIM_JOINT}x joint; Slowrun ~{SLOWRUN:g}x"
+    reg = b.recipes.get("regularized", {}).get("efficiency", {})
+    edges = [f"{r['multiple']}x ({r['edge']} epochs)" for r in b.reference if r["edge"]]
+    ref = b.fits.get("reference")
+    kind = "parametric" if identified(ref) else "empirical"
+    est = reg.get(kind) or {}
+    if kind == "empirical" and any("extrapolat" in w for w in est.get("warnings", [])):
+        verdict, kind = "not identified", "none"
+    else:
+        verdict = judge(est, 1.0, "above")
+    size = _against_published(est) if verdict != "not identified" else "its size is not identified"
+    others = "; ".join(f"{n} {interval_text(r['efficiency'].get('parametric') or {})}"
+                       for n, r in b.recipes.items() if n != "standard")
+    return [_finding("6", name, verdict, est if verdict != "not identified" else {},
+                     f"x (the regularized recipe's {kind} multiple; the reference law "
+                     f"{'is identified' if identified(ref) else 'is at a bound'})", pub,
+                     f"{size}; parametric multiples: {others}"
+                     + (f"; reference tuned at a grid edge at {', '.join(edges)}" if edges else ""),
+                     reference_edges=edges, multiple_kind=kind, above=1.0)]
+
+
+def _against_published(est: dict) -> str:
+    """Where an interval sits against Kim et al.'s 2.29x (regularized) and 5.17x (joint) and Slowrun's ~10x."""
+    if est.get("value") is None:
+        return "no multiple"
+    low, high = est.get("low"), est.get("high")
+    parts = []
+    for label, v in ((f"Kim et al.'s regularized {KIM_REGULARIZED}x", KIM_REGULARIZED),
+                     (f"their joint {KIM_JOINT}x", KIM_JOINT), (f"Slowrun's ~{SLOWRUN:g}x", SLOWRUN)):
+        where = ("below" if high is not None and high < v else "above" if low is not None and low > v
+                 else "within the interval of")
+        parts.append(f"{where} {label}")
+    return f"{interval_text(est)}: " + ", ".join(parts)
 
 
 DISTILL_FINDINGS = (
@@ -144,75 +292,80 @@ SYNTHETIC_FINDINGS = (
 )
 
 
-def synthetic_findings(p: BenchPreset, ens: dict, synthetic: dict | None, fits: dict, ev: Evaluations,
-                       kw: dict) -> list:
-    """5a and 5b under Kim et al.'s protocol (students trained on generated text), and finding 7: the student's
+def synthetic(b: Bench) -> list[dict]:
+    """5a-seq and 5b-seq under Kim et al.'s protocol (students trained on generated text), and 7: the student's
     val loss against generated tokens, its fitted asymptote, and whether the most generated text beats the least
-    (paired on val windows)."""
-    if synthetic is None or p.largest not in ens:
+    (paired). The students' seed noise is their own repeats' (a seed of a student moves its share by far more than
+    a member's seed moves the ensemble)."""
+    if b.synthetic is None or b.p.largest not in b.ens:
         none = "not run (the preset has no synthetic stage)"
-        return [_finding(fid, name, None, {}, "", pub, none) for fid, name, pub in SYNTHETIC_FINDINGS]
-    rows, k = ens[p.largest]["rows"], len(ens[p.largest]["rows"])
-    firsts = {int(m): r[0] for m, r in synthetic["students"].items()}
-    chosen = min(firsts, key=lambda m: firsts[m]["select_loss"])  # on select, never val
-    tpw = tokens_per_window(rows[0])
-    seeds = next(r for m, r in synthetic["students"].items() if int(m) == chosen)
-    w = ev.windows([rows[0], *seeds])
-    # the students' mean loss per val window: with several seeds, the share of the average student, not of one
-    share = gain_share(w[0], ev.prefixes(rows)[-1], w[1:].mean(axis=0), **kw)
-    frac = synthetic["frac"]
+        return [_finding(fid, name, "not run", {}, "", pub, none) for fid, name, pub in SYNTHETIC_FINDINGS]
+    syn, rows = b.synthetic, b.ens[b.p.largest]["rows"]
+    k = len(rows)
+    firsts = {int(x): r[0] for x, r in syn["students"].items()}
+    chosen = min(firsts, key=lambda x: firsts[x]["select_loss"])  # on select, never val
+    seeds = next(r for x, r in syn["students"].items() if int(x) == chosen)
+    one, ens = b.m.runs([rows[0]])[:, 0], b.m.prefixes(rows)[:, -1]
+    # the students' mean loss: with several seeds, the share of the average student, not of one
+    mean_student = b.m.of(b.m.ev.windows(seeds).mean(axis=0), [r["id"] for r in seeds])
+    student_loss = float(np.mean([r.val_loss for r in seeds]))
+    ens_loss = b.ens[b.p.largest]["prefix_val_loss"][-1]
+    share = share_kept(one, ens, mean_student, (rows[0].val_loss - student_loss) / (rows[0].val_loss - ens_loss))
+    noise = b.m.unit_noise.get(seeds[0]["id"], b.m.noise)
     vals = ", ".join(f"{r['val_loss']:.4f}" for r in seeds)
-    out = [_finding("5a-seq", SYNTHETIC_FINDINGS[0][1], _above(share, 0.5), share,
+    out = [_finding("5a-seq", SYNTHETIC_FINDINGS[0][1], judge(share, 0.5, "above"), share,
                     f"share of the {k}-member ensemble's gain over one member kept by the student"
                     + (f" (the mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
                     SYNTHETIC_FINDINGS[0][2],
-                    f"student on {chosen}x the budget of {synthetic['mode']} text (share {frac:g}, chosen on "
-                    f"select): val {vals}", above=0.5)]
-    if synthetic.get("self"):
-        gain = loss_difference(w[0], ev.windows([synthetic["self"]])[0], tpw, **kw)
-        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], _above(gain, 0.0), gain,
+                    f"student on {chosen}x the budget of {syn['mode']} text (share {syn['frac']:g}, chosen on "
+                    f"select): val {vals}; seed noise sd {noise.seed_sd:.4f} nats on {noise.df} degrees of freedom",
+                    above=0.5)]
+    if syn.get("self"):
+        gain = difference(b, one, b.m.runs([syn["self"]])[:, 0], rows[0].val_loss - syn["self"]["val_loss"])
+        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], judge(gain, 0.0, "above"), gain,
                             "nats (teacher val - its student's val)", SYNTHETIC_FINDINGS[1][2],
                             f"one member writes {min(firsts)}x the budget; its student (share "
-                            f"{p.synthetic_self_frac:g}): val {synthetic['self']['val_loss']:.4f}", above=0.0))
+                            f"{b.p.synthetic_self_frac:g}): val {syn['self']['val_loss']:.4f}", above=0.0))
     else:
-        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], None, {}, "", SYNTHETIC_FINDINGS[1][2], "not run"))
+        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], "not run", {}, "", SYNTHETIC_FINDINGS[1][2], "not run"))
     ms = sorted(firsts)
-    law = fits.get("synthetic")
+    law = b.fits.get("synthetic")
     e = estimate(law, "E") if identified(law) else {}
     fall = {}
     if len(ms) >= 2:
-        ends = ev.windows([firsts[ms[0]], firsts[ms[-1]]])
-        fall = loss_difference(ends[0], ends[1], tpw, **kw)
-    curve = ", ".join(f"{m}x: {firsts[m]['val_loss']:.4f}" for m in ms)
-    asymptote = (f"asymptote {e['value']:.4f} [{_end(e['low'])}, {_end(e['high'])}]" if e else
-                 "asymptote not identified" if law is not None else "fewer than 3 sizes: no fit")
-    drop = (f"{ms[0]}x - {ms[-1]}x: {fall['value']:+.4f} [{fall['low']:+.4f}, {fall['high']:+.4f}]"
-            if fall.get("low") is not None else "one size")
-    out.append(_finding("7", SYNTHETIC_FINDINGS[2][1], None if fall.get("low") is None else fall["low"] > 0, e,
-                        "nats (asymptote E of the student's L(G) = E + A·G^-alpha over generated tokens G)",
-                        SYNTHETIC_FINDINGS[2][2], f"student val by generated tokens {curve}; {drop} (paired); "
-                        f"{asymptote}", fall=fall))
+        d = b.m.runs([firsts[ms[0]], firsts[ms[-1]]])
+        fall = difference(b, d[:, 0], d[:, 1], firsts[ms[0]]["val_loss"] - firsts[ms[-1]]["val_loss"])
+    curve = ", ".join(f"{x}x: {firsts[x]['val_loss']:.4f}" for x in ms)
+    asymptote = (f"asymptote {_fmt_est(e)}" if e else "asymptote not identified" if law is not None
+                 else "fewer than 3 sizes: no fit")
+    out.append(_finding("7", SYNTHETIC_FINDINGS[2][1], judge(fall, 0.0, "above") if fall else "not run", fall,
+                        f"nats (student val at {ms[0]}x - at {ms[-1]}x generated, paired)", SYNTHETIC_FINDINGS[2][2],
+                        f"student val by generated tokens {curve}; {asymptote}", fall=fall, asymptote=e, above=0.0))
     return out
 
 
-def _end(v) -> str:
-    return "-" if v is None else f"{v:.4f}"
+FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, distillation, efficiency, synthetic)
+"""Every finding in report order, each a function of the bench's measurements (`Bench`) to its records."""
+
+
+def _fmt_est(e: dict) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    end = lambda v: "-" if v is None else f"{v:+.4f}"
+    return f"{e['value']:+.4f} [{end(e.get('low'))}, {end(e.get('high'))}]"
 
 
 def _fmt_steps(steps: list[dict]) -> str:
-    return ", ".join(f"{s['to']} - {s['from']}: {s['value']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]"
-                     if s.get("low") is not None else f"{s['to']} - {s['from']}: {s['value']:+.4f}" for s in steps)
+    return ", ".join(f"{s['to']} - {s['from']}: {_fmt_est(s)}" for s in steps)
 
 
-def _above(est: dict, threshold: float) -> bool | None:
-    """A finding that holds when its estimate's interval lies above `threshold` (None: not measured)."""
-    return None if est.get("low") is None else est["low"] > threshold
-
-
-def _finding(fid: str, name: str, reproduced, est: dict, unit: str, published: str, detail: str, **extra) -> dict:
-    """A finding's record; `above=t` in `extra` says it holds when its interval lies above t (so several samples
-    can be judged on their combined interval, `scarce.bench.samples`)."""
-    return {"id": fid, "name": name, "reproduced": None if reproduced is None else bool(reproduced),
+def _finding(fid: str, name: str, verdict: str, est: dict, unit: str, published: str, detail: str, **extra) -> dict:
+    """A finding's record: its verdict (one of VERDICTS) and, for readers of older bench.json, `reproduced`
+    (true, false, or null when neither). `above=t` in `extra` says it holds when its interval lies above t (so
+    several samples can be judged on their combined interval, `scarce.bench.samples`)."""
+    assert verdict in VERDICTS, verdict
+    reproduced = {"reproduced": True, "not reproduced": False}.get(verdict)
+    return {"id": fid, "name": name, "verdict": verdict, "reproduced": reproduced,
             "value": est.get("value"), "low": est.get("low"), "high": est.get("high"), "unit": unit,
             "published": published, "detail": detail, **extra}
 

@@ -17,6 +17,7 @@ from scarce.bench.stages import (
     Runs,
     distill_stage,
     ensemble_points,
+    grow_reference,
     regularized_stage,
     standard_points,
     synthetic_stage,
@@ -70,7 +71,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     runs = Runs(p, out, pool or make_executor(executor, workers, ray_address, threads=1), results, log, branch)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base.run_dir} if base else {}
-    standard = runs.run("standard", standard_points(p, stores, init))
+    standard = grow_reference(p, runs, stores, runs.run("standard", standard_points(p, stores, init)), init)
     chosen, single = regularized_stage(p, runs, stores[1], init)
     ensembles, distillation, synthetic = {}, None, None
     if recipe == "ensemble" and p.members > 1:
@@ -127,7 +128,8 @@ def bench_stores(p: BenchPreset, data: str | None, root: Path, log: Log, seed: i
             tokenizer = str(_pretrain_store(p, root, log, seed).path / "tokenizer.json")
         base = prepare(p.corpus, root / "base", p.vocab_size, budget * top, p.select_tokens,
                        p.val_tokens, tokenizer=tokenizer, tokenizer_bytes=p.tokenizer_bytes, log=log,
-                       near_duplicates=p.near_duplicates, heldout_window=p.heldout_window, seed=seed)
+                       near_duplicates=p.near_duplicates, heldout_window=p.heldout_window, seed=seed,
+                       piece_bytes=p.piece_bytes)
     stores = {}
     for m in p.multiples:
         n = budget * m
@@ -144,7 +146,7 @@ def _pretrain_store(p: BenchPreset, root: Path, log: Log, seed: int = 0):
     held = min(PRETRAIN_HELDOUT, p.select_tokens)
     return prepare(p.pretrain_corpus, root / "pretrain", p.vocab_size, p.pretrain_tokens, held, held, seed=seed,
                    tokenizer_bytes=p.tokenizer_bytes, log=log, near_duplicates=p.near_duplicates,
-                   heldout_window=p.heldout_window)
+                   heldout_window=p.heldout_window, piece_bytes=p.piece_bytes)
 
 
 def _pretrain(p: BenchPreset, runs: Runs, root: Path, cpt_store) -> RunRow:

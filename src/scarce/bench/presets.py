@@ -38,6 +38,10 @@ class BenchPreset:
     """prepare's near-duplicate share: near-copies in train and in select/val would favour memorisation."""
     heldout_window: int = 512
     """prepare's held-out window: select and val span many documents, so their losses agree."""
+    piece_bytes: int = 0
+    """prepare's piece size: train takes its documents cut at line ends into pieces of about this many bytes, in
+    the pieces' hash order, so the budget and each multiple of it sample many documents instead of the few whole
+    ones that come first; 0 takes whole documents."""
     run_preset: str = "tiny"
     """Run preset every run starts from; `overrides` change it."""
     overrides: dict = field(default_factory=dict)
@@ -52,6 +56,10 @@ class BenchPreset:
     """Epochs of the standard recipe on the fixed budget, every size (it should overfit inside this grid)."""
     reference_epochs: dict = field(default_factory=dict)
     """Multiple -> epochs tried by the reference at that size of data (default: standard_epochs)."""
+    reference_growth: int = 0
+    """Times the reference grid may double its most epochs at a size of data whose run best on select trained the
+    most epochs tried (`scarce.bench.stages.grow_reference`); 0 never grows it, and such an edge is a warning with
+    how far it could move the headline (bench.json `warnings`)."""
     lrs: tuple[float, ...] = (1.5e-3, 3e-3, 6e-3)
     weight_decays: tuple[float, ...] = (0.1, 0.4, 1.6, 3.2)
     epochs: tuple[float, ...] = (4, 8, 16, 32)
@@ -233,6 +241,16 @@ for _name in ("cpu-small", "cpu-small-cosine"):
     BENCH_PRESETS[_name.replace("cpu-small", "cpu-small-synth")] = replace(
         BENCH_PRESETS[_name], name=_name.replace("cpu-small", "cpu-small-synth"), synthetic=(1, 4, 16),
         synthetic_fracs=(0.25, 0.5, 0.75), synthetic_members=2)
+
+# Train in pieces: a 100k-token budget of whole stdlib files is ~7 modules, so which 7 came first moved the results
+# and each doubling of the reference added whole new modules. Cut into pieces of ~PIECE_BYTES (a function or a class)
+# in the pieces' hash order, the budget samples many files (benchmarks/results/budget_spread_cpu.md); select and val
+# keep their whole-file windows. `-whole` keeps whole documents: the stores, run configs and run ids of the results
+# committed before.
+PIECE_BYTES = 2048
+for _name in ("cpu-small", "cpu-full", "cpu-small-synth"):
+    BENCH_PRESETS[f"{_name}-whole"] = replace(BENCH_PRESETS[_name], name=f"{_name}-whole")
+    BENCH_PRESETS[_name] = replace(BENCH_PRESETS[_name], piece_bytes=PIECE_BYTES)
 
 
 def get_bench_preset(preset: str | BenchPreset) -> BenchPreset:

@@ -31,7 +31,8 @@ class BenchResult:
     ensemble: dict | None = None
     """The default recipe's ensemble: member ids, losses, flops and the val loss of every prefix k = 1..K."""
     findings: list = field(default_factory=list)
-    """One entry per published finding: {id, name, reproduced (true/false/null), value, low, high, unit,
+    """One entry per published finding: {id, name, verdict (reproduced, not reproduced, not shown, not
+    identified, not run), reproduced (true/false/null, for older readers), value, low, high, unit,
     published, detail}."""
     standard: list = field(default_factory=list)
     """The standard recipe on the budget: per size and epochs, select, val and final-weights val loss."""
@@ -68,6 +69,12 @@ class BenchResult:
     run_seconds: float = 0.0
     """Training time of every run of the bench, summed."""
     report: str = ""
+    intervals: dict = field(default_factory=dict)
+    """What every multiple's interval covers and leaves out: {covers, leaves_out, seed_noise {sd, seed_sd, df,
+    groups, window_sd}, reference_noise, lack_of_fit {F, p, df}} (`scarce.bench.measured`)."""
+    warnings: list = field(default_factory=list)
+    """Caveats on the headline, one line each: fits at a bound, a reference at its grid's edge, a reference law
+    missing its points, disagreeing multiples, seed noise not measured."""
     cost: dict | None = None
     """The device the report prices training on ({gpu, flops_per_s, mfu, price} from `--gpu`, `--gpu-price`,
     `--mfu`): each recipe's training FLOPs as device-hours and dollars; None when no device was named."""

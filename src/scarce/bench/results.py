@@ -18,12 +18,13 @@ from scarce.bench.common import (
 )
 from scarce.bench.evaluations import Evaluations
 from scarce.bench.findings import check_findings, hygiene_of
+from scarce.bench.measured import Measured, interval, reference_noise, seed_noise
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
 from scarce.bench.stages import best_on_select, train_tokens
 from scarce.eval import nextline
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
-from scarce.scaling.paired import resampled_losses
+from scarce.scaling.noise import SeedNoise
 
 
 def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], chosen: dict, single: list[dict],
@@ -31,21 +32,29 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
                   synthetic: dict | None = None) -> tuple[BenchResult, dict]:
     """The result and the fit objects (the report plots them)."""
     reference = _choose_reference(p, standard)
+    ref_rows = [r["row"] for r in reference]
     ref_tokens = [r["train_tokens"] for r in reference]
-    ref_loss = [r["row"].val_loss for r in reference]
+    ref_loss = [r.val_loss for r in ref_rows]
     budget = reference[0]["train_tokens"]
-    # intervals from the same resampled val windows for every model: the reference points and each recipe
-    ref_windows = ev.windows([r["row"] for r in reference])
-    tpw = tokens_per_window(reference[0]["row"])
-    fits: dict = {"reference": quietly(fit_power_law, ref_tokens, ref_loss,
-                                       y_draws=resampled_losses(ref_windows, tpw, p.n_boot))}
     ens_evals = {d: ev.ensemble(rows, f"d{d}") for d, rows in ensembles.items()}
-    recipes = {"standard": recipe_entry(reference[0]["row"].val_loss, reference[0]["row"].val_bpb,
-                                        reference[0]["row"].flops, [reference[0]["row"].id])}
-    windows = {"standard": ref_windows[0]}
+    # Every interval comes from the same paired draws: resampled val windows plus seed noise, measured where the
+    # bench repeats a setting (each size's ensemble members; the synthetic students of one teacher).
+    m = Measured(ev, p.n_boot, tokens_per_window(ref_rows[0]),
+                 seed_noise(ev, p.n_boot, [e["rows"] for e in ens_evals.values()]))
+    students = _student_group(synthetic)
+    if len(students) >= 2:
+        m.use([r["id"] for rows in synthetic["students"].values() for r in rows]
+              + ([synthetic["self"]["id"]] if synthetic.get("self") else []), seed_noise(ev, p.n_boot, [students]))
+    ref_noise, misfit = reference_noise(m.noise, ref_tokens, ref_loss, quietly(fit_power_law, ref_tokens, ref_loss,
+                                                                              n_boot=0))
+    m.use([r.id for r in ref_rows], ref_noise)
+    ref_draws = m.runs(ref_rows)
+    fits: dict = {"reference": quietly(fit_power_law, ref_tokens, ref_loss, y_draws=ref_draws)}
+    recipes = {"standard": recipe_entry(ref_rows[0].val_loss, ref_rows[0].val_bpb, ref_rows[0].flops, [ref_rows[0].id])}
+    draws = {"standard": ref_draws[:, 0]}
     best_reg = min(chosen.values(), key=lambda c: c["row"].select_loss)["row"]
     recipes["regularized"] = recipe_entry(best_reg.val_loss, best_reg.val_bpb, best_reg.flops, [best_reg.id])
-    windows["regularized"] = ev.windows([best_reg])[0]
+    draws["regularized"] = m.runs([best_reg])[:, 0]
     default = "regularized"
     if ens_evals:
         e = ens_evals[p.largest]
@@ -53,38 +62,40 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         default = f"ensemble-k{k}"
         recipes[default] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1],
                                         sum(r["flops"] for r in e["rows"]), [r["id"] for r in e["rows"]])
-        windows[default] = ev.prefixes(e["rows"])[-1]
+        prefix_draws = m.prefixes(e["rows"])
+        draws[default] = prefix_draws[:, -1]
         if k >= 3:  # intervals from the losses on resampled val windows (3-4 points say little otherwise)
-            draws = resampled_losses(ev.prefixes(e["rows"]), tokens_per_window(e["rows"][0]), p.n_boot)
-            fits["k_scaling"] = quietly(fit_power_law, list(range(1, k + 1)), e["prefix_val_loss"], y_draws=draws)
+            fits["k_scaling"] = quietly(fit_power_law, list(range(1, k + 1)), e["prefix_val_loss"], y_draws=prefix_draws)
     if len(p.sizes) >= 3:
         rows = [chosen[d]["row"] for d in p.sizes]
-        draws = resampled_losses(ev.windows(rows), tokens_per_window(rows[0]), p.n_boot)
         fits["regularized_params"] = quietly(fit_power_law, [r.summary["non_embedding_params"] for r in rows],
-                                             [r["val_loss"] for r in rows], y_draws=draws)
+                                             [r["val_loss"] for r in rows], y_draws=m.runs(rows))
     if p.joint and len(ens_evals) >= 3 and all(len(e["rows"]) >= 3 for e in ens_evals.values()):
-        n, k, loss = [], [], []
+        n, k, loss, joint_draws = [], [], [], []
         for e in ens_evals.values():
+            joint_draws.append(m.prefixes(e["rows"]))
             for i, value in enumerate(e["prefix_val_loss"]):
                 n.append(e["rows"][0]["summary"]["non_embedding_params"])
                 k.append(i + 1)
                 loss.append(value)
-        fits["joint"] = quietly(fit_joint, n, k, loss, n_boot=p.n_boot)
+        fits["joint"] = quietly(fit_joint, n, k, loss, n_boot=p.n_boot, y_draws=np.hstack(joint_draws))
     if "joint" in fits and not isinstance(fits["joint"], Unfitted):
         limit = fits["joint"].estimates["E"]
         recipes["joint-limit"] = recipe_entry(limit.value, None, None, [])
+        draws["joint-limit"] = fits["joint"].data["aligned"]["E"]  # the joint fit's own draws, paired
     if synthetic:
-        add_synthetic(p, synthetic, ev, recipes, windows, fits, ens_evals[p.largest]["rows"] if ens_evals else [])
+        add_synthetic(p, synthetic, m, recipes, draws, fits, ens_evals[p.largest]["rows"] if ens_evals else [])
+    covers = _covers(m, ref_noise, misfit)
     for name, entry in recipes.items():
-        draws = None
-        if name in windows:  # the joint limit is a fitted number, not a model on val windows
-            draws = resampled_losses(np.vstack([ref_windows, windows[name]]), tpw, p.n_boot)
+        loss_draws = np.column_stack([ref_draws, draws[name]])
         for kind, fn in (("parametric", fit_efficiency), ("empirical", empirical_efficiency)):
-            fit = quietly(fn, ref_tokens, ref_loss, entry["val_loss"], budget, n_boot=p.n_boot, loss_draws=draws)
+            fit = quietly(fn, ref_tokens, ref_loss, entry["val_loss"], budget, n_boot=p.n_boot, loss_draws=loss_draws)
             fits[f"efficiency_{kind}:{name}"] = fit
-            entry["efficiency"][kind] = estimate(fit, "efficiency")
+            entry["efficiency"][kind] = {**estimate(fit, "efficiency"), "covers": covers["covers"]}
+        entry["disagree"] = _disagreement(fits[f"efficiency_parametric:{name}"],
+                                                        fits[f"efficiency_empirical:{name}"])
     std_table = _standard_table(p, standard, ev)
-    findings = check_findings(p, std_table, chosen, fits, recipes, ens_evals, distillation, ev, reference, default,
+    findings = check_findings(p, std_table, chosen, fits, recipes, ens_evals, distillation, m, reference, default,
                               synthetic)
     downstream = None
     if p.downstream_items:
@@ -119,8 +130,62 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
             "student": brief(distillation["student"]), "self": brief(distillation["self"]),
             "chain": [brief(r) for r in distillation["chain"]]},
         synthetic=None if synthetic is None else synthetic_json(synthetic),
-        hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke)
+        hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
+        intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
     return result, fits
+
+
+def edge_shift(reference: list[dict], loss: float) -> dict | None:
+    """How far a reference cut short by its grid could move a multiple: each point chosen at the most epochs tried
+    lowered by what its last doubling of epochs gained (val at the next fewer epochs minus val at the most), and
+    the multiple of `loss` read again off those points (no draws: a what-if, not an interval)."""
+    tokens, losses, gains = [], [], []
+    for r in reference:
+        row, val = r["row"], r["row"].val_loss
+        if r["edge"] == "most" and r.get("runs"):
+            fewer = max((x for x in r["runs"] if x.config["train"]["epochs"] < row.config["train"]["epochs"]),
+                        key=lambda x: x.config["train"]["epochs"], default=None)
+            gain = max(0.0, fewer.val_loss - val) if fewer is not None else 0.0
+            gains.append(f"{r['multiple']}x {gain:.3f} nats")
+            val -= gain
+        tokens.append(r["train_tokens"])
+        losses.append(val)
+    if not gains:
+        return None
+    out = {"gains": ", ".join(gains)}
+    for kind, fn in (("parametric", fit_efficiency), ("empirical", empirical_efficiency)):
+        fit = quietly(fn, tokens, losses, loss, tokens[0], n_boot=0)
+        out[kind] = float("nan") if isinstance(fit, Unfitted) else fit.value("efficiency")
+    return out
+
+
+def bench_warnings(fits: dict, reference: list[dict], covers: dict, recipes: dict, default: str) -> list[str]:
+    """Every caveat a reader of the headline needs, one line each: fits at a bound, a reference tuned at its
+    grid's edge, a reference law that misses its points beyond seed noise, multiples whose two readings disagree,
+    seed noise not measured."""
+    out = [f"fit {name}: at a bound (its asymptote or exponent is not identified)" for name, f in fits.items()
+           if getattr(f, "flags", {}).get("at_bound") and not name.startswith("efficiency_")]
+    edges = [f"{r['multiple']}x" for r in reference if r["edge"] == "most"]
+    if edges:
+        moved = edge_shift(reference, recipes[default]["val_loss"])
+        out.append(f"the reference chose the most epochs tried at {', '.join(edges)}: the standard recipe may do better "
+                   "there with more epochs, which would lower every multiple"
+                   + (f"; were each such point to gain its last doubling's gain again ({moved['gains']}), the {default} "
+                      f"multiple would read {moved['parametric']:.2f}x parametric, {moved['empirical']:.2f}x empirical"
+                      if moved else ""))
+    lof = covers.get("lack_of_fit")
+    if lof and lof["p"] < 0.05:
+        out.append(f"the reference misses its power law beyond seed noise (F {lof['F']:.1f}, p {lof['p']:.3g}): every "
+                   "multiple's interval carries that misfit")
+    if not covers.get("seed_noise"):
+        out.append("no setting was repeated with other seeds: intervals cover val windows (and the reference law's "
+                   "misfit) but not seed noise")
+    for name, r in recipes.items():
+        if r.get("disagree"):
+            d = r["disagree"]
+            out.append(f"{name}: the parametric and empirical multiples disagree beyond their intervals (ratio "
+                       f"{d['value']:.2f} [{d['low']:.2f}, {d['high']:.2f}])")
+    return out
 
 
 def _choose_reference(p: BenchPreset, standard: list[dict]) -> list[dict]:
@@ -135,7 +200,7 @@ def _choose_reference(p: BenchPreset, standard: list[dict]) -> list[dict]:
         e = best.config["train"]["epochs"]
         edge = "" if len(tried) < 2 or tried[0] < e < tried[-1] else ("most" if e == tried[-1] else "fewest")
         out.append({"multiple": m, "train_tokens": train_tokens(best), "row": best, "epochs_tried": tried,
-                    "edge": edge})
+                    "edge": edge, "runs": mine})
     return out
 
 
@@ -183,35 +248,65 @@ def _standard_table(p: BenchPreset, standard: list[dict], ev: Evaluations) -> li
              "val_loss": r.val_loss, "run_id": r.id, "row": r} for r in rows]
 
 
-def add_synthetic(p: BenchPreset, synthetic: dict, ev: Evaluations, recipes: dict, windows: dict, fits: dict,
+def add_synthetic(p: BenchPreset, synthetic: dict, m: Measured, recipes: dict, draws: dict, fits: dict,
                   teachers: list | None = None) -> None:
     """Recipes from the synthetic stage: the student chosen on select among the generated sizes, the ensemble of
     the students at the largest size when there are several, the teachers' ensemble with those students added
     (teachers first); and the student's val loss against generated
-    tokens as a power law (three sizes or more), its interval from resampled val windows."""
-    firsts = {int(m): rows[0] for m, rows in synthetic["students"].items()}
+    tokens as a power law (three sizes or more), its interval from the paired draws."""
+    firsts = {int(k): rows[0] for k, rows in synthetic["students"].items()}
     best = min(firsts.values(), key=lambda r: r["select_loss"])
     recipes["synthetic-student"] = recipe_entry(best["val_loss"], best["val_bpb"], best["flops"], [best["id"]])
-    windows["synthetic-student"] = ev.windows([best])[0]
+    draws["synthetic-student"] = m.runs([best])[:, 0]
     top = synthetic["students"][max(synthetic["students"], key=int)]
     if len(top) > 1:
-        e = ev.ensemble(top, "synthetic")
+        e = m.ev.ensemble(top, "synthetic")
         name = f"synthetic-ensemble-k{len(top)}"
         recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in top),
                                      [r["id"] for r in top])
-        windows[name] = ev.prefixes(top)[-1]
+        draws[name] = m.prefixes(top)[:, -1]
     if teachers:
         both = list(teachers) + list(top)
-        e = ev.ensemble(both, "teachers-synthetic")
+        e = m.ev.ensemble(both, "teachers-synthetic")
         name = f"teachers+synthetic-k{len(both)}"
         recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in both),
                                      [r["id"] for r in both])
-        windows[name] = ev.prefixes(both)[-1]
+        draws[name] = m.prefixes(both)[:, -1]
     if len(firsts) >= 3:
         ms = sorted(firsts)
-        draws = resampled_losses(ev.windows([firsts[m] for m in ms]), tokens_per_window(best), p.n_boot)
-        fits["synthetic"] = quietly(fit_power_law, [m * synthetic["budget"] for m in ms],
-                                    [firsts[m]["val_loss"] for m in ms], y_draws=draws)
+        fits["synthetic"] = quietly(fit_power_law, [k * synthetic["budget"] for k in ms],
+                                    [firsts[k]["val_loss"] for k in ms], y_draws=m.runs([firsts[k] for k in ms]))
+
+
+def _student_group(synthetic: dict | None) -> list:
+    """The synthetic students that repeat one setting (the multiple with the most seeds), or []."""
+    if not synthetic:
+        return []
+    return max(synthetic["students"].values(), key=len)
+
+
+def _covers(m: Measured, ref_noise: SeedNoise, misfit: dict | None) -> dict:
+    """What every multiple's interval covers, and what it leaves out."""
+    seeds = m.noise.to_json_dict() if m.noise.df else None
+    covers = ["val windows"] + (["seed noise"] if seeds else []) + (["reference law misfit"] if ref_noise.df > m.noise.df else [])
+    leaves = ["data sample (bench --samples covers it)"] + ([] if seeds else ["seed noise (no setting repeated)"])
+    return {"covers": covers, "leaves_out": leaves, "seed_noise": seeds, "reference_noise": ref_noise.to_json_dict(),
+            "lack_of_fit": misfit}
+
+
+def _disagreement(parametric, empirical) -> dict | None:
+    """Where the parametric and empirical multiples differ beyond their paired draws: the interval of their ratio
+    (None when it covers 1, or either is missing)."""
+    if isinstance(parametric, Unfitted) or isinstance(empirical, Unfitted):
+        return None
+    a, b = parametric.data["aligned"]["efficiency"], empirical.data["aligned"]["efficiency"]
+    both = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if both.sum() < 20:
+        return None
+    ratio = interval(parametric.value("efficiency") / empirical.value("efficiency"), a[both] / b[both])
+    if ratio["low"] is None or ratio["low"] <= 1 <= ratio["high"]:
+        return None
+    return ratio
 
 
 def synthetic_json(synthetic: dict) -> dict:

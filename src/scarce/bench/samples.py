@@ -19,7 +19,7 @@ from scarce.bench.pipeline import bench
 from scarce.bench.presets import DEFAULT_RECIPE
 from scarce.bench.result import BenchResult
 from scarce.errors import UserError
-from scarce.report.report import Doc, fmt, write_doc
+from scarce.report.report import Doc, fmt, verdict_of, write_doc
 from scarce.runs.executors import ProcessExecutor, cpu_count, visible_gpus
 from scarce.scaling.samples import combine_samples, within_sd_of_interval
 
@@ -134,27 +134,28 @@ def _combined(estimates: list[dict | None]) -> dict:
 
 def _findings(per: list[BenchResult]) -> list[dict]:
     """Each finding over the samples. One that holds when its interval lies above a threshold (`above`) is judged
-    on the samples' combined interval (random effects on its own scale); the others by the samples' verdicts."""
+    on the samples' combined interval (random effects on its own scale); the others by the samples' verdicts:
+    reproduced on every sample, or the verdicts each sample read."""
     out = []
     for f in per[0].findings:
         mine = [next((g for g in r.findings if g["id"] == f["id"]), {}) for r in per]
-        flags = [g.get("reproduced") for g in mine]
+        verdicts = [verdict_of(g) if g else "not run" for g in mine]
         combined = _combined_finding(mine)
         if combined is not None:
-            holds = combined["low"] > mine[0]["above"]
-            status = (f"{'reproduced' if holds else 'not reproduced'} on the combined interval "
-                      f"{fmt(combined['value'])} [{fmt(combined['low'])}, {fmt(combined['high'])}]"
-                      + ("" if all(flags) or not any(flags) else
-                         f" (samples disagree: reproduced on {sum(flags)} of {len(flags)})"))
-        elif any(x is None for x in flags):
-            status = "not measured on every sample"
-        elif all(flags):
-            status = "reproduced on every sample"
-        elif not any(flags):
-            status = "not reproduced on any sample"
+            t = mine[0]["above"]
+            verdict = ("reproduced" if combined["low"] > t else "not reproduced" if combined["high"] < t
+                       else "not shown")
+            status = (f"{verdict} on the combined interval {fmt(combined['value'])} [{fmt(combined['low'])}, "
+                      f"{fmt(combined['high'])}]" + ("" if len(set(verdicts)) == 1 else
+                                                     f" (per sample: {', '.join(verdicts)})"))
+        elif len(set(verdicts)) == 1:
+            verdict = verdicts[0]
+            status = f"{verdict} on every sample"
         else:
-            status = f"samples disagree: reproduced on {sum(flags)} of {len(flags)}"
-        out.append({"id": f["id"], "name": f.get("name"), "status": status, "reproduced": flags,
+            verdict = "not shown"
+            status = f"samples differ: {', '.join(verdicts)}"
+        out.append({"id": f["id"], "name": f.get("name"), "verdict": verdict, "status": status,
+                    "verdicts": verdicts, "reproduced": [g.get("reproduced") for g in mine],
                     "values": [g.get("value") for g in mine], "combined": combined})
     return out
 
@@ -199,9 +200,7 @@ def write_samples_report(out: Path, combined: dict) -> Path:
     doc.table(["recipe", "multiple", "value", "low", "high", "one more sample", "tau"], rows)
     doc.h2("Findings")
     doc.table(["finding", "over the samples", "per sample"],
-              [[f["name"] or f["id"], f["status"], ", ".join("-" if x is None else ("yes" if x else "no")
-                                                              for x in f["reproduced"])]
-               for f in combined["findings"]])
+              [[f["name"] or f["id"], f["status"], ", ".join(f["verdicts"])] for f in combined["findings"]])
     return write_doc(out, doc)
 
 

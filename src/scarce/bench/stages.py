@@ -33,6 +33,25 @@ def standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> l
     return points
 
 
+def grow_reference(p: BenchPreset, runs: Runs, stores: dict, standard: list[dict], init: dict | None = None) -> list[dict]:
+    """The reference grid grown where the run best on select trained the most epochs tried: that size of data gets
+    twice the epochs, up to `p.reference_growth` times, so the reference is the standard recipe's best there and
+    not a point its grid cut short (which would inflate every multiple). Returns the standard runs with the new."""
+    init = init or {}
+    for _ in range(p.reference_growth):
+        points = []
+        for m in p.multiples:
+            mine = [r for r in standard if r.config["tags"]["multiple"] == m
+                    and r.config["model"]["depth"] == p.reference_depth]
+            most = max(r.config["train"]["epochs"] for r in mine)
+            if best_on_select(mine).config["train"]["epochs"] == most:
+                points += _standard(p, stores[m], [p.reference_depth], [most * 2], m, init)
+        if not points:
+            break
+        standard = standard + runs.run("standard-growth", points)
+    return standard
+
+
 def _standard(p: BenchPreset, store, sizes: list[int], epochs, multiple: int, init: dict) -> list[dict]:
     return [{"data": str(store.path.resolve()), **point, "model.dropout": 0.0, "tags.stage": "standard",
              "tags.multiple": multiple, **init}

@@ -8,7 +8,7 @@ from scarce.bench import BENCH_PRESETS, BENCH_RECIPES, DEFAULT_RECIPE, BenchResu
 from scarce.bench.samples import bench_samples
 from scarce.cli import options
 from scarce.errors import UserError
-from scarce.report.report import interval
+from scarce.report.report import interval, verdict_of
 
 
 def add_parser(sub) -> None:
@@ -87,12 +87,16 @@ def print_summary(result: BenchResult) -> None:
           f"{len(result.run_ids)} runs in {result.wall_seconds / 60:.1f} min (* = default recipe)")
     for row in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    word = {True: "reproduced", False: "NOT reproduced", None: "not measured"}
+    iv = result.intervals or {}
+    if iv:
+        print(f"  intervals cover {', '.join(iv.get('covers', []))}; not {', '.join(iv.get('leaves_out', []))}")
+    for w in result.warnings:
+        print(f"  warning: {w}")
     if result.smoke:
         print("findings (smoke test: too small to mean anything):")
     for f in result.findings:
         value = "" if f["value"] is None else f": {f['value']:.4g} [{_end(f['low'])}, {_end(f['high'])}] {f['unit']}"
-        print(f"  {f['id']:>6} {word[f['reproduced']]:<15} {f['name']}{value}")
+        print(f"  {f['id']:>6} {verdict_of(f):<15} {f['name']}{value}")
     print(f"report: {Path(result.out) / 'report.html'} ({result.report})")
 
 

@@ -279,10 +279,16 @@ def _headline(doc: Doc, result, records: list[dict]) -> None:
     doc.p(f"**Default recipe: `{default}`** ({_recipe_text(default)}). On the fixed budget of "
           f"**{result.budget_tokens:,} unique train tokens** it reaches val loss **{r['val_loss']:.4f}** nats/token "
           f"({r['val_bpb']:.4f} bits/byte); the standard recipe on the same tokens reaches {std['val_loss']:.4f}.")
+    disagree = r.get("disagree")
     doc.p(f"**Data-efficiency multiple of `{default}` over the standard recipe: {interval(par)}** "
           "(value [95% interval]; parametric: the inverted reference law). The standard recipe would need about "
           f"that many times the unique data to reach the same val loss. Empirical frontier (no law, interpolated "
-          f"between reference runs): {interval(emp)}.")
+          f"between reference runs): {interval(emp)}."
+          + ("" if not disagree else f" **The two readings disagree** beyond their paired intervals (parametric / "
+             f"empirical {disagree['value']:.2f} [{disagree['low']:.2f}, {disagree['high']:.2f}]): the reference "
+             "runs do not lie on their law, so the multiple depends on how the reference curve is read."))
+    for w in getattr(result, "warnings", None) or []:
+        doc.p(f"**Warning:** {w}.")
     flagged = [k for k, e in (("parametric", par), ("empirical", emp)) if extrapolated(e)]
     if flagged:
         top = max(x["train_tokens"] for x in result.reference)
@@ -291,13 +297,26 @@ def _headline(doc: Doc, result, records: list[dict]) -> None:
               f"(largest reference size {top:,} tokens). Treat the multiple as a model-based estimate.")
     trained = result.run_seconds or sum(x["wall_seconds"] or 0 for x in records)  # a branch's shared steps once
     seed = getattr(result, "data_seed", 0)
+    iv = getattr(result, "intervals", None) or {}
+    covers = ", ".join(iv.get("covers", [])) or "the val windows and the fits"
+    seeds = iv.get("seed_noise")
+    seed_text = ("" if not seeds else f" Seed noise: sd {seeds['seed_sd']:.4f} nats per run (from {seeds['groups']} "
+                 f"repeated setting(s), {seeds['df']} degrees of freedom), drawn for every run.")
+    lof = iv.get("lack_of_fit")
+    lof_text = ("" if not lof else f" The reference points' residuals against their law, tested against the seed noise:"
+                f" F {lof['F']:.2f}, p {lof['p']:.3g}; pooled into the reference points' noise.")
     doc.p(f"**The sample.** {'Data seed ' + str(seed) + ': a' if seed else 'A'} fixed draw of documents from the "
-          "corpus (`scarce prepare --seed`, `scarce bench --data-seed`). The intervals here cover the val windows "
-          "and the fits, not which documents were drawn: at a budget this small another draw can move the multiples "
-          "by more than their intervals; repeat the bench over data seeds to see by how much.")
-    doc.p(f"Intervals are 95% percentile-bootstrap intervals (reference runs resampled). Wall time of the `scarce "
+          f"corpus (`scarce prepare --seed`, `scarce bench --data-seed`). The intervals here cover {covers}, not which "
+          "documents were drawn: at a budget this small another draw can move the multiples by more than their "
+          f"intervals; `scarce bench --samples` repeats the bench over data seeds and covers it.{seed_text}{lof_text}")
+    doc.p(f"Intervals are 95% percentile-bootstrap intervals over paired draws. Wall time of the `scarce "
           f"bench` call that wrote this report: {result.wall_seconds / 60:.1f} min (runs already in the run store "
           f"are not retrained); the {len(records)} runs trained for {trained / 60:.1f} process-minutes in all.")
+
+
+def verdict_of(f: dict) -> str:
+    """A finding's verdict; bench.json written before verdicts has only `reproduced` (true, false or null)."""
+    return f.get("verdict") or {True: "reproduced", False: "not reproduced"}.get(f.get("reproduced"), "not shown")
 
 
 def _findings_section(doc: Doc, out: Path, result) -> None:
@@ -305,14 +324,16 @@ def _findings_section(doc: Doc, out: Path, result) -> None:
     if not result.findings:
         return
     doc.h2("Findings")
-    word = {True: "reproduced", False: "not reproduced", None: "not measured"}
-    cols = ["finding", "", "reproduced", "value", "95% interval", "unit", "published"]
-    rows = [[f["id"], f["name"], word[f["reproduced"]], f["value"], _ci(f), f["unit"], f["published"]]
+    cols = ["finding", "", "verdict", "value", "95% interval", "unit", "published"]
+    rows = [[f["id"], f["name"], verdict_of(f), f["value"], _ci(f), f["unit"], f["published"]]
             for f in result.findings]
     doc.table(cols, rows)
-    write_csv(out / "tables" / "findings.csv", ["id", "name", "reproduced", "value", "low", "high", "unit", "published",
+    doc.p("A finding reads *reproduced* only where its 95% interval clears the paper's claim, *not reproduced* where "
+          "it lies on the wrong side, *not shown* where it straddles the criterion, *not identified* where its number "
+          "comes from a fit at a bound (docs/bench.md: each finding's criterion and protocol).")
+    write_csv(out / "tables" / "findings.csv", ["id", "name", "verdict", "value", "low", "high", "unit", "published",
                                                  "detail"],
-              [[f["id"], f["name"], f["reproduced"], f["value"], f["low"], f["high"], f["unit"], f["published"],
+              [[f["id"], f["name"], verdict_of(f), f["value"], f["low"], f["high"], f["unit"], f["published"],
                 f["detail"]] for f in result.findings])
     doc.p("; ".join(f"**{f['id']}**: {f['detail']}" for f in result.findings) + ".")
     h = result.hygiene
