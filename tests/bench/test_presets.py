@@ -29,3 +29,23 @@ def test_gpu_mini_fits_a_minimal_stdlib_and_scales_the_cpu_presets(tmp_path):
     assert Path(big.data) == (tmp_path / "train-1").resolve() and big.train.batch_size == 32
     ratio = _non_embedding(big) / _non_embedding(small_big)
     assert 10 <= ratio <= 100, ratio
+
+
+def test_whole_presets_are_the_presets_of_before_pieces(tmp_path):
+    """cpu-small, cpu-full and cpu-small-synth train on pieces; their `-whole` variants are what those names were
+    (whole documents), so the results measured before are reproduced by name: same stores, same run configs."""
+    from dataclasses import replace
+
+    from scarce.bench.presets import PIECE_BYTES
+    from scarce.bench.stages import standard_points
+
+    for name in ("cpu-small", "cpu-full", "cpu-small-synth"):
+        pieces, whole = BENCH_PRESETS[name], BENCH_PRESETS[f"{name}-whole"]
+        assert pieces.piece_bytes == PIECE_BYTES and whole.piece_bytes == 0
+        assert replace(whole, name=name, piece_bytes=PIECE_BYTES) == pieces
+    for name in ("cpu-small", "cpu-full"):
+        assert replace(BENCH_PRESETS[f"{name}-wsd"], name=f"{name}-whole") == BENCH_PRESETS[f"{name}-whole"]
+    stores = {m: SimpleNamespace(path=tmp_path / f"train-{m}") for m in (1, 2, 4, 8)}
+    assert standard_points(BENCH_PRESETS["cpu-small-whole"], stores) == standard_points(BENCH_PRESETS["cpu-small"], stores)
+    assert all(p.piece_bytes == 0 for n, p in BENCH_PRESETS.items()
+               if n not in ("cpu-small", "cpu-full", "cpu-small-synth"))

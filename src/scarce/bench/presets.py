@@ -242,11 +242,12 @@ for _name in ("cpu-small", "cpu-small-cosine"):
         BENCH_PRESETS[_name], name=_name.replace("cpu-small", "cpu-small-synth"), synthetic=(1, 4, 16),
         synthetic_fracs=(0.25, 0.5, 0.75), synthetic_members=2)
 
-# Train in pieces: a 100k-token budget of whole stdlib files is ~7 modules, so which 7 came first moved the results
-# and each doubling of the reference added whole new modules. Cut into pieces of ~PIECE_BYTES (a function or a class)
-# in the pieces' hash order, the budget samples many files (benchmarks/results/budget_spread_cpu.md); select and val
-# keep their whole-file windows. `-whole` keeps whole documents: the stores, run configs and run ids of the results
-# committed before.
+# Train in pieces: a 100k-token budget of whole stdlib files is 7 to 23 files over three data seeds, one of them a
+# third of the tokens, so which files came first moved the results and each doubling of the reference added whole new
+# modules. Cut into pieces of ~2 kB (a function or a class, ~7 contexts of 128 tokens) in the pieces' hash order, the
+# budget spans 82-89 files, none above 7% of it, and 800k spans ~300 (benchmarks/results/budget_spread_cpu.md);
+# select and val are unchanged. `-whole` keeps whole documents: the presets as they were, whose stores, run configs
+# and run ids the results committed before were measured with (`-cosine` and `-wsd` keep whole documents too).
 PIECE_BYTES = 2048
 for _name in ("cpu-small", "cpu-full", "cpu-small-synth"):
     BENCH_PRESETS[f"{_name}-whole"] = replace(BENCH_PRESETS[_name], name=f"{_name}-whole")
