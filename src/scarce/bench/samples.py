@@ -189,8 +189,8 @@ def write_samples_report(out: Path, combined: dict) -> Path:
     doc.table(["data seed", f"{default} parametric", f"{default} empirical", "report"],
               [[s["data_seed"], _interval(s["efficiency"]["parametric"]), _interval(s["efficiency"]["empirical"]),
                 f"sample-{s['data_seed']}/report.md (.html)"] for s in combined["per_sample"]])
-    doc.p("Each sample's own interval covers its val windows and fits, not the documents drawn; the combined "
-          "interval above covers those too.")
+    doc.p("Each sample's own interval covers its val windows, its seed noise and its reference law's misfit "
+          "(bench.json `intervals`), not the documents drawn; the combined interval above covers those too.")
     doc.h2("Every recipe")
     rows = []
     for name, kinds in combined["recipes"].items():

@@ -74,7 +74,9 @@ def _flag_parametric(fit: Fit, D, L, loss: float, b, draws, measured: bool = Fal
         fit.warn("the reference fit is under-determined (3 parameters, 3 points)"
                  + ("; its interval carries measurement noise only" if measured else ""), "underdetermined")
     if b.at_bound[0]:
-        fit.warn("the reference fit hit a bound; the reference may not follow a power law", "at_bound")
+        fit.warn("the reference fit hit a bound (its asymptote at 0 or its exponent at a limit): the parametric "
+                 "multiple rests on a law whose asymptote the reference does not identify; inside the reference's "
+                 "losses the empirical multiple needs no law", "at_bound")
     if not L.min() <= loss <= L.max():
         fit.warn(f"loss {loss:g} lies outside the reference losses [{L.min():g}, {L.max():g}]: "
                  "D_ref extrapolates the fitted law", "extrapolated")
