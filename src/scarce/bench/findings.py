@@ -252,8 +252,9 @@ def efficiency(b: Bench) -> list[dict]:
     others = "; ".join(f"{n} {interval_text(r['efficiency'].get('parametric') or {})}"
                        for n, r in b.recipes.items() if n != "standard")
     return [_finding("6", name, verdict, est if verdict != "not identified" else {},
-                     f"x (the regularized recipe's {kind} multiple; the reference law "
-                     f"{'is identified' if identified(ref) else 'is at a bound'})", pub,
+                     (f"x (the regularized recipe's {kind} multiple" if kind != "none" else
+                      "x (no multiple: the regularized loss lies outside the reference's losses")
+                     + f"; the reference law {'is identified' if identified(ref) else 'is at a bound'})", pub,
                      f"{size}; parametric multiples: {others}"
                      + (f"; reference tuned at a grid edge at {', '.join(edges)}" if edges else ""),
                      reference_edges=edges, multiple_kind=kind, above=1.0)]

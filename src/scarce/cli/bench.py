@@ -81,7 +81,8 @@ def print_summary(result: BenchResult) -> None:
         e = r["efficiency"]
         rows.append((name + (" *" if name == result.default_recipe else ""), f"{r['val_loss']:.4f}",
                      "-" if r["val_bpb"] is None else f"{r['val_bpb']:.4f}", interval(e.get("parametric")),
-                     interval(e.get("empirical")), "-" if r["flops"] is None else f"{r['flops']:.3g} FLOPs"))
+                     interval(e.get("empirical")) + (" (disagree)" if r.get("disagree") else ""),
+                     "-" if r["flops"] is None else f"{r['flops']:.3g} FLOPs"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\nscarce bench {result.preset}: budget {result.budget_tokens:,} unique train tokens, "
           f"{len(result.run_ids)} runs in {result.wall_seconds / 60:.1f} min (* = default recipe)")
