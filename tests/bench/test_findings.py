@@ -67,7 +67,7 @@ def _fits(chosen, m):
 
 def _check(sizes, curves, chosen, m=None):
     m = m or _measured()
-    return _by_id(check_findings(_preset(sizes), _std(curves), chosen, _fits(chosen, m), {}, {}, None, m, []))
+    return _by_id(check_findings(Bench(_preset(sizes), _std(curves), chosen, _fits(chosen, m), {}, {}, None, m, [])))
 
 
 U_SHAPED = {2: [5.2, 5.0, 4.95, 5.1], 3: [5.0, 4.8, 4.75, 4.9], 4: [4.9, 4.7, 4.72, 4.95], 5: [4.9, 4.72, 4.7, 5.0]}

@@ -41,10 +41,8 @@ class Bench:
     synthetic: dict | None = None
 
 
-def check_findings(p: BenchPreset, std: list[dict], chosen: dict, fits: dict, recipes: dict, ens: dict,
-                   distillation: dict | None, m: Measured, reference: list[dict],
-                   default: str = "regularized", synthetic: dict | None = None) -> list[dict]:
-    b = Bench(p, std, chosen, fits, recipes, ens, distillation, m, reference, default, synthetic)
+def check_findings(b: Bench) -> list[dict]:
+    """Every finding's records, in report order."""
     return [f for check in FINDINGS for f in check(b)]
 
 

@@ -17,7 +17,7 @@ from scarce.bench.common import (
     tokens_per_window,
 )
 from scarce.bench.evaluations import Evaluations
-from scarce.bench.findings import check_findings, hygiene_of
+from scarce.bench.findings import Bench, check_findings, hygiene_of
 from scarce.bench.measured import Measured, interval, reference_noise, seed_noise
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
@@ -99,8 +99,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
             entry["disagree"] = _disagreement(fits[f"efficiency_parametric:{name}"],
                                               fits[f"efficiency_empirical:{name}"])
     std_table = _standard_table(p, standard, ev)
-    findings = check_findings(p, std_table, chosen, fits, recipes, ens_evals, distillation, m, reference, default,
-                              synthetic)
+    findings = check_findings(Bench(p, std_table, chosen, fits, recipes, ens_evals, distillation, m, reference, default,
+                                    synthetic))
     downstream = None
     if p.downstream_items:
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
