@@ -55,7 +55,10 @@ def _by_id(findings):
     return {f["id"]: f for f in findings}
 
 
-def _measured(ev=None, noise=SeedNoise(0.0, 0)):
+NO_NOISE = SeedNoise(0.0, 0)
+
+
+def _measured(ev=None, noise=NO_NOISE):
     return Measured(ev or FakeEvaluations(), 200, T, noise)
 
 
@@ -138,7 +141,7 @@ def _ensembles(e_n: dict, K=4):
     return ens, curves
 
 
-def _joint_bench(e_n: dict, noise=SeedNoise(0.0, 0)):
+def _joint_bench(e_n: dict, noise=NO_NOISE):
     ens, curves = _ensembles(e_n)
     m = _measured(CurveEvaluations(curves), noise)
     n, k, loss, draws = [], [], [], []

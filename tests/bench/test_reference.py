@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
-
 from scarce.bench import BenchPreset
 from scarce.bench.results import edge_shift
 from scarce.bench.stages import grow_reference
