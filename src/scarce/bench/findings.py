@@ -59,7 +59,7 @@ def judge(est: dict, threshold: float, side: str) -> str:
     return "reproduced" if clear_below else "not reproduced" if clear_above else "not shown"
 
 
-def difference(b: Bench, a: np.ndarray, c: np.ndarray, value: float) -> dict:
+def difference(a: np.ndarray, c: np.ndarray, value: float) -> dict:
     """A paired difference's point and interval from two models' draws (a - c)."""
     return interval(value, a - c)
 
@@ -75,7 +75,7 @@ def overfits(b: Bench) -> list[dict]:
             continue
         best = int(np.argmin([r["select_loss"] for r in mine]))
         d = b.m.runs([mine[-1]["row"], mine[best]["row"]])
-        rise = difference(b, d[:, 0], d[:, 1], mine[-1]["val_loss"] - mine[best]["val_loss"])
+        rise = difference(d[:, 0], d[:, 1], mine[-1]["val_loss"] - mine[best]["val_loss"])
         per_size.append({"depth": depth, "best_epochs": mine[best]["epochs"], "interior": 0 < best < len(mine) - 1,
                          **rise})
     clear = sum(s["interior"] and (s["low"] or 0) > 0 for s in per_size)
@@ -109,14 +109,14 @@ def scales_in_parameters(b: Bench) -> list[dict]:
         "Kim et al.: regularized asymptote 3.43 against the standard 3.75"
     rows = [b.chosen[d]["row"] for d in b.p.sizes]
     d = b.m.runs(rows)
-    steps = [{"from": x, "to": y, **difference(b, d[:, i + 1], d[:, i], rows[i + 1].val_loss - rows[i].val_loss)}
+    steps = [{"from": x, "to": y, **difference(d[:, i + 1], d[:, i], rows[i + 1].val_loss - rows[i].val_loss)}
              for i, (x, y) in enumerate(zip(b.p.sizes, b.p.sizes[1:]))]
     law = b.fits.get("regularized_params")
     e_reg = estimate(law, "E") if identified(law) else {}
     std = _standard_best(b)
     gap = {}
     if e_reg and std is not None:
-        gap = difference(b, _aligned(law, "E"), b.m.runs([std])[:, 0], e_reg["value"] - std.val_loss)
+        gap = difference(_aligned(law, "E"), b.m.runs([std])[:, 0], e_reg["value"] - std.val_loss)
     if len(b.p.sizes) < 3:
         verdict = "not run"
     elif any(s["low"] is not None and s["low"] > 0 for s in steps):
@@ -156,7 +156,7 @@ def ensembles_below(b: Bench) -> list[dict]:
         best = min(b.chosen.values(), key=lambda c: c["row"].select_loss)["row"]
         against, other, value = "the best regularized run (the regularized asymptote is not identified)", \
             b.m.runs([best])[:, 0], best.val_loss
-    gap = difference(b, _aligned(ks, "E"), other, e_k["value"] - value)
+    gap = difference(_aligned(ks, "E"), other, e_k["value"] - value)
     return [_finding("3", name, judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)", pub,
                      f"minus {against}, paired: {_fmt_est(gap)}", gap=gap)]
 
@@ -176,9 +176,9 @@ def joint_limit(b: Bench) -> list[dict]:
         return [_finding("4", name, "not identified", e, "nats", pub,
                          f"a fit of the joint limit is at a bound: {'; '.join(joint.warnings)}")]
     draws = joint.data["aligned"]
-    steps = [{"from": a, "to": c, **difference(b, draws[c], draws[a], joint.value(c) - joint.value(a))}
+    steps = [{"from": a, "to": c, **difference(draws[c], draws[a], joint.value(c) - joint.value(a))}
              for a, c in zip(keys, keys[1:])]
-    below = difference(b, draws["E"], draws[keys[-1]], joint.value("E") - joint.value(keys[-1]))
+    below = difference(draws["E"], draws[keys[-1]], joint.value("E") - joint.value(keys[-1]))
     if any(s["low"] is not None and s["low"] > 0 for s in steps) or judge(below, 0.0, "below") == "not reproduced":
         verdict = "not reproduced"
     elif all(s["high"] is not None and s["high"] < 0 for s in steps) and judge(below, 0.0, "below") == "reproduced":
@@ -209,8 +209,8 @@ def distillation(b: Bench) -> list[dict]:
     chain = b.m.prefixes(dist["chain"])[:, -1]
     ens_loss, chain_loss = b.ens[b.p.largest]["prefix_val_loss"][-1], _ensemble_loss(b, dist["chain"])
     share = share_kept(one, ens, student, (rows[0].val_loss - dist["student"].val_loss) / (rows[0].val_loss - ens_loss))
-    self_gain = difference(b, one, self_, rows[0].val_loss - dist["self"].val_loss)
-    chain_gain = difference(b, ens, chain, ens_loss - chain_loss)
+    self_gain = difference(one, self_, rows[0].val_loss - dist["self"].val_loss)
+    chain_gain = difference(ens, chain, ens_loss - chain_loss)
     k = len(rows)
     return [
         _finding("5a", DISTILL_FINDINGS[0][1], judge(share, 0.5, "above"), share,
@@ -320,7 +320,7 @@ def synthetic(b: Bench) -> list[dict]:
                     f"select): val {vals}; seed noise sd {noise.seed_sd:.4f} nats on {noise.df} degrees of freedom",
                     above=0.5)]
     if syn.get("self"):
-        gain = difference(b, one, b.m.runs([syn["self"]])[:, 0], rows[0].val_loss - syn["self"]["val_loss"])
+        gain = difference(one, b.m.runs([syn["self"]])[:, 0], rows[0].val_loss - syn["self"]["val_loss"])
         out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], judge(gain, 0.0, "above"), gain,
                             "nats (teacher val - its student's val)", SYNTHETIC_FINDINGS[1][2],
                             f"one member writes {min(firsts)}x the budget; its student (share "
@@ -333,7 +333,7 @@ def synthetic(b: Bench) -> list[dict]:
     fall = {}
     if len(ms) >= 2:
         d = b.m.runs([firsts[ms[0]], firsts[ms[-1]]])
-        fall = difference(b, d[:, 0], d[:, 1], firsts[ms[0]]["val_loss"] - firsts[ms[-1]]["val_loss"])
+        fall = difference(d[:, 0], d[:, 1], firsts[ms[0]]["val_loss"] - firsts[ms[-1]]["val_loss"])
     curve = ", ".join(f"{x}x: {firsts[x]['val_loss']:.4f}" for x in ms)
     asymptote = (f"asymptote {_fmt_est(e)}" if e else "asymptote not identified" if law is not None
                  else "fewer than 3 sizes: no fit")
