@@ -14,6 +14,7 @@ import numpy as np
 
 from scarce.bench.common import tokens_per_window
 from scarce.bench.evaluations import Evaluations
+from scarce.scaling.laws import quantiles
 from scarce.scaling.noise import SeedNoise, lack_of_fit, model_noise, window_variance
 from scarce.scaling.paired import resampled_losses
 
@@ -67,7 +68,7 @@ def interval(value: float, draws: np.ndarray, level: float = LEVEL) -> dict:
     d = d[~np.isnan(d)]
     if d.size < 2:
         return {"value": float(value), "low": None, "high": None, "se": None}
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
+    lo, hi = quantiles(d, level)  # infinite draws (a loss the reference never reaches) stay infinite
     clean = lambda v: float(v) if np.isfinite(v) else None
     return {"value": float(value), "low": clean(lo), "high": clean(hi), "se": clean(np.std(d[np.isfinite(d)], ddof=1))}
 
