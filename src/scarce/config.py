@@ -228,13 +228,29 @@ class OptimConfig:
     """Clip the global gradient norm to this value; 0 disables clipping."""
     schedule: str = "cosine"
     """Learning-rate schedule: 'cosine' (warmup, cosine to final_lr_frac), 'wsd' (warmup, stable, linear
-    warmdown over the last warmdown_frac) or 'constant' (warmup then flat)."""
+    warmdown over the last warmdown_frac), 'constant' (warmup then flat) or 'cyclic' (warmup, then cycles of
+    cycle_epochs or cycle_steps, each falling from the peak to final_lr_frac: SGDR's warm restarts, the schedule of
+    snapshot ensembles and hyper-epoch populations). A cyclic run keeps its weights at every cycle end under
+    checkpoints/snapshots/: the members of its population."""
     warmup_frac: float = 0.05
     """Fraction of the steps spent in linear warmup."""
     final_lr_frac: float = 0.1
     """Learning rate at the end, as a fraction of the peak (cosine floor; wsd end point)."""
     warmdown_frac: float = 0.2
     """Fraction of the steps in the final linear decay of 'wsd'."""
+    cycle_epochs: float = 0.0
+    """Length of one cycle of schedule 'cyclic' in epochs (NanoGPT Slowrun's unlimited record: 2)."""
+    cycle_steps: int = 0
+    """Length of one cycle of schedule 'cyclic' in optimizer steps; set this or cycle_epochs."""
+    cycle_shape: str = "cosine"
+    """How the learning rate falls inside a cycle: 'cosine' or 'linear', reaching final_lr_frac on its last step."""
+    perturb: float = 0.0
+    """Schedule 'cyclic': at each cycle boundary after the first, add Gaussian noise of this fraction of each weight
+    matrix's std (matrices, embeddings and head), seeded by (train.seed, cycle), so the trajectory leaves the basin it
+    settled in; 0 disables."""
+    perturb_final: float = 0.0
+    """The perturbation's scale at the last boundary; it moves linearly from `perturb` at the first (the unlimited
+    record: 0.25 to 0.05)."""
     # -- data-efficiency knobs (docs/architecture.md); each off by default ------------------
     optimizer: str = "adamw"
     """'adamw' for everything, or 'muon': Muon for the 2-D hidden matrices, AdamW for embeddings,
@@ -248,8 +264,11 @@ class OptimConfig:
     cautious_wd: bool = False
     """Cautious weight decay: decay only the coordinates where the update and the weight agree in sign."""
     wd_schedule: str = "constant"
-    """Weight-decay multiplier over training: 'constant', 'lr' (follows the learning-rate schedule) or
-    'cosine' (from 1 to 0 over the run)."""
+    """Weight-decay multiplier over training: 'constant', 'lr' (follows the learning-rate schedule), 'cosine'
+    (from 1 to 0 over the run) or 'anti' (moves against the learning rate: wd_floor at the peak rate, 1 at the
+    final_lr_frac floor; q0's anti-correlated schedule)."""
+    wd_floor: float = 1.0
+    """The weight-decay multiplier of wd_schedule 'anti' at the peak learning rate (the unlimited record: 0.7)."""
     ema_decay: float = 0.0
     """Decay of an exponential moving average of the weights (float32); 0 disables. At the end the blend
     of EMA and last weights with the lowest select loss is kept."""
@@ -270,7 +289,8 @@ class OptimConfig:
         _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2", "must be in [0, 1)")
         _check(self.eps > 0, "optim.eps", "must be > 0")
         _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
-        _check(self.schedule in ("cosine", "wsd", "constant"), "optim.schedule", "must be cosine, wsd or constant")
+        _check(self.schedule in SCHEDULES, "optim.schedule", "must be cosine, wsd, constant or cyclic")
+        self.check_cycles()
         _check(0 <= self.warmup_frac < 1, "optim.warmup_frac", "must be in [0, 1)")
         _check(0 <= self.final_lr_frac <= 1, "optim.final_lr_frac", "must be in [0, 1]")
         _check(0 <= self.warmdown_frac <= 1, "optim.warmdown_frac", "must be in [0, 1]")
@@ -278,13 +298,30 @@ class OptimConfig:
         _check(self.muon_lr > 0, "optim.muon_lr", "must be > 0")
         _check(0 <= self.muon_momentum < 1, "optim.muon_momentum", "must be in [0, 1)")
         _check(self.scalar_lr >= 0, "optim.scalar_lr", "must be >= 0 (0 uses lr)")
-        _check(self.wd_schedule in ("constant", "lr", "cosine"), "optim.wd_schedule", "must be constant, lr or cosine")
+        _check(self.wd_schedule in ("constant", "lr", "cosine", "anti"), "optim.wd_schedule",
+               "must be constant, lr, cosine or anti")
+        _check(0 < self.wd_floor <= 1, "optim.wd_floor", "must be in (0, 1]")
         _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1) (0 disables)")
         _check(0 <= self.ema_start < 1, "optim.ema_start", "must be in [0, 1)")
         _check(self.ema_every >= 1, "optim.ema_every", "must be >= 1")
         _check(self.avg_last >= 0, "optim.avg_last", "must be >= 0 (0 disables)")
         _check(self.avg_every >= 0, "optim.avg_every", "must be >= 0 (0 = at the checkpoints)")
         _check(not (self.ema_decay and self.avg_last), "optim.avg_last", "cannot be combined with optim.ema_decay")
+
+    def check_cycles(self) -> None:
+        """The cycle fields: set exactly where the schedule is cyclic, with a floor in (0, 1]."""
+        _check(self.cycle_epochs >= 0 and self.cycle_steps >= 0, "optim.cycle_epochs/cycle_steps", "must be >= 0")
+        _check(self.cycle_shape in ("cosine", "linear"), "optim.cycle_shape", "must be cosine or linear")
+        _check(0 <= self.perturb_final and 0 <= self.perturb <= 10, "optim.perturb/perturb_final",
+               "must be in [0, 10] (fractions of each matrix's std)")
+        cycles = bool(self.cycle_epochs) + bool(self.cycle_steps)
+        if self.schedule != "cyclic":
+            _check(not cycles, "optim.cycle_epochs/cycle_steps", "only schedule cyclic has cycles")
+            _check(not self.perturb and not self.perturb_final, "optim.perturb",
+                   "perturbs at cycle boundaries: only schedule cyclic has them")
+            return
+        _check(cycles == 1, "optim.cycle_epochs/cycle_steps", "schedule cyclic needs exactly one cycle length")
+        _check(0 < self.final_lr_frac <= 1, "optim.final_lr_frac", "is the floor of each cycle: must be in (0, 1]")
 
 
 @dataclass
@@ -363,8 +400,10 @@ class TrainConfig:
 @dataclass
 class ObjectiveConfig:
     kind: str = "ce"
-    """'ce' (cross-entropy on the data) or 'distill': (1 - alpha) * CE + alpha * T^2 * KL(teacher_T || student_T)
-    against frozen teacher runs (Hinton et al., 2015)."""
+    """'ce' (cross-entropy on the data), 'distill': (1 - alpha) * CE + alpha * T^2 * KL(teacher_T || student_T)
+    against frozen teacher runs (Hinton et al., 2015), or 'chain': the same loss inside one run of schedule
+    'cyclic', each cycle from chain_from on learning from the snapshot that ended the cycle before it (the
+    unlimited record: alpha 0.45, T 1.2, from cycle 8)."""
     teachers: list[str] = field(default_factory=list)
     """Run directories of the teachers (kind 'distill'); several form an ensemble teacher."""
     alpha: float = 0.5
@@ -376,11 +415,16 @@ class ObjectiveConfig:
     distill_on: str = "all"
     """Batches that get the distillation term: 'all', or 'real' (only those of the main store: text the teachers
     wrote, mixed in by the mix section, is trained on by cross-entropy alone)."""
+    chain_from: int = 1
+    """Kind 'chain': the first cycle (counted from 0) that learns from its predecessor's snapshot; earlier cycles
+    train on the data alone."""
 
     def __post_init__(self):
-        _check(self.kind in ("ce", "distill"), "objective.kind", "must be ce or distill")
+        _check(self.kind in ("ce", "distill", "chain"), "objective.kind", "must be ce, distill or chain")
+        _check(self.chain_from >= 1, "objective.chain_from", "must be >= 1 (cycle 0 has no predecessor)")
         _check(all(isinstance(t, str) and t for t in self.teachers), "objective.teachers", "must be run directories")
-        _check(self.kind == "ce" or bool(self.teachers), "objective.teachers", "distillation needs at least one teacher run")
+        _check(self.kind != "distill" or bool(self.teachers), "objective.teachers",
+               "distillation needs at least one teacher run")
         _check(self.kind == "distill" or not self.teachers, "objective.teachers", "only objective.kind=distill has teachers")
         _check(0.0 <= self.alpha <= 1.0, "objective.alpha", "must be in [0, 1]")
         _check(self.temperature > 0, "objective.temperature", "must be > 0")
@@ -435,11 +479,15 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 # Fields that change how a run is executed, not what it computes: left out of the run id.
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints"),
                        ("train", "tracker"), ("train", "branch_steps"), ("train", "parallel")}
+SCHEDULES = ("cosine", "wsd", "constant", "cyclic")
+
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
                 ("model", "norm_eps"): 0.0, ("model", "bias"): False, ("model", "position"): "rotary",
                 ("model", "kv_heads"): 0, ("model", "rope_scaling"): "", ("mix", "stores"): [], ("mix", "fracs"): [],
-                ("objective", "distill_on"): "all"}
+                ("objective", "distill_on"): "all", ("optim", "cycle_epochs"): 0.0, ("optim", "cycle_steps"): 0,
+                ("optim", "cycle_shape"): "cosine", ("optim", "perturb"): 0.0, ("optim", "perturb_final"): 0.0,
+                ("optim", "wd_floor"): 1.0, ("objective", "chain_from"): 1}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

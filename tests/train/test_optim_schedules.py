@@ -3,7 +3,7 @@
 import math
 
 from scarce.config import OptimConfig
-from scarce.train.optim import wd_multiplier
+from scarce.train.schedule import wd_multiplier
 
 
 def test_weight_decay_schedules():

@@ -13,13 +13,15 @@ distillation run resumes with the same teachers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
 from scarce.config import ObjectiveConfig
 from scarce.ensemble import combine_logprobs
 from scarce.errors import UserError
-from scarce.rundir import load_model
+from scarce.rundir import Member, load_model
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,6 +69,37 @@ class Distillation:
         return (1 - a) * ce + a * soft
 
 
+class CycleChain(Distillation):
+    """Chain distillation inside one cyclic run (hyper-epoch populations): from cycle chain_from on, each cycle
+    learns from the snapshot that ended the cycle before it, one teacher in memory, read from the run's snapshot
+    file (so a resumed run has exactly the teacher the uninterrupted one had). Earlier cycles, and a cycle whose
+    predecessor left no snapshot, train on the data alone."""
+
+    def __init__(self, cfg: ObjectiveConfig, vocab_size: int, device: str):
+        self.cfg, self.vocab_size, self.device = cfg, vocab_size, device
+        self.teachers: list = []
+        self.source: Path | None = None
+
+    def at_cycle(self, cycle: int, run_dir: Path, snapshot: Path) -> None:
+        """Hold the teacher of `cycle`: the snapshot file `snapshot` of run `run_dir` (the weights at the end of
+        cycle - 1), or none before chain_from."""
+        source = snapshot if cycle >= self.cfg.chain_from else None
+        if source == self.source:
+            return
+        if source is not None and not source.is_file():
+            raise UserError(f"{run_dir}: chain distillation of cycle {cycle} needs the snapshot {source}, which is "
+                            "missing; start the run again in another folder")
+        self.teachers = [] if source is None else [Member(run_dir, source).load(self.device)]
+        self.source = source
+
+    def __call__(self, forward, x: torch.Tensor, y: torch.Tensor, real: bool = True) -> torch.Tensor:
+        if not self.teachers:
+            return forward(x, y)
+        return super().__call__(forward, x, y, real)
+
+
 def build_objective(cfg: ObjectiveConfig, vocab_size: int, device: str):
     """The training objective the config names."""
+    if cfg.kind == "chain":
+        return CycleChain(cfg, vocab_size, device)
     return Distillation(cfg, vocab_size, device) if cfg.kind == "distill" else CrossEntropy()

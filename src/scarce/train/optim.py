@@ -7,8 +7,6 @@ and its weight decay in `base_wd` so the schedules can scale them.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -60,15 +58,6 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, device: str) -> torch.op
 def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
     for g in optimizer.param_groups:
         g["lr"] = g["base_lr"] * multiplier
-
-
-def wd_multiplier(step: int, total: int, cfg: OptimConfig, lr_mult: float) -> float:
-    """Weight-decay schedule: constant, following the learning rate, or cosine from 1 to 0."""
-    if cfg.wd_schedule == "lr":
-        return lr_mult
-    if cfg.wd_schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
-    return 1.0
 
 
 def set_weight_decay(optimizer: torch.optim.Optimizer, multiplier: float) -> None:

@@ -33,11 +33,12 @@ from scarce.model.looping import loop_switch_step, loops_at
 from scarce.progress import format_seconds, progress_bar
 from scarce.train import checkpoint as ckpt
 from scarce.train import parallel
-from scarce.train.distill import build_objective
+from scarce.train.distill import CycleChain, build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
-from scarce.train.optim import build_optimizer, set_lr, set_weight_decay, wd_multiplier
+from scarce.train.optim import build_optimizer, set_lr, set_weight_decay
+from scarce.train.perturb import perturb_scale, perturb_weights
 from scarce.train.runtime import Runtime, compile_decision, make_runtime, peak_flops
-from scarce.train.schedule import lr_multiplier
+from scarce.train.schedule import cycle_length, cycle_of, lr_multiplier, wd_multiplier
 
 
 @dataclass
@@ -138,6 +139,20 @@ def check_shardable(cfg: RunConfig, rt: Runtime) -> None:
                         "use train.parallel=ddp")
     if cfg.train.compile not in (False, "auto"):
         raise UserError("train.parallel=fsdp is not compiled yet: set train.compile=false")
+    if cfg.optim.perturb or cfg.objective.kind == "chain":
+        raise UserError("train.parallel=fsdp does not perturb weights or chain cycles yet (optim.perturb, "
+                        "objective.kind=chain): use train.parallel=ddp")
+
+
+def check_cycles(cfg: RunConfig, cycle: int, steps: int) -> None:
+    """A one-line error for cycles the run cannot hold: a chain without cycles, a cycle longer than the run."""
+    if cfg.objective.kind == "chain" and cfg.optim.schedule != "cyclic":
+        raise UserError("objective.kind=chain distills each cycle from the one before: it needs optim.schedule=cyclic "
+                        "(with optim.cycle_epochs or optim.cycle_steps)")
+    if cycle > steps:
+        length = (f"{cfg.optim.cycle_epochs:g} epochs" if cfg.optim.cycle_epochs else f"{cfg.optim.cycle_steps} steps")
+        raise UserError(f"optim.cycle_epochs/cycle_steps: a cycle of {length} ({cycle} steps) is longer than the run "
+                        f"({steps} steps); shorten the cycle or lengthen the horizon")
 
 
 def build_model(cfg: RunConfig, device: str) -> GPT:
@@ -305,6 +320,8 @@ class Trainer:
         self.accum = accum
         self.loader = build_loader(self.cfg, self.store, self.rt.rank, self.rt.world, accum)
         self.steps = total_steps(self.cfg, self.loader, self.params["total"])
+        self.cycle = cycle_length(self.cfg.optim, self.loader.steps_per_epoch)
+        check_cycles(self.cfg, self.cycle, self.steps)
         self.eval_every = t.eval_every or max(1, self.steps // 8)
         self.tokens_per_step = t.batch_size * accum * self.rt.world * self.cfg.model.seq_len
 
@@ -331,9 +348,11 @@ class Trainer:
         return self.objective(self.forward, x, y, real)
 
     def train_step(self, step: int) -> torch.Tensor:
+        if self.cycle:  # first: loading the chain's teacher draws from the global generator
+            self.start_cycle(step)
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + step)  # dropout masks depend on (seed, step) only
         self.model.loops = loops_at(self.cfg.model, step, self.steps)  # looping switches on at a fixed step
-        lr_mult = lr_multiplier(step, self.steps, self.cfg.optim)
+        lr_mult = lr_multiplier(step, self.steps, self.cfg.optim, self.cycle)
         set_lr(self.optimizer, lr_mult)
         if self.cfg.optim.wd_schedule != "constant":
             set_weight_decay(self.optimizer, wd_multiplier(step, self.steps, self.cfg.optim, lr_mult))
@@ -354,6 +373,22 @@ class Trainer:
         if self.averager is not None and self.averager.due(step):
             self.averager.update(self.model)
         return torch.stack([total, norm.detach().float()])
+
+    def start_cycle(self, step: int) -> None:
+        """Schedule 'cyclic': perturb the weights on a cycle's first step (after the snapshot of the one before),
+        and hold the chain's teacher of this cycle. Both depend on the step alone, so a resume replays them."""
+        cycle = cycle_of(step, self.cycle)
+        if step == cycle * self.cycle and cycle > 0 and (self.cfg.optim.perturb or self.cfg.optim.perturb_final):
+            scale = perturb_scale(cycle, self.steps // self.cycle, self.cfg.optim)
+            perturb_weights(self.optimizer, scale, self.cfg.train.seed, cycle)
+        if isinstance(self.objective, CycleChain):
+            self.objective.at_cycle(cycle, self.run_dir, rundir.snapshot_path(self.run_dir, cycle * self.cycle))
+
+    def snapshot_due(self, done: int) -> bool:
+        """Whether the weights after `done` steps are kept as a snapshot: every train.snapshot_every steps and at
+        the end, and at every cycle end of schedule 'cyclic' (the population's members)."""
+        every = self.cfg.train.snapshot_every
+        return bool(every and (done % every == 0 or done == self.steps) or self.cycle and done % self.cycle == 0)
 
     def flops_at(self, step: int) -> float:
         """Training FLOPs of the first `step` steps; looped replays count from their switch-on step."""
@@ -422,6 +457,10 @@ class Trainer:
                 self.log_train(done, (loss_sum / loss_n).item(), timed * self.tokens_per_step / dt, peak,
                                (time.perf_counter() - t_start) / (done - start_step))
                 loss_sum, loss_n, timed, t_log = torch.zeros(()), 0, 0, time.perf_counter()
+            if self.snapshot_due(done):  # before the checkpoint: a resume from it finds the snapshots it needs
+                weights = parallel.full_model_state(self.model) if self.sharded else self.model.state_dict()
+                if self.rt.is_main:
+                    rundir.save_weights(rundir.snapshot_path(self.run_dir, done), weights, self.model.loops)
             if done % self.eval_every == 0 or done == self.steps:
                 t_eval = time.perf_counter()
                 blend = self.apply_average_blend() if done == self.steps else None
@@ -435,11 +474,6 @@ class Trainer:
                 self.checkpoint(record)
                 self.state.wall_seconds = wall0 + time.perf_counter() - t_start
                 timed, t_log = 0, time.perf_counter()
-            every = self.cfg.train.snapshot_every
-            if every and (done % every == 0 or done == self.steps):
-                weights = parallel.full_model_state(self.model) if self.sharded else self.model.state_dict()
-                if self.rt.is_main:
-                    rundir.save_weights(rundir.snapshot_path(self.run_dir, done), weights, self.model.loops)
             if done in self.cfg.train.branch_steps and done < self.steps:
                 self.save_branch(done, loss_sum.item(), loss_n)
             if stop_at_step is not None and done >= stop_at_step:
