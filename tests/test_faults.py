@@ -175,3 +175,75 @@ def test_nan_at_a_chosen_step_fails_the_run(full, monkeypatch, capsys):
     rows = RunStore(root / "results-nan").list()
     assert [r.status for r in rows] == ["diverged"] and "diverged" in rows[0].error
     json.dumps([r.as_dict() for r in rows], allow_nan=False)  # nothing non-finite reached the store
+
+
+def _files(root) -> dict:
+    """Every file under `root` with its bytes' sha256."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_run_folder_held_by_another_process_is_refused_untouched(full, capsys):
+    """While one process holds a run folder (`rundir.claim`, as `train`, `--resume` and every sweep point do), a
+    second `train --out` or `--resume` of it exits 2 with one line naming the folder, and changes nothing there."""
+    from scarce.rundir import CLAIM, claim
+
+    root, argv = full
+    held, copy = root / "held-new", root / "held-copy"
+    shutil.copytree(root / "full", copy)
+    for folder, args in ((held, argv + ["--out", str(held), "--set", "train.seed=1"]),
+                         (copy, ["train", "--resume", str(copy), "--results", str(root / "results"), "--quiet"])):
+        with claim(folder):
+            before = _files(folder)
+            capsys.readouterr()
+            assert main(args) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and err.count("\n") == 1 and str(folder) in err, err
+            assert "in use by another process" in err
+            assert _files(folder) == before
+    assert not held.exists() and not (copy / CLAIM).exists()  # the claim leaves nothing behind
+
+
+def test_two_train_processes_with_one_out_end_with_one_run(full):
+    """Two `scarce train` processes of two seeds given one --out: one trains, the other exits 2 naming the folder
+    (in use, or already holding a run when it comes second), and the folder holds the winner's run alone."""
+    root, argv = full
+    run, results = root / "contested", root / "results-contested"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "scarce.cli", *argv[:-1], "--results", str(results), "--quiet", "--out", str(run)]
+    procs = [subprocess.Popen([*cmd, "--set", f"train.seed={seed}"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
+    outs = [p.communicate(timeout=300)[1] for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], outs
+    winner, loser = codes.index(0), codes.index(2)
+    err = outs[loser]
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(run) in err, err
+    rows = RunStore(results).list()
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r.status for r in rows] == ["done"] and rows[0].config["train"]["seed"] == winner
+    assert read_config(run).train.seed == winner and summary["run_id"] == rows[0].id
+    steps = [r["step"] for r in _records(run) if r.get("type") == "eval"]
+    assert steps == sorted(set(steps))  # one run's records, not two interleaved
+
+
+def test_two_runs_of_one_config_write_byte_identical_best_weights(full):
+    """safetensors writes its metadata map in hash order (another order per map made); the weights files are
+    rewritten with it sorted, so two runs of one config, and any two saves of one state, are equal as files."""
+    import hashlib
+
+    from scarce.rundir import save_weights
+
+    root, argv = full
+    assert main(argv + ["--out", str(root / "again"), "--results", str(root / "results-again")]) == 0
+    best = [hashlib.sha256((r / "checkpoints" / "best.safetensors").read_bytes()).hexdigest()
+            for r in (root / "full", root / "again")]
+    assert best[0] == best[1]
+    state = load_weights(root / "full" / "checkpoints" / "best.safetensors")
+    saved = set()
+    for i in range(8):  # unsorted, two metadata keys come out in one order 8 times in 2^-7 of tries
+        save_weights(root / f"save-{i}.safetensors", state)
+        saved.add(hashlib.sha256((root / f"save-{i}.safetensors").read_bytes()).hexdigest())
+    assert len(saved) == 1

@@ -8,15 +8,21 @@ resume, ensemble evaluation, distillation teachers, sampling, reports).
     RUN_DIR/checkpoints/latest.json           -> step_XXXXXXXX/ (model, optimizer, trainer state)
     RUN_DIR/checkpoints/best.safetensors      the weights chosen on the select split
     RUN_DIR/checkpoints/snapshots/*.safetensors  snapshot-ensemble members (train.snapshot_every)
+    RUN_DIR/.claim                            while a process starts or continues the run: its lock file
 
 Weights are safetensors and everything else JSON; nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +59,63 @@ def is_run(run_dir: str | Path) -> bool:
         return (Path(run_dir) / CONFIG).is_file()
     except OSError:  # a name too long to exist
         return False
+
+
+CLAIM = ".claim"
+
+
+class Claimed(UserError):
+    """Another process holds the run folder (it is starting, continuing or finishing the run there)."""
+
+
+@contextlib.contextmanager
+def claim(run_dir: str | Path, create: bool = True) -> Iterator[None]:
+    """Hold `run_dir` for this process: an exclusive lock (flock, released by the kernel when the process dies,
+    so a SIGKILL leaves no stale claim) on RUN_DIR/.claim. A second process is refused at once with `Claimed`,
+    before it reads or writes anything of the run. The folder (and folders above it) are made when absent
+    (`create`) and removed again when the claim ends with nothing else written in them."""
+    run_dir = Path(run_dir)
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()] if create else []
+    if not create and not run_dir.is_dir():
+        yield
+        return
+    path = run_dir / CLAIM
+    while True:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the folder was removed by a process giving up its claim: make it again
+            continue
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or not is_run(run_dir):
+                raise
+            yield  # a run in a folder nobody may write (a finished run shared read-only): nothing to hold
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise Claimed(f"{run_dir} is in use by another process (it holds {path}); wait for it to finish, "
+                          "or give this run another folder") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):  # not a lock file its last holder just removed
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # unlinked while held: whoever opened it meanwhile tries again
+            os.unlink(path)
+        os.close(fd)
+        for p in made:  # nothing was written: leave no empty folder behind
+            try:
+                p.rmdir()
+            except OSError:
+                break
 
 
 def read_json(path: Path):
@@ -236,7 +299,27 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], loops: int = 0) -> 
     its digest are written in one atomic rename), and the looped passes the weights were evaluated with."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     meta = {"sha256": tensors_digest(tensors), "loops": str(loops)}
-    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata=meta)
+        sort_metadata(tmp)
+
+    atomic.atomic_write(path, write)
+
+
+def sort_metadata(path: str | Path) -> None:
+    """Rewrite a safetensors file's header with its metadata in name order, in place. safetensors writes the
+    metadata map in hash order, which differs between processes, so two runs of one config would write the same
+    tensors and digest as files of different sha256; users compare checkpoints by file hash."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        assert len(text) <= size, "the same header in another order has the same length"
+        f.seek(8)
+        f.write(text.ljust(size))  # padded with spaces as safetensors pads it (to 8-byte alignment)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

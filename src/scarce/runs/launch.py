@@ -10,6 +10,7 @@ executor (this process, local worker processes or Ray) through `run_task`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -52,12 +53,24 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     """Start a run in `run_dir` (which must not hold one yet); returns its summary. `stop_at_step` stops
     it as if killed after that many steps (tests), returning None. `resolved`: `cfg` comes from `resolved_id`
     (paths absolute, filled from the store and checked), so it is not resolved again. `branch_from`: a trunk's
-    checkpoint at this run's decay start (`scarce.runs.branch`), which the run continues from."""
+    checkpoint at this run's decay start (`scarce.runs.branch`), which the run continues from. The folder is
+    held by this process until it returns (`rundir.claim`): a second process given it is refused."""
     run_dir = Path(run_dir)
-    if rundir.is_run(run_dir):
-        raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
     if (why := atomic.unmakeable(run_dir)) is not None:
         raise UserError(f"the run directory {run_dir} {why}")
+    with _claim(run_dir):
+        return _train(cfg, run_dir, results, quiet, stop_at_step, resolved, branch_from)
+
+
+def _claim(run_dir: Path, create: bool = True):
+    """This process's hold on the run folder; rank 0 of a torchrun job holds it for every rank."""
+    return rundir.claim(run_dir, create) if int(os.environ.get("RANK", 0)) == 0 else contextlib.nullcontext()
+
+
+def _train(cfg: RunConfig, run_dir: Path, results: str | None, quiet: bool, stop_at_step: int | None,
+           resolved: bool, branch_from: str | None) -> dict | None:
+    if rundir.is_run(run_dir):
+        raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
     trainer = Trainer(cfg if resolved else absolute_paths(cfg), run_dir, quiet, resolved=resolved)
     results = str(results_root(results).resolve())
     if trainer.rt.is_main:
@@ -78,6 +91,11 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
            stop_at_step: int | None = None) -> dict | None:
     """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run. It is
     recorded in the results root it started with unless `results` names another."""
+    with _claim(Path(run_dir), create=False):
+        return _resume(run_dir, results, quiet, stop_at_step)
+
+
+def _resume(run_dir: str | Path, results: str | None, quiet: bool, stop_at_step: int | None) -> dict | None:
     cfg = rundir.read_config(run_dir)
     if (diverged := rundir.read_diverged(run_dir)) is not None:
         raise Diverged(f"{run_dir} holds a diverged run ({diverged['error']}); resuming would diverge again: "
@@ -102,14 +120,22 @@ def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: 
     """Start the run, continue it when `run_dir` holds it unfinished, or return its summary when it is
     complete; a folder holding a run of another config is refused."""
     run_dir = Path(run_dir)
-    if not rundir.is_run(run_dir):
-        return train(cfg, run_dir, results, quiet, resolved=resolved, branch_from=branch_from)
+    if not rundir.is_run(run_dir) and (why := atomic.unmakeable(run_dir)) is not None:
+        raise UserError(f"the run directory {run_dir} {why}")
+    with _claim(run_dir):
+        if not rundir.is_run(run_dir):
+            return _train(cfg, run_dir, results, quiet, None, resolved, branch_from)
+        return _reuse(cfg, run_dir, results, quiet)
+
+
+def _reuse(cfg: RunConfig, run_dir: Path, results: str | None, quiet: bool) -> dict:
+    """`run` of a folder that holds a run: continue it, or return its summary when it is complete."""
     cfg = absolute_paths(cfg)
     stored = rundir.read_config(run_dir)
     if same_run(stored, cfg):
         summary = rundir.read_summary(run_dir)
         if summary is None:
-            return resume(run_dir, results, quiet)
+            return _resume(run_dir, results, quiet, None)
         results = results or rundir.results_root_of(run_dir)
         _ensure_recorded(summary["run_id"], stored, run_dir, summary.get("data", ""), summary, results)
         return summary
@@ -198,6 +224,8 @@ def run_task(task: dict) -> dict:
         else:
             summary = run(cfg, run_dir, results, task.get("quiet", True), resolved=task.get("resolved", False),
                           branch_from=task.get("branch_from"))
+    except rundir.Claimed as e:  # the run is another process's, and so is its row: neither is touched
+        return {"status": "failed", "error": f"UserError: {e}", "seconds": time.perf_counter() - t0}
     except Exception as e:
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
         _record_failure(task, cfg, error, _status(e))
