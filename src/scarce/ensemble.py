@@ -128,6 +128,111 @@ def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str,
     return torch.cat(ens_nll).numpy(), torch.cat(own_nll).numpy()
 
 
+# ---------------------------------------------------------------------------------------------
+# The learned prior: mixture weights over any set of members, fitted on select
+
+PRIOR_STEPS = 300
+PRIOR_LR = 0.5
+"""NanoGPT Slowrun's unlimited record (`gradient_select.py`): AdamW on the mixture's logits, 300 steps at lr 0.5."""
+
+
+@torch.no_grad()
+def member_token_logprobs(members: list[Member], tokens: np.ndarray, seq_len: int, batch_size: int = 16,
+                          max_tokens: int = 0, device: str = "cpu") -> np.ndarray:
+    """(K, windows, seq_len) float32: each member's log-probability of every target token of a split's windows,
+    one member in memory at a time."""
+    check_same_tokenizer([m.run_dir for m in members])
+    batches = list(eval_batches(tokens, seq_len, batch_size, max_tokens))
+    out = np.empty((len(members), sum(y.shape[0] for _, y in batches), seq_len), dtype=np.float32)
+    vocab = None
+    for k, member in enumerate(members):
+        model = member.load(device)
+        vocab = vocab or model.cfg.vocab_size
+        if model.cfg.vocab_size != vocab:
+            raise UserError(f"member {member.run_dir} has vocabulary {model.cfg.vocab_size}, not {vocab}")
+        row = 0
+        for x, y in batches:
+            with inference_autocast(device):
+                logits = model(x.to(device))
+            lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, y.to(device)[..., None]).squeeze(-1)  # (b, T)
+            out[k, row:row + y.shape[0]] = lp.cpu().numpy()
+            row += y.shape[0]
+        del model
+    return out
+
+
+def mixture_nll(logprobs: np.ndarray | torch.Tensor, weights) -> torch.Tensor:
+    """Per-token NLL of the probability mixture sum_k w_k p_k (weights summing to 1) of members' target
+    log-probs (K, ...)."""
+    lp = torch.as_tensor(logprobs, dtype=torch.float64)
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64)).view(-1, *([1] * (lp.ndim - 1)))
+    return -torch.logsumexp(lp + torch.log(w), dim=0)
+
+
+def fit_prior(logprobs: np.ndarray, steps: int = PRIOR_STEPS, lr: float = PRIOR_LR, seed: int = 0) -> np.ndarray:
+    """Mixture weights softmax(a) over K members minimising the mean NLL of sum_k w_k p_k on the tokens given
+    (the select split's: never val's), by AdamW on the logits a with the gradient clipped to norm 1."""
+    lp = torch.as_tensor(logprobs, dtype=torch.float32).reshape(len(logprobs), -1)  # (K, N)
+    generator = torch.Generator().manual_seed(seed)
+    logits = (1e-4 * torch.randn(len(lp), generator=generator)).requires_grad_(True)
+    opt = torch.optim.AdamW([logits], lr=lr, weight_decay=0.0)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = -torch.logsumexp(lp + torch.log_softmax(logits, 0)[:, None], dim=0).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([logits], 1.0)
+        opt.step()
+    return torch.softmax(logits.detach().double(), 0).numpy()
+
+
+def top_k(weights: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
+    """The `k` members of largest weight (in member order) and their weights renormalised to sum to 1."""
+    if not 1 <= k <= len(weights):
+        raise UserError(f"top-K: K must be in 1..{len(weights)} (the members), got {k}")
+    chosen = sorted(np.argsort(-np.asarray(weights), kind="stable")[:k].tolist())
+    w = np.asarray(weights, dtype=np.float64)[chosen]
+    return chosen, w / w.sum()
+
+
+def learned_prior(members: list[Member], select: np.ndarray, val: np.ndarray, seq_len: int, k_values=(),
+                  batch_size: int = 16, max_tokens: int = 0, device: str = "cpu", steps: int = PRIOR_STEPS,
+                  lr: float = PRIOR_LR) -> dict:
+    """Fit mixture weights over `members` on `select`, choose among the top-K mixtures (every K of `k_values`,
+    and all members) the one of lowest select loss, and report on `val` that mixture and the uniform mixture of
+    the same members, each once, with the per-window NLLs of both (for paired intervals)."""
+    if not members:
+        raise UserError("a prior needs at least one member")
+    ks = sorted({int(k) for k in k_values} | {len(members)})
+    if ks[0] < 1 or ks[-1] > len(members):
+        bad = ks[0] if ks[0] < 1 else ks[-1]
+        raise UserError(f"top-K: K must be in 1..{len(members)} (the members), got {bad}")
+    fit = member_token_logprobs(members, select, seq_len, batch_size, max_tokens, device)
+    held = member_token_logprobs(members, val, seq_len, batch_size, max_tokens, device)
+    return prior_of(fit, held, ks, steps, lr)
+
+
+def prior_of(fit: np.ndarray, held: np.ndarray, ks: list[int], steps: int = PRIOR_STEPS,
+             lr: float = PRIOR_LR) -> dict:
+    """`learned_prior` on members' target log-probs (K, windows, T) of select (`fit`) and val (`held`)."""
+    seq_len = fit.shape[-1]
+    members = range(len(fit))
+    weights = fit_prior(fit, steps, lr)
+    uniform = np.full(len(members), 1.0 / len(members))
+    candidates = {k: top_k(weights, k) for k in ks}
+    select_loss = {k: float(mixture_nll(fit[idx], w).mean()) for k, (idx, w) in candidates.items()}
+    best = min(ks, key=lambda k: (select_loss[k], k))
+    select_uniform = float(mixture_nll(fit, uniform).mean())
+    chosen, w = candidates[best]
+    prior_windows = mixture_nll(held[chosen], w).sum(-1).numpy()
+    uniform_windows = mixture_nll(held, uniform).sum(-1).numpy()
+    n = held.shape[1] * seq_len
+    return {"combine": "prob", "weights": weights.tolist(), "k_values": ks, "select_loss": select_loss,
+            "select_loss_uniform": select_uniform,
+            "k": best, "members": chosen, "member_weights": w.tolist(),
+            "val_loss": float(prior_windows.sum() / n), "val_loss_uniform": float(uniform_windows.sum() / n),
+            "window_tokens": seq_len, "prior_window_nll": prior_windows, "uniform_window_nll": uniform_windows}
+
+
 def write_evaluation(out: str | Path, members: list[Member], combine: str = "logit", batch_size: int = 16,
                      max_tokens: int = 0, split: str = "val", extra: dict | None = None, device: str = "cpu",
                      result: dict | None = None) -> dict:

@@ -18,12 +18,14 @@ from scarce.recipes.common import Context
 from scarce.recipes.crossing import find_crossings
 from scarce.recipes.ensemble import ensemble_scaling, joint
 from scarce.recipes.isoflop import isoflop, miniseries
+from scarce.recipes.population import population
 from scarce.recipes.regularized import regularized
 from scarce.recipes.standard import data_scaling, standard
 from scarce.runs.store import RunStore
 
 RECIPES = {"standard": standard, "regularized": regularized, "ensemble": ensemble_scaling, "joint": joint,
-           "isoflop": isoflop, "miniseries": miniseries, "data-scaling": data_scaling}
+           "isoflop": isoflop, "miniseries": miniseries, "data-scaling": data_scaling,
+           "population": population}
 
 
 def recipe_function(name: str):
