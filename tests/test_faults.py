@@ -247,3 +247,53 @@ def test_two_runs_of_one_config_write_byte_identical_best_weights(full):
         save_weights(root / f"save-{i}.safetensors", state)
         saved.add(hashlib.sha256((root / f"save-{i}.safetensors").read_bytes()).hexdigest())
     assert len(saved) == 1
+
+
+WSD = {"optim.schedule": "wsd", "optim.warmup_frac": 0.0, "optim.warmdown_frac": 0.3, "train.eval_every": 4,
+       "model.dropout": 0.1, "optim.weight_decay": 0.8}
+
+
+@pytest.fixture(scope="module")
+def trunk(tiny_store, tmp_path_factory):
+    """A 3-epoch trunk keeping branch checkpoints at steps s/2 and s (s: the 1.5-epoch run's decay start), and
+    that 1.5-epoch run trained alone."""
+    from scarce.runs import branch
+    from tests.conftest import make_tiny_config
+
+    root = tmp_path_factory.mktemp("branch-faults")
+    short = make_tiny_config(tiny_store, **WSD, **{"train.epochs": 1.5})
+    start = branch.decay_start(short, branch.horizon_steps(short))
+    long = make_tiny_config(tiny_store, **WSD, **{"train.epochs": 3.0, "train.branch_steps": [start // 2, start]})
+    train(long, root / "trunk", root / "res", quiet=True)
+    train(short, root / "alone", root / "res", quiet=True)
+    return root, short, start
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optim.safetensors", "best.safetensors", "both"])
+def test_a_damaged_branch_checkpoint_costs_a_warning_and_recomputation(trunk, damaged, capsys):
+    """One flipped bit in a trunk's branch checkpoint (weights, optimizer state, or the best weights it hands on):
+    the branched run says which file, starts from the trunk's earlier checkpoint (or from step 0 when that is
+    damaged too), and ends at the weights of the run trained alone."""
+    from scarce import rundir
+
+    root, short, start = trunk
+    trunk_copy = root / f"trunk-{damaged}"
+    shutil.copytree(root / "trunk", trunk_copy)
+    files = [(start, "model.safetensors"), (start // 2, "optim.safetensors")] if damaged == "both" else \
+        [(start, damaged)]
+    for step, name in files:
+        path = rundir.branch_checkpoint(trunk_copy, step) / name
+        data = bytearray(path.read_bytes())
+        data[-7] ^= 0x01
+        path.write_bytes(bytes(data))
+    capsys.readouterr()
+    run = root / f"branched-{damaged}"
+    summary = train(short, run, root / "res", quiet=True, branch_from=str(rundir.branch_checkpoint(trunk_copy, start)))
+    err = capsys.readouterr().err
+    assert f"step_{start:08d}" in err and files[0][1] in err and "warning: branch checkpoint" in err
+    if damaged == "both":
+        assert files[1][1] in err and "trains from step 0" in err and "branched_from" not in summary
+    else:
+        assert f"starting from step_{start // 2:08d} instead" in err
+        assert summary["branched_from"]["step"] == start // 2
+    assert _same(load_weights(rundir.best_weights(run)), load_weights(rundir.best_weights(root / "alone")))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.runs.store import RunStore
+from scarce.train import checkpoint as ckpt
 from scarce.train.trainer import build_loader, total_steps
 
 HORIZON = ("epochs", "tokens", "tokens_per_param", "branch_steps")
@@ -164,6 +167,37 @@ def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store:
     second = [i for i in pending if i in plan.branches]
     return (lambda: [(i, keeping(i), start_of(i)) for i in first],
             lambda: [(i, configs[i], start_of(i, [points[plan.branches[i][0]][2]])) for i in second])
+
+
+def _step(checkpoint: Path) -> int:
+    try:
+        return int(checkpoint.name.removeprefix("step_"))
+    except ValueError:
+        return -1
+
+
+def verified(checkpoint: Path, warn: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Path | None:
+    """The branch checkpoint to seed a run from: `checkpoint` when every file of it matches its digest (weights,
+    optimizer state, trainer state, the best weights so far), else the latest earlier one its trunk kept that does,
+    else None (the run trains from step 0). A damaged file costs a warning naming it and some recomputation, never
+    the run: the stable phase is a function of the step alone, so any earlier start ends at the same weights."""
+    earlier = sorted((c for c in kept_checkpoints([checkpoint.parent.parent]) if 0 < _step(c) < _step(checkpoint)),
+                     key=_step, reverse=True)
+    problems = []
+    for candidate in [checkpoint, *earlier]:
+        try:
+            ckpt.load_verified(candidate)
+            if (best := candidate / "best.safetensors").exists():
+                rundir.load_weights(best)
+        except UserError as e:
+            problems.append(f"{candidate}: {e}")
+            continue
+        if problems:
+            warn(f"warning: branch checkpoint {'; '.join(problems)}; starting from {candidate.name} instead")
+        return candidate
+    warn(f"warning: branch checkpoint {'; '.join(problems)}; no earlier kept checkpoint verifies, so the run "
+         "trains from step 0")
+    return None
 
 
 def seed_branch(run_dir: Path, checkpoint: Path, limit: int, compiled: bool) -> None:

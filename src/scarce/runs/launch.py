@@ -78,8 +78,8 @@ def _train(cfg: RunConfig, run_dir: Path, results: str | None, quiet: bool, stop
         if branch_from:
             if (why := branch.not_branchable(trainer.cfg)) is not None:
                 raise UserError(f"{run_dir} cannot branch from {branch_from}: {why}")
-            branch.seed_branch(run_dir, Path(branch_from), branch.decay_start(trainer.cfg, trainer.steps),
-                               trainer.compiled)
+            if (start := branch.verified(Path(branch_from))) is not None:
+                branch.seed_branch(run_dir, start, branch.decay_start(trainer.cfg, trainer.steps), trainer.compiled)
         rundir.write_config(run_dir, trainer.cfg)
         rundir.write_run_info(run_dir, results, trainer.store)
     if branch_from:

@@ -98,7 +98,7 @@ def load_checkpoint(run_dir: Path, log=print) -> tuple[dict, dict, dict] | None:
     problems = []
     for folder in folders:
         try:
-            loaded = _load_verified(folder)
+            loaded = load_verified(folder)
         except UserError as e:
             problems.append(str(e))
             continue
@@ -115,7 +115,9 @@ def _state_digest(state: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _load_verified(folder: Path) -> tuple[dict, dict, dict]:
+def load_verified(folder: Path) -> tuple[dict, dict, dict]:
+    """(model tensors, optimizer tensors, state) of one checkpoint folder, or a UserError naming the file that
+    does not match its digest."""
     try:
         state = json.loads((folder / "state.json").read_text())
     except (OSError, ValueError) as e:
