@@ -25,6 +25,7 @@ from scarce.errors import UserError
 from scarce.model import hf
 from scarce.runs.executors import EXECUTORS, make_executor
 from scarce.runs.gpushare import plan_workers
+from scarce.runs.sweep import check_horizon
 from scarce.sample import Sampling
 from scarce.scaling.plan import check_device
 from scarce.track import TRACKERS
@@ -284,7 +285,10 @@ def run_config(args) -> RunConfig:
              "init.source": args.init, "train.tracker": args.tracker}
     cfg = apply_overrides(cfg, args.overrides)  # in order: a later FIELD wins, a new horizon clears the others
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
-    if args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None:
+    flags = args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None
+    if not flags:  # (a horizon flag replaces whatever --set gave)
+        check_horizon(parse_assignments(args.overrides), "--set")
+    if flags:
         for flag, value in (("--epochs", args.epochs), ("--tokens-per-param", args.tokens_per_param)):
             if value is not None and not 0 < value < math.inf:
                 raise UserError(f"{flag} must be a finite number > 0, got {value}")

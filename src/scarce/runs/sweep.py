@@ -83,6 +83,11 @@ class SweepSpec:
             raise UserError("sweep spec: `name` is required (a string)")
         if not self.data:
             raise UserError(f"sweep {self.name}: `data` is required (a token store made by `scarce prepare`)")
+        for key in ("data", "preset", "out", "results"):
+            if not isinstance(getattr(self, key), str):
+                raise UserError(f"sweep {self.name}: `{key}` must be a string, got {getattr(self, key)!r}")
+        if not isinstance(self.branch, bool):  # a string "false" is truthy: it would branch
+            raise UserError(f"sweep {self.name}: `branch` must be true or false, got {self.branch!r}")
         for key in ("set", "grid", "search"):
             if not isinstance(getattr(self, key), dict):
                 raise UserError(f"sweep {self.name}: `{key}` must be a table")
@@ -94,6 +99,9 @@ class SweepSpec:
         if not isinstance(self.points, list) or not all(isinstance(p, dict) for p in self.points):
             raise UserError(f"sweep {self.name}: `points` must be a list of tables")
         self.points = [flatten(p) for p in self.points]
+        seed = self.search.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise UserError(f"sweep {self.name}: [search] seed must be a whole number, got {seed!r}")
         epochs = self.branch_epochs
         if not isinstance(epochs, (list, tuple)) or not all(
                 isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in epochs):
@@ -235,12 +243,24 @@ def _draw(name: str, dim, rng: random.Random):
     raise UserError(f"search field {name}: give a list of choices or {{min, max, log}}")
 
 
+def check_horizon(overrides: dict, where: str) -> None:
+    """Horizon fields given explicitly must set a horizon, as the --epochs/--tokens/--tokens-per-param flags must:
+    with every one of them 0, the preset's own horizon (tokens_per_param_default) would train in silence."""
+    given = {k: v for k, v in overrides.items() if k in HORIZONS}
+    numbers = [v for v in given.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if given and len(numbers) == len(given) and not any(0 < v < math.inf for v in numbers):
+        shown = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise UserError(f"{where} {shown} sets no horizon: give a finite number > 0 (as --epochs, --tokens and "
+                        "--tokens-per-param must be), or leave the horizon fields out for the preset's")
+
+
 def build_config(spec: SweepSpec, overrides: dict) -> RunConfig:
     """The resolved config of one point: preset + overrides; `tags.*` keys become tags; setting one
     horizon clears the preset's other horizons."""
     overrides = dict(overrides)
     data = overrides.pop("data", spec.data)
     tags = {k[5:]: overrides.pop(k) for k in [k for k in overrides if k.startswith("tags.")]}
+    check_horizon(overrides, f"sweep {spec.name}:")
     if any(k in overrides for k in HORIZONS):
         overrides = {**{k: 0 for k in HORIZONS}, **overrides}
     cfg = apply_overrides(get_preset(spec.preset), overrides, flag=f"sweep {spec.name}:")
