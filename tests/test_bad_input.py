@@ -175,6 +175,20 @@ def results_store(tmp: Path, fx) -> None:
     RunStore(tmp / "res").close()
 
 
+def sqlite_db(rel: str, *statements: str):
+    """Setup: a SQLite database at tmp/rel made by another program (these statements run in it)."""
+    def setup(tmp: Path, fx) -> None:
+        import sqlite3
+
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(tmp / rel)
+        for sql in statements:
+            db.execute(sql)
+        db.commit()
+        db.close()
+    return setup
+
+
 def other_store(tmp: Path, fx) -> None:
     """Setup: a store at tmp/other whose tokenizer was trained on another corpus (same vocabulary size)."""
     from scarce.data.store import prepare
@@ -804,6 +818,17 @@ CASES = [
      write("f", "x")),
     ("report-results-is-file", ["report", "--out", "{tmp}/o", "--results", "{tmp}/f"], "cannot open the run store",
      write("f", "x")),
+    ("report-foreign-runs-table", ["report", "--out", "{tmp}/o", "--results", "{tmp}/res"],
+     "res/runs.db is not a scarce run store: it holds a runs table without the run store's columns",
+     sqlite_db("res/runs.db", "CREATE TABLE runs (name TEXT, score REAL)", "INSERT INTO runs VALUES ('a', 1.0)")),
+    ("report-foreign-database", ["report", "--out", "{tmp}/o", "--results", "{tmp}/res"],
+     "is not a scarce run store: it holds tables of its own (users)",
+     sqlite_db("res/runs.db", "CREATE TABLE users (name TEXT)")),
+    ("report-compare-summary-not-object", ["report", "--out", "{tmp}/o", "--results", "{tmp}/res", "--compare",
+                                           "{tmp}/run"], "summary.json holds a JSON list, not the object a run writes",
+     run_copy(lambda d: (d / "summary.json").write_text("[1, 2]"))),
+    ("runs-foreign-runs-table", ["runs", "--json", "--results", "{tmp}/res"], "is not a scarce run store",
+     sqlite_db("res/runs.db", "CREATE TABLE runs (name TEXT, score REAL)")),
     # -- quickstart --------------------------------------------------------------------------------------
     ("quickstart-tokens-zero", ["quickstart", "--out", "{tmp}/q", "--train-tokens", "0"], "not a positive whole", None),
     ("quickstart-tokens-overflow", ["quickstart", "--out", "{tmp}/q", "--train-tokens", "1e999"], "'1e999'", None),

@@ -297,3 +297,47 @@ def test_a_damaged_branch_checkpoint_costs_a_warning_and_recomputation(trunk, da
         assert f"starting from step_{start // 2:08d} instead" in err
         assert summary["branched_from"]["step"] == start // 2
     assert _same(load_weights(rundir.best_weights(run)), load_weights(rundir.best_weights(root / "alone")))
+
+
+def test_readers_skip_a_damaged_row_and_leave_a_database_they_did_not_make_as_it_was(full, capsys):
+    """`runs --json` and `report` over a run store with a damaged row (its config not JSON, a metric that is text):
+    the other rows, and a warning naming the store; `report` of an empty SQLite file it did not make writes no
+    schema into it (its bytes unchanged), and a database of another program is refused with its bytes unchanged."""
+    import hashlib
+    import sqlite3
+
+    root, _ = full
+    results = root / "results-damaged-row"
+    shutil.copytree(root / "results", results)
+    db = sqlite3.connect(results / "runs.db")
+    good = db.execute("SELECT * FROM runs WHERE status='done'").fetchone()
+    names = [d[0] for d in db.execute("SELECT * FROM runs").description]
+    row = dict(zip(names, good))
+    for run_dir, change in (("/x/not-json", {"config": "{cut sh"}), ("/x/text-loss", {"val_loss": "low"})):
+        bad = {**row, "run_dir": run_dir, **change}
+        db.execute(f"INSERT INTO runs ({', '.join(bad)}) VALUES ({', '.join('?' * len(bad))})", list(bad.values()))
+    db.commit()
+    db.close()
+    capsys.readouterr()
+    assert main(["runs", "--json", "--results", str(results)]) == 0
+    out, err = capsys.readouterr()
+    assert [r["run_dir"] for r in json.loads(out)] == [row["run_dir"]]
+    assert "warning: skipped 2 damaged row(s)" in err and str(results / "runs.db") in err
+    assert main(["report", "--out", str(root / "report-damaged-row"), "--results", str(results)]) == 0
+    assert "warning: skipped 2 damaged row(s)" in capsys.readouterr().err
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+    for name, statements in (("empty", []), ("foreign", ["CREATE TABLE runs (name TEXT)"])):
+        path = root / f"results-{name}" / "runs.db"
+        path.parent.mkdir()
+        db = sqlite3.connect(path)
+        for sql in statements:
+            db.execute(sql)
+        db.commit()
+        db.close()
+        before = digest(path)
+        for argv in (["report", "--out", str(root / f"report-{name}")], ["runs", "--json"]):
+            if name == "empty" and argv[0] == "runs":
+                continue  # `runs` makes the store it is pointed at; `report` only reads
+            assert main([*argv, "--results", str(path.parent)]) == 2
+            assert capsys.readouterr().err.count("\n") == 1
+            assert digest(path) == before and sorted(os.listdir(path.parent)) == ["runs.db"]

@@ -217,7 +217,12 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def read_summary(run_dir: str | Path) -> dict | None:
     """The summary of a complete run, None while it is not complete."""
     path = Path(run_dir) / SUMMARY
-    return read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    if not isinstance(summary := read_json(path), dict):
+        raise UserError(f"{path} holds a JSON {type(summary).__name__}, not the object a run writes (damaged); "
+                        f"`scarce train --resume {run_dir}` writes it again")
+    return summary
 
 
 def write_diverged(run_dir: str | Path, run_id: str, step: int, error: str) -> None:

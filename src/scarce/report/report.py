@@ -206,7 +206,7 @@ def write_doc(out: Path, doc: Doc) -> Path:
 # -- run rows ----------------------------------------------------------------------------------------
 
 def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | None = None) -> list[RunRow]:
-    store = RunStore(results)
+    store = RunStore(results, read_only=True)  # a reader: the store is left as it was
     try:
         if ids is None:
             return store.list(sweep=sweep, status="done")
@@ -771,7 +771,7 @@ def _swept(rows: list[dict]) -> list[str]:
 def _compared_row(which: str, results: str | None, have_store: bool) -> RunRow:
     """A run to compare: its run-store row by id, else the run folder's config and summary."""
     if have_store:
-        store = RunStore(results)
+        store = RunStore(results, read_only=True)
         try:
             row = store.get(which)
         finally:

@@ -13,6 +13,7 @@ import os
 import random
 import sqlite3
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, fields
 from importlib import metadata
@@ -99,9 +100,21 @@ class RunRow:
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> RunRow:
+        """The row, or a ValueError saying which column is damaged (edited by hand, written by another program)."""
         d = dict(row)
         for key in ("config", "summary", "versions"):
-            d[key] = json.loads(d[key]) if d.get(key) else None
+            try:
+                d[key] = json.loads(d[key]) if d.get(key) else None
+            except (TypeError, ValueError):
+                raise ValueError(f"its {key} is not JSON") from None
+            if not isinstance(d[key], dict) and (key == "config" or d[key] is not None):
+                raise ValueError(f"its {key} is not a JSON object")
+        for key in ("id", "status", "run_dir"):
+            if not isinstance(d.get(key), str):
+                raise ValueError(f"its {key} is {d.get(key)!r}, not text")
+        for key in (*METRIC_COLUMNS, "started_at", "finished_at"):
+            if d.get(key) is not None and (not isinstance(d[key], (int, float)) or isinstance(d[key], bool)):
+                raise ValueError(f"its {key} is {d[key]!r}, not a number")
         return cls(**{f.name: d.get(f.name) for f in fields(cls)})
 
     @classmethod
@@ -150,12 +163,21 @@ def check_results_root(root: str | os.PathLike | None = None) -> Path:
 
 
 class RunStore:
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, read_only: bool = False):
+        """The run store of a results root, made when absent; `read_only`: an existing store opened for reading
+        alone (nothing is written, not even the schema: a reader of a database another program made leaves it as
+        it was; opened read-write all the same, so SQLite removes its WAL files again on close)."""
         self.root = results_root(root)
+        self.path = self.root / "runs.db"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.root / "runs.db", timeout=60)
-            _setup(self.db)
+            if read_only:
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=60)
+                _check_ours(self.db, self.path)
+            else:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=60)
+                _check_ours(self.db, self.path)  # before _setup writes anything into it
+                _setup(self.db)
         except OSError as e:
             why = unmakeable(self.root)
             raise UserError(f"cannot open the run store in {self.root}: "
@@ -204,7 +226,13 @@ class RunStore:
         else:
             row = self.db.execute("SELECT * FROM runs WHERE id=? ORDER BY status='done' DESC, finished_at DESC, "
                                   "started_at DESC LIMIT 1", (run_id,)).fetchone()
-        return RunRow.from_sql(row) if row else None
+        if not row:
+            return None
+        try:
+            return RunRow.from_sql(row)
+        except ValueError as e:
+            raise UserError(f"the row of run {row['id']} in {self.path} is damaged ({e}); remove it "
+                            "(sqlite3 ... DELETE FROM runs WHERE id=...) or train the run again") from None
 
     def record_eval(self, folder: str | os.PathLike, tasks: list[str], limit: int | None, record: str | os.PathLike,
                     report: dict) -> None:
@@ -224,7 +252,7 @@ class RunStore:
         sql, args = "SELECT * FROM evals", []
         if folder is not None:
             sql, args = sql + " WHERE folder=?", [str(Path(folder).resolve())]
-        rows = [dict(r) for r in self.db.execute(sql + " ORDER BY created_at", args)]
+        rows = [dict(r) for r in self._select(sql + " ORDER BY created_at", args)]
         for r in rows:
             r["tasks"], r["results"] = r["tasks"].split(","), json.loads(r["results"])
         return rows
@@ -238,8 +266,44 @@ class RunStore:
             if value is not None:
                 sql += f" AND {column}=?"
                 args.append(value)
-        rows = [RunRow.from_sql(r) for r in self.db.execute(sql + " ORDER BY started_at", args)]
+        rows, damaged = [], []
+        for r in self._select(sql + " ORDER BY started_at", args):
+            try:
+                rows.append(RunRow.from_sql(r))
+            except ValueError as e:
+                damaged.append(f"run {r['id']!r}: {e}")
+        if damaged:
+            print(f"warning: skipped {len(damaged)} damaged row(s) of {self.path} (first, {damaged[0]})",
+                  file=sys.stderr)
         return [r for r in rows if _matches(r.config, where or {})]
+
+    def _select(self, sql: str, args: list) -> list[sqlite3.Row]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):  # a read-only store made empty, by nobody yet
+                return []
+            raise UserError(f"cannot read the run store {self.path}: {e}") from None
+
+
+OURS = {"runs", "evals", "runs_by_id"}
+"""The tables a run store holds (runs_by_id: for a moment while rows of the earlier schema are moved)."""
+
+
+def _check_ours(db: sqlite3.Connection, path: Path) -> None:
+    """A UserError, before anything is written, when the database is not a run store: it holds tables of its own,
+    or a `runs` table without a run store's columns (another program's database named runs.db)."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+              if not name.startswith("sqlite_")}
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+    ours = {f.name for f in fields(RunRow)}  # the columns of SCHEMA
+    foreign = sorted(tables - OURS)
+    if foreign or ("runs" in tables and not ours <= columns):
+        what = f"tables of its own ({', '.join(foreign[:3])})" if foreign else \
+            f"a runs table without the run store's columns (it lacks {', '.join(sorted(ours - columns)[:3])})"
+        db.close()
+        raise UserError(f"{path} is not a scarce run store: it holds {what}; it was left as it was; give "
+                        "--results a folder of its own")
 
 
 def _setup(db: sqlite3.Connection, patience: float = 60.0) -> None:
