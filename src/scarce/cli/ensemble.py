@@ -19,6 +19,7 @@ from scarce.recipes.ensemble import (
     SEED_MODES,
     ensemble,
     evaluate_runs,
+    prior_report,
     snapshot_ensemble,
 )
 from scarce.rundir import Member, snapshot_members
@@ -69,7 +70,13 @@ def add_parser(sub) -> None:
                               f"for --student)")
     existing = p.add_argument_group("evaluating existing runs")
     existing.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="evaluate these runs instead of training")
-    existing.add_argument("--snapshots", metavar="RUN_DIR", help="evaluate the snapshots of one run instead")
+    existing.add_argument("--snapshots", nargs="+", metavar="RUN_DIR",
+                          help="evaluate the snapshots of these runs instead (a cyclic run's cycle ends: a population)")
+    existing.add_argument("--prior", action="store_true",
+                          help="also fit mixture weights over the members on select (a learned prior) and report the "
+                               "top-K mixture of lowest select loss once on val, beside the uniform average")
+    existing.add_argument("--top-k", type=int, nargs="+", default=[], metavar="K",
+                          help="the K the prior's top-K mixtures are chosen among (all members always included)")
     existing.add_argument("--eval-tokens", type=int, default=0,
                           help="val tokens to evaluate on (default 0: the whole split)")
     p.set_defaults(func=run)
@@ -81,15 +88,25 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else print
     device = options.resolve_device(args.device)  # of the evaluations and teachers; training follows train.device
+    if args.top_k and not args.prior:
+        raise UserError("--top-k chooses among the learned prior's mixtures: add --prior")
+    if args.prior and not (args.runs or args.snapshots):
+        raise UserError("--prior weighs existing members: give them with --runs or --snapshots")
     if args.runs or args.snapshots:
         if args.runs and args.snapshots:
             raise UserError("give --runs or --snapshots, not both")
         if args.eval_tokens < 0:
             raise UserError(f"--eval-tokens must be >= 0 (0: the whole split), got {args.eval_tokens}")
-        members = snapshot_members(args.snapshots) if args.snapshots else [Member.of_run(r) for r in args.runs]
+        members = ([m for run in args.snapshots for m in snapshot_members(run)] if args.snapshots
+                   else [Member.of_run(r) for r in args.runs])
+        if any(not 1 <= k <= len(members) for k in args.top_k):
+            raise UserError(f"--top-k: K must be in 1..{len(members)} (the members), got {args.top_k}")
         fresh = not Path(args.out).exists()
         try:
             report = evaluate_runs(args.out, members, args.combine, args.eval_tokens, device=device)
+            if args.prior:
+                report["prior"] = prior_report(members, args.top_k, args.eval_tokens, device)
+                atomic.write_json(Path(args.out) / "ensemble.json", report)
         except BaseException:
             if fresh:  # leave no half-made ensemble folder behind
                 shutil.rmtree(args.out, ignore_errors=True)
@@ -146,4 +163,9 @@ def _print_report(report: dict, out: Path, log) -> None:
         log(f"student trained on ensemble samples: val {report['seq_student']['val_loss']:.4f}")
     if "student" in report:
         log(f"student distilled from the ensemble: val {report['student']['val_loss']:.4f}")
+    if "prior" in report:
+        p, g = report["prior"], report["prior"]["gain"]
+        log(f"learned prior (fitted on select): top {p['k']} of {len(p['members'])} members, val {p['val_loss']:.4f} "
+            f"against {p['val_loss_uniform']:.4f} for their uniform probability average (gain {g['value']:+.4f}, "
+            f"95% [{g['low']:+.4f}, {g['high']:+.4f}] over val windows)")
     log(f"-> {out / 'ensemble.json'}")

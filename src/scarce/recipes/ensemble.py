@@ -22,12 +22,13 @@ import torch
 
 from scarce.config import ObjectiveConfig, RunConfig
 from scarce.data.store import open_store
-from scarce.ensemble import evaluate_ensemble, write_evaluation
+from scarce.ensemble import evaluate_ensemble, learned_prior, write_evaluation
 from scarce.errors import UserError
 from scarce.recipes.common import Context, brief, run_points
 from scarce.recipes.regularized import regularized
 from scarce.rundir import Member, read_config, snapshot_members
 from scarce.runs.launch import Job, absolute_paths, train_all
+from scarce.scaling.paired import loss_difference
 
 SEED_MODES = ("both", "init", "data")
 
@@ -115,6 +116,23 @@ def evaluate_runs(out: str | Path, members: list[Member], combine: str = "logit"
                   device: str = "cpu") -> dict:
     """The ensemble of existing runs (or snapshots), every prefix on val, written to OUT/ensemble.json."""
     return write_evaluation(out, members, combine, max_tokens=max_tokens, device=device)
+
+
+def prior_report(members: list[Member], k_values=(), max_tokens: int = 0, device: str = "cpu") -> dict:
+    """The learned prior of `members` (`scarce.ensemble.learned_prior`: fitted on the first member's store's
+    select split, the top-K mixture of lowest select loss reported once on val) beside the uniform probability
+    average of the same members, with the paired val difference and its block-bootstrap interval."""
+    cfg = read_config(members[0].run_dir)
+    store = open_store(cfg.data)
+    r = learned_prior(members, store.split("select"), store.split("val"), cfg.model.seq_len, k_values,
+                      cfg.train.batch_size, max_tokens, device)
+    gain = loss_difference(r["uniform_window_nll"], r["prior_window_nll"], r["window_tokens"])
+    return {"combine": r["combine"], "k": r["k"], "k_values": r["k_values"], "select_loss": r["select_loss"],
+            "select_loss_uniform": r["select_loss_uniform"], "val_loss": r["val_loss"],
+            "val_loss_uniform": r["val_loss_uniform"], "gain": gain,
+            "members": [{"run_dir": str(m.run_dir), "weights": str(m.weights), "weight": w,
+                         "chosen": i in r["members"]} for i, (m, w) in enumerate(zip(members, r["weights"]))],
+            "fitted_on": "select", "data": str(store.path)}
 
 
 # ---------------------------------------------------------------------------------------------
