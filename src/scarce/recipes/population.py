@@ -95,35 +95,50 @@ def _base_weight_decay(ctx: Context) -> float:
 
 def allocation_curves(ctx: Context, trajectories: list[dict], members: list[dict], cycles: int, cycle_epochs: float,
                       member_epochs: float, ks: list[int], windows_path: Path) -> dict:
-    """Val loss against total epochs for the population (uniform logit and probability averages, learned prior)
-    after each cycle and for the first K independent members (logit and probability averages); the prior over
-    both kinds together; the population's epochs to reach the full independent ensemble. Writes every curve
-    point's per-window val NLL to `windows_path` (the numbers the intervals resample)."""
-    store = open_store(ctx.data)
-    cfg = read_config(trajectories[0]["run_dir"])
-    seq_len, batch = cfg.model.seq_len, cfg.train.batch_size
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    snaps = [snapshot_members(r["run_dir"]) for r in trajectories]
-    if any(len(s) != cycles for s in snaps):
-        raise UserError(f"recipe population: a trajectory kept {[len(s) for s in snaps]} snapshots, not {cycles} "
-                        "(one per cycle end)")
-    pop = [snaps[t][c] for c in range(cycles) for t in range(len(snaps))]  # a prefix is the population after c cycles
+    """`measure_population` of the recipe's runs; writes every curve point's per-window val NLL to
+    `windows_path` (the numbers the intervals resample)."""
+    pop = population_members([r["run_dir"] for r in trajectories], cycles)
     ind = [Member.of_run(r["run_dir"]) for r in members]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    curves, windows = measure_population(open_store(ctx.data), pop, ind, len(trajectories), cycle_epochs,
+                                         member_epochs, ks, device)
+    atomic.write_arrays(windows_path, **windows)
+    return {**curves, "windows": str(windows_path)}
+
+
+def population_members(run_dirs: list, cycles: int) -> list[Member]:
+    """The snapshots of cyclic runs ordered cycle by cycle (cycle 1 of every run, then cycle 2, ...), so that each
+    prefix of width x c members is the population after c cycles."""
+    snaps = [snapshot_members(d) for d in run_dirs]
+    if any(len(s) != cycles for s in snaps):
+        raise UserError(f"population: the trajectories kept {[len(s) for s in snaps]} snapshots, not {cycles} each "
+                        "(one per cycle end)")
+    return [snaps[t][c] for c in range(cycles) for t in range(len(snaps))]
+
+
+def measure_population(store, pop: list[Member], ind: list[Member], width: int, cycle_epochs: float,
+                       member_epochs: float, ks: list[int], device: str = "cpu") -> tuple[dict, dict]:
+    """Val loss against total epochs for the population `pop` (`population_members` of `width` trajectories: uniform
+    logit and probability averages, and the learned prior refitted on select) after each cycle, and for the first K
+    of the independent members `ind` (logit and probability averages); the prior over both kinds together; the
+    population's epochs to reach the whole independent ensemble. Returns the curves and every point's per-window
+    val NLL."""
+    cfg = read_config(pop[0].run_dir)
+    seq_len, batch = cfg.model.seq_len, cfg.train.batch_size
     val, token_bytes = store.split("val"), store.token_bytes()
     pop_logit = evaluate_ensemble(pop, val, token_bytes, seq_len, batch, device=device)
     ind_logit = evaluate_ensemble(ind, val, token_bytes, seq_len, batch, device=device)
     fit = member_token_logprobs(pop + ind, store.split("select"), seq_len, batch, device=device)
     held = member_token_logprobs(pop + ind, val, seq_len, batch, device=device)
-    n_pop, width = len(pop), len(snaps)
+    n_pop, cycles = len(pop), len(pop) // width
     windows, population_curve, independent_curve = {}, [], []
     for c in range(1, cycles + 1):
         n = width * c
         prior = prior_of(fit[:n], held[:n], [k for k in ks if k <= n])
-        point = {"cycles": c, "members": n, "epochs": n * cycle_epochs,
-                 "uniform_logit": pop_logit["prefix_loss"][n - 1], "prior": prior["val_loss"],
-                 "uniform_prob": prior["val_loss_uniform"], "prior_k": prior["k"],
-                 "prior_select": prior["select_loss"][prior["k"]], "uniform_select": prior["select_loss_uniform"]}
-        population_curve.append(point)
+        population_curve.append({
+            "cycles": c, "members": n, "epochs": n * cycle_epochs, "uniform_logit": pop_logit["prefix_loss"][n - 1],
+            "prior": prior["val_loss"], "uniform_prob": prior["val_loss_uniform"], "prior_k": prior["k"],
+            "prior_select": prior["select_loss"][prior["k"]], "uniform_select": prior["select_loss_uniform"]})
         windows[f"population_logit_{c}"] = pop_logit["prefix_window_nll"][n - 1]
         windows[f"population_prior_{c}"] = prior["prior_window_nll"]
         windows[f"population_prob_{c}"] = prior["uniform_window_nll"]
@@ -135,24 +150,22 @@ def allocation_curves(ctx: Context, trajectories: list[dict], members: list[dict
         windows[f"independent_prob_{k}"] = prob
     both = prior_of(fit, held, [k for k in ks if k <= len(fit)])
     windows["mixture_prior"], windows["mixture_prob"] = both["prior_window_nll"], both["uniform_window_nll"]
-    atomic.write_arrays(windows_path, **windows)
     epochs = [p["epochs"] for p in population_curve]
     target = windows[f"independent_logit_{len(ind)}"]
-    last = population_curve[-1]
-    return {
+    curves = {
         "population_curve": population_curve, "independent_curve": independent_curve,
         "mixture": {"members": len(fit), "epochs": epochs[-1] + len(ind) * member_epochs, "prior": both["val_loss"],
                     "uniform_prob": both["val_loss_uniform"], "prior_k": both["k"],
                     "population_weight": float(np.sum(both["weights"][:n_pop]))},
         "prior_weights": prior["weights"],
-        "reach": {f"{kind}": reach_ratio(epochs, [windows[f"population_{kind}_{c}"] for c in range(1, cycles + 1)],
-                                         target, len(ind) * member_epochs, seq_len)
+        "reach": {kind: reach_ratio(epochs, [windows[f"population_{kind}_{c}"] for c in range(1, cycles + 1)],
+                                    target, len(ind) * member_epochs, seq_len)
                   for kind in ("prior", "logit")},
         "prior_gain": paired_gain(windows[f"population_prob_{cycles}"], windows[f"population_prior_{cycles}"],
                                   seq_len),
-        "final": {"prior_minus_uniform_prob": last["prior"] - last["uniform_prob"]},
-        "windows": str(windows_path), "val_windows": len(target), "window_tokens": seq_len,
+        "val_windows": len(target), "window_tokens": seq_len,
     }
+    return curves, windows
 
 
 def epochs_to_reach(epochs: list[float], losses: list[float], target: float) -> float:
