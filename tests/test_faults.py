@@ -309,6 +309,7 @@ def test_readers_skip_a_damaged_row_and_leave_a_database_they_did_not_make_as_it
     root, _ = full
     results = root / "results-damaged-row"
     shutil.copytree(root / "results", results)
+    kept = [r.run_dir for r in RunStore(results).list()]
     db = sqlite3.connect(results / "runs.db")
     good = db.execute("SELECT * FROM runs WHERE status='done'").fetchone()
     names = [d[0] for d in db.execute("SELECT * FROM runs").description]
@@ -321,7 +322,7 @@ def test_readers_skip_a_damaged_row_and_leave_a_database_they_did_not_make_as_it
     capsys.readouterr()
     assert main(["runs", "--json", "--results", str(results)]) == 0
     out, err = capsys.readouterr()
-    assert [r["run_dir"] for r in json.loads(out)] == [row["run_dir"]]
+    assert [r["run_dir"] for r in json.loads(out)] == kept and row["run_dir"] in kept
     assert "warning: skipped 2 damaged row(s)" in err and str(results / "runs.db") in err
     assert main(["report", "--out", str(root / "report-damaged-row"), "--results", str(results)]) == 0
     assert "warning: skipped 2 damaged row(s)" in capsys.readouterr().err
@@ -341,3 +342,34 @@ def test_readers_skip_a_damaged_row_and_leave_a_database_they_did_not_make_as_it
             assert main([*argv, "--results", str(path.parent)]) == 2
             assert capsys.readouterr().err.count("\n") == 1
             assert digest(path) == before and sorted(os.listdir(path.parent)) == ["runs.db"]
+
+
+def test_a_full_disk_under_train_out_is_one_line_and_resume_ends_as_uninterrupted(full, monkeypatch, capsys):
+    """The checkpoint writer's OSError(ENOSPC) at the second checkpoint: one line saying what to free and how to
+    continue, the run stored `interrupted` (a sweep resumes it); after space is freed, `--resume` ends at the
+    uninterrupted run's weights."""
+    import errno
+
+    from scarce.train import checkpoint
+
+    root, argv = full
+    run, results = root / "disk-full", root / "results-disk-full"
+    write, calls = checkpoint.save_file, []
+
+    def fills_up(tensors, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 3:  # model and optimizer of the first checkpoint, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return write(tensors, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_up)
+    capsys.readouterr()
+    assert main(argv + ["--out", str(run), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the disk is full") and err.count("\n") == 1, err
+    assert f"scarce train --resume {run}" in err
+    assert [r.status for r in RunStore(results).list()] == ["interrupted"]
+    monkeypatch.setattr(checkpoint, "save_file", write)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert _same(_final(run), _final(root / "full"))
+    assert [r.status for r in RunStore(results).list()] == ["done"]

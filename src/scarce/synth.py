@@ -69,6 +69,11 @@ class SynthSpec:
             raise UserError(f"the prefix must be >= 1 token, got {self.prefix}")
         if self.length < 0:
             raise UserError(f"the generation length must be >= 0 (0 fills the context), got {self.length}")
+        if self.length > self.tokens:  # `streams` rows of it would be generated to keep the first `tokens`
+            raise UserError(f"a generation length of {self.length:,} tokens is more than the {self.tokens:,} tokens "
+                            f"asked for: rows are generated {self.streams} at a time and cut to the tokens asked, "
+                            f"so nearly all of it would be thrown away; give a length of {self.tokens:,} or less "
+                            "(0 fills the context)")
         if self.seed < 0:
             raise UserError(f"the seed must be >= 0, got {self.seed}")
 

@@ -26,6 +26,11 @@ from scarce.scaling.samples import combine_samples, within_sd_of_interval
 KINDS = ("parametric", "empirical")
 
 
+MAX_SAMPLES = 64
+"""The most samples one `bench --samples` takes: an interval over the samples is settled long before, and every
+sample is a whole bench."""
+
+
 def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, recipe: str = DEFAULT_RECIPE,
                   workers: int = 0, results: str | None = None, log: Log = print, cost: dict | None = None,
                   workers_per_gpu: int | None = None, branch: bool = True, executor: str = "local",
@@ -33,6 +38,9 @@ def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, r
     """Run the bench on samples 0..S-1 of the preset's corpus and combine them; returns what samples.json holds."""
     if samples < 2:
         raise UserError(f"--samples needs 2 or more samples of the corpus to combine, got {samples}")
+    if samples > MAX_SAMPLES:  # each is a whole bench: a thread, a store and a results root of its own
+        raise UserError(f"--samples {samples:,} is more than the {MAX_SAMPLES} samples a bench combines (each "
+                        "sample is a whole bench, trained at the same time as the others); give fewer")
     out = Path(out)
     n = workers or cpu_count()
     kwargs = dict(recipe=recipe, results=results, cost=cost, branch=branch, workers_per_gpu=workers_per_gpu,

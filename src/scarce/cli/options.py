@@ -257,7 +257,18 @@ def add_sampling(p) -> None:
 
 
 def sampling(args) -> Sampling:
+    check_seed(args.seed, "--seed")  # (the sampler's seed, read beside it)
     return Sampling(**field_values(args, SAMPLING_FLAGS))
+
+
+SEEDS = 2**64
+"""Seeds torch's generators take: 0 to 2^64 - 1."""
+
+
+def check_seed(value: int | None, name: str) -> None:
+    """A UserError for a seed no generator takes (torch's: 64 bits), instead of an overflow deep in torch."""
+    if isinstance(value, int) and not 0 <= value < SEEDS:
+        raise UserError(f"{name} {value} is not a seed: give a whole number from 0 to 2^64 - 1")
 
 
 def check_out(path: str | None, flag: str) -> None:
@@ -285,6 +296,7 @@ def run_config(args) -> RunConfig:
              "init.source": args.init, "train.tracker": args.tracker}
     cfg = apply_overrides(cfg, args.overrides)  # in order: a later FIELD wins, a new horizon clears the others
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
+    check_seed(cfg.train.seed, "--seed" if args.seed is not None else "train.seed")
     flags = args.epochs is not None or args.tokens is not None or args.tokens_per_param is not None
     if not flags:  # (a horizon flag replaces whatever --set gave)
         check_horizon(parse_assignments(args.overrides), "--set")

@@ -166,6 +166,11 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
             raise UserError(f"{path}:{i} is not a JSON object with a 'text' field") from None
         if not isinstance(text, str):
             raise UserError(f"{path}:{i}: the 'text' field is {type(text).__name__}, not a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate escape such as "\ud800": valid JSON, not text
+            raise UserError(f"{path}:{i}: the 'text' field holds a lone surrogate escape (\\u{ord(text[e.start]):04x} "
+                            f"at character {e.start}), which is no character; fix or drop the line") from None
         yield text
 
 

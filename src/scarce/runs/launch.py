@@ -11,12 +11,16 @@ executor (this process, local worker processes or Ray) through `run_task`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import sqlite3
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import torch
 
 from scarce import atomic, rundir, track
 from scarce.config import RunConfig
@@ -27,6 +31,7 @@ from scarce.progress import format_seconds
 from scarce.runs import branch
 from scarce.runs.executors import LocalExecutor
 from scarce.runs.store import RunStore, results_root
+from scarce.sample import available_memory
 from scarce.train.trainer import Trainer, resolve_config
 
 
@@ -58,8 +63,36 @@ def train(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet
     run_dir = Path(run_dir)
     if (why := atomic.unmakeable(run_dir)) is not None:
         raise UserError(f"the run directory {run_dir} {why}")
-    with _claim(run_dir):
+    with _claim(run_dir), _disk_full(run_dir):
         return _train(cfg, run_dir, results, quiet, stop_at_step, resolved, branch_from)
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(UserError):
+    """The disk under a run filled up while it wrote: the run is interrupted, not failed (resumed as it is)."""
+
+
+def _is_full(error: BaseException) -> bool:
+    return isinstance(error, DiskFull) or (isinstance(error, OSError) and error.errno in FULL) or \
+        (isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error))
+
+
+@contextlib.contextmanager
+def _disk_full(run_dir: str | Path):
+    """A full disk (or quota) while the run writes (a checkpoint, metrics, the run store) as one line saying what to
+    free and how to continue: every file is written under a temporary name and renamed, so the last checkpoint is
+    intact and the resumed run ends as an uninterrupted one would."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as e:
+        if not _is_full(e):
+            raise
+        where = getattr(e, "filename", None) or run_dir
+        raise DiskFull(f"the disk is full (writing {where}): free space there (old runs, their checkpoints/ "
+                        f"folders) and continue with `scarce train --resume {run_dir}`, which starts from the last "
+                        "checkpoint") from None
 
 
 def _claim(run_dir: Path, create: bool = True):
@@ -71,6 +104,7 @@ def _train(cfg: RunConfig, run_dir: Path, results: str | None, quiet: bool, stop
            resolved: bool, branch_from: str | None) -> dict | None:
     if rundir.is_run(run_dir):
         raise UserError(f"{run_dir} already holds a run; resume it or start the new one in another folder")
+    check_model_size(cfg)
     trainer = Trainer(cfg if resolved else absolute_paths(cfg), run_dir, quiet, resolved=resolved)
     results = str(results_root(results).resolve())
     if trainer.rt.is_main:
@@ -91,7 +125,7 @@ def resume(run_dir: str | Path, results: str | None = None, quiet: bool = False,
            stop_at_step: int | None = None) -> dict | None:
     """Continue a killed run from its latest checkpoint, to the same result as an uninterrupted run. It is
     recorded in the results root it started with unless `results` names another."""
-    with _claim(Path(run_dir), create=False):
+    with _claim(Path(run_dir), create=False), _disk_full(run_dir):
         return _resume(run_dir, results, quiet, stop_at_step)
 
 
@@ -122,7 +156,7 @@ def run(cfg: RunConfig, run_dir: str | Path, results: str | None = None, quiet: 
     run_dir = Path(run_dir)
     if not rundir.is_run(run_dir) and (why := atomic.unmakeable(run_dir)) is not None:
         raise UserError(f"the run directory {run_dir} {why}")
-    with _claim(run_dir):
+    with _claim(run_dir), _disk_full(run_dir):
         if not rundir.is_run(run_dir):
             return _train(cfg, run_dir, results, quiet, None, resolved, branch_from)
         return _reuse(cfg, run_dir, results, quiet)
@@ -141,6 +175,33 @@ def _reuse(cfg: RunConfig, run_dir: Path, results: str | None, quiet: bool) -> d
         return summary
     raise UserError(f"{run_dir} holds a run of another config (other preset, overrides or ensemble settings); "
                     "choose another folder")
+
+
+MAX_DIM = 2**31 - 1
+"""The largest size of one tensor dimension torch's kernels index (32-bit)."""
+
+
+def check_model_size(cfg: RunConfig) -> None:
+    """A one-line error, before anything is allocated, for a model that cannot be built here: a dimension past
+    what torch indexes, or more weights, gradients and optimizer state than the memory available. The count is a
+    lower bound (the q and output projections of each block, the embedding; 12 bytes a parameter: weight,
+    gradient, one moment), so a model this refuses could not train whatever its other knobs."""
+    m = cfg.model
+    width = m.d_model
+    for name, value in (("model.depth", m.depth), ("model.width", width), ("model.seq_len", m.seq_len)):
+        if value > MAX_DIM:
+            raise UserError(f"{name} = {value:,} is beyond what a tensor dimension holds ({MAX_DIM:,}); "
+                            "choose a smaller model")
+    params = m.depth * 2 * width * width + max(m.vocab_size, 256) * width
+    ranks = int(os.environ.get("WORLD_SIZE", 1)) if cfg.train.parallel == "fsdp" else 1
+    need = 12 * params // ranks
+    device = "cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    have = available_memory(device)
+    if have is not None and need > have:
+        raise UserError(f"model.depth={m.depth} (width {width:,}) makes a model of more than {params:.3g} "
+                        f"parameters, whose weights, gradients and optimizer state need more than "
+                        f"{need / 2**30:,.1f} GiB, beyond the {have / 2**30:,.1f} GiB available on {device}; "
+                        "choose a smaller model.depth (or model.width)")
 
 
 def same_run(stored: RunConfig, cfg: RunConfig) -> bool:
@@ -166,7 +227,11 @@ def _recorded(trainer: Trainer, results: str | None, stop_at_step: int | None) -
         if isinstance(e, Diverged) and trainer.rt.is_main:
             rundir.write_diverged(trainer.run_dir, trainer.run_id, trainer.state.step, str(e))
         if runs:
-            runs.fail(trainer.run_id, _error_text(e), trainer.run_dir, _status(e))
+            try:
+                runs.fail(trainer.run_id, _error_text(e), trainer.run_dir, _status(e))
+            except sqlite3.OperationalError:
+                if not _is_full(e):  # a full disk may hold the run store too: its row stays running (resumed)
+                    raise
         raise
     finally:
         if runs:
@@ -228,7 +293,11 @@ def run_task(task: dict) -> dict:
         return {"status": "failed", "error": f"UserError: {e}", "seconds": time.perf_counter() - t0}
     except Exception as e:
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
-        _record_failure(task, cfg, error, _status(e))
+        try:
+            _record_failure(task, cfg, error, _status(e))
+        except (OSError, sqlite3.OperationalError, UserError):
+            if not _is_full(e):  # the run store on the full disk: the row stays running, which is resumed too
+                raise
         return {"status": _status(e), "error": error, "seconds": time.perf_counter() - t0}
     return {"status": "done", "summary": summary, "seconds": time.perf_counter() - t0}
 
@@ -236,7 +305,7 @@ def run_task(task: dict) -> dict:
 def _status(error: BaseException) -> str:
     """The run store's status of a run that stopped with `error`: interrupted (Ctrl-C, SIGTERM: resumed as it
     is), diverged (a result of its settings) or failed."""
-    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+    if isinstance(error, (KeyboardInterrupt, SystemExit)) or _is_full(error):  # resumed as it is
         return "interrupted"
     return "diverged" if isinstance(error, Diverged) else "failed"
 

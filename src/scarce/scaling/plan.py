@@ -9,9 +9,11 @@ from the fitted compute range is large.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from scarce.errors import UserError
 from scarce.scaling.chinchilla import compute_optimal, flops_for_loss, optimal_loss
@@ -95,6 +97,12 @@ class CoreMap:
         return (core - a) / b
 
 
+FLAT = 1e-9
+"""A CORE map whose line changes CORE by less than this (relative) across its runs is flat: CORE does not move."""
+LEVEL_SLOPE = 0.95
+"""The one-sided level at which a CORE map's slope must be below 0 (Student's t over the runs' residuals)."""
+
+
 def fit_core_map(loss, core, n_boot: int = 1000, seed: int = 0) -> CoreMap:
     """Least-squares CORE = a + b·loss over paired (loss, CORE) rows, with a pairs bootstrap for intervals.
     A one-line error when the rows cannot give a falling line (fewer than 3, or CORE not falling with loss)."""
@@ -104,8 +112,18 @@ def fit_core_map(loss, core, n_boot: int = 1000, seed: int = 0) -> CoreMap:
     if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(core))):
         raise UserError("the CORE map's loss and core columns must be finite numbers")
     b, a = np.polyfit(loss, core, 1)
+    if abs(b) * np.ptp(loss) <= FLAT * max(1.0, float(np.abs(core).max())):  # a slope of rounding residue alone
+        raise UserError(f"CORE does not move with val loss in these runs (it changes by {abs(b) * np.ptp(loss):.3g} "
+                        "across them): no target loss reaches a target CORE; evaluate runs that differ in CORE")
     if b >= 0:
         raise UserError(f"CORE does not fall with val loss in these runs (slope {b:.3g}): no target loss to plan")
+    sxx = float(((loss - loss.mean()) ** 2).sum())
+    se = math.sqrt(float(((core - (a + b * loss)) ** 2).sum()) / (loss.size - 2) / sxx)
+    upper = b + stats.t.ppf(LEVEL_SLOPE, loss.size - 2) * se
+    if upper >= 0:
+        raise UserError(f"CORE does not fall with val loss clearly in these runs (slope {b:.3g}, its one-sided "
+                        f"{LEVEL_SLOPE:.0%} bound {upper:.3g} is not below 0): no target loss to plan; evaluate more "
+                        "runs, further apart in loss")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, loss.size, size=(n_boot, loss.size))
     x, y = loss[idx], core[idx]
