@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import sysconfig
 from pathlib import Path
 from types import SimpleNamespace
@@ -882,6 +883,17 @@ if Path("/proc/self").is_dir():  # Linux: a folder that takes no new entries, wh
     ]
 
 
+NOT_INSTALLED = [  # run with Ray made unimportable: an executor that is not installed is refused before any write
+    ("sweep-ray-not-installed", ["sweep", "{tmp}/s.toml", "--executor", "ray", "--results", "{tmp}/res"],
+     "the ray executor needs Ray", sweep_toml(TOML)),
+    ("recipe-ray-not-installed", [*RECIPE, "--executor", "ray"], "the ray executor needs Ray", None),
+    ("bench-ray-not-installed", ["bench", "--out", "{tmp}/b", "--executor", "ray", "--results", "{tmp}/res"],
+     "the ray executor needs Ray", None),
+    ("bench-samples-ray-not-installed", ["bench", "--out", "{tmp}/b", "--samples", "2", "--executor", "ray",
+                                         "--results", "{tmp}/res"], "the ray executor needs Ray", None),
+]
+
+
 @pytest.mark.parametrize("argv, expected, setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input(argv, expected, setup, tiny_store, trained_run, tmp_path, monkeypatch, capsys):
     run_dir, results = trained_run
@@ -915,3 +927,9 @@ def test_bad_input(argv, expected, setup, tiny_store, trained_run, tmp_path, mon
     for root, b, a in zip(roots, before, after):
         assert a == b, f"{root}: new {sorted(a - b)}, gone {sorted(b - a)}"
 
+
+
+@pytest.mark.parametrize("argv, expected, setup", [c[1:] for c in NOT_INSTALLED], ids=[c[0] for c in NOT_INSTALLED])
+def test_executor_not_installed(argv, expected, setup, tiny_store, trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as where it is not installed
+    test_bad_input(argv, expected, setup, tiny_store, trained_run, tmp_path, monkeypatch, capsys)

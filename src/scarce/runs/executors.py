@@ -14,6 +14,7 @@ many: `scarce.runs.gpushare`).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import multiprocessing
 import os
 import signal
@@ -215,6 +216,8 @@ class RayExecutor:
     parallel = True
 
     def __init__(self, address: str | None = None, threads: int = 1, num_cpus: int | None = None):
+        if not _has_ray():  # refused here, before a sweep, recipe or bench writes a store or a run store
+            _import_ray()
         self.address, self.threads, self.num_cpus = address, threads, num_cpus
 
     def map(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
@@ -244,6 +247,14 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+
+
+def _has_ray() -> bool:
+    """Whether Ray can be imported, told without importing it (seconds)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # a module without a spec put in sys.modules by hand
+        return True
 
 
 def _import_ray():
