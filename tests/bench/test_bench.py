@@ -11,13 +11,14 @@ import pytest
 
 from scarce.bench import BENCH_PRESETS, BenchPreset
 from scarce.bench.findings import VERDICTS
+from scarce.bench.presets import POPULATION
 from scarce.cli.main import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = ("bench.json", "report.md", "report.html", "tables/runs.csv", "tables/recipes.csv",
                 "tables/reference.csv", "tables/recipe.csv", "tables/ensemble.csv", "tables/fits.csv",
                 "tables/findings.csv", "tables/standard.csv", "tables/regularized.csv", "tables/joint.csv",
-                "tables/distillation.csv", "tables/synthetic.csv")
+                "tables/distillation.csv", "tables/synthetic.csv", "tables/population.csv")
 PLOTS = ("reference_law.png", "efficiency_parametric.png", "efficiency_empirical.png", "members.png", "k_scaling.png",
          "loss_vs_compute.png", "standard_epochs.png", "regularized_params.png", "joint.png", "synthetic.png")
 MICRO_RUN = {"model.aspect_ratio": 16, "model.head_dim": 16, "model.seq_len": 32, "train.batch_size": 4,
@@ -41,7 +42,9 @@ def micro(corpus) -> BenchPreset:
                        sizes=(1, 2, 3), standard_epochs=(1, 2, 3), reference_epochs={2: (1, 2), 4: (1,)},
                        lrs=(3e-3,), weight_decays=(0.1, 0.8), epochs=(2, 3), max_rounds=1, members=3, joint=True,
                        distill=True, stack=True, n_boot=100, synthetic=(1, 2, 3), synthetic_fracs=(0.5, 0.9),
-                       synthetic_members=2)
+                       synthetic_members=2, population=2, population_cycle_epochs=1.0,
+                       population_overrides={**POPULATION, "objective.kind": "chain", "objective.alpha": 0.45,
+                                             "objective.temperature": 1.2, "optim.perturb": 0.1})
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +111,8 @@ def test_bench_writes_json_report_plots_and_tables(bench_run):
     md = (out / "report.md").read_text()
     assert all(f"plots/{n}" in md for n in names)
     assert "ensemble-k3 *" in first and first.strip().endswith("report.md)")
-    assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6", "5a-seq", "5b-seq", "7"]
+    assert [f["id"] for f in result["findings"]] == ["1", "2", "3", "4", "5a", "5b", "5c", "6", "5a-seq", "5b-seq", "7",
+                                                    "8"]
     for f in result["findings"]:
         assert f["verdict"] in VERDICTS and f["detail"], f
         assert f["reproduced"] == {"reproduced": True, "not reproduced": False}.get(f["verdict"]), f
@@ -212,6 +216,31 @@ def test_bench_synthetic_stage_is_the_recipe(bench_run):
     assert both["run_ids"][-2:] == result["recipes"]["synthetic-ensemble-k2"]["run_ids"]
     assert (out / "plots" / "synthetic.png").is_file() or "not fitted" in (out / "report.md").read_text()
     assert (out / "tables" / "synthetic.csv").is_file()
+
+
+def test_bench_population_stage_against_the_ensemble(bench_run):
+    """The population's trajectories train at the chosen setting under the cyclic schedule, together as many epochs
+    as the ensemble (whole cycles), keep one snapshot per cycle, and are measured against that ensemble: the curve,
+    two recipes of their own, finding 8 with its interval."""
+    from scarce.rundir import read_config, snapshots
+
+    out, results, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    pop = result["population"]
+    members = result["ensemble"]["member_ids"]
+    assert len(pop["trajectories"]) == 2 and {t["run_id"] for t in pop["trajectories"]} <= set(result["run_ids"])
+    total = sum(q["epochs"] for q in pop["independent_curve"][-1:])
+    assert pop["population_curve"][-1]["epochs"] == pytest.approx(total, abs=1.0)  # matched, in whole cycles
+    assert [q["members"] for q in pop["independent_curve"]] == list(range(1, len(members) + 1))
+    for t in sorted((out / "runs" / "bench-population").iterdir()):
+        cfg = read_config(t)
+        assert cfg.optim.schedule == "cyclic" and cfg.objective.kind == "chain" and cfg.optim.wd_schedule == "anti"
+        assert len(snapshots(t)) == round(cfg.train.epochs / cfg.optim.cycle_epochs)
+    assert {"population-prior", "population-uniform"} <= set(result["recipes"])
+    eight = next(f for f in result["findings"] if f["id"] == "8")
+    assert eight["verdict"] in VERDICTS and eight["value"] == pytest.approx(pop["reach"]["prior"]["value"])
+    assert eight["low"] <= eight["value"] <= eight["high"] or eight["value"] == 0
+    assert "Population against the ensemble" in (out / "report.md").read_text()
 
 
 def test_tables_match_the_run_store(bench_run):

@@ -18,6 +18,7 @@ from scarce.bench.stages import (
     distill_stage,
     ensemble_points,
     grow_reference,
+    population_points,
     regularized_stage,
     standard_points,
     synthetic_stage,
@@ -73,7 +74,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     init = {"init.source": base.run_dir} if base else {}
     standard = grow_reference(p, runs, stores, runs.run("standard", standard_points(p, stores, init)), init)
     chosen, single = regularized_stage(p, runs, stores[1], init)
-    ensembles, distillation, synthetic = {}, None, None
+    ensembles, distillation, synthetic, population = {}, None, None, []
     if recipe == "ensemble" and p.members > 1:
         depths = p.sizes if p.joint else (p.largest,)
         points = {d: ensemble_points(p, chosen[d]) for d in depths}
@@ -83,11 +84,14 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
             distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])
         if p.synthetic:
             synthetic = synthetic_stage(p, runs, ensembles[p.largest])
+        if p.population:
+            population = runs.run("population", population_points(p, chosen[p.largest], ensembles[p.largest]))
     ev = Evaluations(out, log, threads)
-    result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev, synthetic)
+    result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev, synthetic,
+                                 population)
     if base:
         result.cpt = _cpt(p, base, stores[1], ev)
-    trained = [r for rows in (standard, single, *ensembles.values()) for r in rows]
+    trained = [r for rows in (standard, single, *ensembles.values(), population) for r in rows]
     if distillation:
         trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
     if synthetic:

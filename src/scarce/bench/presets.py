@@ -14,6 +14,9 @@ BENCH_RECIPES = {
 DEFAULT_RECIPE = "ensemble"
 STANDARD_WD = 0.1
 ONE_EVALUATION = 10**9
+POPULATION = {"optim.final_lr_frac": 0.08, "optim.wd_schedule": "anti", "optim.wd_floor": 0.7}
+"""The population stage's trajectories beside the cyclic schedule: NanoGPT Slowrun's unlimited record's rate floor and
+weight decay moving against the rate."""
 """train.eval_every of every bench run: evaluate once, at the end (the epoch count is the early stopping)."""
 
 
@@ -101,6 +104,16 @@ class BenchPreset:
     """Students (seeds) at the largest multiple; more than one are also evaluated as an ensemble."""
     synthetic_passes: float = 2.0
     """A student's horizon: passes over its generated text at its share (never fewer tokens than its teachers)."""
+    population: int = 0
+    """Trajectories of the population stage (`scarce.recipes.population`): at the largest size and its chosen
+    regularized setting, cyclic runs whose cycle-end snapshots are a population, together training as many epochs as
+    the ensemble's members (matched compute, a chain's teacher forwards excepted), measured against that ensemble
+    (finding 8) and as recipes of their own; 0 skips the stage."""
+    population_cycle_epochs: float = 2.0
+    """Epochs per cycle of the trajectories (the unlimited record: 2)."""
+    population_overrides: dict = field(default_factory=lambda: dict(POPULATION))
+    """What else the trajectories set (default the unlimited record's rate floor and weight decay against the rate;
+    add its chain and perturbation here: objective.kind=chain, optim.perturb, ...)."""
     n_boot: int = 1000
     """Bootstrap refits of every fit and paired comparison."""
     downstream_items: int = 500
@@ -128,6 +141,8 @@ class BenchPreset:
             raise ValueError("reference_size: must be one of sizes")
         if self.synthetic and (min(self.synthetic) < 1 or self.members < 2 or not self.synthetic_fracs):
             raise ValueError("synthetic: multiples >= 1, written by an ensemble (members >= 2), with a share to try")
+        if self.population < 0 or self.population_cycle_epochs <= 0:
+            raise ValueError("population: trajectories >= 0 (0 skips), cycles of > 0 epochs")
         if self.pretrain_corpus and (len(self.sizes) != 1 or self.pretrain_tokens < 1):
             raise ValueError("pretrain_corpus: continued pretraining needs one size and pretrain_tokens >= 1")
 

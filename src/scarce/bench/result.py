@@ -45,6 +45,10 @@ class BenchResult:
     synthetic: dict | None = None
     """Students on real plus generated text: the mode, the share chosen on select (and the shares tried), and per
     multiple of the budget the students' val losses; the self-distilled student."""
+    population: dict | None = None
+    """The population stage: its trajectories, its allocation curve beside the ensemble's (val loss against total
+    epochs; uniform and learned-prior weights), the prior over both, and the epochs-to-reach ratio with its
+    interval (`reach_measured`: val windows and seed noise; `reach`: val windows alone, censoring noted)."""
     hygiene: dict = field(default_factory=dict)
     """|select - val| on the reference runs and standard errors of paired loss differences (`hygiene_of`)."""
     cpt: dict | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
+from scarce import atomic
 from scarce.bench.common import (
     Unfitted,
     brief,
@@ -22,14 +23,18 @@ from scarce.bench.measured import Measured, interval, reference_noise, seed_nois
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
 from scarce.bench.stages import best_on_select, train_tokens
+from scarce.data.store import open_store
 from scarce.eval import nextline
+from scarce.recipes.population import TOP_K as POPULATION_TOP_K
+from scarce.recipes.population import epochs_to_reach, measure_population, population_members
+from scarce.rundir import Member
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
 
 
 def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], chosen: dict, single: list[dict],
                   ensembles: dict, distillation: dict | None, ev: Evaluations,
-                  synthetic: dict | None = None) -> tuple[BenchResult, dict]:
+                  synthetic: dict | None = None, population: list | None = None) -> tuple[BenchResult, dict]:
     """The result and the fit objects (the report plots them)."""
     reference = _choose_reference(p, standard)
     ref_rows = [r["row"] for r in reference]
@@ -88,6 +93,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         draws["joint-limit"] = fits["joint"].data["aligned"]["E"]  # the joint fit's own draws, paired
     if synthetic:
         add_synthetic(p, synthetic, m, recipes, draws, fits, ens_evals[p.largest]["rows"] if ens_evals else [])
+    pop = add_population(p, population, ens_evals[p.largest], m, recipes, draws) if population else None
     covers = _covers(m, ref_noise, misfit)
     for name, entry in recipes.items():
         loss_draws = np.column_stack([ref_draws, draws[name]])
@@ -100,7 +106,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
                                               fits[f"efficiency_empirical:{name}"])
     std_table = _standard_table(p, standard, ev)
     findings = check_findings(Bench(p, std_table, chosen, fits, recipes, ens_evals, distillation, m, reference, default,
-                                    synthetic))
+                                    synthetic, pop))
     downstream = None
     if p.downstream_items:
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
@@ -133,7 +139,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         distillation=None if distillation is None else {
             "student": brief(distillation["student"]), "self": brief(distillation["self"]),
             "chain": [brief(r) for r in distillation["chain"]]},
-        synthetic=None if synthetic is None else synthetic_json(synthetic),
+        synthetic=None if synthetic is None else synthetic_json(synthetic), population=pop,
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
         intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
     return result, fits
@@ -280,6 +286,39 @@ def add_synthetic(p: BenchPreset, synthetic: dict, m: Measured, recipes: dict, d
         ms = sorted(firsts)
         fits["synthetic"] = quietly(fit_power_law, [k * synthetic["budget"] for k in ms],
                                     [firsts[k]["val_loss"] for k in ms], y_draws=m.runs([firsts[k] for k in ms]))
+
+
+def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measured, recipes: dict,
+                   draws: dict) -> dict:
+    """The population stage's measurements (`scarce.recipes.population.measure_population`) against the largest
+    size's ensemble (its evaluation: rows and every prefix's loss), and two recipes of its own at matched epochs: the population under its learned prior
+    (fitted on select, its top-K chosen on select) and under uniform logit averaging. The epochs-to-reach ratio gets
+    the bench's paired draws (val windows and each trajectory's seed noise, the members' for the target)."""
+    ce, members = p.population_cycle_epochs, ensemble["rows"]
+    bpb_per_nat = ensemble["prefix_val_bpb"][-1] / ensemble["prefix_val_loss"][-1]  # one split: tokens / (bytes ln 2)
+    cycles = round(trajectories[0].config["train"]["epochs"] / ce)
+    pop = population_members([r.run_dir for r in trajectories], cycles)
+    ind = [Member.of_run(r.run_dir) for r in members]
+    member_epochs = [r.config["train"]["epochs"] for r in members]
+    curves, windows = measure_population(open_store(members[0].config["data"]), pop, ind, len(trajectories), ce,
+                                         member_epochs, list(POPULATION_TOP_K), m.ev.device)
+    atomic.write_arrays(m.ev.out / "population" / "windows.npz", **windows)
+    ids, flops = [r.id for r in trajectories], sum(r.flops for r in trajectories)
+    last = curves["population_curve"][-1]
+    for name, loss, key in (("population-prior", last["prior"], "prior"),
+                            ("population-uniform", last["uniform_logit"], "logit")):
+        recipes[name] = recipe_entry(loss, loss * bpb_per_nat, flops, ids)
+        draws[name] = m.of(windows[f"population_{key}_{cycles}"], ids)
+    curve = np.column_stack([m.of(windows[f"population_prior_{c}"], ids) for c in range(1, cycles + 1)])
+    target = m.prefixes(members)[:, -1]
+    epochs, total = [q["epochs"] for q in curves["population_curve"]], sum(member_epochs)
+    ratio = np.array([total / epochs_to_reach(epochs, list(row), t) for row, t in zip(curve, target)])
+    curves["reach_measured"] = interval(curves["reach"]["prior"]["value"], ratio)
+    curves["trajectories"] = [{**brief(r), "epochs": r.config["train"]["epochs"], "seed": r.config["train"]["seed"]}
+                              for r in trajectories]
+    curves["members"] = [brief(r) for r in members]
+    curves["cycle_epochs"], curves["overrides"] = ce, dict(p.population_overrides)
+    return curves
 
 
 def _student_group(synthetic: dict | None) -> list:

@@ -92,6 +92,21 @@ def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict])
     return {"student": student, "self": self_student, "chain": chain}
 
 
+POPULATION_SEED = 1000
+"""Seeds of the population's trajectories: POPULATION_SEED + t, apart from the ensemble's members' 1..K-1."""
+
+
+def population_points(p: BenchPreset, chosen: dict, members: list) -> list[dict]:
+    """The population's trajectories at the chosen setting: cyclic runs of `p.population_cycle_epochs` per cycle,
+    as many whole cycles as make their epochs together those of the ensemble's `members`."""
+    point, ce = chosen["point"], p.population_cycle_epochs
+    total = sum(r.config["train"]["epochs"] for r in members)
+    cycles = max(1, round(total / (p.population * ce)))
+    return [{**point, "optim.schedule": "cyclic", "optim.cycle_epochs": ce, "train.epochs": cycles * ce,
+             **p.population_overrides, "train.seed": POPULATION_SEED + t, "tags.stage": "population",
+             "tags.trajectory": t} for t in range(p.population)]
+
+
 class Runs:
     """Runs batches of points as one resumable sweep (the run store skips what is done)."""
 

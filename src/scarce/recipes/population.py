@@ -101,7 +101,7 @@ def allocation_curves(ctx: Context, trajectories: list[dict], members: list[dict
     ind = [Member.of_run(r["run_dir"]) for r in members]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     curves, windows = measure_population(open_store(ctx.data), pop, ind, len(trajectories), cycle_epochs,
-                                         member_epochs, ks, device)
+                                         [member_epochs] * len(ind), ks, device)
     atomic.write_arrays(windows_path, **windows)
     return {**curves, "windows": str(windows_path)}
 
@@ -117,10 +117,10 @@ def population_members(run_dirs: list, cycles: int) -> list[Member]:
 
 
 def measure_population(store, pop: list[Member], ind: list[Member], width: int, cycle_epochs: float,
-                       member_epochs: float, ks: list[int], device: str = "cpu") -> tuple[dict, dict]:
+                       member_epochs: list[float], ks: list[int], device: str = "cpu") -> tuple[dict, dict]:
     """Val loss against total epochs for the population `pop` (`population_members` of `width` trajectories: uniform
     logit and probability averages, and the learned prior refitted on select) after each cycle, and for the first K
-    of the independent members `ind` (logit and probability averages); the prior over both kinds together; the
+    of the independent members `ind` (their epochs `member_epochs`; logit and probability averages); the prior over both kinds together; the
     population's epochs to reach the whole independent ensemble. Returns the curves and every point's per-window
     val NLL."""
     cfg = read_config(pop[0].run_dir)
@@ -144,7 +144,7 @@ def measure_population(store, pop: list[Member], ind: list[Member], width: int, 
         windows[f"population_prob_{c}"] = prior["uniform_window_nll"]
     for k in range(1, len(ind) + 1):
         prob = mixture_nll(held[n_pop:n_pop + k], np.full(k, 1.0 / k)).sum(-1).numpy()
-        independent_curve.append({"members": k, "epochs": k * member_epochs, "logit": ind_logit["prefix_loss"][k - 1],
+        independent_curve.append({"members": k, "epochs": sum(member_epochs[:k]), "logit": ind_logit["prefix_loss"][k - 1],
                                   "prob": float(prob.sum() / prob.size / seq_len)})
         windows[f"independent_logit_{k}"] = ind_logit["prefix_window_nll"][k - 1]
         windows[f"independent_prob_{k}"] = prob
@@ -154,12 +154,12 @@ def measure_population(store, pop: list[Member], ind: list[Member], width: int, 
     target = windows[f"independent_logit_{len(ind)}"]
     curves = {
         "population_curve": population_curve, "independent_curve": independent_curve,
-        "mixture": {"members": len(fit), "epochs": epochs[-1] + len(ind) * member_epochs, "prior": both["val_loss"],
+        "mixture": {"members": len(fit), "epochs": epochs[-1] + sum(member_epochs), "prior": both["val_loss"],
                     "uniform_prob": both["val_loss_uniform"], "prior_k": both["k"],
                     "population_weight": float(np.sum(both["weights"][:n_pop]))},
         "prior_weights": prior["weights"],
         "reach": {kind: reach_ratio(epochs, [windows[f"population_{kind}_{c}"] for c in range(1, cycles + 1)],
-                                    target, len(ind) * member_epochs, seq_len)
+                                    target, sum(member_epochs), seq_len)
                   for kind in ("prior", "logit")},
         "prior_gain": paired_gain(windows[f"population_prob_{cycles}"], windows[f"population_prior_{cycles}"],
                                   seq_len),
