@@ -14,6 +14,9 @@ is replaced by the table that kind renders from that JSON (paths relative to ben
                      the reference, the findings, hygiene
     samples          samples.json: each recipe's multiple per sample and combined over the samples
     sample-findings  samples.json: each finding's value per sample and its status
+    population       several recipe.json of `scarce recipe population` side by side: the population and the
+                     ensemble at their last points, the epochs-to-reach ratio, the prior's gain
+    population-curve one such recipe.json: both allocation curves (val loss against total epochs)
 
 `only=1,6,7` after the kind keeps those findings (findings, sample-findings). A path may carry a column label:
 `bench_cpu_small/bench.json="sample 0, cosine"` (compare).
@@ -280,11 +283,58 @@ def render_sample_findings(samples, opts) -> str:
     return table(["finding", ""] + labels + ["over the samples"], rows)
 
 
+# ---- recipe population (recipe.json of `scarce recipe population`) ----
+
+def population_size(recipe) -> dict:
+    """The one size's result of a population recipe.json (its first size)."""
+    best = recipe.get("best") or {}
+    return best[sorted(best, key=int)[0]] if best else {}
+
+
+def ratio(est) -> str:
+    """An epochs ratio with its interval, without an 'x' (it is no data multiple), and its censoring."""
+    text = interval(est, 2)
+    return text + (f" (censored: {est['censored']})" if est.get("censored") else "")
+
+
+def render_population(recipes, labels) -> str:
+    sizes = [population_size(r) for r in recipes]
+    rows = []
+    pick = lambda f: [f(s) if s else DASH for s in sizes]
+    rows.append(["population: members, total epochs"] + pick(
+        lambda s: f"{s['population_curve'][-1]['members']}, {num(s['population_curve'][-1]['epochs'], 0)}"))
+    rows.append(["population val: prior (top K) / uniform logit / uniform prob"] + pick(
+        lambda s: f"{num(s['population_curve'][-1]['prior'], 4)} ({s['population_curve'][-1]['prior_k']}) / "
+                  f"{num(s['population_curve'][-1]['uniform_logit'], 4)} / {num(s['population_curve'][-1]['uniform_prob'], 4)}"))
+    rows.append(["ensemble: members, total epochs"] + pick(
+        lambda s: f"{s['independent_curve'][-1]['members']}, {num(s['independent_curve'][-1]['epochs'], 0)}"))
+    rows.append(["ensemble val: logit / prob"] + pick(
+        lambda s: f"{num(s['independent_curve'][-1]['logit'], 4)} / {num(s['independent_curve'][-1]['prob'], 4)}"))
+    rows.append(["ensemble epochs / population epochs to reach it, prior [95% val windows]"] + pick(
+        lambda s: ratio(s["reach"]["prior"])))
+    rows.append(["the same, uniform logit"] + pick(lambda s: ratio(s["reach"]["logit"])))
+    rows.append(["prior gain at the last point: uniform prob - prior [95%]"] + pick(
+        lambda s: interval(s["prior_gain"], 4)))
+    rows.append(["prior over population and ensemble: val (top K), the population's weight"] + pick(
+        lambda s: f"{num(s['mixture']['prior'], 4)} ({s['mixture']['prior_k']}), {num(s['mixture']['population_weight'], 2)}"))
+    return table([""] + labels, rows)
+
+
+def render_population_curve(recipe, _opts) -> str:
+    s = population_size(recipe)
+    rows = [["population", q["members"], num(q["epochs"], 0), num(q["uniform_logit"], 4), num(q["uniform_prob"], 4),
+             f"{num(q['prior'], 4)} ({q['prior_k']})"] for q in s.get("population_curve") or []]
+    rows += [["ensemble", q["members"], num(q["epochs"], 0), num(q["logit"], 4), num(q["prob"], 4), DASH]
+             for q in s.get("independent_curve") or []]
+    return table(["", "members", "total epochs", "val, uniform logit", "val, uniform prob", "val, prior (top K)"], rows)
+
+
 # ---- blocks ----
 
 SINGLE = {"multiples": render_multiples, "findings": render_findings, "samples": render_samples,
-          "sample-findings": render_sample_findings}
-KINDS = set(SINGLE) | {"compare"}
+          "sample-findings": render_sample_findings, "population-curve": render_population_curve}
+SIDE_BY_SIDE = {"compare": render_compare, "population": render_population}
+KINDS = set(SINGLE) | set(SIDE_BY_SIDE)
 
 
 def parse_spec(spec: str) -> tuple[str, list[tuple[str, str]], dict]:
@@ -306,8 +356,8 @@ def parse_spec(spec: str) -> tuple[str, list[tuple[str, str]], dict]:
 def render_spec(spec: str, root: Path = RESULTS) -> str:
     kind, paths, opts = parse_spec(spec)
     load = lambda p: json.loads((root / p).read_text())
-    if kind == "compare":
-        return render_compare([load(p) for p, _ in paths], [label for _, label in paths])
+    if kind in SIDE_BY_SIDE:
+        return SIDE_BY_SIDE[kind]([load(p) for p, _ in paths], [label for _, label in paths])
     return SINGLE[kind](load(paths[0][0]), opts)
 
 
