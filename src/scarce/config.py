@@ -91,6 +91,14 @@ class ModelConfig:
     """Fraction of training after which looping switches on (a pure function of the step)."""
     mtp_weight: float = 0.0
     """Weight of the multi-token-prediction auxiliary loss (predict token t+2; training only); 0 disables."""
+    drop_path: float = 0.0
+    """Stochastic depth (Huang et al. 2016; NanoGPT Slowrun: 0.05): in training, block i of depth L is skipped
+    for each sequence with probability drop_path * i / (L - 1), its update rescaled by 1 / keep when kept; never
+    at evaluation; 0 disables."""
+    init: str = "gpt2"
+    """Initial weights: 'gpt2' (N(0, 0.02), residual output projections scaled by 1/sqrt(2 x depth)) or 'record'
+    (NanoGPT Slowrun's: the blocks' output projections N(0, 1/sqrt(width)), their other matrices uniform in
+    +-sqrt(3)/sqrt(width); embedding and head as 'gpt2')."""
     # -- the shapes of other families (GPT-2, Llama), for models started from their weights ---------
     norm: str = "rms"
     """Normalisation: 'rms' (RMSNorm) or 'layer' (LayerNorm, GPT-2)."""
@@ -131,6 +139,8 @@ class ModelConfig:
         _check(0.0 <= self.loop_from <= 1.0, "model.loop_from", "must be in [0, 1]")
         _ = self.loop_range  # validates loop_layers
         _check(self.mtp_weight >= 0, "model.mtp_weight", "must be >= 0 (0 disables)")
+        _check(0.0 <= self.drop_path < 1.0, "model.drop_path", "must be in [0, 1)")
+        _check(self.init in INITS, "model.init", "must be gpt2 or record")
         _check(self.norm in ("rms", "layer"), "model.norm", "must be rms or layer")
         _check(self.norm_eps >= 0, "model.norm_eps", "must be >= 0 (0: the default)")
         _check(self.position in ("rotary", "learned"), "model.position", "must be rotary or learned")
@@ -238,6 +248,15 @@ class OptimConfig:
     """Learning rate at the end, as a fraction of the peak (cosine floor; wsd end point)."""
     warmdown_frac: float = 0.2
     """Fraction of the steps in the final linear decay of 'wsd'."""
+    warmdown_power: float = 1.0
+    """Shape of the warmdown of 'wsd': the rate above its floor is (the share of the warmdown left) ** power; 1 is
+    linear, 0.5 the square root (NanoGPT Slowrun's record 20: higher for longer)."""
+    swa_epochs: int = 0
+    """SWA cycles (NanoGPT Slowrun's record line 13: 3): in each of the last this many epochs the learning rate makes
+    one cosine cycle from the schedule's own rate down to swa_floor, and the weights at each of those epochs' ends
+    are kept under checkpoints/snapshots/ (the members to average); 0 disables. Not with schedule 'cyclic'."""
+    swa_floor: float = 0.05
+    """The learning-rate floor, as a fraction of the peak, that each SWA cycle ends on (the record: 0.05)."""
     cycle_epochs: float = 0.0
     """Length of one cycle of schedule 'cyclic' in epochs (NanoGPT Slowrun's unlimited record: 2)."""
     cycle_steps: int = 0
@@ -265,8 +284,10 @@ class OptimConfig:
     """Cautious weight decay: decay only the coordinates where the update and the weight agree in sign."""
     wd_schedule: str = "constant"
     """Weight-decay multiplier over training: 'constant', 'lr' (follows the learning-rate schedule), 'cosine'
-    (from 1 to 0 over the run) or 'anti' (moves against the learning rate: wd_floor at the peak rate, 1 at the
-    final_lr_frac floor; q0's anti-correlated schedule)."""
+    (from 1 to 0 over the run), 'anti' (moves against the learning rate: wd_floor at the peak rate, 1 at the
+    final_lr_frac floor; q0's anti-correlated schedule) or 'record' (NanoGPT Slowrun's record line 20: 1 for the
+    first 40% of training, linearly down to 0.65 at the start of the SWA epochs (at the end without them), then
+    from 0.65 up to 1.5 over each SWA epoch, against its falling learning rate)."""
     wd_floor: float = 1.0
     """The weight-decay multiplier of wd_schedule 'anti' at the peak learning rate (the unlimited record: 0.7)."""
     ema_decay: float = 0.0
@@ -294,12 +315,16 @@ class OptimConfig:
         _check(0 <= self.warmup_frac < 1, "optim.warmup_frac", "must be in [0, 1)")
         _check(0 <= self.final_lr_frac <= 1, "optim.final_lr_frac", "must be in [0, 1]")
         _check(0 <= self.warmdown_frac <= 1, "optim.warmdown_frac", "must be in [0, 1]")
+        _check(0 < self.warmdown_power <= 10, "optim.warmdown_power", "must be in (0, 10]")
+        _check(self.swa_epochs >= 0, "optim.swa_epochs", "must be >= 0 (0 disables)")
+        _check(not self.swa_epochs or self.schedule != "cyclic", "optim.swa_epochs",
+               "cycles the last epochs of a schedule: not with schedule cyclic, which cycles throughout")
+        _check(0 < self.swa_floor <= 1, "optim.swa_floor", "must be in (0, 1]")
         _check(self.optimizer in ("adamw", "muon"), "optim.optimizer", "must be adamw or muon")
         _check(self.muon_lr > 0, "optim.muon_lr", "must be > 0")
         _check(0 <= self.muon_momentum < 1, "optim.muon_momentum", "must be in [0, 1)")
         _check(self.scalar_lr >= 0, "optim.scalar_lr", "must be >= 0 (0 uses lr)")
-        _check(self.wd_schedule in ("constant", "lr", "cosine", "anti"), "optim.wd_schedule",
-               "must be constant, lr, cosine or anti")
+        _check(self.wd_schedule in WD_SCHEDULES, "optim.wd_schedule", "must be constant, lr, cosine, anti or record")
         _check(0 < self.wd_floor <= 1, "optim.wd_floor", "must be in (0, 1]")
         _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1) (0 disables)")
         _check(0 <= self.ema_start < 1, "optim.ema_start", "must be in [0, 1)")
@@ -347,6 +372,10 @@ class TrainConfig:
     """Steps between log lines."""
     window_jitter: bool = True
     """Shift the window grid by a random offset each epoch, so the same text is cut differently."""
+    augment_replace: float = 0.0
+    """Data augmentation for many epochs (random token replacement, the best single method of arXiv 2606.16246):
+    each input token, not the target, is replaced by a uniformly random token id with this probability, drawn
+    from (seed, step, micro-batch, rank); 0 disables."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu' or 'cuda'."""
     precision: str = "auto"
@@ -393,6 +422,7 @@ class TrainConfig:
         _check(self.threads >= 0, "train.threads", "must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")
+        _check(0.0 <= self.augment_replace < 1.0, "train.augment_replace", "must be in [0, 1)")
         _check(self.tracker in ("", "none", "tensorboard", "wandb"), "train.tracker",
                "must be none, tensorboard or wandb (or empty: $SCARCE_TRACKER)")
 
@@ -480,6 +510,8 @@ TOKENS_PER_PARAM_DEFAULT = 20.0
 NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "keep_checkpoints"),
                        ("train", "tracker"), ("train", "branch_steps"), ("train", "parallel")}
 SCHEDULES = ("cosine", "wsd", "constant", "cyclic")
+WD_SCHEDULES = ("constant", "lr", "cosine", "anti", "record")
+INITS = ("gpt2", "record")
 
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
@@ -487,7 +519,9 @@ ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("opti
                 ("model", "kv_heads"): 0, ("model", "rope_scaling"): "", ("mix", "stores"): [], ("mix", "fracs"): [],
                 ("objective", "distill_on"): "all", ("optim", "cycle_epochs"): 0.0, ("optim", "cycle_steps"): 0,
                 ("optim", "cycle_shape"): "cosine", ("optim", "perturb"): 0.0, ("optim", "perturb_final"): 0.0,
-                ("optim", "wd_floor"): 1.0, ("objective", "chain_from"): 1}
+                ("optim", "wd_floor"): 1.0, ("objective", "chain_from"): 1, ("model", "drop_path"): 0.0,
+                ("model", "init"): "gpt2", ("train", "augment_replace"): 0.0, ("optim", "swa_epochs"): 0,
+                ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

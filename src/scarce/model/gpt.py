@@ -10,14 +10,14 @@ benchmarks and the scaling fits use one definition.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from scarce.config import ModelConfig
 from scarce.model.attention import CausalSelfAttention
+from scarce.model.droppath import drop_path, drop_prob
+from scarce.model.init import init_gpt2, init_record
 from scarce.model.kvcache import KVCache, LayerCache
 from scarce.model.linear_ce import linear_cross_entropy
 from scarce.model.looping import layer_order
@@ -54,11 +54,13 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg, rotary, layer)
         self.mlp = build_mlp(cfg)
         self.p = cfg.dropout
+        self.drop = drop_prob(layer, cfg.depth, cfg.drop_path)  # stochastic depth: this block's skip probability
 
     def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None, cache: LayerCache | None = None,
                 pos: int = 0) -> torch.Tensor:
-        x = x + residual_dropout(self.attn(self.norm1(x), x0, cache, pos), self.p, self.training)
-        return x + residual_dropout(self.mlp(self.norm2(x)), self.p, self.training)
+        h = x + residual_dropout(self.attn(self.norm1(x), x0, cache, pos), self.p, self.training)
+        h = h + residual_dropout(self.mlp(self.norm2(h)), self.p, self.training)
+        return drop_path(x, h, self.drop, self.training)
 
 
 class GPT(nn.Module):
@@ -84,16 +86,12 @@ class GPT(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * depth), biases zero;
-        then the knobs' own init (zero gates, unit lambdas and norm gains) so that they start as the baseline."""
-        for name, p in self.named_parameters():
-            if name.endswith(".bias"):
-                nn.init.zeros_(p)
-                continue
-            std = 0.02
-            if name.endswith("proj.weight"):
-                std = 0.02 / math.sqrt(2 * self.cfg.depth)
-            nn.init.normal_(p, mean=0.0, std=std)
+        """The init of `model.init` (`model/init.py`: GPT-2's or the record's), then the knobs' own init (zero
+        gates, unit lambdas and norm gains) so that they start as the baseline."""
+        if self.cfg.init == "record":
+            init_record(self, self.cfg.depth, self.cfg.d_model)
+        else:
+            init_gpt2(self, self.cfg.depth)
         for m in self.modules():
             if hasattr(m, "init_weights"):
                 m.init_weights()

@@ -23,8 +23,10 @@ CACHED_FIELDS = {
     # shapes and sizes
     "depth", "aspect_ratio", "head_dim", "width", "vocab_size", "seq_len", "tie_embeddings", "mlp_ratio", "mlp",
     "swiglu_hidden", "norm", "norm_affine", "norm_eps", "bias", "kv_heads",
-    # inactive at inference (dropout) or training only (the multi-token head)
-    "dropout", "attn_dropout", "mtp_weight",
+    # the initial weights only
+    "init",
+    # inactive at inference (dropout, stochastic depth) or training only (the multi-token head)
+    "dropout", "attn_dropout", "drop_path", "mtp_weight",
     # knobs local to a token's own position: nothing to cache beyond its keys and values
     "value_embed", "unet_skips", "resid_lambdas", "attn_gate", "xsa", "qk_norm", "softcap",
     # knobs that look at other positions, handled in the cached path

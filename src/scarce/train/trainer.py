@@ -33,12 +33,13 @@ from scarce.model.looping import loop_switch_step, loops_at
 from scarce.progress import format_seconds, progress_bar
 from scarce.train import checkpoint as ckpt
 from scarce.train import parallel
+from scarce.train.augment import replace_tokens
 from scarce.train.distill import CycleChain, build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, set_lr, set_weight_decay
 from scarce.train.perturb import perturb_scale, perturb_weights
 from scarce.train.runtime import Runtime, compile_decision, make_runtime, peak_flops
-from scarce.train.schedule import cycle_length, cycle_of, lr_multiplier, wd_multiplier
+from scarce.train.schedule import cycle_length, cycle_of, lr_multiplier, swa_start, wd_multiplier
 
 
 @dataclass
@@ -144,8 +145,12 @@ def check_shardable(cfg: RunConfig, rt: Runtime) -> None:
                         "objective.kind=chain): use train.parallel=ddp")
 
 
-def check_cycles(cfg: RunConfig, cycle: int, steps: int) -> None:
-    """A one-line error for cycles the run cannot hold: a chain without cycles, a cycle longer than the run."""
+def check_cycles(cfg: RunConfig, cycle: int, steps: int, steps_per_epoch: int) -> None:
+    """A one-line error for cycles the run cannot hold: a chain without cycles, a cycle longer than the run, more SWA
+    epochs than the run has."""
+    if cfg.optim.swa_epochs * steps_per_epoch > steps:
+        raise UserError(f"optim.swa_epochs: {cfg.optim.swa_epochs} SWA epochs of {steps_per_epoch} steps are longer "
+                        f"than the run ({steps} steps); lower optim.swa_epochs or lengthen the horizon")
     if cfg.objective.kind == "chain" and cfg.optim.schedule != "cyclic":
         raise UserError("objective.kind=chain distills each cycle from the one before: it needs optim.schedule=cyclic "
                         "(with optim.cycle_epochs or optim.cycle_steps)")
@@ -321,7 +326,8 @@ class Trainer:
         self.loader = build_loader(self.cfg, self.store, self.rt.rank, self.rt.world, accum)
         self.steps = total_steps(self.cfg, self.loader, self.params["total"])
         self.cycle = cycle_length(self.cfg.optim, self.loader.steps_per_epoch)
-        check_cycles(self.cfg, self.cycle, self.steps)
+        check_cycles(self.cfg, self.cycle, self.steps, self.loader.steps_per_epoch)
+        self.swa_start = swa_start(self.cfg.optim, self.steps, self.loader.steps_per_epoch)
         self.eval_every = t.eval_every or max(1, self.steps // 8)
         self.tokens_per_step = t.batch_size * accum * self.rt.world * self.cfg.model.seq_len
 
@@ -352,14 +358,18 @@ class Trainer:
             self.start_cycle(step)
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + step)  # dropout masks depend on (seed, step) only
         self.model.loops = loops_at(self.cfg.model, step, self.steps)  # looping switches on at a fixed step
-        lr_mult = lr_multiplier(step, self.steps, self.cfg.optim, self.cycle)
+        epoch = self.loader.steps_per_epoch
+        lr_mult = lr_multiplier(step, self.steps, self.cfg.optim, self.cycle, epoch)
         set_lr(self.optimizer, lr_mult)
         if self.cfg.optim.wd_schedule != "constant":
-            set_weight_decay(self.optimizer, wd_multiplier(step, self.steps, self.cfg.optim, lr_mult))
+            set_weight_decay(self.optimizer, wd_multiplier(step, self.steps, self.cfg.optim, lr_mult, epoch))
         accum = self.accum
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
             x, y = self.loader.batch(step, micro)
+            if self.cfg.train.augment_replace:
+                x = replace_tokens(x, self.cfg.train.augment_replace, self.store.vocab_size,
+                                   (self.cfg.train.seed, step, micro, self.rt.rank))
             real = self.loader.source(step, micro) == 0
             with self.rt.autocast():
                 loss = self.compute_loss(x.to(self.rt.device), y.to(self.rt.device), real) / accum
@@ -386,9 +396,11 @@ class Trainer:
 
     def snapshot_due(self, done: int) -> bool:
         """Whether the weights after `done` steps are kept as a snapshot: every train.snapshot_every steps and at
-        the end, and at every cycle end of schedule 'cyclic' (the population's members)."""
+        the end, at every cycle end of schedule 'cyclic' (the population's members) and at the end of every SWA
+        epoch (the checkpoints the record averages)."""
         every = self.cfg.train.snapshot_every
-        return bool(every and (done % every == 0 or done == self.steps) or self.cycle and done % self.cycle == 0)
+        swa = self.swa_start is not None and done > self.swa_start and (done - self.swa_start) % self.loader.steps_per_epoch == 0
+        return bool(every and (done % every == 0 or done == self.steps) or self.cycle and done % self.cycle == 0 or swa)
 
     def flops_at(self, step: int) -> float:
         """Training FLOPs of the first `step` steps; looped replays count from their switch-on step."""
