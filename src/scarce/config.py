@@ -372,6 +372,9 @@ class TrainConfig:
     """Steps between log lines."""
     window_jitter: bool = True
     """Shift the window grid by a random offset each epoch, so the same text is cut differently."""
+    doc_shuffle: bool = False
+    """Document-level shuffling (NanoGPT Slowrun's record line 19): each epoch the train split's documents are put in
+    a new order, seeded by (seed, epoch), before the windows are cut, so a window joins other documents each time."""
     augment_replace: float = 0.0
     """Data augmentation for many epochs (random token replacement, the best single method of arXiv 2606.16246):
     each input token, not the target, is replaced by a uniformly random token id with this probability, drawn
@@ -521,7 +524,7 @@ ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("opti
                 ("optim", "cycle_shape"): "cosine", ("optim", "perturb"): 0.0, ("optim", "perturb_final"): 0.0,
                 ("optim", "wd_floor"): 1.0, ("objective", "chain_from"): 1, ("model", "drop_path"): 0.0,
                 ("model", "init"): "gpt2", ("train", "augment_replace"): 0.0, ("optim", "swa_epochs"): 0,
-                ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0}
+                ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0, ("train", "doc_shuffle"): False}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

@@ -1,6 +1,7 @@
 """NanoGPT Slowrun's record lines on the training side: SWA cycles over the last epochs (line 13), the record's
 weight-decay schedule and square-root warmdown (line 20), and random token replacement (arXiv 2606.16246); with
-the model's stochastic depth and init, a kill and a resume end bit-identical."""
+the model's stochastic depth and init and the loader's document shuffling (line 19), a kill and a resume end
+bit-identical."""
 
 from __future__ import annotations
 
@@ -96,8 +97,8 @@ def test_the_trainer_replaces_inputs_and_leaves_the_targets(tiny_store, tmp_path
 
 
 STACK = {"train.epochs": 3.0, "train.eval_every": 10, "model.drop_path": 0.3, "model.init": "record",
-         "train.augment_replace": 0.1, "optim.schedule": "wsd", "optim.warmup_frac": 0.0, "optim.final_lr_frac": 0.0,
-         "optim.swa_epochs": 2, "optim.wd_schedule": "record", "optim.warmdown_power": 0.5, "optim.weight_decay": 1.0}
+         "train.augment_replace": 0.1, "train.doc_shuffle": True, "optim.schedule": "wsd", "optim.warmup_frac": 0.0,
+         "optim.final_lr_frac": 0.0, "optim.swa_epochs": 2, "optim.wd_schedule": "record", "optim.warmdown_power": 0.5, "optim.weight_decay": 1.0}
 
 
 def _weights(run_dir):

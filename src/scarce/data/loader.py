@@ -2,9 +2,11 @@
 
 Training cuts the train split into windows of seq_len + 1 tokens on a grid, shuffles the windows
 afresh every epoch (seeded by run seed and epoch) and, with jitter, shifts the grid by a random
-offset each epoch so repeated epochs see the text cut differently. The batch of a step is a pure
-function of (seed, step), which makes resuming trivial and keeps ranks disjoint under DDP: rank r
-takes its own slice of each step's windows.
+offset each epoch so repeated epochs see the text cut differently. With document shuffling (NanoGPT
+Slowrun's record line 19) the documents themselves are first put in a new order each epoch, so a window
+joins other documents each time; the reordered split is never built, each window is gathered through
+the documents' new start positions. The batch of a step is a pure function of (seed, step), which makes
+resuming trivial and keeps ranks disjoint under DDP: rank r takes its own slice of each step's windows.
 """
 
 from __future__ import annotations
@@ -14,11 +16,38 @@ import torch
 
 from scarce.errors import UserError
 
+DOC_STREAM = 31
+"""Last word of the document order's seed: apart from the window order's draw of the same (seed, epoch)."""
+
+
+class Documents:
+    """The documents of a token array (each ends with the end-of-text token; the last may be cut short) and their
+    order in one epoch."""
+
+    def __init__(self, tokens: np.ndarray, doc_end: int):
+        ends = np.flatnonzero(tokens == doc_end) + 1
+        if not len(ends) or ends[-1] != len(tokens):
+            ends = np.append(ends, len(tokens))
+        self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)  # (D,)
+        self.lengths = ends - self.starts  # (D,)
+
+    def positions(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the documents in this epoch's order, where each starts in the reordered split)."""
+        order = np.random.default_rng([seed, epoch, DOC_STREAM]).permutation(len(self.starts))
+        return order, np.concatenate([[0], np.cumsum(self.lengths[order])[:-1]])
+
+    def gather(self, tokens: np.ndarray, where: np.ndarray, order: np.ndarray, new_starts: np.ndarray) -> np.ndarray:
+        """The tokens at positions `where` of the reordered split."""
+        doc = np.searchsorted(new_starts, where, side="right") - 1
+        return tokens[self.starts[order[doc]] + where - new_starts[doc]]
+
 
 class WindowLoader:
     def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, grad_accum: int = 1,
-                 seed: int = 0, rank: int = 0, world: int = 1, jitter: bool = True):
+                 seed: int = 0, rank: int = 0, world: int = 1, jitter: bool = True, doc_end: int | None = None):
+        """`doc_end`: the end-of-text token id, to shuffle documents each epoch; None keeps the split's order."""
         self.tokens, self.T, self.B = tokens, seq_len, batch_size
+        self.docs = None if doc_end is None else Documents(tokens, doc_end)
         self.accum, self.seed, self.rank, self.world, self.jitter = grad_accum, seed, rank, world, jitter
         # With jitter the grid may start anywhere in [0, T): keep windows that fit for every offset.
         usable = len(tokens) - 1 - (seq_len - 1 if jitter else 0)
@@ -37,6 +66,8 @@ class WindowLoader:
             rng = np.random.default_rng([self.seed, epoch])
             self._offset = int(rng.integers(self.T)) if self.jitter else 0
             self._perm = rng.permutation(self.windows)
+            if self.docs is not None:
+                self._doc_order = self.docs.positions(self.seed, epoch)
             self._epoch = epoch
         return self._offset, self._perm
 
@@ -50,7 +81,9 @@ class WindowLoader:
         offset, perm = self._order(epoch)
         start = ((within * self.accum + micro) * self.world + self.rank) * self.B
         starts = offset + perm[start:start + self.B] * self.T  # (B,)
-        rows = self.tokens[starts[:, None] + np.arange(self.T + 1)].astype(np.int64)  # (B, T+1)
+        where = starts[:, None] + np.arange(self.T + 1)  # (B, T+1)
+        rows = self.tokens[where] if self.docs is None else self.docs.gather(self.tokens, where, *self._doc_order)
+        rows = rows.astype(np.int64)
         rows = torch.from_numpy(rows)
         return rows[:, :-1], rows[:, 1:]
 

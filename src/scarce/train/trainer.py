@@ -180,7 +180,7 @@ def build_loader(cfg: RunConfig, store: TokenStore, rank: int, world: int,
 
     def windows(tokens):
         return WindowLoader(tokens, cfg.model.seq_len, t.batch_size, accum or t.grad_accum, t.seed, rank, world,
-                            t.window_jitter)
+                            t.window_jitter, store.eot_id if t.doc_shuffle else None)
 
     main = windows(store.split("train"))
     if not cfg.mix.sources():
