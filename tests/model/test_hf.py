@@ -110,6 +110,9 @@ def test_hf_logits_match_after_import(hf_models, name):
     with torch.no_grad():
         torch.testing.assert_close(model(idx), ref(idx).logits, atol=1e-5, rtol=0)
     assert (m.kv_heads, m.rope_scaling) == ((2, "llama3:8:1:4:16") if name == "llama" else (0, ""))
+    assert hf.resolve(ModelConfig(seq_len=32, drop_path=0.1), source).drop_path == 0.1  # a regulariser: free
+    with pytest.raises(UserError, match="model.init: not part of"):  # the weights come from the HF model
+        hf.resolve(ModelConfig(seq_len=32, init="record"), source)
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama"])

@@ -23,8 +23,8 @@ PREFIX = "hf:"
 FAMILIES = ("gpt2", "llama")
 ARCHITECTURE = ("depth", "width", "head_dim", "kv_heads", "vocab_size", "tie_embeddings", "mlp", "mlp_ratio",
                 "swiglu_hidden", "norm", "norm_affine", "norm_eps", "bias", "position", "rope_base", "rope_scaling")
-"""Model fields a HF model decides; a run started from it may set seq_len, dropout and mtp_weight."""
-FREE = ("seq_len", "dropout", "attn_dropout", "mtp_weight", "aspect_ratio")
+"""Model fields a HF model decides; a run started from it may set seq_len, dropout, drop_path and mtp_weight."""
+FREE = ("seq_len", "dropout", "attn_dropout", "drop_path", "mtp_weight", "aspect_ratio")
 RMS_EPS = torch.finfo(torch.float32).eps
 """The epsilon F.rms_norm uses for fp32 when model.norm_eps is 0."""
 
