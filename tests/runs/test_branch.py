@@ -111,7 +111,8 @@ def test_what_cannot_branch_says_why(tiny_store):
     assert branch.not_branchable(cfg) is None
     for overrides, why in [({"optim.schedule": "cosine"}, "not wsd"), ({"optim.warmup_frac": 0.1}, "warmup"),
                            ({"train.eval_every": 0}, "eval_every"), ({"optim.ema_decay": 0.99}, "weight average"),
-                           ({"train.compile": "auto"}, "compile auto")]:
+                           ({"train.compile": "auto"}, "compile auto"), ({"optim.wd_schedule": "record"}, "record spans"),
+                           ({"optim.swa_epochs": 1}, "swa_epochs")]:
         assert why in branch.not_branchable(apply_overrides(cfg, overrides))
 
 

@@ -38,7 +38,8 @@ def not_branchable(cfg: RunConfig) -> str | None:
     o, t = cfg.optim, cfg.train
     reasons = [(o.schedule != "wsd", f"optim.schedule is {o.schedule}, not wsd"),
                (o.warmup_frac > 0, "optim.warmup_frac > 0 (warmup is a fraction of each run's own steps)"),
-               (o.wd_schedule == "cosine", "optim.wd_schedule cosine spans the whole horizon"),
+               (o.wd_schedule in ("cosine", "record"), f"optim.wd_schedule {o.wd_schedule} spans the whole horizon"),
+               (o.swa_epochs > 0, "optim.swa_epochs cycles the rate from a number of epochs before the end"),
                (bool(o.ema_decay or o.avg_last), "a weight average (optim.ema_decay or avg_last) spans the horizon"),
                (cfg.model.loop_range is not None, "looping switches on at a fraction of the horizon"),
                (t.eval_every <= 0, "train.eval_every 0 evaluates at a fraction of the horizon"),
