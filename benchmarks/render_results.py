@@ -291,10 +291,13 @@ def population_size(recipe) -> dict:
     return best[sorted(best, key=int)[0]] if best else {}
 
 
-def ratio(est) -> str:
-    """An epochs ratio with its interval, without an 'x' (it is no data multiple), and its censoring."""
-    text = interval(est, 2)
-    return text + (f" (censored: {est['censored']})" if est.get("censored") else "")
+def ratio(est, epochs) -> str:
+    """An epochs ratio with its interval, without an 'x' (it is no data multiple); censored, the bound it gives
+    (`epochs`: the population's epochs at its last point)."""
+    if est.get("censored") == "below":
+        share = num(100 * est.get("reached_share", 0), 0)
+        return f"not reached within {num(epochs, 0)} epochs: below {num(est['target_epochs'] / epochs, 2)} ({share}% of draws reach it)"
+    return interval(est, 2) + (" (at least: reached at the first point)" if est.get("censored") == "above" else "")
 
 
 def render_population(recipes, labels) -> str:
@@ -310,9 +313,10 @@ def render_population(recipes, labels) -> str:
         lambda s: f"{s['independent_curve'][-1]['members']}, {num(s['independent_curve'][-1]['epochs'], 0)}"))
     rows.append(["ensemble val: logit / prob"] + pick(
         lambda s: f"{num(s['independent_curve'][-1]['logit'], 4)} / {num(s['independent_curve'][-1]['prob'], 4)}"))
+    last = lambda s: s["population_curve"][-1]["epochs"]
     rows.append(["ensemble epochs / population epochs to reach it, prior [95% val windows]"] + pick(
-        lambda s: ratio(s["reach"]["prior"])))
-    rows.append(["the same, uniform logit"] + pick(lambda s: ratio(s["reach"]["logit"])))
+        lambda s: ratio(s["reach"]["prior"], last(s))))
+    rows.append(["the same, uniform logit"] + pick(lambda s: ratio(s["reach"]["logit"], last(s))))
     rows.append(["prior gain at the last point: uniform prob - prior [95%]"] + pick(
         lambda s: interval(s["prior_gain"], 4)))
     rows.append(["prior over population and ensemble: val (top K), the population's weight"] + pick(
