@@ -215,9 +215,8 @@ def prior_of(fit: np.ndarray, held: np.ndarray, ks: list[int], steps: int = PRIO
              lr: float = PRIOR_LR) -> dict:
     """`learned_prior` on members' target log-probs (K, windows, T) of select (`fit`) and val (`held`)."""
     seq_len = fit.shape[-1]
-    members = range(len(fit))
     weights = fit_prior(fit, steps, lr)
-    uniform = np.full(len(members), 1.0 / len(members))
+    uniform = np.full(len(fit), 1.0 / len(fit))
     candidates = {k: top_k(weights, k) for k in ks}
     select_loss = {k: float(mixture_nll(fit[idx], w).mean()) for k, (idx, w) in candidates.items()}
     best = min(ks, key=lambda k: (select_loss[k], k))
