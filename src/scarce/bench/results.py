@@ -26,7 +26,7 @@ from scarce.bench.stages import best_on_select, train_tokens
 from scarce.data.store import open_store
 from scarce.eval import nextline
 from scarce.recipes.population import TOP_K as POPULATION_TOP_K
-from scarce.recipes.population import epochs_to_reach, measure_population, population_members
+from scarce.recipes.population import epochs_ratio, measure_population, population_members
 from scarce.rundir import Member
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
@@ -312,7 +312,7 @@ def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measur
     curve = np.column_stack([m.of(windows[f"population_prior_{c}"], ids) for c in range(1, cycles + 1)])
     target = m.prefixes(members)[:, -1]
     epochs, total = [q["epochs"] for q in curves["population_curve"]], sum(member_epochs)
-    ratio = np.array([total / epochs_to_reach(epochs, list(row), t) for row, t in zip(curve, target)])
+    ratio = np.array([epochs_ratio(epochs, row, t, total) for row, t in zip(curve, target)])
     curves["reach_measured"] = interval(curves["reach"]["prior"]["value"], ratio)
     curves["trajectories"] = [{**brief(r), "epochs": r.config["train"]["epochs"], "seed": r.config["train"]["seed"]}
                               for r in trajectories]

@@ -180,6 +180,11 @@ def epochs_to_reach(epochs: list[float], losses: list[float], target: float) -> 
     return math.inf
 
 
+def epochs_ratio(epochs: list[float], losses, target: float, target_epochs: float) -> float:
+    """`target_epochs` over the epochs a curve of `losses` needs to reach `target` (`epochs_to_reach`); 0 if never."""
+    return target_epochs / epochs_to_reach(epochs, list(losses), target)
+
+
 def reach_ratio(epochs: list[float], curve: list[np.ndarray], target: np.ndarray, target_epochs: float,
                 tokens_per_window: int, n_boot: int = N_BOOT) -> dict:
     """The target's epochs over the epochs the curve needs to reach the target's val loss (4.6 in q0: the
@@ -190,8 +195,7 @@ def reach_ratio(epochs: list[float], curve: list[np.ndarray], target: np.ndarray
 
     def ratio(idx) -> float:
         scale = len(idx) * tokens_per_window
-        reached = epochs_to_reach(epochs, list(points[:, idx].sum(1) / scale), target[idx].sum() / scale)
-        return target_epochs / reached
+        return epochs_ratio(epochs, points[:, idx].sum(1) / scale, target[idx].sum() / scale, target_epochs)
 
     value = ratio(np.arange(len(target)))
     draws = np.array([ratio(i) for i in block_indices(len(target), n_boot, 0)])
