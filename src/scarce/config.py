@@ -278,6 +278,16 @@ class OptimConfig:
     """Peak learning rate of the Muon matrices (optimizer='muon')."""
     muon_momentum: float = 0.95
     """Nesterov momentum of Muon."""
+    muon_momentum_warmup: int = 0
+    """Steps over which Muon's momentum rises linearly from muon_momentum_start to muon_momentum (NanoGPT Slowrun's
+    record line 18: 300); 0 keeps it at muon_momentum throughout."""
+    muon_momentum_start: float = 0.85
+    """Muon's momentum at step 0 when muon_momentum_warmup is set (the record: 0.85)."""
+    muon_orth: str = "newton-schulz"
+    """How Muon orthogonalises its update: 'newton-schulz' (Keller Jordan's quintic, five times) or 'polar-express'
+    (Amsel et al. 2025: a minimax-optimal quintic per iteration; the record's line 18)."""
+    muon_row_norm: bool = False
+    """MuonEq-R (the record's line 18): normalise every row of the momentum to unit norm before orthogonalising."""
     scalar_lr: float = 0.0
     """Peak learning rate of scalars, norms and gates; 0 uses lr."""
     cautious_wd: bool = False
@@ -323,6 +333,12 @@ class OptimConfig:
         _check(self.optimizer in ("adamw", "muon"), "optim.optimizer", "must be adamw or muon")
         _check(self.muon_lr > 0, "optim.muon_lr", "must be > 0")
         _check(0 <= self.muon_momentum < 1, "optim.muon_momentum", "must be in [0, 1)")
+        _check(self.muon_momentum_warmup >= 0, "optim.muon_momentum_warmup", "must be >= 0 (0 disables)")
+        _check(0 <= self.muon_momentum_start < 1, "optim.muon_momentum_start", "must be in [0, 1)")
+        _check(self.muon_orth in MUON_ORTHS, "optim.muon_orth", "must be newton-schulz or polar-express")
+        muon_knobs = self.muon_momentum_warmup or self.muon_row_norm or self.muon_orth != "newton-schulz"
+        _check(self.optimizer == "muon" or not muon_knobs, "optim.muon_orth/muon_row_norm/muon_momentum_warmup",
+               "shape Muon's update: set optim.optimizer=muon")
         _check(self.scalar_lr >= 0, "optim.scalar_lr", "must be >= 0 (0 uses lr)")
         _check(self.wd_schedule in WD_SCHEDULES, "optim.wd_schedule", "must be constant, lr, cosine, anti or record")
         _check(0 < self.wd_floor <= 1, "optim.wd_floor", "must be in (0, 1]")
@@ -515,6 +531,7 @@ NON_SEMANTIC_FIELDS = {("train", "log_every"), ("train", "threads"), ("train", "
 SCHEDULES = ("cosine", "wsd", "constant", "cyclic")
 WD_SCHEDULES = ("constant", "lr", "cosine", "anti", "record")
 INITS = ("gpt2", "record")
+MUON_ORTHS = ("newton-schulz", "polar-express")
 
 ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("optim", "avg_every"): 0,
                 ("train", "snapshot_every"): 0, ("model", "norm"): "rms", ("model", "norm_affine"): False,
@@ -524,7 +541,9 @@ ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("opti
                 ("optim", "cycle_shape"): "cosine", ("optim", "perturb"): 0.0, ("optim", "perturb_final"): 0.0,
                 ("optim", "wd_floor"): 1.0, ("objective", "chain_from"): 1, ("model", "drop_path"): 0.0,
                 ("model", "init"): "gpt2", ("train", "augment_replace"): 0.0, ("optim", "swa_epochs"): 0,
-                ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0, ("train", "doc_shuffle"): False}
+                ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0, ("train", "doc_shuffle"): False,
+                ("optim", "muon_momentum_warmup"): 0, ("optim", "muon_momentum_start"): 0.85,
+                ("optim", "muon_orth"): "newton-schulz", ("optim", "muon_row_norm"): False}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

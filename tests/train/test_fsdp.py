@@ -1,5 +1,6 @@
 """Sharded training (train.parallel=fsdp) on CPU (gloo): two ranks of batch B reach the weights one process of
-batch 2B reaches (up to float rounding), with AdamW and with Muon (Newton-Schulz on gathered matrices); a sharded
+batch 2B reaches (up to float rounding), with AdamW and with Muon (Newton-Schulz, or MuonEq-R's row normalisation
+and Polar Express, on gathered matrices); a sharded
 run resumes from its checkpoint to the same weights, and its checkpoints have a one-process run's layout."""
 
 import json
@@ -34,9 +35,14 @@ def _close(a_dir, b_dir, name="best.safetensors"):
         torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=5e-5)  # float rounding of 12 steps (reduce order)
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+MUON_EQ_R = "muon,optim.muon_orth=polar-express,optim.muon_row_norm=true,optim.muon_momentum_warmup=5"
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon", MUON_EQ_R], ids=["adamw", "muon", "muon-eq-r"])
 def test_two_sharded_ranks_match_one_process_of_twice_the_batch(stdlib_store, tmp_path, optimizer):
-    opt = ["--set", f"optim.optimizer={optimizer}"]
+    """Muon-eq-r: Polar Express, rows normalised and the momentum warmed up on the gathered matrices."""
+    name, *more = optimizer.split(",")
+    opt = ["--set", f"optim.optimizer={name}", *(a for m in more for a in ("--set", m))]
     _train(stdlib_store, tmp_path / "fsdp", tmp_path / "r", *opt, "--set", "train.batch_size=4",
            "--set", "train.parallel=fsdp", ranks=2)
     _train(stdlib_store, tmp_path / "one", tmp_path / "r", *opt, "--set", "train.batch_size=8")

@@ -49,7 +49,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, device: str) -> torch.op
         g["lr"] = g["base_lr"]
     if cfg.optimizer == "muon" or cfg.cautious_wd:
         return MuonAdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, momentum=cfg.muon_momentum,
-                         cautious_wd=cfg.cautious_wd)
+                         cautious_wd=cfg.cautious_wd, orth=cfg.muon_orth, row_norm=cfg.muon_row_norm)
     for g in groups:
         g.pop("muon", None)
     return torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
@@ -58,6 +58,21 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, device: str) -> torch.op
 def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
     for g in optimizer.param_groups:
         g["lr"] = g["base_lr"] * multiplier
+
+
+def muon_momentum(step: int, cfg: OptimConfig) -> float:
+    """Muon's momentum at `step`: linear from muon_momentum_start to muon_momentum over muon_momentum_warmup steps
+    (NanoGPT Slowrun: 0.85 to 0.95 over 300), then constant; a pure function of the step, so resume is exact."""
+    if not cfg.muon_momentum_warmup:
+        return cfg.muon_momentum
+    t = min(step / cfg.muon_momentum_warmup, 1.0)
+    return (1 - t) * cfg.muon_momentum_start + t * cfg.muon_momentum
+
+
+def set_momentum(optimizer: torch.optim.Optimizer, momentum: float) -> None:
+    for g in optimizer.param_groups:
+        if g.get("muon"):
+            g["momentum"] = momentum
 
 
 def set_weight_decay(optimizer: torch.optim.Optimizer, multiplier: float) -> None:

@@ -36,7 +36,7 @@ from scarce.train import parallel
 from scarce.train.augment import replace_tokens
 from scarce.train.distill import CycleChain, build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
-from scarce.train.optim import build_optimizer, set_lr, set_weight_decay
+from scarce.train.optim import build_optimizer, muon_momentum, set_lr, set_momentum, set_weight_decay
 from scarce.train.perturb import perturb_scale, perturb_weights
 from scarce.train.runtime import Runtime, compile_decision, make_runtime, peak_flops
 from scarce.train.schedule import cycle_length, cycle_of, lr_multiplier, swa_start, wd_multiplier
@@ -363,6 +363,8 @@ class Trainer:
         set_lr(self.optimizer, lr_mult)
         if self.cfg.optim.wd_schedule != "constant":
             set_weight_decay(self.optimizer, wd_multiplier(step, self.steps, self.cfg.optim, lr_mult, epoch))
+        if self.cfg.optim.muon_momentum_warmup:
+            set_momentum(self.optimizer, muon_momentum(step, self.cfg.optim))
         accum = self.accum
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
