@@ -62,6 +62,13 @@ def add_parser(subparsers) -> None:
                         "the pieces in a pseudo-random order (by their hash, salted by --seed), so a small train "
                         "budget samples many documents; val and select keep whole documents, and no document gives "
                         "to both train and val or select (default 0: train takes whole documents; not for hf:)")
+    p.add_argument("--doc-bytes", type=count_or_zero, default=0, metavar="N",
+                   help="cut every document at line ends into pieces of about N bytes (e.g. 8k) before the split, so "
+                        "a corpus of a few long documents (books) gives --heldout-window windows per piece; the split "
+                        "stays per document unless --piece-splits (default 0: whole documents; not for hf:)")
+    p.add_argument("--piece-splits", action="store_true",
+                   help="with --doc-bytes, split per piece: one document's pieces may land in val, select and train, "
+                        "never one piece in two (default: per source document)")
     add_threads(p, "encoder threads (default: all cores)")
     p.set_defaults(func=run)
 
@@ -74,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     store = prepare(args.corpus, args.out, args.vocab_size, args.train_tokens, args.select_tokens,
                     args.val_tokens, tokenizer=args.tokenizer, tokenizer_bytes=args.tokenizer_bytes,
                     threads=args.threads, near_duplicates=args.near_duplicates,
-                    heldout_window=args.heldout_window, seed=args.seed, piece_bytes=args.piece_bytes)
+                    heldout_window=args.heldout_window, seed=args.seed, piece_bytes=args.piece_bytes,
+                    doc_bytes=args.doc_bytes, piece_splits=args.piece_splits)
     print(summary(store, time.perf_counter() - start))
     return 0
 

@@ -27,6 +27,15 @@ How `prepare` splits a local corpus (`stdlib`, `files:`), and why:
    `seed`, as in step 9) before train fills to its budget. A small budget then samples many documents, not the few
    whole ones that happen to come first. The pieces and their order do not depend on the train budget, so the
    nesting of step 4 holds. The BPE still learns from whole train documents.
+4c. With `doc_bytes`, every document is cut into pieces (at line ends, about `doc_bytes` bytes each, as in step 4b)
+   before the split, and steps 2-3 fill the splits with pieces, so a corpus of a few long documents (books, plays)
+   gives held-out windows per piece, not one per work. By default the split stays per source document: a document's
+   pieces stay together (among them, in the order of their hashes salted by `seed`, so a split that takes part of a
+   document takes it from all over the document), and a split starts past the last source document of the one
+   before, so no document's text lands in two splits (the rest of that document is dropped). `piece_splits` asks for
+   splits per piece instead: all pieces in the order of their hashes, each its own source, so val, select and train
+   share documents but never a piece. Exact duplicate pieces are dropped. Pieces are cut in bytes, not tokens:
+   the BPE learns from train text only, so it cannot exist before the split that needs the pieces.
 
 A local corpus is held whole in memory: it is scarce data (up to a few GB of text). A streamed corpus
 (`hf:`, which may be web-scale, such as FineWeb) is never held whole; its splits are drawn as it streams:
@@ -108,6 +117,8 @@ SPLITS_DRAWN_WHOLE = "whole corpus: sorted by document hash"
 SPLITS_DRAWN_STREAM = "stream: document hash thresholds, stream order"
 SPLITS_DRAWN_SMALL_STREAM = SPLITS_DRAWN_WHOLE + " (the stream ended within its sample)"
 SPLITS_DRAWN_PIECES = SPLITS_DRAWN_WHOLE + "; train: its documents cut into pieces at line ends, sorted by piece hash"
+DRAWN_DOC_PIECES = "; every document first cut into pieces at line ends, each document's pieces sorted by piece hash"
+DRAWN_PIECE_SPLITS = "; every document first cut into pieces at line ends, all pieces sorted by piece hash, split by piece"
 Log = Callable[[str], None]
 
 
@@ -146,6 +157,13 @@ class PrepareRequest:
     pseudo-randomly (by the hash of the piece salted by `seed`) before the train budget is filled, so a small budget
     spans many source files; the split stays decided per source file (no file straddles train and select/val).
     0 keeps whole documents (module docstring, step 4b)."""
+    doc_bytes: int = 0
+    """Cut every document into pieces of about this many bytes (at line boundaries) before the split, so held-out
+    windows come one per piece; the split stays decided per source document unless `piece_splits`. 0 keeps whole
+    documents (module docstring, step 4c)."""
+    piece_splits: bool = False
+    """With `doc_bytes`, decide the split per piece instead of per source document: a document's pieces may land in
+    val, select and train (never one piece in two)."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "train_tokens", "select_tokens", "val_tokens"):
@@ -164,20 +182,36 @@ class PrepareRequest:
         if self.piece_bytes and corpora.is_streamed(self.source):
             raise UserError(f"--piece-bytes orders the pieces of all train documents, and {self.source} is streamed, "
                             "never held whole; leave it out, or give local files as files:PATH")
+        self._check_doc_bytes()
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be an integer in [0, 2^63) (0: the documents' hash order), got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))  # a numpy integer would not go into the manifest's JSON
         parse_tokenizer_spec(self.tokenizer)
 
+    def _check_doc_bytes(self) -> None:
+        if self.doc_bytes != 0:
+            _check_positive("doc_bytes", self.doc_bytes)
+        if self.doc_bytes and corpora.is_streamed(self.source):
+            raise UserError(f"--doc-bytes cuts every document before the corpus is split, and {self.source} is "
+                            "streamed, split as it comes; leave it out, or give local files as files:PATH")
+        if not isinstance(self.piece_splits, bool):
+            raise UserError(f"piece_splits must be true or false, got {self.piece_splits!r}")
+        if self.piece_splits and not self.doc_bytes:
+            raise UserError("--piece-splits splits the pieces that --doc-bytes cuts; give --doc-bytes N as well")
+
     def budgets(self) -> dict[str, int]:
         return {"train": self.train_tokens, "select": self.select_tokens, "val": self.val_tokens}
 
     def to_json(self) -> dict:
-        """The manifest's `request`: piece_bytes only where set, so stores made before it keep their manifests."""
-        fields = asdict(self)
-        if not self.piece_bytes:
-            del fields["piece_bytes"]
-        return fields
+        """The manifest's `request`: the fields added since (piece_bytes, doc_bytes, piece_splits) only where set, so
+        stores made before them keep their manifests."""
+        return {k: v for k, v in asdict(self).items() if v or k not in ("piece_bytes", "doc_bytes", "piece_splits")}
+
+    def splits_drawn(self) -> str:
+        """How a local corpus was cut, for the manifest."""
+        doc = DRAWN_PIECE_SPLITS if self.piece_splits else DRAWN_DOC_PIECES if self.doc_bytes else ""
+        train = SPLITS_DRAWN_PIECES.removeprefix(SPLITS_DRAWN_WHOLE) if self.piece_bytes else ""
+        return SPLITS_DRAWN_WHOLE + doc + train
 
 
 def _check_positive(name: str, value: object) -> None:
@@ -369,6 +403,8 @@ def prepare(
     progress: Log | None = None,
     seed: int = 0,
     piece_bytes: int = 0,
+    doc_bytes: int = 0,
+    piece_splits: bool = False,
 ) -> TokenStore:
     """Tokenize `corpus` into a token store at `out` (see the module docstring for the method).
 
@@ -377,7 +413,8 @@ def prepare(
     when `progress` is None to stderr if it is a terminal.
     """
     request = PrepareRequest(corpus, vocab_size, train_tokens, select_tokens, val_tokens,
-                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window, seed, piece_bytes)
+                             tokenizer or "bpe", tokenizer_bytes, near_duplicates, heldout_window, seed, piece_bytes,
+                             doc_bytes, piece_splits)
     out = Path(out)
     _check_destination(out)
     existing = _existing_manifest(out)
@@ -396,12 +433,12 @@ def prepare(
         finally:
             status.close()  # also on an error, so the error line starts a line of its own
     else:
-        docs, corpus_info = _ordered_documents(corpus, near_duplicates, seed)
+        docs, corpus_info = _ordered_documents(corpus, near_duplicates, seed, 1 if piece_splits else len(FILL_ORDER))
         if existing is not None:
             return _reuse(out, existing, request, tok, existing["corpus"]["fingerprint"] == corpus_info["fingerprint"],
                           log)
         tok, arrays, heldout = _tokenize_splits(docs, request, tok)
-        corpus_info["splits_drawn"] = SPLITS_DRAWN_PIECES if piece_bytes else SPLITS_DRAWN_WHOLE
+        corpus_info["splits_drawn"] = request.splits_drawn()
         tok_info = {"heldout": heldout}
     if request.tokenizer == "bpe" and tok.vocab_size < request.vocab_size:
         log(f"warning: the BPE ran out of pairs to merge at {tok.vocab_size:,} tokens, fewer than the "
@@ -497,9 +534,10 @@ def _exists_error(out: Path, what: str) -> UserError:
     return UserError(f"{out} already holds {what}; choose another folder or remove {out}")
 
 
-def _ordered_documents(source: str, near_duplicates: float = 0.0, seed: int = 0) -> tuple[list[str], dict]:
+def _ordered_documents(source: str, near_duplicates: float = 0.0, seed: int = 0,
+                       min_documents: int = len(FILL_ORDER)) -> tuple[list[str], dict]:
     """The corpus deduplicated and sorted by document hash (salted by `seed`), and a description of it."""
-    return _sorted_by_hash(corpora.read_corpus(source), source, near_duplicates, seed)
+    return _sorted_by_hash(corpora.read_corpus(source), source, near_duplicates, seed, min_documents)
 
 
 def order_key(doc_hash: bytes, seed: int) -> bytes:
@@ -508,8 +546,9 @@ def order_key(doc_hash: bytes, seed: int) -> bytes:
     return doc_hash if seed == 0 else hashlib.sha256(int(seed).to_bytes(8, "big") + doc_hash).digest()
 
 
-def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float,
-                    seed: int = 0) -> tuple[list[str], dict]:
+def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float, seed: int = 0,
+                    min_documents: int = len(FILL_ORDER)) -> tuple[list[str], dict]:
+    """`min_documents`: splits per source document need one each; split per piece, one document suffices."""
     by_hash: dict[bytes, str] = {}
     seen = 0
     for doc in documents:
@@ -519,9 +558,9 @@ def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: floa
     if near_duplicates:
         order = near_duplicate_free(order, by_hash, near_duplicates)
     docs = [by_hash[h] for h in order]
-    if len(docs) < len(FILL_ORDER):
+    if len(docs) < min_documents:
         raise UserError(f"corpus {source!r} holds {len(docs)} distinct document(s); splits are by document, "
-                        f"so it needs at least {len(FILL_ORDER)}")
+                        f"so it needs at least {min_documents}" + (" (or --doc-bytes N --piece-splits)" if min_documents > 1 else ""))
     info = {
         "description": corpora.describe(source),
         "fingerprint": corpora.fingerprint(order),
@@ -567,9 +606,19 @@ class _Encoded:
     """Token arrays of the documents (each ending in EOT), encoded lazily in batches that double up
     to ENCODE_BATCH_BYTES, so a small budget on a big corpus tokenizes little more than it needs."""
 
-    def __init__(self, tok: Tokenizer, docs: list[str], window: int = 0) -> None:
+    def __init__(self, tok: Tokenizer, docs: list[str], window: int = 0, sources: list[int] | None = None) -> None:
         self.tok, self.docs, self.arrays, self.done_chars, self.window = tok, docs, [], 0, window
         self.dtype = np.dtype("<u2" if tok.vocab_size <= 2**16 else "<u4")
+        self.sources = sources  # the source document of each (pieces of one document are consecutive); None: itself
+
+    def next_source(self, i: int) -> int:
+        """The first document at or after i that does not come from the source of document i - 1: where a split
+        starts, so no source document gives to two splits (module docstring, step 4c)."""
+        if self.sources is None or i == 0:
+            return i
+        while i < len(self.docs) and self.sources[i] == self.sources[i - 1]:
+            i += 1
+        return i
 
     def piece(self, i: int, split: str) -> np.ndarray:
         """What document i gives to `split`: all of it, or for select and val with a window, at most
@@ -616,8 +665,9 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
                      existing: Tokenizer | None = None) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
     """Cut the splits with `existing`, or with a BPE trained on train documents; returns (tokenizer, split
     arrays, held-out info)."""
+    docs, sources = source_pieces(docs, req.doc_bytes, req.seed, req.piece_splits) if req.doc_bytes else (docs, None)
     if existing is not None:
-        enc = _Encoded(existing, docs, req.heldout_window)
+        enc = _Encoded(existing, docs, req.heldout_window, sources)
         return enc.tok, _fill(enc, req), {"documents": 0, "bytes": 0}
     doc_bytes = np.array([len(d.encode("utf-8")) for d in docs], dtype=np.int64)
     heldout_tokens = req.val_tokens + req.select_tokens
@@ -625,9 +675,8 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
     while True:
         k, at_cap = _heldout_size(doc_bytes, heldout_tokens, factor, caps[0])
         enc = _Encoded(train_bpe(_tokenizer_documents(docs, doc_bytes, k, req.tokenizer_bytes), req.vocab_size), docs,
-                       req.heldout_window)
-        ends = _fill_ends(enc, req.budgets(), FILL_ORDER[:2])
-        if ends["select"] <= k:
+                       req.heldout_window, sources)
+        if _fill_spans(enc, req.budgets(), FILL_ORDER[:2])["select"].stop <= k:
             return enc.tok, _fill(enc, req), {"documents": k, "bytes": int(doc_bytes[:k].sum())}
         if at_cap and len(caps) > 1:
             caps.pop(0)
@@ -667,32 +716,33 @@ def _tokenizer_documents(docs: list[str], doc_bytes: np.ndarray, start: int, max
     return docs[start:max(end, start + 1)]
 
 
-def _fill_ends(enc: _Encoded, budgets: dict[str, int], names: tuple[str, ...]) -> dict[str, int]:
-    """For each split in fill order, the index one past its last document."""
-    ends, pos = {}, 0
+def _fill_spans(enc: _Encoded, budgets: dict[str, int], names: tuple[str, ...]) -> dict[str, range]:
+    """For each split in fill order, the documents it takes: from the first source past the split before it to
+    the one that fills its budget."""
+    spans, pos = {}, 0
     for name in names:
-        need, start = budgets[name], pos
+        need = budgets[name]
+        start = pos = enc.next_source(pos)
         while need > 0:
             if pos == len(enc):
                 raise _shortfall(enc, budgets, name, start)
             need -= len(enc.piece(pos, name))
             pos += 1
-        ends[name] = pos
-    return ends
+        spans[name] = range(start, pos)
+    return spans
 
 
 def _fill(enc: _Encoded, req: PrepareRequest) -> dict[str, np.ndarray]:
     """Cut val, select and train from the documents in order, each to its exact budget; with `piece_bytes`,
     train from the pieces of the documents after select's (module docstring, step 4b)."""
     names = FILL_ORDER[:2] if req.piece_bytes else FILL_ORDER
-    ends = _fill_ends(enc, req.budgets(), names)
-    arrays, start = {}, 0
+    spans = _fill_spans(enc, req.budgets(), names)
+    arrays = {}
     for name in names:
-        joined = np.concatenate([enc.piece(i, name) for i in range(start, ends[name])])
+        joined = np.concatenate([enc.piece(i, name) for i in spans[name]])
         arrays[name] = joined[:req.budgets()[name]]  # cuts the last document; its remainder is dropped
-        start = ends[name]
     if req.piece_bytes:
-        arrays["train"] = _fill_pieces(enc.tok, enc.docs[start:], req)
+        arrays["train"] = _fill_pieces(enc.tok, enc.docs[enc.next_source(spans["select"].stop):], req)
     return arrays
 
 
@@ -720,6 +770,24 @@ def train_pieces(docs: list[str], piece_bytes: int, seed: int = 0) -> list[str]:
     return sorted(pieces, key=lambda p: order_key(corpora.document_hash(p), seed))
 
 
+def source_pieces(docs: list[str], doc_bytes: int, seed: int = 0,
+                  piece_splits: bool = False) -> tuple[list[str], list[int]]:
+    """Every document of `docs` (in the store's order) cut into pieces (`cut_pieces`), and each piece's source:
+    per source, a document's pieces stay together in their hash order (salted by `seed`); with `piece_splits`, all
+    pieces in their hash order, each its own source. A piece identical to one before it is dropped, so no text lands
+    in two splits (module docstring, step 4c)."""
+    keyed = [(order_key(corpora.document_hash(p), seed), i, p) for i, doc in enumerate(docs)
+             for p in cut_pieces(doc, doc_bytes)]
+    keyed.sort(key=lambda t: t[0] if piece_splits else (t[1], t[0]))
+    seen, pieces, sources = set(), [], []
+    for key, source, piece in keyed:
+        if key not in seen:
+            seen.add(key)
+            pieces.append(piece)
+            sources.append(len(pieces) - 1 if piece_splits else source)
+    return pieces, sources
+
+
 def cut_pieces(doc: str, piece_bytes: int) -> list[str]:
     """`doc` cut at line ends into round(bytes / piece_bytes) pieces (at least one) of about equal UTF-8 bytes, so
     no piece is a short remainder; a line longer than a piece stays whole. The pieces join back into `doc`."""
@@ -744,14 +812,16 @@ def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) ->
     """The error for a corpus too small for the budgets: how many tokens it holds, and what is left."""
     total = enc.tokens()
     left = sum(len(enc.piece(i, name)) for i in range(start, len(enc)))  # windows count, not whole documents
-    windows = f" ({enc.window}-token windows, one per document)" if enc.window and name != "train" else ""
+    unit = "document" if enc.sources is None else "piece"
+    windows = f" ({enc.window}-token windows, one per {unit})" if enc.window and name != "train" else ""
     before = " and ".join(FILL_ORDER[:FILL_ORDER.index(name)])
-    left_text = f"; {left:,} remain for {name} after {before}{windows}" if before else ""
+    left_text = f"; {left:,} remain for {name}{' after ' + before if before else ''}{windows}" if before or windows else ""
     asked = ", ".join(f"{n} {budgets[n]:,}" for n in FILL_ORDER)
+    pieces = ", or cut long documents into pieces, a window each (--doc-bytes N)" if windows and unit == "document" else ""
     return UserError(
-        f"the corpus holds {total:,} tokens in {len(enc):,} documents{left_text}, too few for the budgets "
-        f"({asked}; splits take whole documents and drop the cut remainder); "
-        f"lower the {name} budget to at most {left:,} tokens or add text"
+        f"the corpus holds {total:,} tokens in {len(enc):,} {unit}s{left_text}, too few for the budgets "
+        f"({asked}; splits take whole {unit}s and drop the cut remainder); "
+        f"lower the {name} budget to at most {left:,} tokens or add text{pieces}"
     )
 
 
