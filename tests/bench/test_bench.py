@@ -243,6 +243,31 @@ def test_bench_population_stage_against_the_ensemble(bench_run):
     assert "Population against the ensemble" in (out / "report.md").read_text()
 
 
+def test_an_ablation_of_two_bench_runs_reads_the_bench_multiples(bench_run):
+    """`scarce ablate`'s numbers on the bench's own runs: the reference it takes from the run store is the bench's,
+    and its data multiple of the regularized run over the standard run is the ratio of their bench multiples."""
+    from scarce.data.store import open_store
+    from scarce.recipes.ablate import measure, reference_rows
+    from scarce.runs.store import RunStore
+
+    out, results, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    store = RunStore(results)
+    try:
+        std, reg = (store.get(result["recipes"][name]["run_ids"][0]) for name in ("standard", "regularized"))
+    finally:
+        store.close()
+    val = open_store(std.config["data"])
+    ref = reference_rows(str(results), val)
+    assert [r.id for r in ref] == [p["run_id"] for p in result["reference"]]
+    m = measure(val, {"baseline": [std], "reg": [reg]},
+                [{"name": "reg", "kind": "add", "base": "baseline", "variant": "reg"}], ref, n_boot=50)
+    (c,) = m["comparisons"]
+    eff = lambda name: result["recipes"][name]["efficiency"]["parametric"]["value"]
+    assert c["multiple"]["value"] == pytest.approx(eff("regularized") / eff("standard"), rel=1e-6)
+    assert c["delta"]["value"] == pytest.approx(reg.val_loss - std.val_loss)
+
+
 def test_tables_match_the_run_store(bench_run):
     from scarce.runs.store import RunStore
 

@@ -14,6 +14,7 @@ import sys
 
 from scarce import __version__
 from scarce.cli import (
+    ablate,
     bench,
     ensemble,
     export,
@@ -34,7 +35,7 @@ from scarce.errors import UserError
 from scarce.train.runtime import close_distributed
 
 COMMANDS = [quickstart, prepare, train, runs, fit, ensemble, eval_command, sample, synth, export, sweep, recipe,
-            bench, report]
+            ablate, bench, report]
 """In the order `scarce --help` lists them."""
 
 

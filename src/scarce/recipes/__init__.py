@@ -14,6 +14,7 @@ from pathlib import Path
 
 from scarce import atomic
 from scarce.errors import UserError
+from scarce.recipes.ablate import ablate
 from scarce.recipes.common import Context
 from scarce.recipes.crossing import find_crossings
 from scarce.recipes.ensemble import ensemble_scaling, joint
@@ -25,7 +26,7 @@ from scarce.runs.store import RunStore
 
 RECIPES = {"standard": standard, "regularized": regularized, "ensemble": ensemble_scaling, "joint": joint,
            "isoflop": isoflop, "miniseries": miniseries, "data-scaling": data_scaling,
-           "population": population}
+           "population": population, "ablate": ablate}
 
 
 def recipe_function(name: str):
