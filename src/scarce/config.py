@@ -99,6 +99,10 @@ class ModelConfig:
     """Initial weights: 'gpt2' (N(0, 0.02), residual output projections scaled by 1/sqrt(2 x depth)) or 'record'
     (NanoGPT Slowrun's: the blocks' output projections N(0, 1/sqrt(width)), their other matrices uniform in
     +-sqrt(3)/sqrt(width); embedding and head as 'gpt2')."""
+    iha: str = ""
+    """Interleaved Head Attention (arXiv 2602.21371; NanoGPT Slowrun's record line 17: every layer): in these layers
+    (same syntax as value_embed) each head's query, key and value is a learned mix of every head's, one matrix per
+    projection starting at the identity (plain attention at init)."""
     # -- the shapes of other families (GPT-2, Llama), for models started from their weights ---------
     norm: str = "rms"
     """Normalisation: 'rms' (RMSNorm) or 'layer' (LayerNorm, GPT-2)."""
@@ -129,7 +133,7 @@ class ModelConfig:
         _check(self.rope_base > 1, "model.rope_base", "must be > 1")
         _check(self.mlp in ("relu2", "swiglu", "gelu"), "model.mlp", "must be relu2, swiglu or gelu")
         _check(self.swiglu_hidden >= 0, "model.swiglu_hidden", "must be >= 0 (0 derives it from width)")
-        for name in ("value_embed", "key_offset"):
+        for name in ("value_embed", "key_offset", "iha"):
             layer_set(getattr(self, name), self.depth, f"model.{name}")
         _check(0.0 < self.rotary_frac <= 1.0, "model.rotary_frac", "must be in (0, 1]")
         _check(self.softcap >= 0, "model.softcap", "must be >= 0 (0 disables)")
@@ -202,7 +206,7 @@ class ModelConfig:
         return a, b
 
     def layers(self, name: str) -> set[int]:
-        """The layer indices named by a layer-set field (value_embed, key_offset)."""
+        """The layer indices named by a layer-set field (value_embed, key_offset, iha)."""
         return layer_set(getattr(self, name), self.depth, f"model.{name}")
 
 
@@ -543,7 +547,8 @@ ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("opti
                 ("model", "init"): "gpt2", ("train", "augment_replace"): 0.0, ("optim", "swa_epochs"): 0,
                 ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0, ("train", "doc_shuffle"): False,
                 ("optim", "muon_momentum_warmup"): 0, ("optim", "muon_momentum_start"): 0.85,
-                ("optim", "muon_orth"): "newton-schulz", ("optim", "muon_row_norm"): False}
+                ("optim", "muon_orth"): "newton-schulz", ("optim", "muon_row_norm"): False,
+                ("model", "iha"): ""}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")

@@ -30,6 +30,7 @@ KNOBS = {
     "gqa": {"kv_heads": 2},
     "drop_path": {"drop_path": 0.5},  # inactive at evaluation
     "record_init": {"init": "record"},
+    "iha": {"iha": "all", "kv_heads": 2},
     "gpt2_shape": {"position": "learned", "norm": "layer", "norm_affine": True, "bias": True, "mlp": "gelu"},
     "slowrun_stack": {k.split(".", 1)[1]: v for k, v in slowrun_overrides().items() if k.startswith("model.")},
 }

@@ -1,4 +1,5 @@
-"""NanoGPT Slowrun's record lines as model knobs: stochastic depth (line 15) and the record's init (line 14)."""
+"""NanoGPT Slowrun's record lines as model knobs: stochastic depth (line 15), the record's init (line 14) and
+interleaved head attention (line 17)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from scarce.config import ModelConfig
+from scarce.config import ModelConfig, OptimConfig
 from scarce.model.droppath import drop_path, drop_prob
+from scarce.train.optim import param_groups
 
 
 def test_drop_probability_grows_linearly_with_depth():
@@ -94,3 +97,57 @@ def test_gpt2_init_is_unchanged_by_default(build):
     assert params["blocks.0.attn.proj.weight"].std().item() == pytest.approx(0.02 / math.sqrt(8), rel=0.05)
     with pytest.raises(ValueError, match="model.init"):
         ModelConfig(init="xavier")
+
+
+def test_iha_starts_as_plain_attention(build, tokens):
+    plain, mixed = build(), build(iha="all", kv_heads=2)
+    assert not build(iha="all").blocks[0].attn.mix.q.sub(torch.eye(4)).any()  # the identity at init
+    plain = build(kv_heads=2)
+    missing, unexpected = mixed.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and set(missing) == {f"blocks.{i}.attn.mix.{p}" for i in range(4) for p in "qkv"}
+    with torch.no_grad():
+        torch.testing.assert_close(mixed(tokens), plain(tokens), rtol=0, atol=1e-6)
+
+
+def test_iha_mixes_the_heads_of_q_k_and_v(build):
+    """By hand: the mix applied to the heads of the projection's outputs (q_h = sum_m M[h, m] q_m), against the
+    folded weight; and a permutation of the heads in all three permutes the heads' outputs."""
+    attn = build(iha="all", kv_heads=2, bias=True, qk_norm=True).blocks[1].attn  # 4 query, 2 key/value heads
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for m in (attn.mix.q, attn.mix.k, attn.mix.v):
+            m.copy_(torch.randn(m.shape, generator=g))
+        nn.init.normal_(attn.qkv.bias, generator=g)
+    x = torch.randn(2, 9, 64, generator=g)
+    heads = attn.qkv(x).view(2, 9, 8, 16)  # (B, T, H + 2 KV, D) unmixed
+    q, k, v = heads.split((4, 2, 2), dim=2)
+    by_hand = torch.cat([torch.einsum("hm,btmd->bthd", attn.mix.q, q), torch.einsum("hm,btmd->bthd", attn.mix.k, k),
+                         torch.einsum("hm,btmd->bthd", attn.mix.v, v)], dim=2)
+    folded = F.linear(x, *attn.mix.fold(attn.qkv.weight, attn.qkv.bias)).view(2, 9, 8, 16)
+    torch.testing.assert_close(folded, by_hand, rtol=1e-5, atol=1e-5)
+
+    swap = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    with torch.no_grad():  # query heads (0 2)(1 3) and key/value heads (0 1) swapped: each query head keeps its
+        attn.mix.q.copy_(torch.kron(swap, torch.eye(2)))  # key/value partner under the grouping (0, 1 -> 0; 2, 3 -> 1)
+        attn.mix.k.copy_(swap)
+        attn.mix.v.copy_(swap)
+        mixed = attn(x)
+        attn.mix.init_weights()
+        seen = []  # the plain heads' outputs, as the output projection reads them
+        hook = attn.proj.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+        attn(x)
+        hook.remove()
+    y = seen[0].view(2, 9, 4, 16)[:, :, [2, 3, 0, 1]].reshape(2, 9, 64)  # the plain heads, permuted
+    torch.testing.assert_close(mixed, attn.proj(y), rtol=1e-5, atol=1e-5)
+
+
+def test_iha_matrices_learn_by_adamw_without_decay(build, tokens):
+    model = build(iha="0,2", attn_gate=True)
+    assert model.blocks[1].attn.mix is None and model.blocks[2].attn.mix is not None
+    model(tokens[:, :-1], tokens[:, 1:]).backward()
+    assert all(p.grad is not None and p.grad.any() for b in (0, 2) for p in model.blocks[b].attn.mix.parameters())
+    groups = {g["name"]: g for g in param_groups(model, OptimConfig(optimizer="muon"))}
+    mixes = {id(p) for b in (0, 2) for p in model.blocks[b].attn.mix.parameters()}
+    assert mixes <= {id(p) for p in groups["scalars"]["params"]} and groups["scalars"]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="model.iha: layer 7 does not exist"):
+        ModelConfig(iha="7")

@@ -2,7 +2,7 @@
 `F.scaled_dot_product_attention`; grouped-query attention when model.kv_heads is set (Llama).
 
 Optional per-layer pieces, each off by default: QK-norm, value embeddings, key offset, a sliding
-window, exclusive self attention and a per-head output gate.
+window, exclusive self attention, a per-head output gate and interleaved head attention (heads mixed).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from torch import nn
 
 from scarce.config import ModelConfig
 from scarce.model.gates import HeadGate
+from scarce.model.iha import HeadMix
 from scarce.model.kvcache import LayerCache
 from scarce.model.norm import rms_norm
 from scarce.model.rotary import Rotary
@@ -33,6 +34,7 @@ class CausalSelfAttention(nn.Module):
         self.window = layer_window(cfg, layer)
         self.ve = ValueEmbedding(d, cfg.n_heads) if layer in cfg.layers("value_embed") else None
         self.gate = HeadGate(d, cfg.n_heads) if cfg.attn_gate else None
+        self.mix = HeadMix(cfg.n_heads, cfg.n_kv_heads) if layer in cfg.layers("iha") else None
 
     def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None, cache: LayerCache | None = None,
                 pos: int = 0) -> torch.Tensor:
@@ -40,7 +42,10 @@ class CausalSelfAttention(nn.Module):
         positions come from it and the new ones are added to it."""
         B, T, C = x.shape
         H, KV = self.n_heads, self.n_kv
-        qkv = self.qkv(x).view(B, T, H + 2 * KV, self.head_dim)
+        if self.mix is None:
+            qkv = self.qkv(x).view(B, T, H + 2 * KV, self.head_dim)
+        else:  # interleaved head attention: heads mixed through the projection's weight
+            qkv = F.linear(x, *self.mix.fold(self.qkv.weight, self.qkv.bias)).view(B, T, H + 2 * KV, self.head_dim)
         if self.qk_norm:  # queries and keys normed in one call, on the rows as the matmul wrote them
             q, k = rms_norm(qkv[:, :, :H + KV]).transpose(1, 2).split((H, KV), dim=1)
             v = qkv[:, :, H + KV:].transpose(1, 2)

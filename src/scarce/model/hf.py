@@ -198,7 +198,7 @@ def _from_llama(sd: dict, m: ModelConfig) -> dict:
 
 UNMAPPED = {"value_embed": "", "unet_skips": False, "resid_lambdas": False, "attn_gate": False, "xsa": False,
             "rotary_frac": 1.0, "key_offset": "", "qk_norm": False, "softcap": 0.0, "window_pattern": "",
-            "loop_layers": ""}
+            "loop_layers": "", "iha": ""}
 """Knobs neither Llama nor GPT-2 has, at the value that turns them off."""
 
 

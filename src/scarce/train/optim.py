@@ -12,13 +12,15 @@ from torch import nn
 
 from scarce.config import OptimConfig
 from scarce.model.gates import HeadGate
+from scarce.model.iha import HeadMix
 from scarce.train.muon import MuonAdamW
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     embed_ids = {id(m.weight) for m in (model.embed, getattr(model, "pos", None), getattr(model, "head", None))
                  if m is not None}
-    gate_ids = {id(p) for m in model.modules() if isinstance(m, HeadGate) for p in m.parameters()}
+    # gates and IHA's head-mixing matrices: small, square or narrow, trained by AdamW without decay (the record's)
+    gate_ids = {id(p) for m in model.modules() if isinstance(m, HeadGate | HeadMix) for p in m.parameters()}
     matrices, embeds, scalars = [], [], []
     for p in model.parameters():
         if not p.requires_grad:
