@@ -26,6 +26,7 @@ from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT
 from scarce.model.precision import inference_autocast
+from scarce.progress import Lines, Progress, StatusLine, silent
 from scarce.rundir import Member, check_same_tokenizer, is_run, read_config, read_json
 
 COMBINES = ("logit", "prob")
@@ -44,14 +45,16 @@ def combine_logprobs(logprobs: torch.Tensor, combine: str = "logit") -> torch.Te
 @torch.no_grad()
 def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np.ndarray, seq_len: int,
                       batch_size: int = 16, max_tokens: int = 0, combine: str = "logit", device: str = "cpu",
-                      cache_dir: str | Path | None = None, max_cache_bytes: int = 2 << 30) -> dict:
+                      cache_dir: str | Path | None = None, max_cache_bytes: int = 2 << 30,
+                      progress: Lines | None = None) -> dict:
     """Loss (nats/token, bits/byte) of every prefix k = 1..K of `members` and of each member alone,
     in one pass over the members, with one member in memory at a time. Also the summed NLL of every
     window of seq_len targets (`prefix_window_nll`, `member_window_nll`: K rows), for paired bootstraps.
 
     Logit averaging needs the summed log-probs over the whole vocabulary, 4 * V bytes per token on
     disk. A split whose sum would exceed `max_cache_bytes` is evaluated in blocks, each a full pass
-    over the members (members are then loaded once per block)."""
+    over the members (members are then loaded once per block). `progress`: a status line for the tokens scored
+    (summed over members), their rate and the ETA."""
     if combine not in COMBINES:
         raise UserError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
     if not members:
@@ -64,14 +67,17 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
     block = max(batch_size, max_cache_bytes // per_window // batch_size * batch_size)
     ens_parts, own_parts = [], []
     n = nbytes = 0
+    bar = Progress(progress() if progress else StatusLine(silent), f"evaluating {len(members)} model(s)",
+                   len(members) * max(windows, 1) * seq_len)
     for start in range(0, max(windows, 1), block):
         part = tokens[start * seq_len:min(start + block, windows) * seq_len + 1]
         batches = list(eval_batches(part, seq_len, batch_size))
         n += sum(y.numel() for _, y in batches)
         nbytes += sum(int(token_bytes[y.numpy()].sum()) for _, y in batches)
-        ens, own = _one_pass(members, batches, vocab, combine, device, cache_dir)
+        ens, own = _one_pass(members, batches, vocab, combine, device, cache_dir, bar)
         ens_parts.append(ens)
         own_parts.append(own)
+    bar.close()
     prefix_windows, member_windows = np.concatenate(ens_parts, axis=1), np.concatenate(own_parts, axis=1)
     prefix_nll, member_nll = prefix_windows.sum(1), member_windows.sum(1)
     bits = math.log(2) * max(nbytes, 1)
@@ -84,7 +90,7 @@ def evaluate_ensemble(members: list[Member], tokens: np.ndarray, token_bytes: np
 
 
 def _one_pass(members: list[Member], batches: list, vocab: int, combine: str, device: str,
-              cache_dir) -> tuple[np.ndarray, np.ndarray]:
+              cache_dir, bar: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Summed NLL per window (K, windows) of each prefix ensemble and of each member over `batches`, adding
     members one by one to a running sum kept in a disk-backed array (deleted afterwards)."""
     n = sum(y.numel() for _, y in batches)
@@ -97,14 +103,14 @@ def _one_pass(members: list[Member], batches: list, vocab: int, combine: str, de
             model = member.load(device)
             if model.cfg.vocab_size != vocab:
                 raise UserError(f"member {member.run_dir} has vocabulary {model.cfg.vocab_size}, not {vocab}")
-            ens[k - 1], own[k - 1] = _add_member(model, batches, acc, k, combine, device)
+            ens[k - 1], own[k - 1] = _add_member(model, batches, acc, k, combine, device, bar)
             del model
         del acc
     return ens, own
 
 
 def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str,
-                device: str) -> tuple[np.ndarray, np.ndarray]:
+                device: str, bar: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Add one member to the running sum; returns the per-window NLL of the k-prefix ensemble and of the member."""
     ens_nll, own_nll, row = [], [], 0
     for x, y in batches:
@@ -125,6 +131,7 @@ def _add_member(model: GPT, batches, acc: np.ndarray, k: int, combine: str,
             acc[rows] = total.numpy()
             ens = torch.log(total / k)
         ens_nll.append(-ens.double().view(y.shape).sum(1))
+        bar.add(target.numel())
     return torch.cat(ens_nll).numpy(), torch.cat(own_nll).numpy()
 
 

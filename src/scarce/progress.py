@@ -1,11 +1,15 @@
-"""Progress display shared by the training log, the sweep log and prepare: a text bar, h:mm:ss, and a
-throttled status line for work whose end is not known in advance (reading a stream)."""
+"""Progress display shared by the training log, the sweep log, prepare, synth and the bench: a text bar, h:mm:ss, a
+throttled status line (for work whose end is not known in advance, such as reading a stream), and on it the progress
+of work of a known size (tokens generated, val tokens evaluated, items scored) with its rate and ETA."""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Callable
+
+Lines = Callable[[], "StatusLine"]
+"""Where a long phase shows its progress: a new status line per phase (`functools.partial(StatusLine, log, 30)`)."""
 
 
 def progress_bar(frac: float, width: int = 20) -> str:
@@ -50,3 +54,33 @@ class StatusLine:
             sys.stderr.write("\n")
             sys.stderr.flush()
             self.drawn = False
+
+
+class Progress:
+    """Work of a known size on a status line: `what`, a bar, done/total, the rate and the ETA. Nothing for the first
+    `line.every` seconds, so a short phase adds no line to a log; then at most a line every `line.every` seconds,
+    and the last one when the work is done."""
+
+    def __init__(self, line: StatusLine, what: str, total: int, unit: str = "tokens", done: int = 0) -> None:
+        self.line, self.what, self.total, self.unit = line, what, max(total, 1), unit
+        self.done, self.new, self.t0, self.shown = done, 0, time.perf_counter(), False
+
+    def add(self, n: int) -> None:
+        self.done += n
+        self.new += n
+        if self.shown or time.perf_counter() - self.t0 >= self.line.every:
+            self.shown = True
+            self.line.update(self.text, force=self.done >= self.total)
+
+    def text(self) -> str:
+        rate = self.new / max(time.perf_counter() - self.t0, 1e-9)
+        eta = max(self.total - self.done, 0) / max(rate, 1e-9)
+        return (f"{self.what} {progress_bar(min(self.done / self.total, 1.0))} {self.done:,}/{self.total:,} "
+                f"{self.unit}  {rate:,.0f} {self.unit}/s  ETA {format_seconds(eta)}")
+
+    def close(self) -> None:
+        self.line.close()
+
+
+def silent(_: str) -> None:
+    """A sink that shows nothing (quiet work)."""

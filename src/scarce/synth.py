@@ -25,7 +25,6 @@ import json
 import math
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import torch
 from scarce import atomic, rundir
 from scarce.data.store import TokenStore, check_free, open_store, replace_train
 from scarce.errors import UserError
-from scarce.progress import StatusLine, format_seconds, progress_bar
+from scarce.progress import Lines, Progress, StatusLine, silent
 from scarce.rundir import is_run, read_config
 from scarce.sample import Sampling, check_decode_memory, generate, load_models
 
@@ -171,9 +170,11 @@ def check_tokenizer(teachers: list[Path], store: TokenStore) -> None:
 
 
 def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Path | None = None,
-               device: str = "cpu", quiet: bool = True) -> TokenStore:
+               device: str = "cpu", quiet: bool = True, progress: Lines | None = None) -> TokenStore:
     """Write (or finish, or reuse) the synthetic store at `out`: `spec.tokens` tokens from the teacher run(s),
-    with the tokenizer, select and val of the real store `data` (default: the first teacher's)."""
+    with the tokenizer, select and val of the real store `data` (default: the first teacher's). The generated
+    tokens, tokens/s and ETA go to a status line: `progress()`'s when given, else stderr's on a terminal unless
+    `quiet`."""
     teachers = resolve_teachers(teachers)
     store = open_store(data if data is not None else read_config(teachers[0]).data)
     check_tokenizer(teachers, store)
@@ -190,7 +191,9 @@ def synthesize(teachers: list, out: str | Path, spec: SynthSpec, data: str | Pat
     parts = out.with_name(out.name + ".parts")
     _start_parts(parts, record)
     shards = {b: a for b in range(plan.batches) if (a := _read_shard(parts, b, plan.length, store.dtype)) is not None}
-    status = Progress(plan.batches * spec.streams * plan.length, len(shards) * spec.streams * plan.length, quiet)
+    line = progress() if progress else StatusLine(silent if quiet else None, every=1.0)
+    status = Progress(line, "generating", plan.batches * spec.streams * plan.length,
+                      done=len(shards) * spec.streams * plan.length)
     for b in range(plan.batches):
         if b not in shards:
             ids = generate(models, plan.prompts(b), plan.length, spec.sampling, plan.seed(b), device)
@@ -273,26 +276,3 @@ def _start_parts(parts: Path, record: dict) -> None:
     check_free(parts)
     parts.mkdir(parents=True)
     atomic.write_json(plan_file, record)
-
-
-class Progress:
-    """Generated tokens, tokens/s and ETA on the shared status line (`scarce.progress.StatusLine`: redrawn in
-    place on a terminal, nowhere in logs and pipes; nothing at all when quiet)."""
-
-    def __init__(self, total: int, done: int, quiet: bool):
-        self.total, self.done, self.new, self.t0 = total, done, 0, time.perf_counter()
-        self.line = StatusLine((lambda _: None) if quiet else None, every=1.0)
-
-    def add(self, n: int) -> None:
-        self.done += n
-        self.new += n
-        self.line.update(self._text, force=self.done >= self.total)
-
-    def _text(self) -> str:
-        rate = self.new / max(time.perf_counter() - self.t0, 1e-9)
-        eta = (self.total - self.done) / max(rate, 1e-9)
-        return (f"{progress_bar(self.done / self.total)} {self.done:,}/{self.total:,} tokens  {rate:,.0f} tok/s  "
-                f"ETA {format_seconds(eta)}")
-
-    def close(self) -> None:
-        self.line.close()

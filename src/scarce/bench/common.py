@@ -7,8 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scarce.errors import UserError
+from scarce.progress import Lines, StatusLine
 
 Log = Callable[[str], None]
+
+PROGRESS_EVERY = 30.0
+"""Seconds between the progress lines (done/total, rate, ETA) a long phase of the bench writes to its log: the
+teachers' generation, evaluations on val windows, downstream scoring. A phase shorter than this writes none."""
+
+
+def progress_lines(log: Log) -> Lines:
+    """A new status line into the bench's log for each long phase (`scarce.progress.Progress`)."""
+    return lambda: StatusLine(log, PROGRESS_EVERY)
 
 
 def identified(fit) -> bool:

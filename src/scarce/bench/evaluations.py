@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from scarce import atomic, rundir
-from scarce.bench.common import Log
+from scarce.bench.common import Log, progress_lines
 from scarce.data.store import open_store
 from scarce.ensemble import evaluate_ensemble, write_evaluation
 from scarce.eval import nextline
 from scarce.eval.scoring import Scorer
+from scarce.progress import Progress
 from scarce.rundir import Member
 
 
@@ -85,7 +86,8 @@ class Evaluations:
         self.log(message or f"evaluating {len(rows)} run(s) on val windows")
         self._own_threads()
         r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
-                              cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out)
+                              cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out,
+                              progress=progress_lines(self.log))
         for row, nll in zip(rows, r["member_window_nll"]):  # each member alone, whatever the combination
             atomic.write_array(self._run_path(row, store), nll)
         if keep:
@@ -94,6 +96,10 @@ class Evaluations:
             atomic.write_arrays(path, ids=np.array([r.id for r in rows]), member_window_nll=r["member_window_nll"],
                                 prefix_window_nll=r["prefix_window_nll"], window_tokens=np.array(r["window_tokens"]))
         return r
+
+    def progress(self, what: str, total: int, unit: str) -> Progress:
+        """The progress of a phase of many evaluations (downstream scoring) in the bench's log."""
+        return Progress(progress_lines(self.log)(), what, total, unit)
 
     def nextline(self, rows: list[dict], items: list[dict]) -> np.ndarray:
         """(len(items),) bool: whether the logit-averaged ensemble of `rows` (one run: the run) picks each

@@ -231,8 +231,15 @@ def _downstream(p: BenchPreset, store, groups: dict, runs: list[dict], ev: Evalu
         return {"value": float(correct.mean()), "low": float(np.quantile(draws, 0.025)),
                 "high": float(np.quantile(draws, 0.975))}
 
-    recipes = {name: accuracy(ev.nextline(rows, items)) for name, rows in groups.items()}
-    table = np.stack([ev.nextline([r], items) for r in runs]).astype(float)  # (runs, items)
+    bar = ev.progress(f"scoring {nextline.TASK}", (len(groups) + len(runs)) * len(items), "items")
+
+    def scored(rows: list) -> np.ndarray:
+        correct = ev.nextline(rows, items)
+        bar.add(len(items))
+        return correct
+
+    recipes = {name: accuracy(scored(rows)) for name, rows in groups.items()}
+    table = np.stack([scored([r]) for r in runs]).astype(float)  # (runs, items)
     losses = np.array([r.val_loss for r in runs])
     correlation = None
     if len(runs) >= 4:

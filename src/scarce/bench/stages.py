@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from scarce.bench.common import Log
+from scarce.bench.common import Log, progress_lines
 from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import RunConfig, slowrun_overrides
 from scarce.data.store import open_store
@@ -169,7 +169,8 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
         spec = SynthSpec(multiple * budget, p.synthetic_mode, streams=SYNTHETIC_STREAMS, sampling=Sampling(1.0))
         runs.log(f"synthetic {name}: {len(writers)} teacher(s) write {spec.tokens:,} tokens; students at share(s) "
                  f"{', '.join(f'{f:g}' for f in fracs)}, {len(seeds)} seed(s)")
-        return student_group(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes, device=device)
+        return student_group(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes, device=device,
+                             progress=progress_lines(runs.log))
 
     def train(groups: list[StudentGroup]) -> list[dict]:
         """Every group's students in one batch of runs on the workers (no group waits for another's to end)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from scarce.config import MixConfig, RunConfig, set_horizon
 from scarce.data.store import open_store
 from scarce.errors import UserError
+from scarce.progress import Lines
 from scarce.recipes.ensemble import distill_from, ensemble_group
 from scarce.runs.launch import Job, absolute_paths, train_all
 from scarce.synth import SynthSpec, synthesize
@@ -86,12 +87,13 @@ class StudentGroup:
 
 def student_group(base: RunConfig, teachers: list, out: str | Path, spec: SynthSpec,
                   fracs: tuple[float, ...] = (0.9,), seeds: tuple[int, ...] = (0,), passes: float = 2.0,
-                  kd: dict | None = None, device: str = "cpu") -> StudentGroup:
-    """Generate OUT/synthetic from the teachers (once, resumable) and plan the students on it (`train_students`)."""
+                  kd: dict | None = None, device: str = "cpu", progress: Lines | None = None) -> StudentGroup:
+    """Generate OUT/synthetic from the teachers (once, resumable) and plan the students on it (`train_students`);
+    `progress`: where the generation shows its tokens/s and ETA (`scarce.synth.synthesize`)."""
     if not fracs or not seeds:
         raise UserError("synthetic students need at least one share and one seed")
     out = Path(out)
-    store = synthesize(teachers, out / "synthetic", spec, base.data or None, device=device)
+    store = synthesize(teachers, out / "synthetic", spec, base.data or None, device=device, progress=progress)
     kd = {**kd, "teachers": [str(Path(t).resolve()) for t in teachers]} if kd else None
     return StudentGroup(base, str(store.path), spec, out, tuple(fracs), tuple(seeds), passes, kd)
 
