@@ -1,6 +1,6 @@
 import pytest
 
-from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset
+from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, with_slowrun_tiny_stack
 from scarce.errors import UserError
 
 
@@ -83,3 +83,25 @@ def test_objective_sections_are_checked():
         apply_overrides(get_preset("tiny"), ["mix.frac=0.5"])
     with pytest.raises(UserError, match="objective.teachers"):
         apply_overrides(get_preset("tiny"), ['objective.teachers=["a", 3]'])
+
+
+def test_slowrun_tiny_preset_is_the_tiny_records_lines_on_the_small_size():
+    cfg, small = get_preset("slowrun-tiny"), get_preset("small")
+    m, o = cfg.model, cfg.optim
+    assert (m.depth, m.d_model, m.seq_len, o.lr, cfg.train.epochs) == (6, 288, 256, 2e-3, 1.0)  # small's size
+    assert (m.loop_layers, m.loop_extra, m.loop_from, m.loop_backprop) == ("0:5", 1, 0.7, "last")  # 2x, last 30%
+    assert (m.xsa, m.xsa_learn, m.rotary_frac, m.key_offset, m.window_pattern) == (True, True, 0.5, "3,5", "SSSL")
+    assert (m.mlp, m.value_embed, m.softcap, m.dropout, m.tie_embeddings, m.iha) == ("swiglu", "alt", 15.0, 0.1,
+                                                                                     False, "")
+    assert (o.optimizer, o.muon_orth, o.muon_row_norm, o.muon_momentum_warmup, o.weight_decay) == (
+        "muon", "polar-express", False, 300, 0.8)
+    assert (o.schedule, o.warmdown_frac, o.swa_epochs, cfg.train.doc_shuffle) == ("wsd", 0.4, 0, True)
+    deeper = with_slowrun_tiny_stack(apply_overrides(small, ["model.depth=8"]))
+    assert (deeper.model.loop_layers, deeper.model.key_offset) == ("0:7", "3,7")
+
+
+def test_slowrun_preset_keeps_its_stack():
+    """The 1-hour stack did not take the new record knobs (IHA, MuonEq-R): they wait for the ablation."""
+    o, m = get_preset("slowrun").optim, get_preset("slowrun").model
+    assert (o.muon_orth, o.muon_row_norm, o.muon_momentum_warmup, m.iha, m.loop_backprop) == (
+        "newton-schulz", False, 0, "", "all")

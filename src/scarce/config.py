@@ -69,6 +69,9 @@ class ModelConfig:
     few input channels (1 at init)."""
     xsa: bool = False
     """Exclusive self attention: remove from each head's output its component along the token's own value."""
+    xsa_learn: bool = False
+    """Learnable XSA (NanoGPT Slowrun's tiny track): the removed component scaled per layer and head by tanh(alpha),
+    alpha learned from 0, so the model starts as plain attention; needs xsa."""
     rotary_frac: float = 1.0
     """Fraction of the rotary frequency pairs that rotate; the rest stay position-free."""
     key_offset: str = ""
@@ -89,6 +92,11 @@ class ModelConfig:
     """Extra passes through loop_layers once looping is on."""
     loop_from: float = 0.5
     """Fraction of training after which looping switches on (a pure function of the step)."""
+    loop_backprop: str = "all"
+    """Which passes through loop_layers training backpropagates through: 'all', or 'last' (truncated backprop, NanoGPT
+    Slowrun's tiny-track recurrence: the earlier passes run without gradient and the last pass starts from their
+    detached output). 'last' needs a loop from layer 0 (loop_layers '0:b'): layers before the loop would get no
+    gradient; the embedding then learns only through x0 (resid_lambdas, value_embed) and a tied head."""
     mtp_weight: float = 0.0
     """Weight of the multi-token-prediction auxiliary loss (predict token t+2; training only); 0 disables."""
     drop_path: float = 0.0
@@ -142,6 +150,13 @@ class ModelConfig:
         _check(self.loop_extra >= 1, "model.loop_extra", "must be >= 1")
         _check(0.0 <= self.loop_from <= 1.0, "model.loop_from", "must be in [0, 1]")
         _ = self.loop_range  # validates loop_layers
+        _check(self.loop_backprop in ("all", "last"), "model.loop_backprop", "must be all or last")
+        if self.loop_backprop == "last":
+            _check(self.loop_range is not None, "model.loop_backprop",
+                   "'last' truncates backprop through the looped passes: set model.loop_layers (e.g. 0:3)")
+            _check(self.loop_range[0] == 0, "model.loop_backprop", f"'last' needs a loop from layer 0 "
+                   f"(model.loop_layers=0:b, got {self.loop_layers!r}): layers before the loop would get no gradient")
+        _check(self.xsa or not self.xsa_learn, "model.xsa_learn", "scales exclusive self attention: set model.xsa")
         _check(self.mtp_weight >= 0, "model.mtp_weight", "must be >= 0 (0 disables)")
         _check(0.0 <= self.drop_path < 1.0, "model.drop_path", "must be in [0, 1)")
         _check(self.init in INITS, "model.init", "must be gpt2 or record")
@@ -548,7 +563,7 @@ ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("opti
                 ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0, ("train", "doc_shuffle"): False,
                 ("optim", "muon_momentum_warmup"): 0, ("optim", "muon_momentum_start"): 0.85,
                 ("optim", "muon_orth"): "newton-schulz", ("optim", "muon_row_norm"): False,
-                ("model", "iha"): ""}
+                ("model", "iha"): "", ("model", "loop_backprop"): "all", ("model", "xsa_learn"): False}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")
@@ -811,3 +826,40 @@ def slowrun_overrides(looping: bool = True) -> dict:
 def slowrun() -> RunConfig:
     """The fixed-data stack on the `small` size; change the size with --set model.depth=N."""
     return with_slowrun_stack(small())
+
+
+def with_slowrun_tiny_stack(cfg: RunConfig) -> RunConfig:
+    """Turn on, at the config's depth, the lines of NanoGPT Slowrun's tiny-track record (#14, tiny/train.py at
+    qlabs-eng/slowrun d1fbdb7, val 3.307) that scarce has a knob for, with the record's values: the 2x weight-shared
+    recurrence (every layer but the last, which scarce never loops) with backprop through the last pass only, from
+    70% of training (the late transition), learnable XSA on every layer, half-truncated RoPE and the key offset on
+    the long-window layers and the last, Polar Express Muon with its momentum warmup, document shuffling. Learning
+    rates, size and horizon stay the config's; docs/architecture.md says what each line does and what is left out."""
+    depth = cfg.model.depth
+    long_layers = {i for i in range(depth) if "SSSL"[i % 4] == "L"} | {depth - 1}
+    model = dataclasses.replace(cfg.model, **SLOWRUN_TINY_MODEL, key_offset=",".join(map(str, sorted(long_layers))),
+                                loop_layers=f"0:{depth - 1}")
+    optim = dataclasses.replace(cfg.optim, **SLOWRUN_TINY_OPTIM)
+    train = dataclasses.replace(cfg.train, doc_shuffle=True)
+    return dataclasses.replace(cfg, model=model, optim=optim, train=train)
+
+
+SLOWRUN_TINY_MODEL = dict(
+    mlp="swiglu", value_embed="alt", unet_skips=True, attn_gate=True, resid_lambdas=True,  # tiny records 2-4
+    qk_norm=True, window_pattern="SSSL", tie_embeddings=False, softcap=15.0, dropout=0.1,  # its nanochat baseline
+    rotary_frac=0.5,  # record 6 (with the key offset: the L layers and the last, set from the depth)
+    xsa=True, xsa_learn=True,  # records 11 and 13: learnable XSA on every layer
+    loop_extra=1, loop_from=0.7, loop_backprop="last",  # records 12 and 14: 2x recurrence for the last 30%
+)
+SLOWRUN_TINY_OPTIM = dict(
+    optimizer="muon", muon_orth="polar-express", muon_momentum_warmup=300, muon_momentum_start=0.85,
+    cautious_wd=True, weight_decay=0.8, beta1=0.8, eps=1e-10, grad_clip=0.0,  # record 1: weight decay 0.8
+    schedule="wsd", warmup_frac=0.0, warmdown_frac=0.4, final_lr_frac=0.0,  # record 5's warmdown
+)
+
+
+@preset
+def slowrun_tiny() -> RunConfig:
+    """The tiny track's stack on the `small` size (depth 6: layers 0-4 recur); for another depth N set
+    model.depth=N with model.loop_layers=0:N-1 (and the key offset's layers), or call with_slowrun_tiny_stack."""
+    return with_slowrun_tiny_stack(small())

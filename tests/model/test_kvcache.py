@@ -31,6 +31,8 @@ KNOBS = {
     "drop_path": {"drop_path": 0.5},  # inactive at evaluation
     "record_init": {"init": "record"},
     "iha": {"iha": "all", "kv_heads": 2},
+    "xsa_learn": {"xsa": True, "xsa_learn": True},
+    "truncated_loop": {"loop_layers": "0:3", "loop_backprop": "last"},  # training only
     "gpt2_shape": {"position": "learned", "norm": "layer", "norm_affine": True, "bias": True, "mlp": "gelu"},
     "slowrun_stack": {k.split(".", 1)[1]: v for k, v in slowrun_overrides().items() if k.startswith("model.")},
 }

@@ -1,5 +1,5 @@
 """NanoGPT Slowrun's record lines as model knobs: stochastic depth (line 15), the record's init (line 14) and
-interleaved head attention (line 17)."""
+interleaved head attention (line 17); the tiny track's truncated backprop through a recurrence and learnable XSA."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from scarce.config import ModelConfig, OptimConfig
+from scarce.model.attention import exclude_self
 from scarce.model.droppath import drop_path, drop_prob
+from scarce.model.gpt import flops_per_token
 from scarce.train.optim import param_groups
 
 
@@ -151,3 +153,78 @@ def test_iha_matrices_learn_by_adamw_without_decay(build, tokens):
     assert mixes <= {id(p) for p in groups["scalars"]["params"]} and groups["scalars"]["weight_decay"] == 0.0
     with pytest.raises(ValueError, match="model.iha: layer 7 does not exist"):
         ModelConfig(iha="7")
+
+
+def _pass_grads(model, tokens):
+    """Whether each block call of one training forward builds a graph, and the loss."""
+    seen = []
+    hooks = [b.register_forward_hook(lambda m, i, out: seen.append(out.requires_grad)) for b in model.blocks]
+    loss = model(tokens[:, :-1], tokens[:, 1:])
+    for h in hooks:
+        h.remove()
+    return seen, loss
+
+
+@pytest.mark.parametrize("extra", [1, 2])
+def test_truncated_backprop_runs_the_earlier_passes_without_gradient(build, tokens, extra):
+    kw = dict(loop_layers="0:3", loop_extra=extra, tie_embeddings=False)  # the whole net but the last block recurs
+    full, last = build(**kw).train(), build(**kw, loop_backprop="last").train()
+    last.load_state_dict(full.state_dict())
+    full.loops = last.loops = extra
+    torch.manual_seed(3)
+    graphs_full, loss_full = _pass_grads(full, tokens)
+    torch.manual_seed(3)
+    graphs_last, loss_last = _pass_grads(last, tokens)
+    assert graphs_full == [True] * (3 * (extra + 1) + 1)
+    assert graphs_last == [False] * (3 * extra) + [True] * 4  # only the last pass and the unlooped last block
+    assert torch.equal(loss_last, loss_full)  # the forward is the same
+    loss_full.backward()
+    loss_last.backward()
+    # the embedding reaches the loss only through the first pass here (no x0 paths, untied head): cut off
+    assert full.embed.weight.grad.any() and (last.embed.weight.grad is None or not last.embed.weight.grad.any())
+    grads = [(a.grad, b.grad) for a, b in zip(full.blocks[0].parameters(), last.blocks[0].parameters())]
+    assert all(b is not None and b.any() and not torch.equal(a, b) for a, b in grads)  # the last pass still trains
+    assert last.eval().truncated_passes() == 0 and full.train().truncated_passes() == 0
+
+
+def test_truncated_backprop_through_x0_paths_and_its_flops(build, tokens):
+    model = build(loop_layers="0:3", loop_backprop="last", resid_lambdas=True).train()
+    model.loops = 1
+    model(tokens[:, :-1], tokens[:, 1:]).backward()
+    assert model.embed.weight.grad.any()  # the embedding learns through the x0 lambdas and the tied head
+    plain = build(loop_layers="0:3")
+    looped = sum(p.numel() for b in plain.blocks[:3] for p in b.parameters())
+    replay = 6 * looped + 3 * 12 * 64 * 32  # one trained pass through blocks 0-2, attention term included
+    assert flops_per_token(plain, 1) - flops_per_token(plain, 0) == replay
+    truncated = build(loop_layers="0:3", loop_backprop="last")
+    assert flops_per_token(truncated, 1) - flops_per_token(truncated, 0) == pytest.approx(replay / 3)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"loop_backprop": "last"}, "model.loop_backprop: 'last' truncates backprop through the looped passes"),
+    ({"loop_backprop": "last", "loop_layers": "1:3"}, "model.loop_backprop: 'last' needs a loop from layer 0"),
+    ({"loop_backprop": "first", "loop_layers": "0:3"}, "model.loop_backprop: must be all or last"),
+    ({"xsa_learn": True}, "model.xsa_learn: scales exclusive self attention: set model.xsa"),
+])
+def test_bad_recurrence_fields_are_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(depth=4, **fields)
+
+
+def test_learnable_xsa_starts_as_plain_attention_and_removes_tanh_alpha_of_the_self_component(build, tokens):
+    plain, xsa, learn = build(), build(xsa=True), build(xsa=True, xsa_learn=True)
+    state = plain.state_dict()
+    xsa.load_state_dict(state)
+    learn.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        assert torch.equal(learn(tokens), plain(tokens))  # alpha = 0: nothing removed
+        for b in learn.blocks:
+            b.attn.xsa_scale.alpha.fill_(20.0)  # tanh = 1: plain XSA
+        torch.testing.assert_close(learn(tokens), xsa(tokens), rtol=0, atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    y, v = torch.randn(2, 3, 5, 8, generator=g), torch.randn(2, 3, 5, 8, generator=g)
+    half = exclude_self(y, v, torch.full((3, 1, 1), 0.5))
+    torch.testing.assert_close(half, (y + exclude_self(y, v)) / 2)  # half of the self component removed
+    learn.reset_parameters()
+    learn.train()(tokens[:, :-1], tokens[:, 1:]).backward()
+    assert learn.blocks[0].attn.xsa_scale.alpha.grad.any() and not learn.blocks[0].attn.xsa_scale.alpha.any()

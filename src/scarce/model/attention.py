@@ -35,6 +35,7 @@ class CausalSelfAttention(nn.Module):
         self.ve = ValueEmbedding(d, cfg.n_heads) if layer in cfg.layers("value_embed") else None
         self.gate = HeadGate(d, cfg.n_heads) if cfg.attn_gate else None
         self.mix = HeadMix(cfg.n_heads, cfg.n_kv_heads) if layer in cfg.layers("iha") else None
+        self.xsa_scale = XSAScale(cfg.n_heads) if cfg.xsa_learn else None
 
     def forward(self, x: torch.Tensor, x0: torch.Tensor | None = None, cache: LayerCache | None = None,
                 pos: int = 0) -> torch.Tensor:
@@ -71,18 +72,35 @@ class CausalSelfAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
         if self.xsa:
-            y = exclude_self(y, v)
+            y = exclude_self(y, v) if self.xsa_scale is None else exclude_self(y, v, self.xsa_scale())
         if self.gate is not None:
             y = y * self.gate(x)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.proj(y)
 
 
-def exclude_self(y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def exclude_self(y: torch.Tensor, v: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Exclusive self attention: remove the component of each head's output along the token's own
-    value, so attention carries only what the context adds (the token itself flows on the residual)."""
+    value, so attention carries only what the context adds (the token itself flows on the residual);
+    with `scale` (H, 1, 1), only that share of it per head (learnable XSA)."""
     vn = F.normalize(v, dim=-1)  # (B, H, T, D)
-    return y - (y * vn).sum(-1, keepdim=True) * vn
+    along = (y * vn).sum(-1, keepdim=True)  # (B, H, T, 1)
+    return y - (along if scale is None else along * scale) * vn
+
+
+class XSAScale(nn.Module):
+    """Learnable XSA (NanoGPT Slowrun's tiny track, record 11): the share tanh(alpha) of the self component that each
+    head removes, alpha learned from 0, so a model starts as plain attention and learns how exclusive each head is."""
+
+    def __init__(self, n_heads: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(n_heads))
+
+    def init_weights(self) -> None:
+        nn.init.zeros_(self.alpha)
+
+    def forward(self) -> torch.Tensor:
+        return torch.tanh(self.alpha).view(-1, 1, 1)  # (H, 1, 1)
 
 
 def shift_keys(k: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:

@@ -108,17 +108,28 @@ class GPT(nn.Module):
             x = x + self.pos(torch.arange(pos, pos + idx.size(1), device=idx.device))
         x0 = x
         saved: dict[int, torch.Tensor] = {}  # first-half outputs for the U-Net skips
+        cut = self.truncated_passes()
         for n, i in enumerate(order):
-            if self.lambdas is not None:
-                x = self.lambdas(i, x, x0)
-            if self.skips is not None:
-                x = self.skips.receive(i, x, saved)
-            x = self.blocks[i](x, x0, None if cache is None else cache.layers[n], pos)
-            if self.skips is not None:
-                self.skips.send(i, x, saved)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and n >= cut):  # truncated backprop: no graph
+                if self.lambdas is not None:
+                    x = self.lambdas(i, x, x0)
+                if self.skips is not None:
+                    x = self.skips.receive(i, x, saved)
+                x = self.blocks[i](x, x0, None if cache is None else cache.layers[n], pos)
+                if self.skips is not None:
+                    self.skips.send(i, x, saved)
         if cache is not None:
             cache.advance(idx.size(1))
         return self.norm(x)
+
+    def truncated_passes(self) -> int:
+        """How many entries of the execution order run without gradient: with model.loop_backprop='last' in training,
+        every pass through the looped layers [0, b) but the last (the tiny track's recurrence: backprop through the
+        last pass only, which starts from the earlier passes' detached output); 0 otherwise."""
+        if self.cfg.loop_backprop != "last" or not self.training or not self.loops:
+            return 0
+        a, b = self.cfg.loop_range
+        return b + (self.loops - 1) * (b - a)
 
     def new_cache(self) -> KVCache:
         """An empty KV cache for this model as it is now (its passes follow `loops`); a one-line UserError
@@ -186,6 +197,8 @@ def flops_per_token(model: GPT, loops: int | None = None) -> float:
     loops = model.loops if loops is None else loops
     if cfg.loop_range is not None and loops:
         a, b = cfg.loop_range
-        matmul += loops * sum(p.numel() for block in model.blocks[a:b] for p in block.parameters())
-        attention += loops * (b - a) * 12 * cfg.d_model * cfg.seq_len
+        # with truncated backprop the passes before the last are forward only: a third of a trained pass each
+        extra = loops if cfg.loop_backprop == "all" else loops / 3
+        matmul += extra * sum(p.numel() for block in model.blocks[a:b] for p in block.parameters())
+        attention += extra * (b - a) * 12 * cfg.d_model * cfg.seq_len
     return 6.0 * matmul + attention

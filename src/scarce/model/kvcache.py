@@ -26,9 +26,9 @@ CACHED_FIELDS = {
     # the initial weights only
     "init",
     # inactive at inference (dropout, stochastic depth) or training only (the multi-token head)
-    "dropout", "attn_dropout", "drop_path", "mtp_weight",
+    "dropout", "attn_dropout", "drop_path", "mtp_weight", "loop_backprop",
     # knobs local to a token's own position: nothing to cache beyond its keys and values
-    "value_embed", "unet_skips", "resid_lambdas", "attn_gate", "xsa", "qk_norm", "softcap", "iha",
+    "value_embed", "unet_skips", "resid_lambdas", "attn_gate", "xsa", "xsa_learn", "qk_norm", "softcap", "iha",
     # knobs that look at other positions, handled in the cached path
     "position", "rope_base", "rotary_frac", "rope_scaling", "key_offset", "window_pattern", "short_window",
     "loop_layers", "loop_extra", "loop_from",
