@@ -414,6 +414,15 @@ class TrainConfig:
     """Data augmentation for many epochs (random token replacement, the best single method of arXiv 2606.16246):
     each input token, not the target, is replaced by a uniformly random token id with this probability, drawn
     from (seed, step, micro-batch, rank); 0 disables."""
+    augment_offset: float = 0.0
+    """Target-offset augmentation (arXiv 2606.16246's third family, which combines with augment_replace): this share
+    of the training sequences, drawn per sequence from (seed, step, micro-batch, rank), predict token t+1+k instead
+    of t+1, k uniform in 1..augment_offset_max; the last k positions of such a window keep their next token (the
+    window holds no later one). The paper tells the model k by a marker token before the sequence; a store's
+    vocabulary has none, so here the offset is unmarked (a noise on the targets of a share of sequences). 0
+    disables; evaluation always predicts the next token."""
+    augment_offset_max: int = 1
+    """The largest offset k of augment_offset (1: an offset sequence predicts token t+2)."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu' or 'cuda'."""
     precision: str = "auto"
@@ -461,6 +470,8 @@ class TrainConfig:
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.snapshot_every >= 0, "train.snapshot_every", "must be >= 0 (0 keeps no snapshots)")
         _check(0.0 <= self.augment_replace < 1.0, "train.augment_replace", "must be in [0, 1)")
+        _check(0.0 <= self.augment_offset < 1.0, "train.augment_offset", "must be in [0, 1)")
+        _check(self.augment_offset_max >= 1, "train.augment_offset_max", "must be >= 1")
         _check(self.tracker in ("", "none", "tensorboard", "wandb"), "train.tracker",
                "must be none, tensorboard or wandb (or empty: $SCARCE_TRACKER)")
 
@@ -563,7 +574,8 @@ ADDED_FIELDS = {("model", "attn_dropout"): 0.0, ("optim", "avg_last"): 0, ("opti
                 ("optim", "swa_floor"): 0.05, ("optim", "warmdown_power"): 1.0, ("train", "doc_shuffle"): False,
                 ("optim", "muon_momentum_warmup"): 0, ("optim", "muon_momentum_start"): 0.85,
                 ("optim", "muon_orth"): "newton-schulz", ("optim", "muon_row_norm"): False,
-                ("model", "iha"): "", ("model", "loop_backprop"): "all", ("model", "xsa_learn"): False}
+                ("model", "iha"): "", ("model", "loop_backprop"): "all", ("model", "xsa_learn"): False,
+                ("train", "augment_offset"): 0.0, ("train", "augment_offset_max"): 1}
 """Fields added after run stores existed, left out of the run id while at their default so that the
 ids of earlier runs stay valid."""
 ADDED_SECTIONS = ("objective", "mix", "init")
@@ -585,6 +597,14 @@ class RunConfig:
     tags: dict = field(default_factory=dict)
     """Labels only (sweep name, ensemble id, member index, stage): part of the run id, so that equal configs
     in two experiments stay two runs, but nothing reads them to decide what a run computes."""
+
+    def __post_init__(self):
+        if self.train.augment_offset:
+            _check(self.objective.kind == "ce", "train.augment_offset",
+                   f"offsets the targets: not with objective.kind={self.objective.kind} (its teacher predicts the "
+                   "next token)")
+            _check(self.train.augment_offset_max < self.model.seq_len, "train.augment_offset_max",
+                   f"must be below model.seq_len ({self.model.seq_len})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scarce.config import OptimConfig, RunConfig, TrainConfig
+from scarce.config import ObjectiveConfig, OptimConfig, RunConfig, TrainConfig
 from scarce.errors import UserError
 from scarce.rundir import snapshots
 from scarce.runs.launch import resume, train
-from scarce.train.augment import replace_tokens
+from scarce.train.augment import offset_targets, replace_tokens
 from scarce.train.schedule import lr_multiplier, schedule_multiplier, wd_multiplier
 from scarce.train.trainer import Trainer
 
@@ -126,3 +126,69 @@ def test_more_swa_epochs_than_the_run_has_are_refused(tiny_store, tmp_path, tiny
     cfg = tiny_config(tiny_store, **{**STACK, "optim.swa_epochs": 4})
     with pytest.raises(UserError, match="optim.swa_epochs: 4 SWA epochs"):
         Trainer(RunConfig.from_dict(cfg.to_dict()), tmp_path / "run", quiet=True)
+
+
+def test_target_offsets_shift_a_share_of_the_sequences_targets():
+    y = torch.arange(3000 * 16).view(3000, 16)  # y[b, t] = 16 b + t: the offset is read off the value
+    before = y.clone()
+    out = offset_targets(y, 0.4, 3, (0, 5, 0, 0))
+    assert torch.equal(y, before) and torch.equal(out, offset_targets(y, 0.4, 3, (0, 5, 0, 0)))
+    assert not torch.equal(out, offset_targets(y, 0.4, 3, (0, 5, 1, 0)))  # another micro-batch, other draws
+    shift = out[:, 0] - y[:, 0]  # (B,)
+    assert set(shift.tolist()) == {0, 1, 2, 3}
+    assert (shift > 0).float().mean().item() == pytest.approx(0.4, abs=0.03)
+    assert [(shift == k).sum().item() / (shift > 0).sum().item() for k in (1, 2, 3)] == pytest.approx([1 / 3] * 3,
+                                                                                                      abs=0.05)
+    for row, k in zip(out, shift.tolist()):  # token t+1+k, the last k positions keep their next token
+        start = int(row[0]) - k
+        expect = [start + t + k if t + k < 16 else start + t for t in range(16)]
+        assert row.tolist() == expect
+    assert torch.equal(offset_targets(y, 0.0, 3, (0, 5, 0, 0)), y)
+
+
+def test_the_trainer_offsets_targets_and_leaves_the_inputs(tiny_store, tmp_path, tiny_config):
+    cfg = tiny_config(tiny_store, **{"train.epochs": 1.0, "train.augment_offset": 0.5, "train.augment_offset_max": 2})
+    trainer = Trainer(RunConfig.from_dict(cfg.to_dict()), tmp_path / "run", quiet=True)
+    seen = []
+    trainer.compute_loss = lambda x, y, real: seen.append((x, y)) or trainer.objective(trainer.forward, x, y, real)
+    trainer.train_step(2)
+    (x, y), (clean_x, clean_y) = seen[0], trainer.loader.batch(2, 0)
+    assert torch.equal(x, clean_x)  # inputs as the loader gives them
+    offset = (y != clean_y).any(dim=1)
+    assert 0 < int(offset.sum()) < len(y)
+    assert torch.equal(y[~offset], clean_y[~offset])
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"train": TrainConfig(augment_offset=0.2), "objective": ObjectiveConfig(kind="distill", teachers=["t"])},
+     "train.augment_offset: offsets the targets: not with objective.kind=distill"),
+    ({"train": TrainConfig(augment_offset=0.2, augment_offset_max=256)}, "train.augment_offset_max: must be below"),
+])
+def test_target_offsets_that_cannot_hold_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**fields)
+    for bad, name in (({"augment_offset": 1.0}, r"train.augment_offset: must be in \[0, 1\)"),
+                      ({"augment_offset_max": 0}, "train.augment_offset_max: must be >= 1")):
+        with pytest.raises(ValueError, match=name):
+            TrainConfig(**bad)
+
+
+NEW = {"train.epochs": 2.0, "train.eval_every": 10, "optim.optimizer": "muon", "optim.muon_orth": "polar-express",
+       "optim.muon_row_norm": True, "optim.muon_momentum_warmup": 8, "model.iha": "all", "model.xsa": True,
+       "model.xsa_learn": True, "model.loop_layers": "0:1", "model.loop_from": 0.3, "model.loop_backprop": "last",
+       "train.augment_offset": 0.3, "train.augment_offset_max": 2, "train.augment_replace": 0.1}
+
+
+def test_the_new_record_knobs_resume_bit_identical(tiny_store, tmp_path, tiny_config):
+    cfg = tiny_config(tiny_store, **NEW)
+    full = train(cfg, tmp_path / "full", results=tmp_path / "r", quiet=True)
+    cut = tmp_path / "cut"
+    assert train(cfg, cut, results=tmp_path / "r", quiet=True, stop_at_step=full["steps"] // 2 + 1) is None
+    resumed = resume(cut, results=tmp_path / "r", quiet=True)
+    a, b = _weights(tmp_path / "full"), _weights(cut)
+    assert any(".attn.mix." in k for k in a) and any(".xsa_scale." in k for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["val_loss"] == full["val_loss"] and resumed["flops"] == full["flops"]
+    plain = train(tiny_config(tiny_store, **{**NEW, "train.augment_offset": 0.0, "model.loop_backprop": "all"}),
+                  tmp_path / "plain", results=tmp_path / "r", quiet=True)
+    assert plain["val_loss"] != full["val_loss"] and plain["flops"] > full["flops"]  # the knobs acted

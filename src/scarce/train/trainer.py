@@ -33,7 +33,7 @@ from scarce.model.looping import loop_switch_step, loops_at
 from scarce.progress import format_seconds, progress_bar
 from scarce.train import checkpoint as ckpt
 from scarce.train import parallel
-from scarce.train.augment import replace_tokens
+from scarce.train.augment import offset_targets, replace_tokens
 from scarce.train.distill import CycleChain, build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, muon_momentum, set_lr, set_momentum, set_weight_decay
@@ -371,6 +371,9 @@ class Trainer:
             x, y = self.loader.batch(step, micro)
             if self.cfg.train.augment_replace:
                 x = replace_tokens(x, self.cfg.train.augment_replace, self.store.vocab_size,
+                                   (self.cfg.train.seed, step, micro, self.rt.rank))
+            if self.cfg.train.augment_offset:
+                y = offset_targets(y, self.cfg.train.augment_offset, self.cfg.train.augment_offset_max,
                                    (self.cfg.train.seed, step, micro, self.rt.rank))
             real = self.loader.source(step, micro) == 0
             with self.rt.autocast():
