@@ -496,35 +496,59 @@ def plot_epochs(rows: list[dict], path) -> None:
             "standard recipe: val loss against epochs")
 
 
-def plot_curves(curves: list[tuple[str, list[dict]]], path, title: str = "training curves") -> None:
+def plot_curves(curves: list[tuple[str, list[dict]]], path, title: str = "training curves",
+                min_points: int = 0) -> list[str]:
     """Train loss (thin) and val loss (markers) against tokens seen, one colour per run: `curves` holds
-    (label, metrics.jsonl records) pairs."""
+    (label, metrics.jsonl records) pairs. Every run has its legend entry (noting a run that logged no evaluation,
+    whose steps cannot be put in tokens); a run with fewer than `min_points` train losses has them drawn as points.
+    Returns the labels of those runs."""
     fig, (ax,) = _figure(height=4.6)
+    few = []
     for color, (label, records) in zip(_colors(len(curves)), curves):
         train = [(r["step"], r["loss"]) for r in records if r.get("type") == "train" and _finite(r, "step", "loss")]
-        evals = [(r["tokens_seen"], r["val_loss"]) for r in records
-                 if r.get("type") == "eval" and _finite(r, "tokens_seen", "val_loss")]
-        per_step = evals[0][0] / max(1, next(r["step"] for r in records if r.get("type") == "eval")) if evals else 0
+        evals = [(r["tokens_seen"], r["val_loss"], r["step"]) for r in records
+                 if r.get("type") == "eval" and _finite(r, "tokens_seen", "val_loss", "step")]
+        per_step = evals[0][0] / max(1, evals[0][2]) if evals else 0
+        if len(train) < min_points:
+            few.append(label)
         if train and per_step:
-            ax.plot([s * per_step for s, _ in train], [v for _, v in train], color=color, lw=0.9, alpha=0.6)
-        if evals:
-            ax.plot([t for t, _ in evals], [v for _, v in evals], color=color, marker="o", ms=3, label=label)
+            ax.plot([s * per_step for s, _ in train], [v for _, v in train], color=color, lw=0.9, alpha=0.6,
+                    marker="." if len(train) < min_points else None)
+        ax.plot([t for t, *_ in evals], [v for _, v, _ in evals], color=color, marker="o", ms=3,
+                label=label if evals else f"{label} (no evaluation logged)")
     _finish(fig, ax, path, "tokens seen", "loss (nats/token): train (line), val (markers)", title, legend=7)
+    return few
 
 
-def plot_against_field(records: list[dict], field: str, path) -> None:
-    """Val loss of every run against one swept config field, one line per model depth (log x when the values
-    are positive and span 10x or more)."""
-    fig, (ax,) = _figure(height=4.4)
-    depths = sorted({r["depth"] for r in records})
-    for color, depth in zip(_colors(len(depths)), depths):
-        mine = sorted((r for r in records if r["depth"] == depth), key=lambda r: r["fields"][field])
-        ax.plot([r["fields"][field] for r in mine], [r["val_loss"] for r in mine], color=color, marker="o",
-                label=f"depth {depth}")
-    xs = [r["fields"][field] for r in records]
+LEGEND_LINES = 24
+"""Lines named in the legend of a swept-setting plot; more are drawn, and the legend says how many."""
+
+
+def plot_against_field(lines: list[tuple[str, list[tuple[float, float]]]], field: str, path) -> None:
+    """Val loss against one swept config field: `lines` holds (label, [(value, val loss), ...]), each the runs
+    that differ in `field` alone (`scarce.report.groups.swept_lines`). A line of one run is a grey point. Log x
+    when the values are positive and span 10x or more."""
+    fig, (ax,) = _figure(height=4.8)
+    fig.set_figwidth(11.0)  # the legend, beside the axes, names what each line holds fixed
+    joined = [(label, pts) for label, pts in lines if len(pts) >= 2]
+    for i, (color, (label, pts)) in enumerate(zip(_colors(len(joined)), joined)):
+        ax.plot([x for x, _ in pts], [y for _, y in pts], color=color, marker="o",
+                label=label if i < LEGEND_LINES else None)
+    if len(joined) > LEGEND_LINES:
+        ax.plot([], [], color="none", label=f"... and {len(joined) - LEGEND_LINES} more lines")
+    alone = [pt for _, pts in lines if len(pts) == 1 for pt in pts]
+    if alone:
+        ax.scatter([x for x, _ in alone], [y for _, y in alone], color="grey", s=12, alpha=0.6,
+                   label=f"{len(alone)} runs with no other differing in {field} alone")
+    xs = [x for _, pts in lines for x, _ in pts]
     if min(xs) > 0 and max(xs) >= 10 * min(xs):
         ax.set_xscale("log")
-    _finish(fig, ax, path, field, "val loss (nats/token)", f"val loss against {field}")
+    ax.set_xlabel(field)
+    ax.set_ylabel("val loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_title(f"val loss against {field}, other settings fixed along each line")
+    _save(fig, path)
 
 
 def _finite(record: dict, *keys: str) -> bool:

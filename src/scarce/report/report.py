@@ -12,6 +12,7 @@ import base64
 import csv
 import html
 import io
+import itertools
 import json
 import math
 import warnings
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from scarce import atomic
 from scarce.errors import UserError
+from scarce.report.groups import line_label, run_groups, store_names, swept_lines, swept_value
 from scarce.report.plots import (
     plot_against_field,
     plot_curves,
@@ -665,25 +667,21 @@ def _store_sections(doc: Doc, out: Path, rows: list[dict], sweep: str | None) ->
     write_runs_table(out, records)
     doc.p(f"{len(records)} finished runs{' of sweep `' + sweep + '`' if sweep else ''}; all of them are in "
           "`tables/runs.csv`.")
-    doc.h2("Best runs on select")
-    cols = ["id", "stage", "train_tokens", "epochs", "weight_decay", "select_loss", "val_loss", "val_bpb", "flops"]
-    best = sorted(records, key=lambda r: r["select_loss"])[:10]
-    doc.table(cols, [[r[c] for c in cols] for r in best])
-    doc.h2("Training curves")
-    top = sorted(rows, key=lambda r: r.select_loss)[:CURVES]
-    plot_curves([(r.id, read_metrics(r.run_dir)) for r in top], out / "plots" / "curves.png")
-    doc.img("plots/curves.png", f"Train loss (lines) and val loss at each evaluation (markers) of the {len(top)} "
-                                "runs best on select.")
+    groups = run_groups(rows)
+    names = store_names(data for data, _ in groups)
+    _best_section(doc, groups, names)
+    _curves_section(doc, out, groups, names)
     swept = _swept(rows)
     if swept:
         doc.h2("Swept settings")
-        fielded = [{"depth": r.config["model"]["depth"], "val_loss": r.val_loss, "fields": flat_config(r.config)}
-                   for r in rows]
         for name in swept:
             path = f"plots/field_{name.replace('.', '_')}.png"
-            plot_against_field([f for f in fielded if name in f["fields"]], name, out / path)
-            doc.img(path, f"Val loss of every run against {name}, one line per depth (other settings vary too: "
-                          "the best-on-select table names each run's).")
+            lines = [(line_label(fixed, names, width=80), [(swept_value(r, name), r.val_loss) for r in runs])
+                     for fixed, runs in swept_lines(rows, name)]
+            plot_against_field(lines, name, out / path)
+            doc.img(path, f"Val loss against {name}: a line joins runs that differ in {name} alone, one line per "
+                          "combination of the other settings that vary (token store and bench stage included); "
+                          "grey points are runs no other run differs from in that alone.")
     doc.h2("Compute")
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png")
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs of every run.")
@@ -711,8 +709,45 @@ def _store_sections(doc: Doc, out: Path, rows: list[dict], sweep: str | None) ->
             doc.p("Caveats: " + "; ".join(fit.warnings) + ".")
 
 
+def _best_section(doc: Doc, groups: dict, names: dict[str, str]) -> None:
+    """The best runs on select within each token store and stage: a reference run on 8x the data is not ranked
+    against the runs on the budget."""
+    doc.h2("Best runs on select")
+    if len(groups) > 1:
+        doc.p(f"The {BEST_PER_GROUP} best on select within each token store and stage ({len(groups)} groups); a "
+              "run is ranked only against runs on the same data and of the same stage.")
+    cols = ["id", "store", "stage", "rank", "train_tokens", "epochs", "weight_decay", "select_loss", "val_loss",
+            "val_bpb", "flops"]
+    table = []
+    for (data, _), runs in groups.items():
+        for rank, r in enumerate(runs[:BEST_PER_GROUP if len(groups) > 1 else BEST_ALONE], start=1):
+            record = run_record(r)
+            table.append([r.id, names[data], record["stage"], rank, *[record[c] for c in cols[4:]]])
+    doc.table(cols, table)
+
+
+def _curves_section(doc: Doc, out: Path, groups: dict, names: dict[str, str]) -> None:
+    """Training curves of the best run of each group in turn (then the second best...), every one drawn; a run that
+    logged too few points for a curve is named under the plot."""
+    doc.h2("Training curves")
+    ranked = [r for rank in itertools.zip_longest(*groups.values()) for r in rank if r is not None][:CURVES]
+    labels = [f"{r.id} ({names[str(r.config.get('data', ''))]}, {r.tags.get('stage') or 'no stage'})" for r in ranked]
+    short = plot_curves([(label, read_metrics(r.run_dir)) for label, r in zip(labels, ranked)],
+                        out / "plots" / "curves.png", min_points=MIN_CURVE_POINTS)
+    few = [r.id for label, r in zip(labels, ranked) if label in short]
+    note = (f" Too few points logged for a curve (fewer than {MIN_CURVE_POINTS} train losses; a smaller "
+            f"train.log_every logs more), drawn as points: {', '.join(few)}." if few else "")
+    doc.img("plots/curves.png", f"Train loss (lines) and val loss at each evaluation (markers) of {len(ranked)} "
+                                "runs, the best on select of each token store and stage first." + note)
+
+
 CURVES = 8
-"""Runs drawn in the training-curves plot (the best on select)."""
+"""Runs drawn in the training-curves plot (the best on select of each group in turn)."""
+MIN_CURVE_POINTS = 3
+"""Train losses a run must log for its curve to be a curve (a bench run logs a few: its log_every is long)."""
+BEST_PER_GROUP = 3
+BEST_ALONE = 10
+"""Runs listed as best on select: per token store and stage when several, else of the one group."""
 SWEPT_PLOTS = 6
 """At most this many swept settings get a plot."""
 NOT_SWEPT = {"train.seed", "init.seed", "data"}
