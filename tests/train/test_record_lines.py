@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scarce.config import ObjectiveConfig, OptimConfig, RunConfig, TrainConfig
+from scarce.config import ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, with_slowrun_tiny_stack
 from scarce.errors import UserError
+from scarce.model.looping import loops_at
 from scarce.rundir import snapshots
 from scarce.runs.launch import resume, train
 from scarce.train.augment import offset_targets, replace_tokens
@@ -192,3 +193,14 @@ def test_the_new_record_knobs_resume_bit_identical(tiny_store, tmp_path, tiny_co
     plain = train(tiny_config(tiny_store, **{**NEW, "train.augment_offset": 0.0, "model.loop_backprop": "all"}),
                   tmp_path / "plain", results=tmp_path / "r", quiet=True)
     assert plain["val_loss"] != full["val_loss"] and plain["flops"] > full["flops"]  # the knobs acted
+
+
+def test_the_slowrun_tiny_stack_trains_and_its_recurrence_switches_on_late(tiny_store, tmp_path, tiny_config):
+    cfg = with_slowrun_tiny_stack(tiny_config(tiny_store, **{"model.depth": 3, "train.epochs": 2.0,
+                                                             "train.eval_every": 10}))
+    assert (cfg.model.loop_layers, cfg.model.key_offset, cfg.model.loop_backprop) == ("0:2", "2", "last")
+    trainer = Trainer(RunConfig.from_dict(cfg.to_dict()), tmp_path / "run", quiet=True)
+    switch = int(0.7 * trainer.steps)
+    assert loops_at(cfg.model, switch - 1, trainer.steps) == 0 and loops_at(cfg.model, switch, trainer.steps) == 1
+    out = train(cfg, tmp_path / "full", results=tmp_path / "r", quiet=True)
+    assert math.isfinite(out["val_loss"]) and out["steps"] == trainer.steps
