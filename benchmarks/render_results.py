@@ -17,6 +17,8 @@ is replaced by the table that kind renders from that JSON (paths relative to ben
     population       several recipe.json of `scarce recipe population` side by side: the population and the
                      ensemble at their last points, the epochs-to-reach ratio, the prior's gain
     population-curve one such recipe.json: both allocation curves (val loss against total epochs)
+    ablation         a recipe.json of `scarce ablate`: each change's paired val difference and data multiple [95%]
+                     and its cost
 
 `only=1,6,7` after the kind keeps those findings (findings, sample-findings). A path may carry a column label:
 `bench_cpu_small/bench.json="sample 0, cosine"` (compare).
@@ -333,10 +335,40 @@ def render_population_curve(recipe, _opts) -> str:
     return table(["", "members", "total epochs", "val, uniform logit", "val, uniform prob", "val, prior (top K)"], rows)
 
 
+def render_ablation(recipe, _opts) -> str:
+    """`scarce ablate`'s recipe.json: each comparison's paired difference and data multiple [95%], and its cost."""
+    rows = [[c["name"], c["kind"], c["seeds"], num(c["base_loss"], 4), num(c["variant_loss"], 4),
+             interval(c["delta"], 4), law_multiple(c["multiple"]), unbounded_multiple(c.get("multiple_empirical"))
+             + (" (extrapolated)" if (c.get("multiple_empirical") or {}).get("extrapolated") else ""),
+             num(c.get("flops_ratio"), 2), num(c.get("wall_ratio"), 2)] for c in recipe.get("comparisons") or []]
+    ref = recipe.get("reference") or {}
+    law = (f"Reference law: E {interval(ref.get('E'), 4)}, alpha {interval(ref.get('alpha'), 3)}, "
+           f"{len(ref.get('points') or [])} points" + ("; at a bound: its multiples are not identified (n/i)."
+                                                        if ref.get("at_bound") else ".") if ref else "")
+    return law + "\n\n" + table(["change", "kind", "seeds", "base val", "variant val", "Δ val [95%]",
+                                  "data multiple, law [95%]", "data multiple, empirical [95%]", "FLOPs ×", "wall ×"],
+                                 rows)
+
+
+def law_multiple(est):
+    """The law's multiple, 'n/i (...)' where the law sits at a bound."""
+    text = unbounded_multiple(est)
+    return text if (est or {}).get("identified", True) else f"n/i ({text})"
+
+
+def unbounded_multiple(est):
+    """A multiple whose upper end may be unbounded (draws below the reference's asymptote): 'inf' there."""
+    if isinstance(est, dict) and est.get("value") is not None and est.get("low") is not None \
+            and est.get("high") is None:
+        return f"{num(est['value'], 2)}x [{num(est['low'], 2)}, inf]"
+    return multiple(est)
+
+
 # ---- blocks ----
 
 SINGLE = {"multiples": render_multiples, "findings": render_findings, "samples": render_samples,
-          "sample-findings": render_sample_findings, "population-curve": render_population_curve}
+          "sample-findings": render_sample_findings, "population-curve": render_population_curve,
+          "ablation": render_ablation}
 SIDE_BY_SIDE = {"compare": render_compare, "population": render_population}
 KINDS = set(SINGLE) | set(SIDE_BY_SIDE)
 

@@ -241,6 +241,7 @@ DAMAGED = ["train", "--data", "{tmp}/store", "--out", "{tmp}/r", "--results", "{
 PREP = ["prepare", "--corpus", "files:{tmp}/corpus", "--out", "{tmp}/s", "--vocab-size", "300",
         "--train-tokens", "6000", "--select-tokens", "600", "--val-tokens", "600"]
 ENS = ["ensemble", "--out", "{tmp}/e", "--results", "{tmp}/res"]
+ABL = ["ablate", "--data", "{store}", "--out", "{tmp}/a", "--results", "{tmp}/res", "--reference", "{tmp}/res"]
 SAMPLE = ["sample", "--tokens", "8"]
 SYNTH = ["synth", "--tokens", "100", "--out", "{tmp}/s", "--quiet"]
 EVAL = ["eval", "--tasks", "scarce_nextline"]
@@ -387,6 +388,23 @@ CASES = [
      "trajectories, cycles and members must be >= 1", None),
     ("recipe-population-unknown-option", ["recipe", "population", "--data", "{store}", "--out", "{tmp}/o",
                                           "--option", "cyclez=3"], "unknown option 'cyclez'", None),
+    # -- ablate (issue 48) ------------------------------------------------------------------------------
+    ("ablate-change-malformed", [*ABL, "--change", "nocolon"], "write NAME:FIELD=VALUE", None),
+    ("ablate-change-unknown-stack", [*ABL, "--change", "x:@record"], "unknown stack 'record'", None),
+    ("ablate-change-unknown-field", [*ABL, "--change", "x:model.layers=3"], "unknown config field 'model.layers'",
+     None),
+    ("ablate-change-bad-value", [*ABL, "--change", "x:model.drop_path=1.5"], "model.drop_path: must be in [0, 1)",
+     None),
+    ("ablate-changes-conflict", [*ABL, "--change", "a:model.mlp=swiglu", "--change", "b:model.mlp=relu2"],
+     "cannot be stacked", None),
+    ("ablate-change-reserved", [*ABL, "--change", "baseline:model.mlp=swiglu"], "is reserved", None),
+    ("ablate-change-seed", [*ABL, "--change", "s:train.seed=3"], "cannot be ablated", None),
+    ("ablate-no-reference", ABL[:-2] + ["--change", "a:model.mlp=swiglu"], "one of the arguments --reference", None),
+    ("ablate-reference-missing", [*ABL[:-1], "{tmp}/nowhere", "--change", "a:model.mlp=swiglu"], "no run store at",
+     None),
+    ("ablate-reference-without-standard-runs", [*ABL[:-1], "{results}", "--change", "a:model.mlp=swiglu"],
+     "a reference law needs 3", None),
+    ("ablate-seeds-zero", [*ABL, "--change", "a:model.mlp=swiglu", "--seeds", "0"], "--seeds", None),
     ("train-missing-store", [*TRAIN[:2], "{tmp}/nowhere", *TRAIN[3:]], "no token store at", None),
     ("train-store-is-file", [*TRAIN[:2], "{tmp}/f", *TRAIN[3:]], "no token store at", write("f", "x")),
     ("train-store-empty-folder", [*TRAIN[:2], "{tmp}/d", *TRAIN[3:]], "no manifest.json", mkdir("d")),

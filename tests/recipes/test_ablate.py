@@ -39,6 +39,8 @@ def test_plan_adds_removes_and_trains_equal_configs_once():
     assert list(configs) == ["baseline", "a"] and len(comps) == 1
     with pytest.raises(UserError, match="cannot be stacked"):
         plan([a, Change("c", {"model.mlp": "relu2"})], "add")
+    configs, comps = plan([a, Change("c", {"model.mlp": "relu2"})], "add", stack=False)  # alone only: fine
+    assert list(configs) == ["baseline", "a", "c"] and [c["kind"] for c in comps] == ["add", "add"]
     with pytest.raises(UserError, match="cannot be ablated"):
         plan([Change("s", {"train.seed": 3})], "add")
 
@@ -100,6 +102,9 @@ def test_ablate_trains_pairs_and_reports_multiples(make_context, sized_stores, t
     law = {k: out["reference"][k]["value"] for k in ("E", "A", "alpha")}
     expected = data_multiple(np.mean(base), np.mean(var), law["E"], law["A"], law["alpha"])
     assert c["multiple"]["value"] is None and math.isnan(expected) or math.isclose(c["multiple"]["value"], expected)
+    assert c["multiple"]["identified"] == (not out["reference"]["at_bound"])
+    emp = c["multiple_empirical"]  # read off the reference's points without a law
+    assert emp["value"] > 0 and isinstance(emp["extrapolated"], bool)
     assert c["flops_ratio"] == pytest.approx(1.0)  # weight decay costs no FLOPs
     assert json.loads((Path(ctx.out) / "recipe.json").read_text())["recipe"] == "ablate"
     assert (Path(ctx.out) / "ablate.csv").read_text().startswith("change,kind")

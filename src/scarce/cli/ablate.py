@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", choices=MODES, default="add",
                    help="add: each change alone on the baseline (and all stacked); remove: each taken out of the "
                         "stack of all; both (default add)")
+    p.add_argument("--no-stack", action="store_true",
+                   help="mode add: leave out the stack of all changes (changes that set one field differently may then "
+                        "be given together)")
     p.add_argument("--seeds", type=options.positive_int, default=3, help="seeds per config (default 3)")
     p.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
     ref = p.add_mutually_exclusive_group(required=True)
@@ -55,7 +58,8 @@ def run(args) -> int:
                         executor=options.executor(args, args.threads or 0), retry_failed=args.retry_failed,
                         results=args.results, changes=args.changes, seeds=args.seeds, seed=args.seed,
                         reference=args.reference or "", reference_data=args.reference_data or [],
-                        reference_depth=args.reference_depth, n_boot=args.boot, mode=args.mode)
+                        reference_depth=args.reference_depth, n_boot=args.boot, mode=args.mode,
+                        stack=not args.no_stack)
     report = write_report(result, args.out)
     print(Path(report).read_text())
     return 0

@@ -8,7 +8,10 @@ of every config seeing the same initialisation and data order (paired), and repo
 - its data multiple against a reference law L(D) = E + A·D^(-alpha) of the standard recipe on more data: the
   data the reference would need to reach the variant's loss over the data it needs to reach the base's,
   D_ref(L_variant) / D_ref(L_base) = ((L_base - E) / (L_variant - E))^(1/alpha) (above 1: the change is worth
-  that many times the data; infinite where the variant is below the reference's asymptote);
+  that many times the data; infinite where the variant is below the reference's asymptote); not identified where
+  the law's fit sits at a bound (its asymptote at 0: a warning, never a result), and beside it the empirical
+  multiple, read off the reference's points without a law (interpolated in log-log along them; flagged where a
+  loss lies outside them);
 - its cost: training FLOPs and wall time, variant over base.
 
 Comparisons: `add` puts each change alone on the baseline (and, with several changes, all of them stacked);
@@ -33,6 +36,7 @@ import hashlib
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,10 +45,10 @@ from scarce.config import parse_assignment, slowrun_overrides
 from scarce.data.store import open_store
 from scarce.ensemble import evaluate_ensemble
 from scarce.errors import UserError
-from scarce.recipes.common import Context, brief, run_points
+from scarce.recipes.common import Context, brief, point_config, run_points
 from scarce.rundir import Member, best_val_windows
 from scarce.runs.store import RunRow, RunStore
-from scarce.scaling.efficiency import tokens_for_loss
+from scarce.scaling.efficiency import empirical_frontier, interpolate_tokens, tokens_for_loss
 from scarce.scaling.laws import LEVEL, fit_power_law, quantiles
 from scarce.scaling.noise import SeedNoise, lack_of_fit, model_noise, window_variance
 from scarce.scaling.paired import block_indices
@@ -79,8 +83,9 @@ def parse_change(text: str) -> Change:
     return Change(name, dict(parse_assignment(item.strip(), f"change {name}") for item in body.split(",")))
 
 
-def check_changes(changes: list[Change]) -> None:
-    """Names unique; no two changes set one field to different values (they could not be stacked)."""
+def check_changes(changes: list[Change], stacked: bool = True) -> None:
+    """Names unique; with `stacked`, no two changes set one field to different values (they could not be
+    stacked)."""
     if not changes:
         raise UserError("ablate: give at least one change")
     names = [c.name for c in changes]
@@ -93,24 +98,25 @@ def check_changes(changes: list[Change]) -> None:
         for k, v in c.fields.items():
             if k.split(".")[0] in ("data", "tags") or k in ("train.seed",):
                 raise UserError(f"change {c.name}: {k} cannot be ablated (the recipe sets data, seeds and tags)")
-            if k in seen and seen[k][1] != v:
+            if stacked and k in seen and seen[k][1] != v:
                 raise UserError(f"changes {seen[k][0]} and {c.name} set {k} to different values; they cannot be stacked")
             seen.setdefault(k, (c.name, v))
 
 
-def plan(changes: list[Change], mode: str) -> tuple[dict[str, dict], list[dict]]:
+def plan(changes: list[Change], mode: str, stack: bool = True) -> tuple[dict[str, dict], list[dict]]:
     """The configs to train (name -> fields over the baseline) and the comparisons between them
-    ({name, kind, base, variant}, by config name)."""
+    ({name, kind, base, variant}, by config name). `stack` False: mode add without the stack of all changes."""
     if mode not in MODES:
         raise UserError(f"ablate: mode must be one of {', '.join(MODES)}, got {mode!r}")
-    check_changes(changes)
+    stack = stack or mode != "add"
+    check_changes(changes, stacked=stack and len(changes) > 1)
     merged = lambda cs: {k: v for c in cs for k, v in c.fields.items()}
     configs, comparisons = {BASELINE: {}}, []
     if mode in ("add", "both"):
         for c in changes:
             configs[c.name] = dict(c.fields)
             comparisons.append({"name": c.name, "kind": "add", "base": BASELINE, "variant": c.name})
-    if len(changes) > 1 or mode != "add":
+    if stack and (len(changes) > 1 or mode != "add"):
         configs[STACK] = merged(changes)
         if len(changes) > 1:
             comparisons.append({"name": STACK, "kind": "stack", "base": BASELINE, "variant": STACK})
@@ -143,7 +149,7 @@ def config_points(configs: dict[str, dict], seeds: int, seed: int) -> tuple[list
     return points, keys
 
 
-def ablate(ctx: Context, changes: list, seeds: int = 3, seed: int = 0, mode: str = "add",
+def ablate(ctx: Context, changes: list, seeds: int = 3, seed: int = 0, mode: str = "add", stack: bool = True,
            reference: str = "", reference_data: list | None = None, reference_depth: int = 0,
            n_boot: int = 1000) -> dict:
     """Train the baseline (the context's preset and overrides) and every config of `plan` over `seeds` seeds
@@ -156,11 +162,14 @@ def ablate(ctx: Context, changes: list, seeds: int = 3, seed: int = 0, mode: str
     if bool(reference) == bool(reference_data):
         raise UserError("ablate: give the reference law one way: a run store of standard runs (reference) "
                         "or larger token stores to train the baseline on (reference_data)")
-    configs, comparisons = plan(changes, mode)
+    configs, comparisons = plan(changes, mode, stack)
     store = open_store(ctx.data)
     for other in reference_data or []:
         same_val(store, open_store(other), other)
     points, keys = config_points(configs, seeds, seed)
+    for p in points:  # every config resolves (known fields, valid values) before anything is written
+        point_config(p, data=ctx.data, preset=ctx.preset, overrides=ctx.overrides)
+    ref_rows = reference_rows(reference, store, reference_depth) if reference else None  # before any training
     rows = run_points(ctx, "ablate", points)
     _require_all(rows, keys)
     by_config = {name: [r for r, (n, _) in zip(rows, keys) if n == name] for name in configs}
@@ -169,14 +178,13 @@ def ablate(ctx: Context, changes: list, seeds: int = 3, seed: int = 0, mode: str
                  for d in reference_data]
         _require_all(extra, [(f"reference on {d}", 0) for d in reference_data])
         ref_rows = [by_config[BASELINE][0], *extra]
-    else:
-        ref_rows = reference_rows(reference, store, reference_depth)
     ctx.log(f"ablate: measuring {len(comparisons)} comparison(s) on val windows")
     result = measure(store, by_config, comparisons, ref_rows, n_boot)
     result["configs"] = {name: {"fields": fields, "runs": [brief(r) for r in by_config[name]],
                                 "val_loss": float(np.mean([r.val_loss for r in by_config[name]]))}
                          for name, fields in configs.items()}
     result["options"] = {"changes": {c.name: c.fields for c in changes}, "seeds": seeds, "seed": seed, "mode": mode,
+                         "stack": stack,
                          "reference": reference or None, "reference_data": list(reference_data or []),
                          "n_boot": n_boot}
     return {"recipe": "ablate", "sweep": "ablate", **result, "table": table(result)}
@@ -204,7 +212,9 @@ def train_tokens(row: RunRow) -> int:
 def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
     """The bench's reference from a run store: done runs tagged stage 'standard' on the ablation's val split, and
     per size of train data the one best on select (never val), at the one depth every size has (`depth` picks)."""
-    rs = RunStore(results)
+    if not (Path(results) / "runs.db").is_file():
+        raise UserError(f"ablate: no run store at {results} (a results root holding runs.db)")
+    rs = RunStore(results, read_only=True)
     try:
         rows = [r for r in rs.list(status="done") if r.config["tags"].get("stage") == "standard"
                 and r.select_loss is not None]
@@ -322,8 +332,10 @@ class Draws:
         df_law = len(tokens) - 3
         noise = self.level.with_misfit(sse, df_law)
         sd = noise.sd_draws(self.n_boot, seed=4)
-        fit = _quiet_fit(tokens, point, draws + np.stack([model_noise([i], sd) for i in ids], axis=1))
-        law = {"point": e, "draws": fit.data["aligned"]}
+        noisy = draws + np.stack([model_noise([i], sd) for i in ids], axis=1)
+        fit = _quiet_fit(tokens, point, noisy)
+        law = {"point": e, "draws": fit.data["aligned"], "at_bound": bool(fit.flags.get("at_bound")),
+               "tokens": np.asarray(tokens, dtype=float), "losses": point, "loss_draws": noisy}
         notes = [f"reference law: {w}" for w in fit.warnings]
         lof = lack_of_fit(sse, df_law, self.level)
         if lof and lof["p"] < 0.05:
@@ -359,15 +371,29 @@ def compare(c: dict, d: Draws, law: dict, by_config: dict[str, list[RunRow]]) ->
     p, dr = law["point"], law["draws"]
     value = data_multiple(base, base + diff, p["E"], p["A"], p["alpha"])
     draws = data_multiple(base_draws, base_draws + diff_draws, dr["E"], dr["A"], dr["alpha"])
+    empirical = [empirical_multiple(law["tokens"], law["losses"], base, base + diff)]
+    empirical += [empirical_multiple(law["tokens"], y, b, b + v)
+                  for y, b, v in zip(law["loss_draws"], base_draws, diff_draws)]
     out = {**c, "seeds": min(len(by_config[c["base"]]), len(by_config[c["variant"]])),
            "base_loss": base, "variant_loss": base + diff, "delta": _interval(diff, diff_draws),
-           "multiple": _interval(value, draws), "seed_noise": noise.to_json_dict(),
+           "multiple": {**_interval(value, draws), "identified": not law["at_bound"]},
+           "multiple_empirical": {**_interval(empirical[0][0], np.array([x[0] for x in empirical[1:]])),
+                                  "extrapolated": empirical[0][1]},
+           "seed_noise": noise.to_json_dict(),
            "flops_ratio": _ratio(by_config, c, "flops"), "wall_ratio": _ratio(by_config, c, "wall_seconds")}
     if base + diff <= p["E"]:
         out["note"] = f"the variant's loss is at or below the reference's asymptote E={p['E']:.4g}: multiple infinite"
     elif base <= p["E"]:
         out["note"] = f"the base's loss is at or below the reference's asymptote E={p['E']:.4g}: no multiple"
     return out
+
+
+def empirical_multiple(tokens: np.ndarray, losses: np.ndarray, base: float, variant: float) -> tuple[float, bool]:
+    """The multiple read off the reference's points without a law: log tokens interpolated linearly in log loss
+    along its frontier (`interpolate_tokens`), extended from its end segments outside it (then flagged)."""
+    front = empirical_frontier(tokens, losses)
+    (d_var, out_var), (d_base, out_base) = (interpolate_tokens(*front, x) for x in (variant, base))
+    return d_var / d_base, out_var or out_base
 
 
 def data_multiple(base, variant, E, A, alpha):
@@ -422,31 +448,38 @@ def table(result: dict) -> list[dict]:
     return rows
 
 
-def _upper(e: dict) -> str:
-    """The interval's upper end; an unbounded one (draws below the reference's asymptote) reads inf."""
-    if e["high"] is not None:
-        return f"{e['high']:.2f}"
-    return "-" if e["low"] is None else "inf"
+def multiple_text(e: dict, infinite: bool = False) -> str:
+    """'v x [lo, hi]'; an infinite point or upper end (below the reference's asymptote) reads inf."""
+    if e["value"] is None and not infinite:
+        return "-"
+    value = "inf" if e["value"] is None else f"{e['value']:.2f}"
+    if e["low"] is None and e["high"] is None:
+        return f"{value}x"
+    high = f"{e['high']:.2f}" if e["high"] is not None else "inf"
+    low = f"{e['low']:.2f}" if e["low"] is not None else "-"
+    return f"{value}x [{low}, {high}]"
 
 
 def markdown(result: dict) -> str:
-    """The ablation's table: difference and multiple with their intervals, and the cost."""
+    """The ablation's table: difference and multiples with their intervals, and the cost."""
     fmt = lambda v, f: "-" if v is None else format(v, f)
     ref = result["reference"]
     lines = [f"Reference law: L(D) = E + A·D^(-alpha), E {fmt(ref['E']['value'], '.4f')} "
              f"[{fmt(ref['E']['low'], '.4f')}, {fmt(ref['E']['high'], '.4f')}], alpha {fmt(ref['alpha']['value'], '.3f')} "
              f"[{fmt(ref['alpha']['low'], '.3f')}, {fmt(ref['alpha']['high'], '.3f')}], from "
              f"{len(ref['points'])} points ({', '.join(format(p['train_tokens'], ',') for p in ref['points'])} "
-             "train tokens).",
+             "train tokens)" + ("; at a bound: its multiples are not identified (n/i)." if ref["at_bound"] else "."),
              "",
-             "| change | kind | seeds | base loss | Δ val (variant − base) [95%] | data multiple [95%] | FLOPs × | wall × |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| change | kind | seeds | base loss | Δ val (variant − base) [95%] | data multiple, law [95%] "
+             "| data multiple, empirical [95%] | FLOPs × | wall × |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["comparisons"]:
-        dl, m = c["delta"], c["multiple"]
-        value = fmt(m["value"], ".2f") if m["value"] is not None else "inf" if "infinite" in c.get("note", "") else "-"
+        dl, m, emp = c["delta"], c["multiple"], c["multiple_empirical"]
+        law = multiple_text(m, "infinite" in c.get("note", ""))
+        law = law if m.get("identified", True) else f"n/i ({law})"
+        empirical = multiple_text(emp) + (" (extrapolated)" if emp.get("extrapolated") else "")
         lines.append(f"| {c['name']} | {c['kind']} | {c['seeds']} | {c['base_loss']:.4f} | {fmt(dl['value'], '+.4f')} "
-                     f"[{fmt(dl['low'], '+.4f')}, {fmt(dl['high'], '+.4f')}] | {value}x "
-                     f"[{fmt(m['low'], '.2f')}, {_upper(m)}] "
+                     f"[{fmt(dl['low'], '+.4f')}, {fmt(dl['high'], '+.4f')}] | {law} | {empirical} "
                      f"| {fmt(c['flops_ratio'], '.2f')} | {fmt(c['wall_ratio'], '.2f')} |")
     lines += ["", *[f"- warning: {w}" for w in result["warnings"]]]
     return "\n".join(lines) + "\n"
