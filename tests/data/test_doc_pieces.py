@@ -141,7 +141,7 @@ def test_one_long_document_needs_piece_splits(tmp_path):
 
 def _cli(corpus: str, out: Path, *extra: str) -> list[str]:
     return ["prepare", "--corpus", corpus, "--out", str(out), "--vocab-size", str(VOCAB), "--train-tokens", "20k",
-            "--select-tokens", "3k", "--val-tokens", "3k", "--heldout-window", str(WINDOW), *extra]
+            "--select-tokens", "3k", "--val-tokens", "3k", "--heldout-window", str(WINDOW), *extra]  # later wins
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -149,6 +149,9 @@ def _cli(corpus: str, out: Path, *extra: str) -> list[str]:
     (["--doc-bytes", "lots"], "argument --doc-bytes: 'lots' is not a count"),
     (["--piece-splits"], "--piece-splits splits the pieces that --doc-bytes cuts; give --doc-bytes N as well"),
     (["--doc-bytes", "1M"], "too few"),  # each work one piece: too few windows again
+    (["--doc-bytes", "2k", "--val-tokens", "10k", "--select-tokens", "10k"],
+     "remain for select after val (256-token windows, one per piece)"),
+    (["--doc-bytes", "2k", "--val-tokens", "10k", "--select-tokens", "10k"], "or cut smaller pieces (--doc-bytes)"),
 ])
 def test_bad_values_are_one_line_errors(corpus, tmp_path, capsys, extra, message):
     assert main(_cli(corpus, tmp_path / "s", *extra)) == 2

@@ -686,9 +686,9 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
                 have = sum(len(enc.piece(i, "select")) for i in range(k))
                 raise UserError(
                     f"val + select ask for {heldout_tokens:,} tokens, more than the {have:,} that the {k:,} "
-                    f"documents held out from tokenizer training (at most three quarters of the corpus) give in "
+                    f"{'pieces' if req.doc_bytes else 'documents'} held out from tokenizer training (at most three quarters of the corpus) give in "
                     f"{req.heldout_window}-token windows; lower the select and val budgets, widen "
-                    f"--heldout-window or add text"
+                    f"--heldout-window{', cut smaller pieces (--doc-bytes)' if req.doc_bytes else ''} or add text"
                 )
             raise UserError(
                 f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
@@ -817,7 +817,8 @@ def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) ->
     before = " and ".join(FILL_ORDER[:FILL_ORDER.index(name)])
     left_text = f"; {left:,} remain for {name}{' after ' + before if before else ''}{windows}" if before or windows else ""
     asked = ", ".join(f"{n} {budgets[n]:,}" for n in FILL_ORDER)
-    pieces = ", or cut long documents into pieces, a window each (--doc-bytes N)" if windows and unit == "document" else ""
+    pieces = "" if not windows else (", or cut long documents into pieces, a window each (--doc-bytes N)"
+                                     if unit == "document" else ", or cut smaller pieces (--doc-bytes)")
     return UserError(
         f"the corpus holds {total:,} tokens in {len(enc):,} {unit}s{left_text}, too few for the budgets "
         f"({asked}; splits take whole {unit}s and drop the cut remainder); "
