@@ -145,12 +145,13 @@ PRIOR_LR = 0.5
 
 @torch.no_grad()
 def member_token_logprobs(members: list[Member], tokens: np.ndarray, seq_len: int, batch_size: int = 16,
-                          max_tokens: int = 0, device: str = "cpu") -> np.ndarray:
+                          max_tokens: int = 0, device: str = "cpu", progress: Lines | None = None) -> np.ndarray:
     """(K, windows, seq_len) float32: each member's log-probability of every target token of a split's windows,
-    one member in memory at a time."""
+    one member in memory at a time. `progress`: a status line for the tokens scored, their rate and the ETA."""
     check_same_tokenizer([m.run_dir for m in members])
     batches = list(eval_batches(tokens, seq_len, batch_size, max_tokens))
     out = np.empty((len(members), sum(y.shape[0] for _, y in batches), seq_len), dtype=np.float32)
+    bar = Progress(progress() if progress else StatusLine(silent), f"scoring {len(members)} model(s)", out.size)
     vocab = None
     for k, member in enumerate(members):
         model = member.load(device)
@@ -164,7 +165,9 @@ def member_token_logprobs(members: list[Member], tokens: np.ndarray, seq_len: in
             lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, y.to(device)[..., None]).squeeze(-1)  # (b, T)
             out[k, row:row + y.shape[0]] = lp.cpu().numpy()
             row += y.shape[0]
+            bar.add(y.numel())
         del model
+    bar.close()
     return out
 
 

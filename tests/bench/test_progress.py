@@ -12,6 +12,9 @@ from scarce.bench.evaluations import Evaluations
 from scarce.bench.presets import BenchPreset
 from scarce.bench.results import _downstream
 from scarce.bench.stages import Runs, synthetic_stage
+from scarce.ensemble import member_token_logprobs
+from scarce.progress import StatusLine
+from scarce.rundir import Member
 from scarce.runs.executors import make_executor
 from scarce.runs.launch import train
 from scarce.runs.store import RunRow
@@ -78,3 +81,12 @@ def test_a_short_phase_adds_no_line_at_the_bench_default(members, tmp_path):
     said: list[str] = []
     Evaluations(tmp_path, said.append).windows(members)
     assert said == ["evaluating 2 run(s) on val windows"]
+
+
+def test_the_population_stage_s_token_log_probs_show_progress(members, tiny_store):
+    """`measure_population` (the bench's population stage) reads every member's log-probs of select and val."""
+    said: list[str] = []
+    cfg = members[0].config
+    member_token_logprobs([Member.of_run(r.run_dir) for r in members], tiny_store.split("val"),
+                          cfg["model"]["seq_len"], progress=lambda: StatusLine(said.append, every=0.0))
+    assert _progress(said, "scoring 2 model(s)")

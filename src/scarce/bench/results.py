@@ -13,6 +13,7 @@ from scarce.bench.common import (
     estimate,
     fit_json,
     knobs,
+    progress_lines,
     quietly,
     recipe_entry,
     tokens_per_window,
@@ -308,7 +309,7 @@ def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measur
     ind = [Member.of_run(r.run_dir) for r in members]
     member_epochs = [r.config["train"]["epochs"] for r in members]
     curves, windows = measure_population(open_store(members[0].config["data"]), pop, ind, len(trajectories), ce,
-                                         member_epochs, list(POPULATION_TOP_K), m.ev.device)
+                                         member_epochs, list(POPULATION_TOP_K), m.ev.device, progress_lines(m.ev.log))
     atomic.write_arrays(m.ev.out / "population" / "windows.npz", **windows)
     ids, flops = [r.id for r in trajectories], sum(r.flops for r in trajectories)
     last = curves["population_curve"][-1]

@@ -27,6 +27,7 @@ from scarce import atomic
 from scarce.data.store import open_store
 from scarce.ensemble import evaluate_ensemble, member_token_logprobs, mixture_nll, prior_of
 from scarce.errors import UserError
+from scarce.progress import Lines
 from scarce.recipes.common import Context, brief, point_config, run_points
 from scarce.rundir import Member, read_config, snapshot_members
 from scarce.scaling.paired import block_indices, loss_difference
@@ -117,19 +118,20 @@ def population_members(run_dirs: list, cycles: int) -> list[Member]:
 
 
 def measure_population(store, pop: list[Member], ind: list[Member], width: int, cycle_epochs: float,
-                       member_epochs: list[float], ks: list[int], device: str = "cpu") -> tuple[dict, dict]:
+                       member_epochs: list[float], ks: list[int], device: str = "cpu",
+                       progress: Lines | None = None) -> tuple[dict, dict]:
     """Val loss against total epochs for the population `pop` (`population_members` of `width` trajectories: uniform
     logit and probability averages, and the learned prior refitted on select) after each cycle, and for the first K
     of the independent members `ind` (their epochs `member_epochs`; logit and probability averages); the prior over both kinds together; the
     population's epochs to reach the whole independent ensemble. Returns the curves and every point's per-window
-    val NLL."""
+    val NLL. `progress`: where each pass over the members shows its tokens/s and ETA."""
     cfg = read_config(pop[0].run_dir)
     seq_len, batch = cfg.model.seq_len, cfg.train.batch_size
     val, token_bytes = store.split("val"), store.token_bytes()
-    pop_logit = evaluate_ensemble(pop, val, token_bytes, seq_len, batch, device=device)
-    ind_logit = evaluate_ensemble(ind, val, token_bytes, seq_len, batch, device=device)
-    fit = member_token_logprobs(pop + ind, store.split("select"), seq_len, batch, device=device)
-    held = member_token_logprobs(pop + ind, val, seq_len, batch, device=device)
+    pop_logit = evaluate_ensemble(pop, val, token_bytes, seq_len, batch, device=device, progress=progress)
+    ind_logit = evaluate_ensemble(ind, val, token_bytes, seq_len, batch, device=device, progress=progress)
+    fit = member_token_logprobs(pop + ind, store.split("select"), seq_len, batch, device=device, progress=progress)
+    held = member_token_logprobs(pop + ind, val, seq_len, batch, device=device, progress=progress)
     n_pop, cycles = len(pop), len(pop) // width
     windows, population_curve, independent_curve = {}, [], []
     for c in range(1, cycles + 1):
