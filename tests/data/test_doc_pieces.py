@@ -60,7 +60,8 @@ def _works(store, split: str) -> set[str]:
 
 def test_whole_works_cannot_give_the_windows(corpus, tmp_path):
     """The problem: one window per document, 5 documents, so val of 3,000 tokens in 256-token windows is refused."""
-    with pytest.raises(UserError, match=r"1,2\d\d remain for val \(256-token windows, one per document\).*--doc-bytes N"):
+    pattern = r"1,2\d\d remain for val \(256-token windows, one per document\).*--doc-bytes N"
+    with pytest.raises(UserError, match=pattern):
         _prepare(corpus, tmp_path / "whole")
     assert not (tmp_path / "whole").exists()
 

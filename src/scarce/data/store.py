@@ -35,7 +35,9 @@ How `prepare` splits a local corpus (`stdlib`, `files:`), and why:
    before, so no document's text lands in two splits (the rest of that document is dropped). `piece_splits` asks for
    splits per piece instead: all pieces in the order of their hashes, each its own source, so val, select and train
    share documents but never a piece. Exact duplicate pieces are dropped. Pieces are cut in bytes, not tokens:
-   the BPE learns from train text only, so it cannot exist before the split that needs the pieces.
+   the BPE learns from train text only, so it cannot exist before the split that needs the pieces. Step 3 holds out
+   a prefix of pieces, so the BPE may learn from the dropped rest of a held-out document, never from a val or select
+   piece.
 
 A local corpus is held whole in memory: it is scarce data (up to a few GB of text). A streamed corpus
 (`hf:`, which may be web-scale, such as FineWeb) is never held whole; its splits are drawn as it streams:
@@ -118,7 +120,8 @@ SPLITS_DRAWN_STREAM = "stream: document hash thresholds, stream order"
 SPLITS_DRAWN_SMALL_STREAM = SPLITS_DRAWN_WHOLE + " (the stream ended within its sample)"
 SPLITS_DRAWN_PIECES = SPLITS_DRAWN_WHOLE + "; train: its documents cut into pieces at line ends, sorted by piece hash"
 DRAWN_DOC_PIECES = "; every document first cut into pieces at line ends, each document's pieces sorted by piece hash"
-DRAWN_PIECE_SPLITS = "; every document first cut into pieces at line ends, all pieces sorted by piece hash, split by piece"
+DRAWN_PIECE_SPLITS = ("; every document first cut into pieces at line ends, all pieces sorted by piece hash, "
+                      "split by piece")
 Log = Callable[[str], None]
 
 
@@ -559,8 +562,9 @@ def _sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: floa
         order = near_duplicate_free(order, by_hash, near_duplicates)
     docs = [by_hash[h] for h in order]
     if len(docs) < min_documents:
+        pieces = " (or --doc-bytes N --piece-splits)" if min_documents > 1 else ""
         raise UserError(f"corpus {source!r} holds {len(docs)} distinct document(s); splits are by document, "
-                        f"so it needs at least {min_documents}" + (" (or --doc-bytes N --piece-splits)" if min_documents > 1 else ""))
+                        f"so it needs at least {min_documents}{pieces}")
     info = {
         "description": corpora.describe(source),
         "fingerprint": corpora.fingerprint(order),
@@ -684,11 +688,12 @@ def _tokenize_splits(docs: list[str], req: PrepareRequest,
         if at_cap:
             if req.heldout_window:
                 have = sum(len(enc.piece(i, "select")) for i in range(k))
+                unit, smaller = ("pieces", ", cut smaller pieces (--doc-bytes)") if req.doc_bytes else ("documents", "")
                 raise UserError(
-                    f"val + select ask for {heldout_tokens:,} tokens, more than the {have:,} that the {k:,} "
-                    f"{'pieces' if req.doc_bytes else 'documents'} held out from tokenizer training (at most three quarters of the corpus) give in "
+                    f"val + select ask for {heldout_tokens:,} tokens, more than the {have:,} that the {k:,} {unit} "
+                    f"held out from tokenizer training (at most three quarters of the corpus) give in "
                     f"{req.heldout_window}-token windows; lower the select and val budgets, widen "
-                    f"--heldout-window{', cut smaller pieces (--doc-bytes)' if req.doc_bytes else ''} or add text"
+                    f"--heldout-window{smaller} or add text"
                 )
             raise UserError(
                 f"val + select ask for {heldout_tokens:,} tokens, more than the {enc.tokens(0, k):,} in the "
@@ -815,7 +820,8 @@ def _shortfall(enc: _Encoded, budgets: dict[str, int], name: str, start: int) ->
     unit = "document" if enc.sources is None else "piece"
     windows = f" ({enc.window}-token windows, one per {unit})" if enc.window and name != "train" else ""
     before = " and ".join(FILL_ORDER[:FILL_ORDER.index(name)])
-    left_text = f"; {left:,} remain for {name}{' after ' + before if before else ''}{windows}" if before or windows else ""
+    after = f" after {before}" if before else ""
+    left_text = f"; {left:,} remain for {name}{after}{windows}" if before or windows else ""
     asked = ", ".join(f"{n} {budgets[n]:,}" for n in FILL_ORDER)
     pieces = "" if not windows else (", or cut long documents into pieces, a window each (--doc-bytes N)"
                                      if unit == "document" else ", or cut smaller pieces (--doc-bytes)")
