@@ -38,6 +38,7 @@ from throughput import VOCAB, time_preset  # benchmarks/throughput.py: the train
 
 from scarce.config import apply_overrides, get_preset
 from scarce.data.store import prepare
+from scarce.device import pick_device
 from scarce.ensemble import write_evaluation
 from scarce.rundir import Member, read_config
 from scarce.runs import gpushare
@@ -177,7 +178,7 @@ def mini_check(out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=pick_device())
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script itself")
     ap.add_argument("--skip-mini", action="store_true", help="leave out the gpu-mini bench (~8 min)")
     args = ap.parse_args()

@@ -16,6 +16,7 @@ import time
 import torch
 
 from scarce.config import get_preset
+from scarce.device import pick_device
 from scarce.model.gpt import GPT, flops_per_token, param_counts
 from scarce.train.optim import build_optimizer
 from scarce.train.runtime import keep_freed_memory, measure_matmul_flops
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=pick_device())
     ap.add_argument("--compile", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

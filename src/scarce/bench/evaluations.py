@@ -13,6 +13,7 @@ import torch
 from scarce import atomic, rundir
 from scarce.bench.common import Log, progress_lines
 from scarce.data.store import open_store
+from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble, write_evaluation
 from scarce.eval import nextline
 from scarce.eval.scoring import Scorer
@@ -27,7 +28,7 @@ class Evaluations:
 
     def __init__(self, out: Path, log: Log, threads: Callable[[], int] | None = None):
         self.out, self.log, self.threads = out, log, threads
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = pick_device()
 
     def _own_threads(self) -> None:
         if self.threads is not None:  # (torch's intra-op threads are set per calling thread)

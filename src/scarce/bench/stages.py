@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from scarce.bench.common import Log, progress_lines
 from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import RunConfig, slowrun_overrides
 from scarce.data.store import open_store
+from scarce.device import pick_device
 from scarce.errors import UserError
 from scarce.recipes.common import sweep_rows
 from scarce.recipes.distill import chain_distill, distill_points
@@ -162,7 +161,7 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
     base = RunConfig.from_dict(members[0].config)
     base.tags = {"stage": "synthetic"}
     teachers, budget, k = [r.run_dir for r in members], train_tokens(members[0]), len(members)
-    out, device = runs.out / "runs" / "synthetic", "cuda" if torch.cuda.is_available() else "cpu"
+    out, device = runs.out / "runs" / "synthetic", pick_device()
     store = RunStore(runs.results)
 
     def group(name: str, writers: list, multiple: int, fracs: tuple, seeds: tuple) -> StudentGroup:

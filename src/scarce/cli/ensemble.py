@@ -11,6 +11,7 @@ import torch
 from scarce import atomic
 from scarce.cli import options
 from scarce.config import ObjectiveConfig
+from scarce.device import pick_device
 from scarce.errors import UserError
 from scarce.recipes.distill import distill_student, seq_distill
 from scarce.recipes.ensemble import (
@@ -87,7 +88,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else print
-    device = options.resolve_device(args.device)  # of the evaluations and teachers; training follows train.device
+    device = pick_device(args.device)  # of the evaluations and teachers; training follows train.device
     if args.top_k and not args.prior:
         raise UserError("--top-k chooses among the learned prior's mixtures: add --prior")
     if args.prior and not (args.runs or args.snapshots):

@@ -8,6 +8,7 @@ import torch
 
 from scarce import rundir
 from scarce.cli import options
+from scarce.device import pick_device
 from scarce.ensemble import read_ensemble
 from scarce.errors import UserError
 from scarce.eval import harness
@@ -53,7 +54,7 @@ def run(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     options.check_file_out(args.out, "--out")
-    device = options.resolve_device(args.device)
+    device = pick_device(args.device)
     if args.run:
         read_config(args.run)  # a one-line error when it is not a run
         folder, members, combine = Path(args.run), [Member.of_run(args.run)], "logit"

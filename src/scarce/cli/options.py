@@ -15,8 +15,6 @@ import os
 import re
 from pathlib import Path
 
-import torch
-
 from scarce import track
 from scarce.atomic import unmakeable
 from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, parse_assignments, set_horizon
@@ -334,12 +332,3 @@ def merge_file(cfg: RunConfig, path: str) -> RunConfig:
         else:
             d[key] = value
     return RunConfig.from_dict(d)
-
-
-def resolve_device(name: str | None) -> str:
-    """--device: `auto` (or unset) is the GPU when there is one, else the CPU; `cuda` without one is an error."""
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is available")
-    return name

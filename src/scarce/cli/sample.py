@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from scarce.cli import options
+from scarce.device import pick_device
 from scarce.sample import sample
 
 
@@ -25,6 +26,6 @@ def run(args) -> int:
     torch.set_num_threads(max(1, args.threads or 1))
     runs = options.model_runs(args)
     sampling = options.sampling(args)
-    texts = sample(runs, args.tokens, sampling, args.seed, options.resolve_device(args.device), args.rows)
+    texts = sample(runs, args.tokens, sampling, args.seed, pick_device(args.device), args.rows)
     print("\n\n---\n\n".join(texts))
     return 0

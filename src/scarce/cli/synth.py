@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from scarce.cli import options
+from scarce.device import pick_device
 from scarce.synth import MODES, SynthSpec, synthesize
 
 SPEC_FLAGS = {"mode": "mode", "prefix": "prefix-tokens", "generations": "generations", "length": "length",
@@ -36,6 +37,6 @@ def run(args) -> int:
     options.check_out(args.out, "--out")
     spec = SynthSpec(args.tokens, seed=args.seed, sampling=options.sampling(args),
                      **options.field_values(args, SPEC_FLAGS))
-    store = synthesize(runs, args.out, spec, args.data, options.resolve_device(args.device), quiet=args.quiet)
+    store = synthesize(runs, args.out, spec, args.data, pick_device(args.device), quiet=args.quiet)
     print(f"wrote {args.tokens:,} generated tokens ({args.mode}) -> {store.path}")
     return 0

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from scarce.config import parse_assignment, slowrun_overrides
 from scarce.data.store import open_store
+from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble
 from scarce.errors import UserError
 from scarce.recipes.common import Context, brief, point_config, run_points
@@ -254,7 +254,7 @@ def run_windows(row: RunRow, store) -> np.ndarray:
                              store.manifest["splits"]["val"]["sha256"], seq_len)
     if found is not None and found.shape == ((len(val) - 1) // seq_len,):
         return found
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device()
     r = evaluate_ensemble([Member.of_run(row.run_dir)], val, store.token_bytes(), seq_len,
                           row.config["train"]["batch_size"], combine="prob", device=device)
     return np.asarray(r["member_window_nll"][0], dtype=np.float64)

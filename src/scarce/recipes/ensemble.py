@@ -18,10 +18,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-
 from scarce.config import ObjectiveConfig, RunConfig
 from scarce.data.store import open_store
+from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble, learned_prior, write_evaluation
 from scarce.errors import UserError
 from scarce.recipes.common import Context, brief, run_points
@@ -171,7 +170,7 @@ def ensemble_losses(ctx: Context, runs: list[dict]) -> list[float]:
     """Val loss (nats/token, logit averaging) of the first K members, K = 1..len(runs), in one pass."""
     store = open_store(ctx.data)
     cfg = read_config(runs[0]["run_dir"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device()
     result = evaluate_ensemble([Member.of_run(r["run_dir"]) for r in runs], store.split("val"), store.token_bytes(),
                                cfg.model.seq_len, cfg.train.batch_size, cfg.train.eval_tokens, device=device)
     return result["prefix_loss"]

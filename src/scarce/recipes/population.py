@@ -21,10 +21,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from scarce import atomic
 from scarce.data.store import open_store
+from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble, member_token_logprobs, mixture_nll, prior_of
 from scarce.errors import UserError
 from scarce.progress import Lines
@@ -100,7 +100,7 @@ def allocation_curves(ctx: Context, trajectories: list[dict], members: list[dict
     `windows_path` (the numbers the intervals resample)."""
     pop = population_members([r["run_dir"] for r in trajectories], cycles)
     ind = [Member.of_run(r["run_dir"]) for r in members]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device()
     curves, windows = measure_population(open_store(ctx.data), pop, ind, len(trajectories), cycle_epochs,
                                          [member_epochs] * len(ind), ks, device)
     atomic.write_arrays(windows_path, **windows)

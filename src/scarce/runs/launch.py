@@ -20,11 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from scarce import atomic, rundir, track
 from scarce.config import RunConfig
 from scarce.data.store import open_store
+from scarce.device import pick_device
 from scarce.errors import Diverged, UserError
 from scarce.model import hf
 from scarce.progress import format_seconds
@@ -32,6 +31,7 @@ from scarce.runs import branch
 from scarce.runs.executors import LocalExecutor
 from scarce.runs.store import RunStore, results_root
 from scarce.sample import available_memory
+from scarce.train.runtime import NO_CUDA
 from scarce.train.trainer import Trainer, resolve_config
 
 
@@ -195,7 +195,7 @@ def check_model_size(cfg: RunConfig) -> None:
     params = m.depth * 2 * width * width + max(m.vocab_size, 256) * width
     ranks = int(os.environ.get("WORLD_SIZE", 1)) if cfg.train.parallel == "fsdp" else 1
     need = 12 * params // ranks
-    device = "cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device = pick_device(cfg.train.device, NO_CUDA)  # the runtime would refuse a missing GPU a moment later
     have = available_memory(device)
     if have is not None and need > have:
         raise UserError(f"model.depth={m.depth} (width {width:,}) makes a model of more than {params:.3g} "

@@ -15,7 +15,7 @@ import torch
 
 from scarce import cache
 from scarce.config import TrainConfig
-from scarce.errors import UserError
+from scarce.device import pick_device
 
 # Dense bf16 peaks of common accelerators (FLOP/s), for MFU on GPUs.
 GPU_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
@@ -40,16 +40,15 @@ class Runtime:
         return self.rank == 0
 
 
+NO_CUDA = "train.device=cuda but no CUDA device is available; use train.device=cpu or auto"
+
+
 def make_runtime(cfg: TrainConfig) -> Runtime:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = cfg.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(cfg.device, NO_CUDA)
     if device == "cpu":
         keep_freed_memory()
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
     precision = cfg.precision
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
