@@ -71,7 +71,7 @@ def main() -> None:
         # Budgets that take nearly the whole corpus (the held-out prefix costs a few cut documents).
         store = store_mod.prepare(args.corpus, Path(tmp) / "s", args.vocab_size, train_tokens=int(tokens * 0.9),
                                   select_tokens=250_000, val_tokens=250_000, log=lambda _: None)
-        stored = sum(store.manifest["splits"][n]["tokens"] for n in store_mod.SPLITS)
+        stored = sum(store.split_tokens(n) for n in store_mod.SPLITS)
 
     threads = os.environ.get("RAYON_RS_NUM_CPUS", f"all {os.cpu_count()}")
     print(f"corpus {args.corpus}: {len(docs):,} documents, {mb:.1f} MB; vocab {args.vocab_size}; "

@@ -42,7 +42,7 @@ def main() -> None:
     out, t0 = Path(args.out), time.perf_counter()
     executor = make_executor("local", args.workers, threads=1)
     budget = stores(out / "stores")
-    tokens = budget.manifest["splits"]["train"]["tokens"]
+    tokens = budget.split_tokens("train")
     jobs = [Job(teacher_config(budget, k), out / "teachers" / f"m{k}") for k in range(4)]
     train_all(jobs, executor, args.results)
     teachers = [str(j.run_dir) for j in jobs]

@@ -61,7 +61,7 @@ def _markers(store, name: str) -> list[str]:
 def test_budgets_exact_and_manifest(built):
     m = built.manifest
     for name in SPLITS:
-        assert len(built.split(name)) == BUDGETS[f"{name}_tokens"] == m["splits"][name]["tokens"]
+        assert len(built.split(name)) == BUDGETS[f"{name}_tokens"] == m["splits"][name]["tokens"] == built.split_tokens(name)
     assert built.dtype == np.uint16 and built.split("train").dtype == np.uint16
     assert m["tokenizer"]["kind"] == "bpe" and built.vocab_size == VOCAB
     assert m["request"]["vocab_size"] == VOCAB and m["request"]["train_tokens"] == BUDGETS["train_tokens"]
@@ -270,6 +270,8 @@ def test_split_is_read_only_and_names_checked(built):
         built.split("train")[0] = 1
     with pytest.raises(UserError, match="unknown split"):
         built.split("test")
+    with pytest.raises(UserError, match="unknown split"):
+        built.split_tokens("test")
 
 
 def test_derived_stores_are_nested(corpus, built, tmp_path):

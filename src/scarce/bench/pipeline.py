@@ -121,7 +121,7 @@ def bench_stores(p: BenchPreset, data: str | None, root: Path, log: Log, seed: i
                         "train tokens) exceed the embedded corpus; prepare a store from a real corpus (docs/bench.md)")
     if data:
         base = open_store(data)
-        held = base.manifest["splits"]["train"]["tokens"]
+        held = base.split_tokens("train")
         budget = held // top  # the given store is the largest reference size
         if budget < 1:
             raise UserError(f"{data} holds {held:,} train tokens, too few for {top} reference sizes")
@@ -137,7 +137,7 @@ def bench_stores(p: BenchPreset, data: str | None, root: Path, log: Log, seed: i
     stores = {}
     for m in p.multiples:
         n = budget * m
-        held = base.manifest["splits"]["train"]["tokens"]
+        held = base.split_tokens("train")
         stores[m] = base if n == held else derive_store(base, root / f"train-{n}", n, log=log)
     return stores
 

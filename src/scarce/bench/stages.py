@@ -145,7 +145,7 @@ def best_on_select(rows: list[dict]) -> dict:
 
 def train_tokens(row: dict) -> int:
     """Unique train tokens of the store a run trained on."""
-    return int(open_store(row.config["data"]).manifest["splits"]["train"]["tokens"])
+    return open_store(row.config["data"]).split_tokens("train")
 
 
 SYNTHETIC_STREAMS = 128

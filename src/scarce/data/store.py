@@ -299,6 +299,11 @@ class TokenStore:
             self._maps[name] = np.memmap(self.path / f"{name}.bin", dtype=self.dtype, mode="r")
         return self._maps[name]
 
+    def split_tokens(self, name: str) -> int:
+        """Tokens in a split, as its manifest records them."""
+        self.split(name)  # validates the name
+        return int(self.manifest["splits"][name]["tokens"])
+
     def split_bytes(self, name: str) -> int:
         """UTF-8 bytes of the text a split's tokens encode (the denominator of bits per byte)."""
         self.split(name)  # validates the name
@@ -469,7 +474,7 @@ def derive_store(base: TokenStore | str | os.PathLike, out: str | os.PathLike, t
     and val: what `prepare` would make with that train budget, without tokenizing again."""
     base = base if isinstance(base, TokenStore) else open_store(base)
     _check_positive("train_tokens", train_tokens)
-    held = base.manifest["splits"]["train"]["tokens"]
+    held = base.split_tokens("train")
     if train_tokens > held:
         raise UserError(f"{base.path} has {held:,} train tokens, fewer than the {train_tokens:,} asked; "
                         "derive from a bigger store or prepare a new one")

@@ -44,7 +44,7 @@ def data_scaling(ctx: Context, data_sizes: list[int] | None = None, lrs: list[fl
     """The standard recipe on nested training sets: the first n train tokens of the store, for each n
     (the select and val splits are shared, so losses are comparable)."""
     base = open_store(ctx.data)
-    held = base.manifest["splits"]["train"]["tokens"]
+    held = base.split_tokens("train")
     data_sizes = data_sizes or [held // 4, held // 2, held]
     results = {}
     for n in sorted(data_sizes):

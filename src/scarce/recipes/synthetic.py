@@ -32,7 +32,7 @@ def base_tokens(cfg: RunConfig) -> int:
         return cfg.train.tokens
     if not cfg.train.epochs:
         raise UserError("the base config of a synthetic student needs a horizon in epochs or tokens")
-    return math.ceil(cfg.train.epochs * open_store(cfg.data).manifest["splits"]["train"]["tokens"])
+    return math.ceil(cfg.train.epochs * open_store(cfg.data).split_tokens("train"))
 
 
 def student_config(base: RunConfig, synthetic: list[tuple[str, float]], seed: int, passes: float = 2.0,
@@ -46,7 +46,7 @@ def student_config(base: RunConfig, synthetic: list[tuple[str, float]], seed: in
     (first, frac), rest = synthetic[0], synthetic[1:]
     cfg.mix = MixConfig(first, frac, [s for s, _ in rest], [f for _, f in rest])
     share = sum(f for _, f in synthetic)
-    generated = sum(open_store(s).manifest["splits"]["train"]["tokens"] for s, _ in synthetic)
+    generated = sum(open_store(s).split_tokens("train") for s, _ in synthetic)
     tokens = max(base_tokens(base), math.ceil(passes * generated / share)) if share else base_tokens(base)
     cfg = set_horizon(cfg, tokens=tokens)
     if kd:
