@@ -130,21 +130,6 @@ def total_steps(cfg: RunConfig, loader: WindowLoader, params: int) -> int:
     return max(1, math.ceil(tokens / tokens_per_step))
 
 
-def check_shardable(cfg: RunConfig, rt: Runtime) -> None:
-    """A one-line error for train.parallel=fsdp where it cannot run."""
-    if not rt.distributed:
-        raise UserError("train.parallel=fsdp shards the model over the ranks of a process group: launch with "
-                        "torchrun --nproc_per_node N (N >= 2), or use train.parallel=ddp")
-    if cfg.optim.ema_decay or cfg.optim.avg_last:
-        raise UserError("train.parallel=fsdp does not average weights yet (optim.ema_decay, optim.avg_last): "
-                        "use train.parallel=ddp")
-    if cfg.train.compile not in (False, "auto"):
-        raise UserError("train.parallel=fsdp is not compiled yet: set train.compile=false")
-    if cfg.optim.perturb or cfg.objective.kind == "chain":
-        raise UserError("train.parallel=fsdp does not perturb weights or chain cycles yet (optim.perturb, "
-                        "objective.kind=chain): use train.parallel=ddp")
-
-
 def check_cycles(cfg: RunConfig, cycle: int, steps: int, steps_per_epoch: int) -> None:
     """A one-line error for cycles the run cannot hold: a chain without cycles, a cycle longer than the run, more SWA
     epochs than the run has."""
@@ -211,22 +196,18 @@ class Trainer:
         self.cfg = check_vocabulary(cfg, self.store) if resolved else resolve_config(cfg, self.store)
         self.rt: Runtime = make_runtime(cfg.train)
         self.model = build_model(cfg, self.rt.device)
-        self.sharded = cfg.train.parallel == "fsdp"
-        if self.sharded:
-            check_shardable(cfg, self.rt)
-            parallel.shard(self.model, self.rt.precision == "bf16" and self.rt.device == "cuda")
+        self.parallelism = parallel.strategy(cfg, self.rt)
+        self.parallelism.prepare(self.model)  # FSDP shards in place: the optimizer must see the sharded weights
         self.objective = build_objective(cfg.objective, cfg.model.vocab_size, self.rt.device)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.rt.device)
-        self.forward = self.model
-        if self.rt.distributed and not self.sharded:  # DDP: gradients averaged across ranks (each its own windows)
-            self.forward = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.forward = self.parallelism.forward(self.model)
         t = cfg.train
         self.params = param_counts(self.model)
         self.plan_steps(t.grad_accum)
         self.flops_per_token = flops_per_token(self.model)
         peak = peak_flops(self.rt.device, torch.get_num_threads()) * self.rt.world  # flops_at counts every rank
-        self.compiled, self.compile_reason = compile_decision(False if self.sharded else t.compile, self.rt.device,
-                                                              self.flops_at(self.steps), peak)
+        self.compiled, self.compile_reason = compile_decision(self.parallelism.compile_setting(t.compile),
+                                                              self.rt.device, self.flops_at(self.steps), peak)
         if self.compiled:
             self.forward = torch.compile(self.forward, mode=t.compile if t.compile == "reduce-overhead" else None)
         self.averager = build_averager(cfg.optim, self.steps, self.eval_every)
@@ -251,9 +232,7 @@ class Trainer:
 
     def full_state(self) -> tuple[dict, torch.optim.Optimizer | dict]:
         """The weights and optimizer state to save, whole (sharded: gathered to rank 0, a collective)."""
-        if not self.sharded:
-            return self.model.state_dict(), self.optimizer
-        return parallel.full_model_state(self.model), parallel.full_optimizer_state(self.model, self.optimizer)
+        return self.parallelism.full_state(self.model, self.optimizer)
 
     def checkpoint(self, record: dict) -> None:
         s = self.state
@@ -292,12 +271,8 @@ class Trainer:
             n = len(self.averager.prefix)
             self.averager.load_state_dict({k[n:]: model_state.pop(k) for k in list(model_state)
                                            if k.startswith(self.averager.prefix)})
-        if self.sharded:
-            parallel.load_full_state(self.model, self.optimizer, model_state,
-                                     ckpt.flat_to_state(opt_tensors, state.pop("optimizer")))
-        else:
-            rundir.load_state(self.model, model_state, self.run_dir / "checkpoints")
-            ckpt.optimizer_from_flat(self.optimizer, opt_tensors, state.pop("optimizer"))
+        self.parallelism.load(self.model, self.optimizer, model_state, opt_tensors, state.pop("optimizer"),
+                              self.run_dir / "checkpoints")
         self.state = TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
         if self.rt.is_main:
             self._truncate_metrics(self.state.step)
@@ -475,7 +450,7 @@ class Trainer:
                                (time.perf_counter() - t_start) / (done - start_step))
                 loss_sum, loss_n, timed, t_log = torch.zeros(()), 0, 0, time.perf_counter()
             if self.snapshot_due(done):  # before the checkpoint: a resume from it finds the snapshots it needs
-                weights = parallel.full_model_state(self.model) if self.sharded else self.model.state_dict()
+                weights = self.parallelism.weights(self.model)
                 if self.rt.is_main:
                     rundir.save_weights(rundir.snapshot_path(self.run_dir, done), weights, self.model.loops)
             if done % self.eval_every == 0 or done == self.steps:
