@@ -32,7 +32,6 @@ from scarce.errors import UserError
 from scarce.train import checkpoint as ckpt
 from scarce.train.runtime import Runtime
 
-PARALLEL = ("ddp", "fsdp")
 GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
 """Full tensors, on the CPU of rank 0 (the other ranks take part in the gathers and get nothing)."""
 LOAD = StateDictOptions(full_state_dict=True)
