@@ -206,7 +206,8 @@ def same_val(store, other, where: str) -> None:
 
 
 def train_tokens(row: RunRow) -> int:
-    return int(open_store(row.config["data"]).manifest["splits"]["train"]["tokens"])
+    """Unique train tokens of the store a run trained on."""
+    return open_store(row.config["data"]).split_tokens("train")
 
 
 def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
