@@ -23,9 +23,10 @@ from scarce.bench.findings import Bench, check_findings, hygiene_of
 from scarce.bench.measured import Measured, interval, reference_noise, seed_noise
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
-from scarce.bench.stages import best_on_select, train_tokens
+from scarce.bench.stages import best_on_select
 from scarce.data.store import open_store
 from scarce.eval import nextline
+from scarce.recipes.common import train_tokens
 from scarce.recipes.population import TOP_K as POPULATION_TOP_K
 from scarce.recipes.population import epochs_ratio, measure_population, population_members
 from scarce.rundir import Member

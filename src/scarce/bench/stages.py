@@ -7,10 +7,9 @@ from pathlib import Path
 from scarce.bench.common import Log, progress_lines
 from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import RunConfig, slowrun_overrides
-from scarce.data.store import open_store
 from scarce.device import pick_device
 from scarce.errors import UserError
-from scarce.recipes.common import sweep_rows
+from scarce.recipes.common import sweep_rows, train_tokens
 from scarce.recipes.distill import chain_distill, distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
@@ -141,11 +140,6 @@ def _cost(point: dict) -> float:
 
 def best_on_select(rows: list[dict]) -> dict:
     return min(rows, key=lambda r: r.select_loss)
-
-
-def train_tokens(row: dict) -> int:
-    """Unique train tokens of the store a run trained on."""
-    return open_store(row.config["data"]).split_tokens("train")
 
 
 SYNTHETIC_STREAMS = 128

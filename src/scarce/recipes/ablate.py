@@ -45,7 +45,7 @@ from scarce.data.store import open_store
 from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble
 from scarce.errors import UserError
-from scarce.recipes.common import Context, brief, point_config, run_points
+from scarce.recipes.common import Context, brief, point_config, run_points, train_tokens
 from scarce.rundir import Member, best_val_windows
 from scarce.runs.store import RunRow, RunStore
 from scarce.scaling.efficiency import empirical_frontier, interpolate_tokens, tokens_for_loss
@@ -205,11 +205,6 @@ def same_val(store, other, where: str) -> None:
                         "(losses on different val text are not comparable)")
 
 
-def train_tokens(row: RunRow) -> int:
-    """Unique train tokens of the store a run trained on."""
-    return open_store(row.config["data"]).split_tokens("train")
-
-
 def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
     """The bench's reference from a run store: done runs tagged stage 'standard' on the ablation's val split, and
     per size of train data the one best on select (never val), at the one depth every size has (`depth` picks)."""
@@ -268,10 +263,17 @@ def measure(store, by_config: dict[str, list[RunRow]], comparisons: list[dict], 
             n_boot: int) -> dict:
     """Every comparison's difference, multiple and cost with their intervals (see the module docstring)."""
     tpw = int(next(iter(by_config.values()))[0].config["model"]["seq_len"])
-    windows = {name: np.stack([run_windows(r, store) for r in rs]) for name, rs in by_config.items()}
+    seen: dict[str, np.ndarray] = {}
+
+    def of(row: RunRow) -> np.ndarray:  # a run can be a config's and the reference's (reference_data's 1x point)
+        if row.id not in seen:
+            seen[row.id] = run_windows(row, store)
+        return seen[row.id]
+
+    windows = {name: np.stack([of(r) for r in rs]) for name, rs in by_config.items()}
     losses = {name: np.array([r.val_loss for r in rs]) for name, rs in by_config.items()}
     ref_tpw = int(ref_rows[0].config["model"]["seq_len"])
-    ref_windows = np.stack([run_windows(r, store) for r in ref_rows])
+    ref_windows = np.stack([of(r) for r in ref_rows])
     d = Draws(windows, losses, tpw, n_boot)
     law = d.reference_law([train_tokens(r) for r in ref_rows], [r.val_loss for r in ref_rows], ref_windows, ref_tpw,
                           [r.id for r in ref_rows])

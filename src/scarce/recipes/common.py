@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce.config import RunConfig
+from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.runs.store import RunRow, RunStore, results_root
 from scarce.runs.sweep import SweepSpec, build_config, run_sweep
@@ -101,3 +102,8 @@ def brief(row: RunRow | None) -> dict | None:
     return {"run_id": row.id, "run_dir": row.run_dir, "select_loss": s.get("select_loss"),
             "val_loss": s.get("val_loss"), "params": s.get("params"), "tokens_seen": s.get("tokens_seen"),
             "flops": s.get("flops")}
+
+
+def train_tokens(row: RunRow) -> int:
+    """Unique train tokens of the store a run trained on."""
+    return open_store(row.config["data"]).split_tokens("train")
