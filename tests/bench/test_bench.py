@@ -268,6 +268,30 @@ def test_an_ablation_of_two_bench_runs_reads_the_bench_multiples(bench_run):
     assert c["delta"]["value"] == pytest.approx(reg.val_loss - std.val_loss)
 
 
+def test_report_lines_on_the_bench_store_join_runs_differing_in_the_swept_field_alone(bench_run):
+    """On a bench's own run store (every stage, several token stores): each line of every swept-setting plot joins
+    runs whose settings, the token store and the stage included, differ in the swept field and nothing else."""
+    from scarce.report.groups import settings, swept_lines, swept_value
+    from scarce.report.report import _swept
+    from scarce.runs.store import RunStore
+
+    _, results, _, _ = bench_run
+    store = RunStore(results)
+    try:
+        rows = store.list(status="done")
+    finally:
+        store.close()
+    assert len({r.config["data"] for r in rows}) >= 3 and len({r.config["tags"].get("stage") for r in rows}) >= 4
+    fields = _swept(rows)
+    assert "train.epochs" in fields
+    for field in fields:
+        lines = swept_lines(rows, field)
+        assert sum(len(runs) for _, runs in lines) == sum(swept_value(r, field) is not None for r in rows)
+        for _, runs in lines:
+            others = [{k: v for k, v in settings(r.config).items() if k != field} for r in runs]
+            assert all(o == others[0] for o in others), field
+
+
 def test_tables_match_the_run_store(bench_run):
     from scarce.runs.store import RunStore
 
