@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from scarce.config import parse_assignments
-from scarce.data.store import derive_store, prepare
+from scarce.data.prepare import derive_store, prepare
 from scarce.recipes import run_recipe
 from scarce.report.ablation import write_report
 from scarce.runs.executors import make_executor

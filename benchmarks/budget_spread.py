@@ -24,7 +24,8 @@ import numpy as np
 
 from scarce.bench.presets import get_bench_preset
 from scarce.data import corpora
-from scarce.data.store import cut_pieces, prepare
+from scarce.data.prepare import prepare
+from scarce.data.split import cut_pieces
 
 
 def source_of(texts: set[str], piece_bytes: int) -> dict[str, int]:

@@ -23,7 +23,7 @@ import torch
 
 from scarce.atomic import write_json, write_text
 from scarce.config import apply_overrides, get_preset
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.recipes.distill import distill_student
 from scarce.recipes.ensemble import ensemble
 from scarce.runs.executors import make_executor

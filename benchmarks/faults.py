@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.runs.store import STATUSES, RunStore
 
 TINY = ["--set", "model.depth=2", "--set", "model.head_dim=16", "--set", "model.aspect_ratio=16",

@@ -37,7 +37,7 @@ import torch
 from throughput import VOCAB, time_preset  # benchmarks/throughput.py: the trainer's step on random tokens
 
 from scarce.config import apply_overrides, get_preset
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.device import pick_device
 from scarce.ensemble import write_evaluation
 from scarce.rundir import Member, read_config

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scarce.data import store as store_mod
+from scarce.data import split as split_mod
 from scarce.data.corpora import read_corpus
+from scarce.data.prepare import prepare
+from scarce.data.store import SPLITS
 from scarce.data.tokenizer import set_threads, train_bpe
 
 
@@ -41,7 +43,7 @@ def tokenize(tok, docs: list[str]) -> int:
         if doc is not None:
             batch.append(doc)
             size += len(doc)
-        if batch and (doc is None or size >= store_mod.ENCODE_BATCH_BYTES):
+        if batch and (doc is None or size >= split_mod.ENCODE_BATCH_BYTES):
             for ids in tok.encode_batch(batch):
                 tokens += len(np.array(ids + [tok.eot_id], dtype=np.uint16))
             batch, size = [], 0
@@ -69,9 +71,9 @@ def main() -> None:
         tokens = tokenize(tok, docs)
     with tempfile.TemporaryDirectory() as tmp, Timer() as t_prepare:
         # Budgets that take nearly the whole corpus (the held-out prefix costs a few cut documents).
-        store = store_mod.prepare(args.corpus, Path(tmp) / "s", args.vocab_size, train_tokens=int(tokens * 0.9),
-                                  select_tokens=250_000, val_tokens=250_000, log=lambda _: None)
-        stored = sum(store.split_tokens(n) for n in store_mod.SPLITS)
+        store = prepare(args.corpus, Path(tmp) / "s", args.vocab_size, train_tokens=int(tokens * 0.9),
+                        select_tokens=250_000, val_tokens=250_000, log=lambda _: None)
+        stored = sum(store.split_tokens(n) for n in SPLITS)
 
     threads = os.environ.get("RAYON_RS_NUM_CPUS", f"all {os.cpu_count()}")
     print(f"corpus {args.corpus}: {len(docs):,} documents, {mb:.1f} MB; vocab {args.vocab_size}; "

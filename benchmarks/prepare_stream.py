@@ -49,7 +49,7 @@ def child(args: argparse.Namespace) -> None:
     """Prepare the store (run in a child so its peak RSS is the prepare's alone); print the manifest and seconds."""
     import datasets  # noqa: F401 (imported before the RSS baseline, as prepare would import it)
 
-    from scarce.data.store import prepare
+    from scarce.data.prepare import prepare
 
     imports_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     with tempfile.TemporaryDirectory() as out:

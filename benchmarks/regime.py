@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scarce.cli.options import parse_count
 from scarce.config import apply_overrides, get_preset
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.rundir import read_summary
 from scarce.runs.executors import make_executor
 from scarce.runs.launch import Job, run_jobs

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scarce.config import apply_overrides, get_preset
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.train.runtime import keep_freed_memory
 from scarce.train.trainer import Trainer
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from scarce.bench import CPU_FAMILY, ONE_EVALUATION, get_bench_preset
 from scarce.config import apply_overrides, get_preset
-from scarce.data.store import derive_store, prepare
+from scarce.data.prepare import derive_store, prepare
 from scarce.ensemble import evaluate_ensemble
 from scarce.recipes.synthetic import synthetic_students
 from scarce.rundir import Member

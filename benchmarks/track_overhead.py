@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from scarce.config import apply_overrides, get_preset
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.runs.launch import train
 
 ARMS = ("none", "tensorboard", "wandb")

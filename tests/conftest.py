@@ -24,7 +24,7 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="scarce-test-cache-")  # 
 @pytest.fixture(scope="session")
 def stdlib_store(tmp_path_factory):
     """A stdlib token store: vocab 512, 400k train tokens, 20k select and val tokens."""
-    from scarce.data.store import prepare
+    from scarce.data.prepare import prepare
 
     out = tmp_path_factory.mktemp("stores") / "stdlib"
     return prepare("stdlib", out, vocab_size=512, train_tokens=400_000, select_tokens=20_000,
@@ -38,7 +38,7 @@ def tiny_store(tmp_path_factory):
     import sysconfig
     from pathlib import Path
 
-    from scarce.data.store import prepare
+    from scarce.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("corpus")
     files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]

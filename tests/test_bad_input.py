@@ -192,7 +192,7 @@ def sqlite_db(rel: str, *statements: str):
 
 def other_store(tmp: Path, fx) -> None:
     """Setup: a store at tmp/other whose tokenizer was trained on another corpus (same vocabulary size)."""
-    from scarce.data.store import prepare
+    from scarce.data.prepare import prepare
 
     files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[60:120]
     (tmp / "other-corpus").mkdir()
@@ -205,7 +205,7 @@ def other_store(tmp: Path, fx) -> None:
 def run_of_another_vocabulary(tmp: Path, fx) -> None:
     """Setup: tmp/orun, a finished tiny run on a store of 320 tokens (the fixture run's has 300)."""
     from scarce.config import apply_overrides, get_preset
-    from scarce.data.store import prepare
+    from scarce.data.prepare import prepare
     from scarce.runs.launch import train
 
     corpus = tmp / "v320-corpus"

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from scarce import atomic, rundir
-from scarce.data.store import TokenStore, check_free, open_store, replace_train
+from scarce.data.prepare import check_free, replace_train
+from scarce.data.store import TokenStore, open_store
 from scarce.errors import UserError
 from scarce.progress import Lines, Progress, StatusLine, silent
 from scarce.rundir import is_run, read_config

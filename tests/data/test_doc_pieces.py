@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from scarce.cli.main import main
+from scarce.data import split as split_mod
 from scarce.data import store as store_mod
-from scarce.data.store import derive_store, prepare, source_pieces
+from scarce.data.prepare import derive_store, prepare
+from scarce.data.split import source_pieces
 from scarce.errors import UserError
 
 VOCAB = 320
@@ -97,8 +99,8 @@ def test_the_manifest_says_which(stores, corpus, tmp_path):
     source, piece = stores["source"].manifest, stores["piece"].manifest
     assert source["request"]["doc_bytes"] == DOC_BYTES and "piece_splits" not in source["request"]
     assert piece["request"]["piece_splits"] is True
-    assert source["splits_drawn"] == store_mod.SPLITS_DRAWN_WHOLE + store_mod.DRAWN_DOC_PIECES
-    assert piece["splits_drawn"] == store_mod.SPLITS_DRAWN_WHOLE + store_mod.DRAWN_PIECE_SPLITS
+    assert source["splits_drawn"] == split_mod.SPLITS_DRAWN_WHOLE + split_mod.DRAWN_DOC_PIECES
+    assert piece["splits_drawn"] == split_mod.SPLITS_DRAWN_WHOLE + split_mod.DRAWN_PIECE_SPLITS
     assert _prepare(corpus, stores["source"].path, doc_bytes=DOC_BYTES).fingerprint == stores["source"].fingerprint
     with pytest.raises(UserError, match="already holds a different request"):
         _prepare(corpus, stores["source"].path, doc_bytes=DOC_BYTES, piece_splits=True)
@@ -115,8 +117,8 @@ def test_with_piece_bytes_train_pieces_are_reordered(corpus, stores, tmp_path):
     for name in ("val", "select"):
         assert np.array_equal(both.split(name), stores["source"].split(name))
     assert not _works(both, "train") & (_works(both, "val") | _works(both, "select"))
-    assert both.manifest["splits_drawn"].endswith(store_mod.SPLITS_DRAWN_PIECES.removeprefix(
-        store_mod.SPLITS_DRAWN_WHOLE))
+    assert both.manifest["splits_drawn"].endswith(split_mod.SPLITS_DRAWN_PIECES.removeprefix(
+        split_mod.SPLITS_DRAWN_WHOLE))
 
 
 def test_source_pieces_group_by_document_and_drop_repeats():

@@ -18,7 +18,8 @@ from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tok
 from tokenizers import Tokenizer as HFTokenizer
 
 from scarce.cli.main import main
-from scarce.data.store import SPLITS, open_store, prepare
+from scarce.data.prepare import prepare
+from scarce.data.store import SPLITS, open_store
 from scarce.data.tokenizer import EOT, hf_tokenizer, parse_tokenizer_spec, tokenizer_file
 from scarce.errors import UserError
 

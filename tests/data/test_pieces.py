@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scarce.data import store as store_mod
-from scarce.data.store import PrepareRequest, cut_pieces, derive_store, prepare, train_pieces
+from scarce.data import split as split_mod
+from scarce.data.prepare import derive_store, prepare
+from scarce.data.split import PrepareRequest, cut_pieces, train_pieces
 from scarce.errors import UserError
 
 VOCAB = 320
@@ -95,15 +96,15 @@ def test_the_seed_reorders_the_pieces(corpus, stores, tmp_path):
 
 def test_the_manifest_records_piece_bytes_only_when_set(stores):
     pieces, whole = stores["pieces"].manifest, stores["whole"].manifest
-    assert pieces["request"]["piece_bytes"] == 512 and pieces["splits_drawn"] == store_mod.SPLITS_DRAWN_PIECES
-    assert set(whole["request"]) == REQUEST_KEYS and whole["splits_drawn"] == store_mod.SPLITS_DRAWN_WHOLE
+    assert pieces["request"]["piece_bytes"] == 512 and pieces["splits_drawn"] == split_mod.SPLITS_DRAWN_PIECES
+    assert set(whole["request"]) == REQUEST_KEYS and whole["splits_drawn"] == split_mod.SPLITS_DRAWN_WHOLE
 
 
 def test_zero_keeps_the_whole_document_fill(corpus, stores):
     """piece_bytes 0 is the store of before: train is whole documents, consecutive in the hash order."""
     s = stores["whole"]
     texts = s.tokenizer().decode(s.split("train")).split("<|endoftext|>")
-    docs, _ = store_mod._ordered_documents(corpus)
+    docs, _ = split_mod.ordered_documents(corpus)
     first = docs.index(texts[0])
     assert texts[:-1] == docs[first:first + len(texts) - 1] and docs[first + len(texts) - 1].startswith(texts[-1])
 

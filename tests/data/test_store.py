@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scarce.data import prepare as prepare_mod
+from scarce.data import split as split_mod
 from scarce.data import store as store_mod
-from scarce.data.store import SPLITS, derive_store, open_store, prepare
+from scarce.data.prepare import derive_store, prepare
+from scarce.data.store import SPLITS, open_store
 from scarce.data.tokenizer import EOT, existing_tokenizer, load_tokenizer
 from scarce.errors import UserError
 
@@ -93,13 +96,13 @@ def test_documents_end_with_eot_and_bytes_add_up(built):
 
 def test_tokenizer_never_sees_val_or_select(corpus, tmp_path, monkeypatch):
     seen: list[str] = []
-    train_bpe = store_mod.train_bpe
+    train_bpe = split_mod.train_bpe
 
     def spy(docs, vocab_size):
         seen.extend(docs)
         return train_bpe(docs, vocab_size)
 
-    monkeypatch.setattr(store_mod, "train_bpe", spy)
+    monkeypatch.setattr(split_mod, "train_bpe", spy)
     store = prepare(corpus, tmp_path / "s", VOCAB, **BUDGETS, log=lambda _: None)
     trained_on = set(MARK.findall("".join(seen)))
     assert trained_on and not trained_on & set(_markers(store, "val") + _markers(store, "select"))
@@ -114,10 +117,10 @@ def test_deterministic_and_independent_of_corpus_order(built, tmp_path):
 
 
 def test_heldout_grows_when_val_select_do_not_fit(corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(store_mod, "HELDOUT_BYTES_PER_TOKEN", 0.5)  # a far too small first guess
+    monkeypatch.setattr(split_mod, "HELDOUT_BYTES_PER_TOKEN", 0.5)  # a far too small first guess
     calls = []
-    train_bpe = store_mod.train_bpe
-    monkeypatch.setattr(store_mod, "train_bpe", lambda docs, v: calls.append(len(docs)) or train_bpe(docs, v))
+    train_bpe = split_mod.train_bpe
+    monkeypatch.setattr(split_mod, "train_bpe", lambda docs, v: calls.append(len(docs)) or train_bpe(docs, v))
     store = prepare(corpus, tmp_path / "s", VOCAB, **BUDGETS, log=lambda _: None)
     assert len(calls) >= 2 and calls == sorted(calls, reverse=True)  # retrained on fewer documents
     assert [len(store.split(n)) for n in SPLITS] == [BUDGETS[f"{n}_tokens"] for n in SPLITS]
@@ -165,7 +168,7 @@ def test_failed_write_leaves_nothing(corpus, tmp_path, monkeypatch):
         (folder / "train.bin").write_bytes(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_mod, "_write_files", boom)
+    monkeypatch.setattr(prepare_mod, "_write_files", boom)
     with pytest.raises(UserError, match="disk full"):
         prepare(corpus, tmp_path / "s", VOCAB, **BUDGETS, log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
@@ -319,7 +322,7 @@ def test_big_vocab_uses_uint32():
     class Big:
         vocab_size, eot_id = 70_000, 0
 
-    assert store_mod._Encoded(Big(), ["a"]).dtype == np.dtype("<u4")
+    assert split_mod._Encoded(Big(), ["a"]).dtype == np.dtype("<u4")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tiktoken") is not None, reason="tiktoken installed")
@@ -379,8 +382,8 @@ def test_a_seed_draws_another_sample_of_the_same_corpus(corpus, built, tmp_path)
     assert one.fingerprint not in (built.fingerprint, two.fingerprint)
     # the order is the documents' hashes salted by the seed: which documents come first, not what is in them
     texts = _sources(N_DOCS)
-    order = sorted(range(N_DOCS), key=lambda i: store_mod.order_key(
-        store_mod.corpora.document_hash(f"MARK{i:04d}X\n{texts[i]}"), 1))
+    order = sorted(range(N_DOCS), key=lambda i: split_mod.order_key(
+        split_mod.corpora.document_hash(f"MARK{i:04d}X\n{texts[i]}"), 1))
     assert _markers(one, "val")[0] == f"{order[0]:04d}"
     with pytest.raises(UserError, match="different request"):
         prepare(corpus, one.path, VOCAB, **BUDGETS, seed=2, log=lambda _: None)

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 from scarce.data import corpora
-from scarce.data import store as store_mod
-from scarce.data.store import SPLITS, derive_store, prepare, split_of, stream_shares
+from scarce.data import split as split_mod
+from scarce.data import stream as stream_mod
+from scarce.data.prepare import derive_store, prepare
+from scarce.data.store import SPLITS
+from scarce.data.stream import split_of, stream_shares
 from scarce.errors import UserError
 from scarce.progress import StatusLine
 
@@ -86,7 +89,7 @@ def test_reads_a_bounded_prefix_and_is_deterministic(corpus, built, tmp_path, mo
     again = prepare(corpus, tmp_path / "again", VOCAB, **BUDGETS, **_quiet())
     m = again.manifest
     assert _shas(again) == _shas(built)
-    assert m["splits_drawn"] == store_mod.SPLITS_DRAWN_STREAM
+    assert m["splits_drawn"] == stream_mod.SPLITS_DRAWN_STREAM
     assert len(pulled) == m["corpus"]["documents_read"] < N_DOCS / 10  # stopped long before the end
     assert m["corpus"]["bytes_read"] == sum(len(d.encode()) for d in pulled)
     assert m["tokenizer"]["sample"]["bytes"] <= SAMPLE
@@ -108,7 +111,7 @@ def test_shares_depend_on_heldout_budgets_not_on_train():
     assert small == stream_shares({"val": 1_000, "select": 2_000, "train": 10**9}, 1_000_000)
     assert small["val"] == pytest.approx(0.006) and small["select"] == pytest.approx(0.012)
     capped = stream_shares({"val": 10**6, "select": 10**6}, 1_000)
-    assert capped["val"] == capped["select"] == store_mod.MAX_HELDOUT_SHARE and capped["train"] == 0.5
+    assert capped["val"] == capped["select"] == stream_mod.MAX_HELDOUT_SHARE and capped["train"] == 0.5
     # u = 0 and u just below 1 land at the two ends
     assert split_of(bytes(32), small) == "val" and split_of(b"\xff" * 32, small) == "train"
 
@@ -188,8 +191,8 @@ def test_a_stream_shorter_than_its_sample_is_split_whole_like_files(tmp_path):
     (tmp_path / "files" / "d.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     local = prepare(f"files:{tmp_path / 'files'}", tmp_path / "b", VOCAB, **BUDGETS, **_quiet(tokenizer_bytes=0))
     assert _shas(hf) == _shas(local)
-    assert hf.manifest["splits_drawn"] == store_mod.SPLITS_DRAWN_SMALL_STREAM
-    assert local.manifest["splits_drawn"] == store_mod.SPLITS_DRAWN_WHOLE
+    assert hf.manifest["splits_drawn"] == stream_mod.SPLITS_DRAWN_SMALL_STREAM
+    assert local.manifest["splits_drawn"] == split_mod.SPLITS_DRAWN_WHOLE
     assert hf.manifest["corpus"]["documents_read"] == 160
     with pytest.raises(UserError, match="the corpus holds"):  # the error of a local corpus too small
         prepare(f"hf:{tmp_path / 'hf'}", tmp_path / "c", VOCAB, **{**BUDGETS, "train_tokens": 10**7}, **_quiet())
@@ -233,5 +236,5 @@ def test_a_seed_draws_other_documents_while_streaming(corpus, built, tmp_path):
         marker = t.split("\n", 1)[0]
         for name in SPLITS:
             if marker in seen[name]:
-                assert split_of(store_mod.order_key(corpora.document_hash(t), 1), shares) == name
+                assert split_of(split_mod.order_key(corpora.document_hash(t), 1), shares) == name
     assert len(_markers(built, "val") & seen["val"]) < len(seen["val"]) / 2

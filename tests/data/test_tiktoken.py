@@ -15,7 +15,7 @@ import pytest
 
 from scarce.cli.main import main
 from scarce.data import tokenizer as tk
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.errors import UserError
 
 tiktoken = pytest.importorskip("tiktoken")

@@ -17,7 +17,7 @@ TINY = ["model.depth=1", "model.aspect_ratio=32", "model.head_dim=16", "model.se
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
-    from scarce.data.store import prepare
+    from scarce.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("ens-data")
     files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:60]

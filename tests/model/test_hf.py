@@ -14,7 +14,8 @@ import torch.nn.functional as F
 transformers = pytest.importorskip("transformers")
 
 from scarce.config import ModelConfig  # noqa: E402
-from scarce.data.store import open_store, prepare  # noqa: E402
+from scarce.data.prepare import prepare  # noqa: E402
+from scarce.data.store import open_store  # noqa: E402
 from scarce.ensemble import evaluate_ensemble  # noqa: E402
 from scarce.errors import UserError  # noqa: E402
 from scarce.export import export  # noqa: E402

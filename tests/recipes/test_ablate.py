@@ -11,7 +11,7 @@ import pytest
 
 from scarce.cli.main import main
 from scarce.config import slowrun_overrides
-from scarce.data.store import derive_store
+from scarce.data.prepare import derive_store
 from scarce.errors import UserError
 from scarce.recipes import run_recipe
 from scarce.recipes.ablate import Change, Draws, data_multiple, parse_change, plan

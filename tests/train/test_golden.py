@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.runs.launch import train
 
 GOLDEN = Path(__file__).parent / "golden" / "tiny_loss_curve.json"

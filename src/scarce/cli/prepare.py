@@ -8,7 +8,9 @@ import time
 from scarce.cli import options
 from scarce.cli.options import add_threads, count_or_zero, parse_count
 from scarce.data.corpora import DEFAULT_SOURCE
-from scarce.data.store import SPLITS, STREAM_SAMPLE_BYTES, TokenStore, prepare
+from scarce.data.prepare import prepare
+from scarce.data.store import SPLITS, TokenStore
+from scarce.data.stream import STREAM_SAMPLE_BYTES
 from scarce.data.tokenizer import MIN_VOCAB
 from scarce.errors import UserError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scarce.cli import options
 from scarce.config import get_preset, set_horizon
-from scarce.data.store import prepare
+from scarce.data.prepare import prepare
 from scarce.errors import UserError
 from scarce.runs import launch
 from scarce.runs.store import check_results_root

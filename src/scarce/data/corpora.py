@@ -14,7 +14,7 @@ Sources:
 - `hf:NAME[:CONFIG]`: the `text` field of the `train` split of a Hugging Face dataset, streamed.
   NAME may be a local folder of json/jsonl/parquet/csv files (`hf:/data/mycorpus`). Needs the `hf`
   extra. Such a corpus may be web-scale (FineWeb), so it is only ever iterated (`iter_documents`), never
-  read whole (`read_corpus` refuses it), and `scarce.data.store.prepare` reads only the prefix it needs.
+  read whole (`read_corpus` refuses it), and `scarce.data.prepare.prepare` reads only the prefix it needs.
 
 Documents that are empty or only whitespace are skipped everywhere: they carry no text to learn.
 """

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scarce.data.store import derive_store, open_store
+from scarce.data.prepare import derive_store
+from scarce.data.store import open_store
 from scarce.recipes.common import Context, best, brief, run_points
 
 LRS = [1e-3, 2e-3, 4e-3, 8e-3]
