@@ -1,6 +1,15 @@
+import json
+
 import pytest
 
-from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, with_slowrun_tiny_stack
+from scarce.config import (
+    PRESETS,
+    RunConfig,
+    apply_overrides,
+    get_preset,
+    slowrun_overrides,
+    with_slowrun_tiny_stack,
+)
 from scarce.errors import UserError
 
 
@@ -100,8 +109,17 @@ def test_slowrun_tiny_preset_is_the_tiny_records_lines_on_the_small_size():
     assert (deeper.model.loop_layers, deeper.model.key_offset) == ("0:7", "3,7")
 
 
-def test_slowrun_preset_keeps_its_stack():
-    """The 1-hour stack did not take the new record knobs (IHA, MuonEq-R): they wait for the ablation."""
-    o, m = get_preset("slowrun").optim, get_preset("slowrun").model
-    assert (o.muon_orth, o.muon_row_norm, o.muon_momentum_warmup, m.iha, m.loop_backprop) == (
-        "newton-schulz", False, 0, "", "all")
+def test_slowrun_preset_has_the_record_lines_and_the_bench_stack_does_not():
+    """The `slowrun` preset carries the 1-hour record's later lines (14, 15, 17-20) at the record's values; the bench's
+    stack (`slowrun_overrides()`) keeps the earlier lines only, and `record=True` gives the preset's."""
+    cfg = get_preset("slowrun")
+    o, m, t = cfg.optim, cfg.model, cfg.train
+    assert (m.init, m.drop_path, m.iha, m.loop_backprop) == ("record", 0.05, "all", "all")
+    assert (o.muon_orth, o.muon_row_norm, o.muon_momentum_warmup, o.muon_momentum_start) == (
+        "polar-express", True, 300, 0.85)
+    assert (o.wd_schedule, o.warmdown_power, o.swa_epochs, t.doc_shuffle) == ("record", 0.5, 0, True)
+    bench = slowrun_overrides()
+    assert bench["optim.wd_schedule"] == "constant" and "model.iha" not in bench and "train.doc_shuffle" not in bench
+    full = slowrun_overrides(record=True)
+    stacked = apply_overrides(get_preset("small"), [f"{k}={json.dumps(v)}" for k, v in full.items()])
+    assert (stacked.model, stacked.optim, stacked.train) == (m, o, t)

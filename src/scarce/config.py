@@ -810,9 +810,10 @@ def with_slowrun_stack(cfg: RunConfig) -> RunConfig:
     """Turn on, at the config's size, every technique of the NanoGPT Slowrun 1-hour record (qlabs-eng/slowrun,
     train.py of record 20, 2026-04-26) that scarce has a knob for, with the record's value. Learning rates,
     size and horizon stay the config's; docs/architecture.md maps each record line to its field."""
-    model = dataclasses.replace(cfg.model, **SLOWRUN_MODEL)
-    optim = dataclasses.replace(cfg.optim, **SLOWRUN_OPTIM)
-    return dataclasses.replace(cfg, model=model, optim=optim)
+    model = dataclasses.replace(cfg.model, **{**SLOWRUN_MODEL, **SLOWRUN_RECORD_MODEL})
+    optim = dataclasses.replace(cfg.optim, **{**SLOWRUN_OPTIM, **SLOWRUN_RECORD_OPTIM})
+    train = dataclasses.replace(cfg.train, **SLOWRUN_RECORD_TRAIN)
+    return dataclasses.replace(cfg, model=model, optim=optim, train=train)
 
 
 SLOWRUN_MODEL = dict(
@@ -832,11 +833,27 @@ SLOWRUN_OPTIM = dict(
     # one and the record dropped it for the checkpoint average.
     wd_schedule="constant", ema_decay=0.0, avg_last=3,
 )
+# The record's later lines (13-20), in the `slowrun` preset but not in `slowrun_overrides` (the bench's stack, which
+# keeps the lines above: benchmarks/results/record_stack_cpu.md measured these at CPU scale, most null or worse).
+# SWA over the last 3 epochs (line 13, `optim.swa_epochs=3`) is left out: the preset trains `small`'s one epoch;
+# set it with train.epochs >= 3. Without it the record's weight-decay schedule falls to 0.65 at the end.
+SLOWRUN_RECORD_MODEL = dict(init="record", drop_path=0.05, iha="all")  # lines 14, 15, 17
+SLOWRUN_RECORD_OPTIM = dict(
+    wd_schedule="record", warmdown_power=0.5,  # line 20 (replaces the constant stand-in above)
+    muon_row_norm=True, muon_orth="polar-express", muon_momentum_warmup=300, muon_momentum_start=0.85,  # line 18
+)
+SLOWRUN_RECORD_TRAIN = dict(doc_shuffle=True)  # line 19
 
 
-def slowrun_overrides(looping: bool = True) -> dict:
-    """The slowrun stack as dotted overrides (for sweep and bench points); without looping on request."""
-    out = {f"model.{k}": v for k, v in SLOWRUN_MODEL.items()} | {f"optim.{k}": v for k, v in SLOWRUN_OPTIM.items()}
+def slowrun_overrides(looping: bool = True, record: bool = False) -> dict:
+    """The slowrun stack as dotted overrides (for sweep and bench points); without looping on request. `record`: with
+    the record's later lines as the `slowrun` preset has them (SLOWRUN_RECORD_*); the bench's stack leaves them out."""
+    model, optim = SLOWRUN_MODEL, SLOWRUN_OPTIM
+    if record:
+        model, optim = {**model, **SLOWRUN_RECORD_MODEL}, {**optim, **SLOWRUN_RECORD_OPTIM}
+    out = {f"model.{k}": v for k, v in model.items()} | {f"optim.{k}": v for k, v in optim.items()}
+    if record:
+        out |= {f"train.{k}": v for k, v in SLOWRUN_RECORD_TRAIN.items()}
     if not looping:
         out["model.loop_layers"] = ""
     return out

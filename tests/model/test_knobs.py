@@ -329,7 +329,7 @@ def test_slowrun_preset_is_the_published_record():
         ("muon", 0.95, 1.3, True, False)
     assert (o.beta1, o.beta2, o.eps, o.grad_clip) == (0.8, 0.95, 1e-10, 0.0)
     assert (o.schedule, o.warmup_frac, o.warmdown_frac, o.final_lr_frac) == ("wsd", 0.0, 0.2, 0.0)
-    assert (o.wd_schedule, o.ema_decay, o.avg_last) == ("constant", 0.0, 3)
+    assert (o.wd_schedule, o.warmdown_power, o.ema_decay, o.avg_last) == ("record", 0.5, 0.0, 3)  # line 20; 12 near
     noloop = slowrun_overrides(looping=False)
     assert noloop["model.loop_layers"] == "" and noloop["optim.weight_decay"] == 1.3
     assert apply_overrides(get_preset("small"), [f"{k}={json.dumps(v)}" for k, v in noloop.items()]).model.loop_range \

@@ -53,7 +53,9 @@ from scarce.scaling.laws import LEVEL, fit_power_law, quantiles
 from scarce.scaling.noise import SeedNoise, lack_of_fit, model_noise, window_variance
 from scarce.scaling.paired import block_indices
 
-STACKS = {"slowrun": lambda: slowrun_overrides(True), "slowrun-noloop": lambda: slowrun_overrides(False)}
+STACKS = {"slowrun": lambda: slowrun_overrides(True), "slowrun-noloop": lambda: slowrun_overrides(False),
+          "slowrun-record": lambda: slowrun_overrides(True, record=True),
+          "slowrun-record-noloop": lambda: slowrun_overrides(False, record=True)}
 """Named sets of fields a change may name as '@NAME' (every technique of NanoGPT Slowrun's 1-hour record that
 scarce has a knob for, with and without looping)."""
 MODES = ("add", "remove", "both")
