@@ -49,7 +49,7 @@ def ensemble_json(e: dict) -> dict:
             "prefix_val_bpb": e["prefix_val_bpb"], "member_flops": [r["flops"] for r in e["rows"]]}
 
 
-def brief(row: dict) -> dict:
+def bench_row(row: dict) -> dict:
     return {"run_id": row.id, "val_loss": row.val_loss, "select_loss": row.select_loss, "flops": row.flops}
 
 

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 from scarce import atomic
 from scarce.bench.common import (
     Unfitted,
-    brief,
+    bench_row,
     ensemble_json,
     estimate,
     fit_json,
@@ -26,7 +26,7 @@ from scarce.bench.result import BenchResult
 from scarce.bench.stages import best_on_select
 from scarce.data.store import open_store
 from scarce.eval import nextline
-from scarce.recipes.common import train_tokens
+from scarce.recipes.common import run_train_tokens
 from scarce.recipes.population import TOP_K as POPULATION_TOP_K
 from scarce.recipes.population import epochs_ratio, measure_population, population_members
 from scarce.rundir import Member
@@ -139,8 +139,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
                       "run_id": c["row"].id, "params": c["row"].summary["non_embedding_params"]}
                      for d, c in chosen.items()],
         distillation=None if distillation is None else {
-            "student": brief(distillation["student"]), "self": brief(distillation["self"]),
-            "chain": [brief(r) for r in distillation["chain"]]},
+            "student": bench_row(distillation["student"]), "self": bench_row(distillation["self"]),
+            "chain": [bench_row(r) for r in distillation["chain"]]},
         synthetic=None if synthetic is None else synthetic_json(synthetic), population=pop,
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
         intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
@@ -211,7 +211,7 @@ def _choose_reference(p: BenchPreset, standard: list[dict]) -> list[dict]:
         tried = sorted(r.config["train"]["epochs"] for r in mine)
         e = best.config["train"]["epochs"]
         edge = "" if len(tried) < 2 or tried[0] < e < tried[-1] else ("most" if e == tried[-1] else "fewest")
-        out.append({"multiple": m, "train_tokens": train_tokens(best), "row": best, "epochs_tried": tried,
+        out.append({"multiple": m, "train_tokens": run_train_tokens(best), "row": best, "epochs_tried": tried,
                     "edge": edge, "runs": mine})
     return out
 
@@ -323,9 +323,9 @@ def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measur
     epochs, total = [q["epochs"] for q in curves["population_curve"]], sum(member_epochs)
     ratio = np.array([epochs_ratio(epochs, row, t, total) for row, t in zip(curve, target)])
     curves["reach_measured"] = interval(curves["reach"]["prior"]["value"], ratio)
-    curves["trajectories"] = [{**brief(r), "epochs": r.config["train"]["epochs"], "seed": r.config["train"]["seed"]}
+    curves["trajectories"] = [{**bench_row(r), "epochs": r.config["train"]["epochs"], "seed": r.config["train"]["seed"]}
                               for r in trajectories]
-    curves["members"] = [brief(r) for r in members]
+    curves["members"] = [bench_row(r) for r in members]
     curves["cycle_epochs"], curves["overrides"] = ce, dict(p.population_overrides)
     return curves
 
@@ -364,6 +364,6 @@ def _disagreement(parametric, empirical) -> dict | None:
 def synthetic_json(synthetic: dict) -> dict:
     return {"mode": synthetic["mode"], "frac": synthetic["frac"], "tuning": synthetic["tuning"],
             "budget": synthetic["budget"],
-            "students": {str(m): [{**brief(r), "generated_tokens": int(m) * synthetic["budget"]} for r in rows]
+            "students": {str(m): [{**bench_row(r), "generated_tokens": int(m) * synthetic["budget"]} for r in rows]
                          for m, rows in synthetic["students"].items()},
-            "self": None if synthetic["self"] is None else brief(synthetic["self"])}
+            "self": None if synthetic["self"] is None else bench_row(synthetic["self"])}

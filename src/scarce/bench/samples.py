@@ -116,7 +116,7 @@ def combine_results(per: list[BenchResult]) -> dict:
     return {"preset": per[0].preset, "samples": len(per), "data_seeds": [r.data_seed for r in per],
             "default_recipe": default, "headline": recipes.get(default),
             "per_sample": [{"data_seed": r.data_seed, "out": r.out, "default_recipe": r.default_recipe,
-                            "efficiency": {k: _brief(r.recipes[default]["efficiency"].get(k)) for k in KINDS}}
+                            "efficiency": {k: _estimate(r.recipes[default]["efficiency"].get(k)) for k in KINDS}}
                            for r in per],
             "recipes": recipes, "findings": _findings(per)}
 
@@ -126,7 +126,7 @@ def _finite(e: dict | None) -> bool:
                            for k in ("value", "low", "high"))
 
 
-def _brief(e: dict | None) -> dict | None:
+def _estimate(e: dict | None) -> dict | None:
     return None if not e else {k: e.get(k) for k in ("value", "low", "high")}
 
 

@@ -9,7 +9,7 @@ from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import RunConfig, slowrun_overrides
 from scarce.device import pick_device
 from scarce.errors import UserError
-from scarce.recipes.common import sweep_rows, train_tokens
+from scarce.recipes.common import run_train_tokens, sweep_rows
 from scarce.recipes.distill import chain_distill, distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
@@ -154,7 +154,7 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
     the students' run-store rows ("tried": those of the tuning at shares not chosen)."""
     base = RunConfig.from_dict(members[0].config)
     base.tags = {"stage": "synthetic"}
-    teachers, budget, k = [r.run_dir for r in members], train_tokens(members[0]), len(members)
+    teachers, budget, k = [r.run_dir for r in members], run_train_tokens(members[0]), len(members)
     out, device = runs.out / "runs" / "synthetic", pick_device()
     store = RunStore(runs.results)
 

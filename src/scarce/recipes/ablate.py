@@ -45,7 +45,7 @@ from scarce.data.store import open_store
 from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble
 from scarce.errors import UserError
-from scarce.recipes.common import Context, brief, point_config, run_points, train_tokens
+from scarce.recipes.common import Context, point_config, recipe_row, run_points, run_train_tokens
 from scarce.rundir import Member, best_val_windows
 from scarce.runs.store import RunRow, RunStore
 from scarce.scaling.efficiency import empirical_frontier, interpolate_tokens, tokens_for_loss
@@ -182,7 +182,7 @@ def ablate(ctx: Context, changes: list, seeds: int = 3, seed: int = 0, mode: str
         ref_rows = [by_config[BASELINE][0], *extra]
     ctx.log(f"ablate: measuring {len(comparisons)} comparison(s) on val windows")
     result = measure(store, by_config, comparisons, ref_rows, n_boot)
-    result["configs"] = {name: {"fields": fields, "runs": [brief(r) for r in by_config[name]],
+    result["configs"] = {name: {"fields": fields, "runs": [recipe_row(r) for r in by_config[name]],
                                 "val_loss": float(np.mean([r.val_loss for r in by_config[name]]))}
                          for name, fields in configs.items()}
     result["options"] = {"changes": {c.name: c.fields for c in changes}, "seeds": seeds, "seed": seed, "mode": mode,
@@ -221,7 +221,7 @@ def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
     rows = [r for r in rows if _val_sha(r) == store.manifest["splits"]["val"]["sha256"]]
     sizes: dict[int, list[RunRow]] = {}
     for r in rows:
-        sizes.setdefault(train_tokens(r), []).append(r)
+        sizes.setdefault(run_train_tokens(r), []).append(r)
     if len(sizes) < 3:
         raise UserError(f"ablate: the run store {results} holds standard runs on {len(sizes)} size(s) of data on this "
                         "val split; a reference law needs 3 (run `scarce bench`, or give reference_data)")
@@ -277,7 +277,7 @@ def measure(store, by_config: dict[str, list[RunRow]], comparisons: list[dict], 
     ref_tpw = int(ref_rows[0].config["model"]["seq_len"])
     ref_windows = np.stack([of(r) for r in ref_rows])
     d = Draws(windows, losses, tpw, n_boot)
-    law = d.reference_law([train_tokens(r) for r in ref_rows], [r.val_loss for r in ref_rows], ref_windows, ref_tpw,
+    law = d.reference_law([run_train_tokens(r) for r in ref_rows], [r.val_loss for r in ref_rows], ref_windows, ref_tpw,
                           [r.id for r in ref_rows])
     out = [compare(c, d, law, by_config) for c in comparisons]
     notes = law["warnings"][:]

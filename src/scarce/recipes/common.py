@@ -94,7 +94,7 @@ def best(rows: list[RunRow | None], name: str = "select_loss") -> RunRow | None:
     return min(done, key=lambda r: metric(r, name)) if done else None
 
 
-def brief(row: RunRow | None) -> dict | None:
+def recipe_row(row: RunRow | None) -> dict | None:
     """The part of a run row a recipe's result keeps."""
     if row is None:
         return None
@@ -104,6 +104,6 @@ def brief(row: RunRow | None) -> dict | None:
             "flops": s.get("flops")}
 
 
-def train_tokens(row: RunRow) -> int:
+def run_train_tokens(row: RunRow) -> int:
     """Unique train tokens of the store a run trained on."""
     return open_store(row.config["data"]).split_tokens("train")

@@ -23,7 +23,7 @@ from scarce.data.store import open_store
 from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble, learned_prior, write_evaluation
 from scarce.errors import UserError
-from scarce.recipes.common import Context, brief, run_points
+from scarce.recipes.common import Context, recipe_row, run_points
 from scarce.recipes.regularized import regularized
 from scarce.rundir import Member, read_config, snapshot_members
 from scarce.runs.launch import Job, absolute_paths, train_all
@@ -85,7 +85,7 @@ def ensemble(base: RunConfig, members: int, out: str | Path, combine: str = "log
     cfgs = [member_config(base, k, group, seed_mode) for k in range(members)]
     dirs = [out / "members" / f"m{k:02d}" for k in range(members)]
     if chain_distill:
-        if executor is not None and executor.parallel:
+        if executor is not None and executor.concurrent:
             log("note: chain distillation trains members one after another (member k needs k-1)")
         for k in range(members):
             cfg = cfgs[k] if k == 0 else distill_from(cfgs[k], [dirs[k - 1]], alpha, temperature)
@@ -158,7 +158,7 @@ def ensemble_scaling(ctx: Context, members: int = 4, epochs_factor: float = 2.0,
         if not start:
             raise UserError(f"recipe {sweep}: no base config for depth {depth} in {sorted(base)}")
         rows = run_points(ctx, sweep, member_points(depth, start, members, epochs_factor, wd_factor))
-        runs = [brief(r) for r in rows]
+        runs = [recipe_row(r) for r in rows]
         per_size[depth] = {"base": start, "members": runs, "group": f"ensemble-d{depth}",
                            "ensembles": {k: [r["run_dir"] for r in runs[:k] if r] for k in range(1, members + 1)}}
         if evaluate and all(runs):

@@ -13,7 +13,7 @@ import torch
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT, flops_per_token
-from scarce.recipes.common import Context, brief, run_points
+from scarce.recipes.common import Context, recipe_row, run_points
 from scarce.runs.sweep import SweepSpec, build_config
 from scarce.train.trainer import resolve_config
 
@@ -53,7 +53,7 @@ def miniseries(ctx: Context, ratio: float = 20.0, sweep: str = "miniseries") -> 
     """One run per depth at tokens = ratio x params."""
     points = [{"model.depth": d, "train.tokens_per_param": ratio} for d in ctx.sizes]
     rows = run_points(ctx, sweep, points)
-    return {"recipe": "miniseries", "sweep": sweep, "best": {d: brief(r) for d, r in zip(ctx.sizes, rows)},
+    return {"recipe": "miniseries", "sweep": sweep, "best": {d: recipe_row(r) for d, r in zip(ctx.sizes, rows)},
             "table": [{"depth": d, **_fit_row(r)} for d, r in zip(ctx.sizes, rows) if r is not None]}
 
 

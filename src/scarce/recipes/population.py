@@ -28,7 +28,7 @@ from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble, member_token_logprobs, mixture_nll, prior_of
 from scarce.errors import UserError
 from scarce.progress import Lines
-from scarce.recipes.common import Context, brief, point_config, run_points
+from scarce.recipes.common import Context, point_config, recipe_row, run_points
 from scarce.rundir import Member, read_config, snapshot_members
 from scarce.scaling.paired import block_indices, loss_difference
 
@@ -79,7 +79,7 @@ def population(ctx: Context, trajectories: int = 2, cycles: int = 4, cycle_epoch
         if not all(rows):
             raise UserError(f"recipe population: {sum(r is None for r in rows)} run(s) of depth {depth} failed; "
                             "see the run store (scarce runs) and rerun with --retry-failed")
-        runs = [brief(r) for r in rows]
+        runs = [recipe_row(r) for r in rows]
         curves = allocation_curves(ctx, runs[:trajectories], runs[trajectories:], cycles, cycle_epochs,
                                    member_epochs, list(top_k or TOP_K), Path(ctx.out) / f"population-d{depth}.npz")
         per_size[depth] = {"trajectories": runs[:trajectories], "members": runs[trajectories:], **curves}

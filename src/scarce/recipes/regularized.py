@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scarce.recipes.common import Context, brief, descent_loss, run_points
+from scarce.recipes.common import Context, descent_loss, recipe_row, run_points
 from scarce.recipes.descent import Descent, run_descents
 from scarce.runs.store import RunRow
 
@@ -27,7 +27,7 @@ def regularized(ctx: Context, lrs: list[float] = LRS, weight_decays: list[float]
     per_size = {}
     for depth, c in chosen.items():
         result = c["descent"]
-        per_size[depth] = {**result, "run": brief(c["row"] if c["row"] and c["row"].status == "done" else None)}
+        per_size[depth] = {**result, "run": recipe_row(c["row"] if c["row"] and c["row"].status == "done" else None)}
         ctx.log(f"regularized depth {depth}: {'certified' if result['certified'] else 'NOT certified'} at "
                 f"{result['best']} select {result['loss']:.4f} after {result['evaluations']} runs")
     return {"recipe": "regularized", "sweep": sweep, "best": per_size}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scarce.data.prepare import derive_store
 from scarce.data.store import open_store
-from scarce.recipes.common import Context, best, brief, run_points
+from scarce.recipes.common import Context, best, recipe_row, run_points
 
 LRS = [1e-3, 2e-3, 4e-3, 8e-3]
 EPOCHS = [1, 2, 4, 8]
@@ -28,7 +28,7 @@ def standard(ctx: Context, lrs: list[float] = LRS, epochs: list[float] = EPOCHS,
     for d in ctx.sizes:
         mine = [r for p, r in zip(points, rows) if p["model.depth"] == d]
         chosen = best(mine)
-        per_size[d] = {**(brief(chosen) or {}), "config": _knobs(chosen), "failed": sum(r is None for r in mine)}
+        per_size[d] = {**(recipe_row(chosen) or {}), "config": _knobs(chosen), "failed": sum(r is None for r in mine)}
     return {"recipe": "standard", "sweep": sweep, "best": per_size}
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from scarce.config import NON_SEMANTIC_FIELDS
-from scarce.runs.export import train_tokens
+from scarce.runs.export import store_train_tokens
 from scarce.runs.store import RunRow
 
 LABELS = {"data": "store", "tags.stage": "stage"}
@@ -90,7 +90,7 @@ def run_groups(rows: list[RunRow]) -> dict[tuple[str, str], list[RunRow]]:
     groups: dict[tuple[str, str], list[RunRow]] = {}
     for r in rows:
         groups.setdefault((str(r.config.get("data", "")), str(r.config.get("tags", {}).get("stage", ""))), []).append(r)
-    order = sorted(groups, key=lambda k: (train_tokens(k[0]) or math.inf, k))
+    order = sorted(groups, key=lambda k: (store_train_tokens(k[0]) or math.inf, k))
     return {k: sorted(groups[k], key=_select) for k in order}
 
 

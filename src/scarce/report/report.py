@@ -38,7 +38,7 @@ from scarce.runs.store import RunRow, RunStore, results_root
 from scarce.scaling import fit_approach2, fit_power_law
 from scarce.scaling.plan import device_hours
 
-RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
+REPORT_RUN_COLUMNS = ("id", "sweep", "stage", "train_tokens", "epochs", "lr", "weight_decay", "dropout", "seed",
                "params", "tokens_seen", "flops", "select_loss", "val_loss", "val_bpb", "wall_seconds", "run_dir")
 
 
@@ -219,7 +219,7 @@ def store_rows(results: str | None, ids: list[str] | None = None, sweep: str | N
 
 
 def write_runs_table(out: Path, records: list[dict]) -> None:
-    write_csv(out / "tables" / "runs.csv", list(RUN_COLUMNS), [[r[c] for c in RUN_COLUMNS] for r in records])
+    write_csv(out / "tables" / "runs.csv", list(REPORT_RUN_COLUMNS), [[r[c] for c in REPORT_RUN_COLUMNS] for r in records])
 
 
 def _plot_fit(fit, path: Path, **labels) -> bool:

@@ -59,7 +59,7 @@ class LocalExecutor:
     """One point after another in this process, with all the cores."""
 
     name = "local"
-    parallel = False
+    concurrent = False
 
     def __init__(self, threads: int = 0):
         self.threads = threads or cpu_count()
@@ -78,7 +78,7 @@ class ProcessExecutor:
     filled by another's points instead of leaving cores idle."""
 
     name = "workers"
-    parallel = True
+    concurrent = True
 
     def __init__(self, workers: int, threads: int = 0):
         self.workers = workers
@@ -213,7 +213,7 @@ class RayExecutor:
     store, the run folders and the results root must be on a filesystem every node sees."""
 
     name = "ray"
-    parallel = True
+    concurrent = True
 
     def __init__(self, address: str | None = None, threads: int = 1, num_cpus: int | None = None):
         if not _has_ray():  # refused here, before a sweep, recipe or bench writes a store or a run store

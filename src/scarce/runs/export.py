@@ -13,7 +13,7 @@ from scarce.errors import UserError
 from scarce.rundir import read_metrics
 from scarce.runs.store import RunRow
 
-RUN_COLUMNS = ["id", "sweep", "group", "preset", "depth", "params", "non_embedding_params", "train_tokens",
+EXPORT_RUN_COLUMNS = ["id", "sweep", "group", "preset", "depth", "params", "non_embedding_params", "train_tokens",
                "tokens_seen", "epochs", "flops", "val_loss", "val_bpb", "select_loss"]
 CURVE_COLUMNS = ["id", "params", "tokens", "flops", "select_loss", "val_loss"]
 
@@ -25,7 +25,7 @@ def run_record(row: RunRow) -> dict:
     return {
         "id": row.id, "sweep": row.sweep or "", "group": row.group_id or "", "preset": row.preset or "",
         "stage": row.tags.get("stage", ""), "depth": cfg["model"]["depth"], "params": s.get("params"),
-        "non_embedding_params": s.get("non_embedding_params"), "train_tokens": train_tokens(cfg["data"]),
+        "non_embedding_params": s.get("non_embedding_params"), "train_tokens": store_train_tokens(cfg["data"]),
         "tokens_seen": s.get("tokens_seen"), "epochs": s.get("epochs", cfg["train"]["epochs"]),
         "lr": cfg["optim"]["lr"], "weight_decay": cfg["optim"]["weight_decay"], "dropout": cfg["model"]["dropout"],
         "seed": cfg["train"]["seed"], "flops": s.get("flops"), "val_loss": s.get("val_loss"),
@@ -34,7 +34,7 @@ def run_record(row: RunRow) -> dict:
     }
 
 
-def train_tokens(data: str) -> int | None:
+def store_train_tokens(data: str) -> int | None:
     """Unique training tokens (the fixed budget), from the token store's manifest when it is still there."""
     try:
         return int(json.loads((Path(data) / "manifest.json").read_text())["splits"]["train"]["tokens"])
@@ -70,7 +70,7 @@ def _write(path: str, columns: list[str], records: list[dict]) -> int:
 
 
 def write_runs_csv(rows: list[RunRow], path: str) -> int:
-    return _write(path, RUN_COLUMNS, [{c: r[c] for c in RUN_COLUMNS} for r in map(run_record, rows)])
+    return _write(path, EXPORT_RUN_COLUMNS, [{c: r[c] for c in EXPORT_RUN_COLUMNS} for r in map(run_record, rows)])
 
 
 def write_curves_csv(rows: list[dict], path: str) -> int:

@@ -347,7 +347,7 @@ def job_tasks(jobs: list[Job], executor, results: str | None, quiet: bool = True
         cfg, run_id, fingerprint = (job.config, job.run_id, job.fingerprint) if job.run_id else resolved_id(job.config)
         tasks.append({"config": cfg.to_dict(), "run_dir": str(job.run_dir), "results": results, "run_id": run_id,
                       "fingerprint": fingerprint, "threads": executor.threads, "train_fn": train_fn,
-                      "quiet": quiet or executor.parallel, "resolved": True,
+                      "quiet": quiet or executor.concurrent, "resolved": True,
                       "tracker": os.environ.get(track.ENV, ""), "branch_from": job.branch_from})
     return tasks
 
