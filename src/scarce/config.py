@@ -700,7 +700,8 @@ def _coerce(value, hint, name: str):
         return int(value)
     ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     if not ok:
-        raise UserError(f"config field {name}: expected {hint.__name__}, got {value!r}")
+        expected = "true or false (lower case, as JSON)" if hint is bool else hint.__name__
+        raise UserError(f"config field {name}: expected {expected}, got {value!r}")
     return value
 
 

@@ -228,3 +228,8 @@ def test_compile_decision_weighs_the_saving_against_the_compile_time():
 def test_compile_takes_true_false_or_auto(run_args, capsys):
     one_line_error(capsys, run_args("x", "--set", "train.compile=sometimes"), "train.compile: must be true, false, 'auto' or 'reduce-overhead'")
     one_line_error(capsys, run_args("x", "--set", "train.compile=3"), "config field train.compile: expected bool or str")
+
+
+def test_a_python_spelled_bool_names_the_json_spelling(run_args, capsys):
+    one_line_error(capsys, run_args("x", "--set", "model.tie_embeddings=True"),
+                   "config field model.tie_embeddings: expected true or false (lower case, as JSON), got 'True'")
