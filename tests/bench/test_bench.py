@@ -13,6 +13,7 @@ from scarce.bench import BENCH_PRESETS, BenchPreset
 from scarce.bench.findings import VERDICTS
 from scarce.bench.presets import POPULATION
 from scarce.cli.main import main
+from scarce.runs.store import RunStore
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = ("bench.json", "report.md", "report.html", "tables/runs.csv", "tables/recipes.csv",
@@ -531,3 +532,19 @@ def test_a_preset_with_pieces_prepares_its_stores_in_pieces(micro, tmp_path):
     assert stores[4].manifest["request"]["piece_bytes"] == 300 and stores[1].manifest["request"]["piece_bytes"] == 300
     assert all(len(stores[m].split("train")) == 1200 * m for m in (1, 2, 4))  # nested prefixes, as whole
     assert (stores[1].split("train") == stores[4].split("train")[:1200]).all()
+
+
+def test_what_the_bench_trained_is_its_run_store(bench_run):
+    """The pipeline's ledger (every row a stage was handed: bench.json's run_ids, token passes and run seconds)
+    is exactly the set of runs in the run store the bench wrote, synthetic students included, each once."""
+    out, results, _, _ = bench_run
+    result = json.loads((out / "bench.json").read_text())
+    store = RunStore(str(results), read_only=True)
+    try:
+        rows = store.list()
+    finally:
+        store.close()
+    assert len(result["run_ids"]) == len(set(result["run_ids"])) == len(rows)
+    assert set(result["run_ids"]) == {r.id for r in rows}
+    assert result["token_passes"] == sum(r.tokens_seen or 0 for r in rows)
+    assert any(r.config["tags"].get("stage") == "synthetic" for r in rows)

@@ -10,6 +10,7 @@ from scarce.bench import BenchPreset
 from scarce.bench.common import quietly
 from scarce.bench.findings import Bench, check_findings, distillation, joint_limit, synthetic
 from scarce.bench.measured import Measured
+from scarce.bench.stages import DistillStage, RegularizedStage, Stages, StandardStage, SyntheticStage
 from scarce.runs.store import RunRow
 from scarce.scaling import fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
@@ -68,9 +69,14 @@ def _fits(chosen, m):
                                           [r.val_loss for r in rows], y_draws=m.runs(rows))}
 
 
+def _stages(chosen=None, **stages) -> Stages:
+    return Stages(StandardStage([]), RegularizedStage(chosen or {}, []), **stages)
+
+
 def _check(sizes, curves, chosen, m=None):
     m = m or _measured()
-    return _by_id(check_findings(Bench(_preset(sizes), _std(curves), chosen, _fits(chosen, m), {}, {}, None, m, [])))
+    return _by_id(check_findings(Bench(_preset(sizes), _stages(chosen), _std(curves), _fits(chosen, m), {}, {}, m,
+                                       [])))
 
 
 U_SHAPED = {2: [5.2, 5.0, 4.95, 5.1], 3: [5.0, 4.8, 4.75, 4.9], 4: [4.9, 4.7, 4.72, 4.95], 5: [4.9, 4.72, 4.7, 5.0]}
@@ -153,7 +159,7 @@ def _joint_bench(e_n: dict, noise=NO_NOISE):
             loss.append(v)
     fit = quietly(fit_joint, n, k, loss, y_draws=np.hstack(draws))
     p = BenchPreset("synthetic", budget_tokens=1000, sizes=tuple(e_n), n_boot=200, joint=True)
-    return Bench(p, [], {}, {"joint": fit}, {}, ens, None, m, []), fit
+    return Bench(p, _stages(), [], {"joint": fit}, {}, ens, m, []), fit
 
 
 def test_joint_limit_reproduced_only_where_size_lowers_the_ensemble_asymptote():
@@ -176,10 +182,10 @@ def test_joint_limit_where_size_adds_nothing_is_not_reproduced():
 def test_distillation_share_of_the_ensemble_gain(student, verdict):
     members = [_run(4, 8, 4.5, 10**5, tag=f"m{k}") for k in range(4)]
     ens = {4: {"rows": members, "prefix_val_loss": [4.5 - 0.01 * k for k in range(1, 5)]}}
-    dist = {"student": _run(4, 8, student, 10**5, "s"), "self": _run(4, 8, 4.45, 10**5, "self"),
-            "chain": [_run(4, 8, 4.4, 10**5, f"c{k}") for k in range(4)]}
+    dist = DistillStage(_run(4, 8, student, 10**5, "s"), _run(4, 8, 4.45, 10**5, "self"),
+                        [_run(4, 8, 4.4, 10**5, f"c{k}") for k in range(4)])
     m = _measured()
-    found = _by_id(distillation(Bench(_preset((2, 4)), [], {}, {}, {}, ens, dist, m, [])))
+    found = _by_id(distillation(Bench(_preset((2, 4)), _stages(distillation=dist), [], {}, {}, ens, m, [])))
     # the ensemble of 4 sits 0.04 below one member (FakeEvaluations.prefixes): a student at 4.40 keeps it all
     assert found["5a"]["verdict"] == verdict
     assert found["5b"]["verdict"] == "reproduced" and found["5b"]["value"] == pytest.approx(0.05, abs=1e-3)
@@ -195,9 +201,9 @@ def _synthetic_bench(shares: list[float]):
         r.select_loss = 4.45
     m = _measured(ev, SeedNoise.pooled([[4.50, 4.505, 4.497, 4.502]]))
     m.use([r.id for r in students], SeedNoise.pooled([[r.val_loss for r in students]]))
-    syn = {"students": {"4": students}, "mode": "unconditioned", "frac": 0.9, "self": None, "budget": 1000}
+    syn = SyntheticStage(0.9, [], "unconditioned", 1000, {4: students}, None, [])
     ens = {4: {"rows": members, "prefix_val_loss": curve}}
-    return Bench(_preset((2, 4)), [], {}, {}, {}, ens, None, m, [], synthetic=syn)
+    return Bench(_preset((2, 4)), _stages(synthetic=syn), [], {}, {}, ens, m, [])
 
 
 def test_a_share_from_two_seeds_that_disagree_is_not_reproduced():

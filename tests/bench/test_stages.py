@@ -50,7 +50,7 @@ def test_ensemble_stage_is_the_ensemble_recipes_members_with_the_presets_heurist
 
 STAGE_RECIPES = {"_standard": ["recipe_standard_points"], "ensemble_points": ["member_points"],
                  "regularized_stage": ["descend", "axes"], "distill_stage": ["distill_points", "chain_distill"],
-                 "synthetic_stage": ["student_group", "train_students"]}
+                 "synthetic_stage": ["student_group"], "students": ["train_students"]}
 """Each bench stage and the recipe functions it builds its runs with."""
 
 
@@ -58,7 +58,8 @@ def test_bench_stages_call_the_recipes_and_hold_no_recipe_logic():
     """An import check: every stage calls its recipe functions (imported from scarce.recipes), and no module of
     bench/ builds a search, a sweep or a distillation objective of its own."""
     tree = ast.parse(Path(stages.__file__).read_text())
-    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    runs = next(c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "Runs")
+    funcs = {f.name: f for f in [*tree.body, *runs.body] if isinstance(f, ast.FunctionDef)}
     for stage, recipe_fns in STAGE_RECIPES.items():
         called = {n.func.id for n in ast.walk(funcs[stage]) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         for name in recipe_fns:
@@ -90,5 +91,5 @@ def test_distill_stage_trains_the_distillation_recipes_points():
     two = distill_points(point, ["/m/0", "/m/1", "/m/2"], 0.5, 1.0)
     assert runs.points[:2] == two
     assert [q["objective.teachers"] for q in runs.points[2:]] == [["/m/0"], ["/runs/2"]]  # each learns from the last
-    assert [r.run_dir for r in out["chain"]] == ["/m/0", "/runs/2", "/runs/3"]
+    assert [r.run_dir for r in out.chain] == ["/m/0", "/runs/2", "/runs/3"]
     assert two[0]["objective.teachers"] == ["/m/0", "/m/1", "/m/2"] and two[1]["objective.teachers"] == ["/m/0"]

@@ -17,6 +17,7 @@ from scarce.bench.common import Unfitted, estimate, fmt, identified, interval_te
 from scarce.bench.evaluations import Evaluations
 from scarce.bench.measured import Measured, interval
 from scarce.bench.presets import BenchPreset
+from scarce.bench.stages import Stages
 from scarce.scaling.paired import loss_difference
 
 VERDICTS = ("reproduced", "not reproduced", "not shown", "not identified", "not run")
@@ -26,20 +27,22 @@ KIM_REGULARIZED, KIM_JOINT, SLOWRUN = 2.29, 5.17, 10.0
 
 @dataclass
 class Bench:
-    """What the findings read: the bench's runs and fits (rows are run-store rows), and the paired draws."""
+    """What the findings read: the bench's stages and fits (rows are run-store rows), and the paired draws."""
 
     p: BenchPreset
+    stages: Stages
     std: list[dict]
-    chosen: dict
     fits: dict
     recipes: dict
     ens: dict
-    distillation: dict | None
     m: Measured
     reference: list[dict]
     default: str = "regularized"
-    synthetic: dict | None = None
     population: dict | None = None
+
+    @property
+    def chosen(self) -> dict:
+        return self.stages.regularized.chosen
 
 
 def check_findings(b: Bench) -> list[dict]:
@@ -85,9 +88,10 @@ def overfits(b: Bench) -> list[dict]:
     best_by_size = {d: min(r["val_loss"] for r in b.std if r["depth"] == d) for d in b.p.sizes}
     sizes = sorted(best_by_size)
     stops = len(sizes) >= 2 and best_by_size[sizes[-1]] > best_by_size[sizes[-2]] - 0.01
-    return [_finding("1", "the standard recipe overfits", verdict, per_size[-1] if per_size else {},
+    what = ("1", "the standard recipe overfits",
+            "Kim et al.: the standard recipe's loss rises with epochs and parameters at a fixed budget")
+    return [_finding(what, verdict, per_size[-1] if per_size else {},
                      "nats (val at the most epochs - val at the epochs best on select, largest size)",
-                     "Kim et al.: the standard recipe's loss rises with epochs and parameters at a fixed budget",
                      f"{clear} of {len(per_size)} sizes have their best epochs (on select) inside the grid with the "
                      f"rise above its 95% interval; best standard val by size {fmt(best_by_size)}; the largest size "
                      f"{'does not improve' if stops else 'still improves'} on the next smaller one",
@@ -129,7 +133,7 @@ def scales_in_parameters(b: Bench) -> list[dict]:
         steps_down = all(s["high"] is not None and s["high"] < 0 for s in steps)
         verdict = gap_verdict if gap_verdict != "reproduced" or steps_down else "not shown"
     certified = sum(c["descent"]["certified"] for c in b.chosen.values())
-    return [_finding("2", name, verdict, e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)", pub,
+    return [_finding(("2", name, pub), verdict, e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
                      f"regularized val by size {fmt({x: r.val_loss for x, r in zip(b.p.sizes, rows)})} (each size minus "
                      f"the next smaller, paired with seed noise: {_fmt_steps(steps)}); asymptote minus the standard "
                      f"best ({'-' if std is None else f'{std.val_loss:.4f}'}, on select): {_fmt_est(gap)}"
@@ -146,10 +150,10 @@ def ensembles_below(b: Bench) -> list[dict]:
         "Kim et al.: ensembles 3.34 against the regularized asymptote 3.43"
     ks, law = b.fits.get("k_scaling"), b.fits.get("regularized_params")
     if ks is None:
-        return [_finding("3", name, "not run", {}, "", pub, "no ensemble of 3 members or more")]
+        return [_finding(("3", name, pub), "not run", {}, "", "no ensemble of 3 members or more")]
     if not identified(ks):
-        return [_finding("3", name, "not identified", estimate(ks, "E"), "nats (asymptote of L(K) at the largest size)",
-                         pub, f"the K-scaling asymptote is not identified ({'; '.join(getattr(ks, 'warnings', []))})")]
+        return [_finding(("3", name, pub), "not identified", estimate(ks, "E"), "nats (asymptote of L(K) at the largest size)",
+                         f"the K-scaling asymptote is not identified ({'; '.join(getattr(ks, 'warnings', []))})")]
     e_k = estimate(ks, "E")
     if identified(law):
         against, other, value = "the regularized asymptote", _aligned(law, "E"), law.value("E")
@@ -158,7 +162,7 @@ def ensembles_below(b: Bench) -> list[dict]:
         against, other, value = "the best regularized run (the regularized asymptote is not identified)", \
             b.m.runs([best])[:, 0], best.val_loss
     gap = difference(_aligned(ks, "E"), other, e_k["value"] - value)
-    return [_finding("3", name, judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)", pub,
+    return [_finding(("3", name, pub), judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)",
                      f"minus {against}, paired: {_fmt_est(gap)}", gap=gap)]
 
 
@@ -170,11 +174,11 @@ def joint_limit(b: Bench) -> list[dict]:
     joint = b.fits.get("joint")
     if joint is None or isinstance(joint, Unfitted):
         why = "ensembles at every size not run" if not b.p.joint else getattr(joint, "reason", "not fitted")
-        return [_finding("4", name, "not run", {}, "nats", pub, why)]
+        return [_finding(("4", name, pub), "not run", {}, "nats", why)]
     e = estimate(joint, "E")
     keys = [k for k in joint.estimates if k.startswith("E_N=")]
     if joint.flags.get("at_bound") or not identified(joint):
-        return [_finding("4", name, "not identified", e, "nats", pub,
+        return [_finding(("4", name, pub), "not identified", e, "nats",
                          f"a fit of the joint limit is at a bound: {'; '.join(joint.warnings)}")]
     draws = joint.data["aligned"]
     steps = [{"from": a, "to": c, **difference(draws[c], draws[a], joint.value(c) - joint.value(a))}
@@ -186,7 +190,7 @@ def joint_limit(b: Bench) -> list[dict]:
         verdict = "reproduced"
     else:
         verdict = "not shown"
-    return [_finding("4", name, verdict, e, "nats (joint E)", pub,
+    return [_finding(("4", name, pub), verdict, e, "nats (joint E)",
                      f"size steps of the K-asymptote E_N, paired: {_fmt_steps(steps)}; E minus the largest size's "
                      f"E_N: {_fmt_est(below)}", size_steps=steps, below_largest=below)]
 
@@ -201,27 +205,27 @@ def share_kept(base: np.ndarray, target: np.ndarray, candidate: np.ndarray, valu
 
 def distillation(b: Bench) -> list[dict]:
     """5a, 5b, 5c: logit distillation on the budget, with seed noise (each student is one run)."""
-    if b.distillation is None or b.p.largest not in b.ens:
+    if b.stages.distillation is None or b.p.largest not in b.ens:
         none = "not run (the preset does not distill)"
-        return [_finding(f"5{x}", name, "not run", {}, "", pub, none) for x, name, pub in DISTILL_FINDINGS]
-    rows, dist = b.ens[b.p.largest]["rows"], b.distillation
-    one, student, self_ = (b.m.runs([r])[:, 0] for r in (rows[0], dist["student"], dist["self"]))
+        return [_finding((f"5{x}", name, pub), "not run", {}, "", none) for x, name, pub in DISTILL_FINDINGS]
+    rows, dist = b.ens[b.p.largest]["rows"], b.stages.distillation
+    one, student, self_ = (b.m.runs([r])[:, 0] for r in (rows[0], dist.student, dist.self_student))
     ens = b.m.prefixes(rows)[:, -1]
-    chain = b.m.prefixes(dist["chain"])[:, -1]
-    ens_loss, chain_loss = b.ens[b.p.largest]["prefix_val_loss"][-1], _ensemble_loss(b, dist["chain"])
-    share = share_kept(one, ens, student, (rows[0].val_loss - dist["student"].val_loss) / (rows[0].val_loss - ens_loss))
-    self_gain = difference(one, self_, rows[0].val_loss - dist["self"].val_loss)
+    chain = b.m.prefixes(dist.chain)[:, -1]
+    ens_loss, chain_loss = b.ens[b.p.largest]["prefix_val_loss"][-1], _ensemble_loss(b, dist.chain)
+    share = share_kept(one, ens, student, (rows[0].val_loss - dist.student.val_loss) / (rows[0].val_loss - ens_loss))
+    self_gain = difference(one, self_, rows[0].val_loss - dist.self_student.val_loss)
     chain_gain = difference(ens, chain, ens_loss - chain_loss)
     k = len(rows)
     return [
-        _finding("5a", DISTILL_FINDINGS[0][1], judge(share, 0.5, "above"), share,
+        _finding(("5a", DISTILL_FINDINGS[0][1], DISTILL_FINDINGS[0][2]), judge(share, 0.5, "above"), share,
                  f"share of the {k}-member ensemble's gain over one member kept by the student",
-                 DISTILL_FINDINGS[0][2], f"student val {dist['student'].val_loss:.4f}", above=0.5),
-        _finding("5b", DISTILL_FINDINGS[1][1], judge(self_gain, 0.0, "above"), self_gain,
-                 "nats (teacher val - self-distilled student val)", DISTILL_FINDINGS[1][2],
-                 f"self-distilled val {dist['self'].val_loss:.4f}", above=0.0),
-        _finding("5c", DISTILL_FINDINGS[2][1], judge(chain_gain, 0.0, "above"), chain_gain,
-                 f"nats (independent {k}-ensemble val - chain {k}-ensemble val)", DISTILL_FINDINGS[2][2],
+                 f"student val {dist.student.val_loss:.4f}", above=0.5),
+        _finding(("5b", DISTILL_FINDINGS[1][1], DISTILL_FINDINGS[1][2]), judge(self_gain, 0.0, "above"), self_gain,
+                 "nats (teacher val - self-distilled student val)",
+                 f"self-distilled val {dist.self_student.val_loss:.4f}", above=0.0),
+        _finding(("5c", DISTILL_FINDINGS[2][1], DISTILL_FINDINGS[2][2]), judge(chain_gain, 0.0, "above"), chain_gain,
+                 f"nats (independent {k}-ensemble val - chain {k}-ensemble val)",
                  f"alpha {b.p.distill_alpha}, T {b.p.distill_temperature}", above=0.0),
     ]
 
@@ -250,10 +254,10 @@ def efficiency(b: Bench) -> list[dict]:
     size = _against_published(est) if verdict != "not identified" else "its size is not identified"
     others = "; ".join(f"{n} {interval_text(r['efficiency'].get('parametric') or {})}"
                        for n, r in b.recipes.items() if n != "standard")
-    return [_finding("6", name, verdict, est if verdict != "not identified" else {},
+    return [_finding(("6", name, pub), verdict, est if verdict != "not identified" else {},
                      (f"x (the regularized recipe's {kind} multiple" if kind != "none" else
                       "x (no multiple: the regularized loss lies outside the reference's losses")
-                     + f"; the reference law {'is identified' if identified(ref) else 'is at a bound'})", pub,
+                     + f"; the reference law {'is identified' if identified(ref) else 'is at a bound'})",
                      f"{size}; parametric multiples: {others}"
                      + (f"; reference tuned at a grid edge at {', '.join(edges)}" if edges else ""),
                      reference_edges=edges, multiple_kind=kind, above=1.0)]
@@ -297,49 +301,48 @@ def synthetic(b: Bench) -> list[dict]:
     val loss against generated tokens, its fitted asymptote, and whether the most generated text beats the least
     (paired). The students' seed noise is their own repeats' (a seed of a student moves its share by far more than
     a member's seed moves the ensemble)."""
-    if b.synthetic is None or b.p.largest not in b.ens:
+    if b.stages.synthetic is None or b.p.largest not in b.ens:
         none = "not run (the preset has no synthetic stage)"
-        return [_finding(fid, name, "not run", {}, "", pub, none) for fid, name, pub in SYNTHETIC_FINDINGS]
-    syn, rows = b.synthetic, b.ens[b.p.largest]["rows"]
+        return [_finding((fid, name, pub), "not run", {}, "", none) for fid, name, pub in SYNTHETIC_FINDINGS]
+    syn, rows = b.stages.synthetic, b.ens[b.p.largest]["rows"]
     k = len(rows)
-    firsts = {int(x): r[0] for x, r in syn["students"].items()}
-    chosen = min(firsts, key=lambda x: firsts[x]["select_loss"])  # on select, never val
-    seeds = next(r for x, r in syn["students"].items() if int(x) == chosen)
+    firsts = {int(x): r[0] for x, r in syn.students.items()}
+    chosen = min(firsts, key=lambda x: firsts[x].select_loss)  # on select, never val
+    seeds = next(r for x, r in syn.students.items() if int(x) == chosen)
     one, ens = b.m.runs([rows[0]])[:, 0], b.m.prefixes(rows)[:, -1]
     # the students' mean loss: with several seeds, the share of the average student, not of one
-    mean_student = b.m.of(b.m.ev.windows(seeds).mean(axis=0), [r["id"] for r in seeds])
+    mean_student = b.m.of(b.m.ev.windows(seeds).mean(axis=0), [r.id for r in seeds])
     student_loss = float(np.mean([r.val_loss for r in seeds]))
     ens_loss = b.ens[b.p.largest]["prefix_val_loss"][-1]
     share = share_kept(one, ens, mean_student, (rows[0].val_loss - student_loss) / (rows[0].val_loss - ens_loss))
-    noise = b.m.unit_noise.get(seeds[0]["id"], b.m.noise)
-    vals = ", ".join(f"{r['val_loss']:.4f}" for r in seeds)
-    out = [_finding("5a-seq", SYNTHETIC_FINDINGS[0][1], judge(share, 0.5, "above"), share,
+    noise = b.m.unit_noise.get(seeds[0].id, b.m.noise)
+    vals = ", ".join(f"{r.val_loss:.4f}" for r in seeds)
+    out = [_finding(SYNTHETIC_FINDINGS[0], judge(share, 0.5, "above"), share,
                     f"share of the {k}-member ensemble's gain over one member kept by the student"
                     + (f" (the mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
-                    SYNTHETIC_FINDINGS[0][2],
-                    f"student on {chosen}x the budget of {syn['mode']} text (share {syn['frac']:g}, chosen on "
+                    f"student on {chosen}x the budget of {syn.mode} text (share {syn.frac:g}, chosen on "
                     f"select): val {vals}; seed noise sd {noise.seed_sd:.4f} nats on {noise.df} degrees of freedom",
                     above=0.5)]
-    if syn.get("self"):
-        gain = difference(one, b.m.runs([syn["self"]])[:, 0], rows[0].val_loss - syn["self"]["val_loss"])
-        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], judge(gain, 0.0, "above"), gain,
-                            "nats (teacher val - its student's val)", SYNTHETIC_FINDINGS[1][2],
+    if syn.self_student:
+        gain = difference(one, b.m.runs([syn.self_student])[:, 0], rows[0].val_loss - syn.self_student.val_loss)
+        out.append(_finding(SYNTHETIC_FINDINGS[1], judge(gain, 0.0, "above"), gain,
+                            "nats (teacher val - its student's val)",
                             f"one member writes {min(firsts)}x the budget; its student (share "
-                            f"{b.p.synthetic_self_frac:g}): val {syn['self']['val_loss']:.4f}", above=0.0))
+                            f"{b.p.synthetic_self_frac:g}): val {syn.self_student.val_loss:.4f}", above=0.0))
     else:
-        out.append(_finding("5b-seq", SYNTHETIC_FINDINGS[1][1], "not run", {}, "", SYNTHETIC_FINDINGS[1][2], "not run"))
+        out.append(_finding(SYNTHETIC_FINDINGS[1], "not run", {}, "", "not run"))
     ms = sorted(firsts)
     law = b.fits.get("synthetic")
     e = estimate(law, "E") if identified(law) else {}
     fall = {}
     if len(ms) >= 2:
         d = b.m.runs([firsts[ms[0]], firsts[ms[-1]]])
-        fall = difference(d[:, 0], d[:, 1], firsts[ms[0]]["val_loss"] - firsts[ms[-1]]["val_loss"])
+        fall = difference(d[:, 0], d[:, 1], firsts[ms[0]].val_loss - firsts[ms[-1]].val_loss)
     curve = ", ".join(f"{x}x: {firsts[x]['val_loss']:.4f}" for x in ms)
     asymptote = (f"asymptote {_fmt_est(e)}" if e else "asymptote not identified" if law is not None
                  else "fewer than 3 sizes: no fit")
-    out.append(_finding("7", SYNTHETIC_FINDINGS[2][1], judge(fall, 0.0, "above") if fall else "not run", fall,
-                        f"nats (student val at {ms[0]}x - at {ms[-1]}x generated, paired)", SYNTHETIC_FINDINGS[2][2],
+    out.append(_finding(SYNTHETIC_FINDINGS[2], judge(fall, 0.0, "above") if fall else "not run", fall,
+                        f"nats (student val at {ms[0]}x - at {ms[-1]}x generated, paired)",
                         f"student val by generated tokens {curve}; {asymptote}", fall=fall, asymptote=e, above=0.0))
     return out
 
@@ -357,7 +360,7 @@ def population_reach(b: Bench) -> list[dict]:
     the paired draws (val windows, seed noise). Reproduced when it lies above 3 (at most a third of the epochs)."""
     fid, name, published = POPULATION_FINDING
     if not b.population:
-        return [_finding(fid, name, "not run", {}, "", published, "not run (the preset has no population stage)")]
+        return [_finding((fid, name, published), "not run", {}, "", "not run (the preset has no population stage)")]
     pop, est = b.population, b.population["reach_measured"]
     reach, last = pop["reach"]["prior"], pop["population_curve"][-1]
     k = len(pop["members"])
@@ -368,8 +371,8 @@ def population_reach(b: Bench) -> list[dict]:
               f"{pop['cycle_epochs']:g}: val {last['prior']:.4f} (prior, top {last['prior_k']}) and "
               f"{last['uniform_logit']:.4f} (uniform logit) at {last['epochs']:g} epochs; the {k}-member ensemble "
               f"{reach['target_loss']:.4f} at {reach['target_epochs']:g} epochs" + (f"; {where}" if where else ""))
-    return [_finding(fid, name, judge(est, REACH_CRITERION, "above"), est,
-                     "x fewer epochs (ensemble epochs / population epochs to reach its val loss)", published, detail,
+    return [_finding((fid, name, published), judge(est, REACH_CRITERION, "above"), est,
+                     "x fewer epochs (ensemble epochs / population epochs to reach its val loss)", detail,
                      above=REACH_CRITERION, censored=reach["censored"])]
 
 
@@ -389,11 +392,12 @@ def _fmt_steps(steps: list[dict]) -> str:
     return ", ".join(f"{s['to']} - {s['from']}: {_fmt_est(s)}" for s in steps)
 
 
-def _finding(fid: str, name: str, verdict: str, est: dict, unit: str, published: str, detail: str, **extra) -> dict:
-    """A finding's record: its verdict (one of VERDICTS) and, for readers of older bench.json, `reproduced`
-    (true, false, or null when neither). `above=t` in `extra` says it holds when its interval lies above t (so
+def _finding(what: tuple[str, str, str], verdict: str, est: dict, unit: str, detail: str, **extra) -> dict:
+    """A finding's record (`what`: its id, name and the published claim): its verdict (one of VERDICTS) and, for
+    readers of older bench.json, `reproduced` (true, false, or null when neither). `above=t` in `extra` says it holds when its interval lies above t (so
     several samples can be judged on their combined interval, `scarce.bench.samples`)."""
     assert verdict in VERDICTS, verdict
+    fid, name, published = what
     reproduced = {"reproduced": True, "not reproduced": False}.get(verdict)
     return {"id": fid, "name": name, "verdict": verdict, "reproduced": reproduced,
             "value": est.get("value"), "low": est.get("low"), "high": est.get("high"), "unit": unit,

@@ -15,12 +15,13 @@ from scarce.bench.result import BenchResult
 from scarce.bench.results import bench_results
 from scarce.bench.stages import (
     Runs,
+    Stages,
     distill_stage,
-    ensemble_points,
-    grow_reference,
-    population_points,
+    ensemble_stage,
+    population_stage,
     regularized_stage,
     standard_points,
+    standard_stage,
     synthetic_stage,
 )
 from scarce.data.prepare import derive_store, prepare
@@ -73,32 +74,22 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
     runs = Runs(p, out, pool or make_executor(executor, workers, ray_address, threads=1), results, log, branch)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base.run_dir} if base else {}
-    standard = grow_reference(p, runs, stores, runs.run("standard", standard_points(p, stores, init)), init)
-    chosen, single = regularized_stage(p, runs, stores[1], init)
-    ensembles, distillation, synthetic, population = {}, None, None, []
+    stages = Stages(standard_stage(p, runs, stores, init), regularized_stage(p, runs, stores[1], init))
     if recipe == "ensemble" and p.members > 1:
-        depths = p.sizes if p.joint else (p.largest,)
-        points = {d: ensemble_points(p, chosen[d]) for d in depths}
-        rows = iter(runs.run("ensemble", [x for d in depths for x in points[d]]))  # every size's members in one batch
-        ensembles = {d: [chosen[d]["row"]] + [next(rows) for _ in points[d]] for d in depths}
+        chosen = stages.regularized.chosen
+        stages.ensembles = ensemble_stage(p, runs, chosen)
+        members = stages.ensembles.members[p.largest]
         if p.distill:
-            distillation = distill_stage(p, runs, chosen[p.largest], ensembles[p.largest])
+            stages.distillation = distill_stage(p, runs, chosen[p.largest], members)
         if p.synthetic:
-            synthetic = synthetic_stage(p, runs, ensembles[p.largest])
+            stages.synthetic = synthetic_stage(p, runs, members)
         if p.population:
-            population = runs.run("population", population_points(p, chosen[p.largest], ensembles[p.largest]))
+            stages.population = population_stage(p, runs, chosen[p.largest], members)
     ev = Evaluations(out, log, threads)
-    result, fits = bench_results(p, recipe, stores, standard, chosen, single, ensembles, distillation, ev, synthetic,
-                                 population)
+    result, fits = bench_results(p, recipe, stores, stages, ev)
     if base:
         result.cpt = _cpt(p, base, stores[1], ev)
-    trained = [r for rows in (standard, single, *ensembles.values(), population) for r in rows]
-    if distillation:
-        trained += [distillation["student"], distillation["self"], *distillation["chain"][1:]]
-    if synthetic:
-        trained += [r for rows in synthetic["students"].values() for r in rows] + [synthetic["self"]] * bool(synthetic["self"])
-        trained += synthetic["tried"]  # the tuning's students at the shares not chosen: trained, so counted
-    trained = list({r.id: r for r in ([base] if base else []) + trained}.values())
+    trained = runs.trained()  # the ledger: every row a stage was handed
     result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r.id for r in trained]
     result.token_passes = int(sum(r.tokens_seen or 0 for r in trained))
     result.data = str(stores[max(p.multiples)].path)

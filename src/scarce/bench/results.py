@@ -23,7 +23,7 @@ from scarce.bench.findings import Bench, check_findings, hygiene_of
 from scarce.bench.measured import Measured, interval, reference_noise, seed_noise
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
-from scarce.bench.stages import best_on_select
+from scarce.bench.stages import DistillStage, Stages, SyntheticStage, best_on_select
 from scarce.data.store import open_store
 from scarce.eval import nextline
 from scarce.recipes.common import run_train_tokens
@@ -34,16 +34,16 @@ from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_
 from scarce.scaling.noise import SeedNoise
 
 
-def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict], chosen: dict, single: list[dict],
-                  ensembles: dict, distillation: dict | None, ev: Evaluations,
-                  synthetic: dict | None = None, population: list | None = None) -> tuple[BenchResult, dict]:
+def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
+                  ev: Evaluations) -> tuple[BenchResult, dict]:
     """The result and the fit objects (the report plots them)."""
-    reference = _choose_reference(p, standard)
+    chosen, synthetic = stages.regularized.chosen, stages.synthetic
+    reference = _choose_reference(p, stages.standard.rows)
     ref_rows = [r["row"] for r in reference]
     ref_tokens = [r["train_tokens"] for r in reference]
     ref_loss = [r.val_loss for r in ref_rows]
     budget = reference[0]["train_tokens"]
-    ens_evals = {d: ev.ensemble(rows, f"d{d}") for d, rows in ensembles.items()}
+    ens_evals = {d: ev.ensemble(rows, f"d{d}") for d, rows in stages.ensembles.members.items()}
     # Every interval comes from the same paired draws: resampled val windows plus seed noise, measured where the
     # bench repeats a setting (each size's ensemble members; the synthetic students of one teacher).
     # Member 0 is the chosen run itself; the others repeat it with other seeds unless the member heuristic changes
@@ -53,8 +53,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
                  seed_noise(ev, p.n_boot, [e["rows"][first:] for e in ens_evals.values()]))
     students = _student_group(synthetic)
     if len(students) >= 2:
-        m.use([r["id"] for rows in synthetic["students"].values() for r in rows]
-              + ([synthetic["self"]["id"]] if synthetic.get("self") else []), seed_noise(ev, p.n_boot, [students]))
+        m.use([r.id for rows in synthetic.students.values() for r in rows]
+              + ([synthetic.self_student.id] if synthetic.self_student else []), seed_noise(ev, p.n_boot, [students]))
     ref_noise, misfit = reference_noise(m.noise, ref_tokens, ref_loss, quietly(fit_power_law, ref_tokens, ref_loss,
                                                                               n_boot=0))
     m.use([r.id for r in ref_rows], ref_noise)
@@ -94,8 +94,9 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         recipes["joint-limit"] = recipe_entry(limit.value, None, None, [])
         draws["joint-limit"] = fits["joint"].data["aligned"]["E"]  # the joint fit's own draws, paired
     if synthetic:
-        add_synthetic(p, synthetic, m, recipes, draws, fits, ens_evals[p.largest]["rows"] if ens_evals else [])
-    pop = add_population(p, population, ens_evals[p.largest], m, recipes, draws) if population else None
+        add_synthetic(synthetic, m, (recipes, draws, fits), ens_evals[p.largest]["rows"] if ens_evals else [])
+    pop = (add_population(p, stages.population.trajectories, ens_evals[p.largest], m, recipes, draws)
+           if stages.population else None)
     covers = _covers(m, ref_noise, misfit)
     for name, entry in recipes.items():
         loss_draws = np.column_stack([ref_draws, draws[name]])
@@ -106,9 +107,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
         if name != "standard":  # the reference's own 1x point: its two readings differ by the law's misfit there
             entry["disagree"] = _disagreement(fits[f"efficiency_parametric:{name}"],
                                               fits[f"efficiency_empirical:{name}"])
-    std_table = _standard_table(p, standard, ev)
-    findings = check_findings(Bench(p, std_table, chosen, fits, recipes, ens_evals, distillation, m, reference, default,
-                                    synthetic, pop))
+    std_table = _standard_table(p, stages.standard.rows, ev)
+    findings = check_findings(Bench(p, stages, std_table, fits, recipes, ens_evals, m, reference, default, pop))
     downstream = None
     if p.downstream_items:
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
@@ -129,7 +129,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
                     "edge": r["edge"], "val_loss": r["row"].val_loss, "val_bpb": r["row"].val_bpb,
                     "select_loss": r["row"].select_loss, "flops": r["row"].flops} for r in reference],
         single=[{"run_id": r.id, "chosen": any(r.id == c["row"].id for c in chosen.values()), **knobs(r),
-                 **{c: r[c] for c in ("val_loss", "val_bpb", "select_loss", "flops")}} for r in single],
+                 **{c: getattr(r, c) for c in ("val_loss", "val_bpb", "select_loss", "flops")}}
+                for r in stages.regularized.tried],
         ensemble=None if not ens_evals else ensemble_json(ens_evals[p.largest]),
         ensembles={str(d): ensemble_json(e) for d, e in ens_evals.items()},
         findings=findings, standard=[{k: v for k, v in r.items() if k != "row"} for r in std_table],
@@ -138,9 +139,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, standard: list[dict
                       "evaluations": c["descent"]["evaluations"], "certificate": c["descent"]["certificate"],
                       "run_id": c["row"].id, "params": c["row"].summary["non_embedding_params"]}
                      for d, c in chosen.items()],
-        distillation=None if distillation is None else {
-            "student": bench_row(distillation["student"]), "self": bench_row(distillation["self"]),
-            "chain": [bench_row(r) for r in distillation["chain"]]},
+        distillation=None if stages.distillation is None else distillation_json(stages.distillation),
         synthetic=None if synthetic is None else synthetic_json(synthetic), population=pop,
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
         intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
@@ -267,34 +266,34 @@ def _standard_table(p: BenchPreset, standard: list[dict], ev: Evaluations) -> li
              "val_loss": r.val_loss, "run_id": r.id, "row": r} for r in rows]
 
 
-def add_synthetic(p: BenchPreset, synthetic: dict, m: Measured, recipes: dict, draws: dict, fits: dict,
-                  teachers: list | None = None) -> None:
-    """Recipes from the synthetic stage: the student chosen on select among the generated sizes, the ensemble of
-    the students at the largest size when there are several, the teachers' ensemble with those students added
-    (teachers first); and the student's val loss against generated
-    tokens as a power law (three sizes or more), its interval from the paired draws."""
-    firsts = {int(k): rows[0] for k, rows in synthetic["students"].items()}
-    best = min(firsts.values(), key=lambda r: r["select_loss"])
-    recipes["synthetic-student"] = recipe_entry(best["val_loss"], best["val_bpb"], best["flops"], [best["id"]])
+def add_synthetic(synthetic: SyntheticStage, m: Measured, into: tuple[dict, dict, dict], teachers: list) -> None:
+    """Recipes from the synthetic stage (into `into`: recipes, draws, fits): the student chosen on select among the
+    generated sizes, the ensemble of the students at the largest size when there are several, the teachers'
+    ensemble with those students added (teachers first); and the student's val loss against generated tokens as a
+    power law (three sizes or more), its interval from the paired draws."""
+    recipes, draws, fits = into
+    firsts = {int(k): rows[0] for k, rows in synthetic.students.items()}
+    best = min(firsts.values(), key=lambda r: r.select_loss)
+    recipes["synthetic-student"] = recipe_entry(best.val_loss, best.val_bpb, best.flops, [best.id])
     draws["synthetic-student"] = m.runs([best])[:, 0]
-    top = synthetic["students"][max(synthetic["students"], key=int)]
+    top = synthetic.students[max(synthetic.students, key=int)]
     if len(top) > 1:
         e = m.ev.ensemble(top, "synthetic")
         name = f"synthetic-ensemble-k{len(top)}"
-        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in top),
-                                     [r["id"] for r in top])
+        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r.flops for r in top),
+                                     [r.id for r in top])
         draws[name] = m.prefixes(top)[:, -1]
     if teachers:
         both = list(teachers) + list(top)
         e = m.ev.ensemble(both, "teachers-synthetic")
         name = f"teachers+synthetic-k{len(both)}"
-        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r["flops"] for r in both),
-                                     [r["id"] for r in both])
+        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r.flops for r in both),
+                                     [r.id for r in both])
         draws[name] = m.prefixes(both)[:, -1]
     if len(firsts) >= 3:
         ms = sorted(firsts)
-        fits["synthetic"] = quietly(fit_power_law, [k * synthetic["budget"] for k in ms],
-                                    [firsts[k]["val_loss"] for k in ms], y_draws=m.runs([firsts[k] for k in ms]))
+        fits["synthetic"] = quietly(fit_power_law, [k * synthetic.budget for k in ms],
+                                    [firsts[k].val_loss for k in ms], y_draws=m.runs([firsts[k] for k in ms]))
 
 
 def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measured, recipes: dict,
@@ -330,11 +329,11 @@ def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measur
     return curves
 
 
-def _student_group(synthetic: dict | None) -> list:
+def _student_group(synthetic: SyntheticStage | None) -> list:
     """The synthetic students that repeat one setting (the multiple with the most seeds), or []."""
     if not synthetic:
         return []
-    return max(synthetic["students"].values(), key=len)
+    return max(synthetic.students.values(), key=len)
 
 
 def _covers(m: Measured, ref_noise: SeedNoise, misfit: dict | None) -> dict:
@@ -361,9 +360,12 @@ def _disagreement(parametric, empirical) -> dict | None:
     return ratio
 
 
-def synthetic_json(synthetic: dict) -> dict:
-    return {"mode": synthetic["mode"], "frac": synthetic["frac"], "tuning": synthetic["tuning"],
-            "budget": synthetic["budget"],
-            "students": {str(m): [{**bench_row(r), "generated_tokens": int(m) * synthetic["budget"]} for r in rows]
-                         for m, rows in synthetic["students"].items()},
-            "self": None if synthetic["self"] is None else bench_row(synthetic["self"])}
+def synthetic_json(synthetic: SyntheticStage) -> dict:
+    return {"mode": synthetic.mode, "frac": synthetic.frac, "tuning": synthetic.tuning, "budget": synthetic.budget,
+            "students": {str(m): [{**bench_row(r), "generated_tokens": int(m) * synthetic.budget} for r in rows]
+                         for m, rows in synthetic.students.items()},
+            "self": None if synthetic.self_student is None else bench_row(synthetic.self_student)}
+
+
+def distillation_json(d: DistillStage) -> dict:
+    return {"student": bench_row(d.student), "self": bench_row(d.self_student), "chain": [bench_row(r) for r in d.chain]}

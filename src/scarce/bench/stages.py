@@ -1,7 +1,9 @@
-"""The bench stages: each turns the preset into run points and runs them as one resumable sweep."""
+"""The bench stages: each turns the preset into run points, trains them through `Runs` (one resumable sweep a
+batch, every row handed out kept in its ledger) and returns a small typed result."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce.bench.common import Log, progress_lines
@@ -15,7 +17,7 @@ from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
 from scarce.recipes.standard import standard_points as recipe_standard_points
 from scarce.recipes.synthetic import StudentGroup, student_group, train_students
-from scarce.runs.store import RunStore
+from scarce.runs.store import RunRow, RunStore
 from scarce.sample import Sampling
 from scarce.synth import SynthSpec
 
@@ -31,7 +33,79 @@ def standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> l
     return points
 
 
-def grow_reference(p: BenchPreset, runs: Runs, stores: dict, standard: list[dict], init: dict | None = None) -> list[dict]:
+@dataclass
+class StandardStage:
+    """The standard recipe's runs: every size at 1x, the reference size at every multiple (its grid grown)."""
+
+    rows: list[RunRow]
+
+
+@dataclass
+class RegularizedStage:
+    """The regularized recipe's search: depth -> {point, row, descent} of the setting chosen on select, and every
+    finished run tried (each once)."""
+
+    chosen: dict
+    tried: list[RunRow]
+
+
+@dataclass
+class EnsembleStage:
+    """Depth -> the ensemble's members (member 0 the chosen regularized run)."""
+
+    members: dict[int, list[RunRow]]
+
+
+@dataclass
+class DistillStage:
+    """Logit distillation at the largest size: the ensemble's student, one member's (self-distillation), and the
+    chain (member 0 first)."""
+
+    student: RunRow
+    self_student: RunRow
+    chain: list[RunRow]
+
+
+@dataclass
+class SyntheticStage:
+    """Students on real plus generated text: the share chosen on select (`tuning`: every share tried with its select
+    loss), multiple -> the students at it, the self-distilled student, and the tuning's students not chosen."""
+
+    frac: float
+    tuning: list[dict]
+    mode: str
+    budget: int
+    students: dict[int, list[RunRow]]
+    self_student: RunRow | None
+    tried: list[RunRow]
+
+
+@dataclass
+class PopulationStage:
+    """The population's cyclic trajectories at the largest size's chosen setting."""
+
+    trajectories: list[RunRow]
+
+
+@dataclass
+class Stages:
+    """What every stage of one bench returned; a stage the preset or recipe skips is None (or empty)."""
+
+    standard: StandardStage
+    regularized: RegularizedStage
+    ensembles: EnsembleStage = field(default_factory=lambda: EnsembleStage({}))
+    distillation: DistillStage | None = None
+    synthetic: SyntheticStage | None = None
+    population: PopulationStage | None = None
+
+
+def standard_stage(p: BenchPreset, runs: Runs, stores: dict, init: dict | None = None) -> StandardStage:
+    """The standard recipe's grid (`standard_points`), its reference grown (`grow_reference`)."""
+    return StandardStage(grow_reference(p, runs, stores, runs.run("standard", standard_points(p, stores, init)), init))
+
+
+def grow_reference(p: BenchPreset, runs: Runs, stores: dict, standard: list[RunRow],
+                   init: dict | None = None) -> list[RunRow]:
     """The reference grid grown where the run best on select trained the most epochs tried: that size of data gets
     twice the epochs, up to `p.reference_growth` times, so the reference is the standard recipe's best there and
     not a point its grid cut short (which would inflate every multiple). Returns the standard runs with the new."""
@@ -66,19 +140,28 @@ def ensemble_points(p: BenchPreset, chosen: dict) -> list[dict]:
             for m in members[1:]]
 
 
-def regularized_stage(p: BenchPreset, runs: Runs, store, init: dict | None = None) -> tuple[dict, list[dict]]:
+def regularized_stage(p: BenchPreset, runs: Runs, store, init: dict | None = None) -> RegularizedStage:
     """The regularized recipe's search (`scarce.recipes.regularized.descend`) at every size, with the preset's
-    grid, start, rounds, dropout and stack; returns depth -> {point, row, descent} and every run tried."""
+    grid, start, rounds, dropout and stack."""
     start = {k: v for k, v in p.regularized_start.items() if k in AXES} or None
     base = {"data": str(store.path.resolve()), "model.dropout": p.regularized_dropout, "tags.stage": "regularized",
             **(init or {})}
     stack = {**slowrun_overrides(looping=False), "tags.stack": "slowrun"} if p.stack else None
-    return descend(list(p.sizes), axes(p.lrs, p.weight_decays, p.epochs), start, p.max_rounds,
-                   lambda points: runs.run("regularized", points, diverged=True, branch_epochs=p.epochs), base,
-                   stack)
+    return RegularizedStage(*descend(list(p.sizes), axes(p.lrs, p.weight_decays, p.epochs), start, p.max_rounds,
+                                     lambda points: runs.run("regularized", points, diverged=True,
+                                                             branch_epochs=p.epochs), base, stack))
 
 
-def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict]) -> dict:
+def ensemble_stage(p: BenchPreset, runs: Runs, chosen: dict) -> EnsembleStage:
+    """The ensemble of each size's chosen setting (every size with the joint limit, else the largest): every
+    size's members in one batch of runs."""
+    depths = p.sizes if p.joint else (p.largest,)
+    points = {d: ensemble_points(p, chosen[d]) for d in depths}
+    rows = iter(runs.run("ensemble", [x for d in depths for x in points[d]]))
+    return EnsembleStage({d: [chosen[d]["row"]] + [next(rows) for _ in points[d]] for d in depths})
+
+
+def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[RunRow]) -> DistillStage:
     """At the largest size, logit distillation (`scarce.recipes.distill`) at the preset's alpha and temperature:
     the ensemble into a student, one member into a student of its own size (self-distillation), and a chain of
     K members, each learning from the one before."""
@@ -87,11 +170,16 @@ def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[dict])
                                                                p.distill_alpha, p.distill_temperature))
     chain = chain_distill(point, members[0], k, p.distill_alpha, p.distill_temperature,
                           lambda points: runs.run("distill", points))
-    return {"student": student, "self": self_student, "chain": chain}
+    return DistillStage(student, self_student, chain)
 
 
 POPULATION_SEED = 1000
 """Seeds of the population's trajectories: POPULATION_SEED + t, apart from the ensemble's members' 1..K-1."""
+
+
+def population_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[RunRow]) -> PopulationStage:
+    """The population's trajectories (`population_points`), trained."""
+    return PopulationStage(runs.run("population", population_points(p, chosen, members)))
 
 
 def population_points(p: BenchPreset, chosen: dict, members: list) -> list[dict]:
@@ -106,13 +194,36 @@ def population_points(p: BenchPreset, chosen: dict, members: list) -> list[dict]
 
 
 class Runs:
-    """Runs batches of points as one resumable sweep (the run store skips what is done)."""
+    """Everything a stage trains goes through here: batches of points as one resumable sweep (the run store skips
+    what is done), synthetic students as typed jobs. Every row handed out is kept in `ledger` (run id -> row, in
+    the order trained): what the bench trained."""
 
     def __init__(self, p: BenchPreset, out: Path, executor, results: str, log: Log, branch: bool = True):
         self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
         self.branch = branch
+        self.ledger: dict[str, RunRow] = {}
 
-    def run(self, sweep: str, points: list[dict], diverged: bool = False, branch_epochs=()) -> list[dict]:
+    def trained(self) -> list[RunRow]:
+        return list(self.ledger.values())
+
+    def _keep(self, rows: list[RunRow]) -> list[RunRow]:
+        for r in rows:
+            self.ledger.setdefault(r.id, r)
+        return rows
+
+    def students(self, groups: list[StudentGroup]) -> list[dict]:
+        """Every group's students in one batch of runs on the workers (`train_students`: no group waits for
+        another's to end); each group's result with its students' run-store rows ("rows")."""
+        trained = train_students(groups, executor=self.executor, results=self.results)
+        store = RunStore(self.results)
+        try:
+            for r in trained:
+                r["rows"] = self._keep([store.get(s["run_id"], s["run_dir"]) for s in r["students"]])
+        finally:
+            store.close()
+        return trained
+
+    def run(self, sweep: str, points: list[dict], diverged: bool = False, branch_epochs=()) -> list[RunRow]:
         """The points' rows; a failed run stops the bench (rerun to resume), and so does a diverged one
         unless `diverged` (a search, where it is a result: the row has status 'diverged'). `branch_epochs`: the
         epoch counts later batches may train (`SweepSpec.branch_epochs`)."""
@@ -131,14 +242,14 @@ class Runs:
         if bad and not diverged:
             raise UserError(f"{len(bad)} of {len(points)} bench runs diverged (first: {bad[0]}); lower the "
                             f"preset's learning rate")
-        return [by_point[i] for i in range(len(points))]
+        return self._keep([by_point[i] for i in range(len(points))])
 
 
 def _cost(point: dict) -> float:
     return point.get("train.epochs", 1) * point.get("tags.multiple", 1) * point.get("model.depth", 1) ** 2
 
 
-def best_on_select(rows: list[dict]) -> dict:
+def best_on_select(rows: list[RunRow]) -> RunRow:
     return min(rows, key=lambda r: r.select_loss)
 
 
@@ -146,17 +257,15 @@ SYNTHETIC_STREAMS = 128
 """Rows the teachers write together (one shard of the synthetic store each batch)."""
 
 
-def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
+def synthetic_stage(p: BenchPreset, runs: Runs, members: list[RunRow]) -> SyntheticStage:
     """Students of the largest size's chosen setting on real plus generated text, through the recipe
     (`scarce.recipes.synthetic`): the ensemble of `members` writes each multiple of the budget (temperature 1),
     the share of synthetic batches is chosen on select at the middle multiple and kept for the others; and one
-    member writes the smallest multiple for its own student (self-distillation through generated text). Returns
-    the students' run-store rows ("tried": those of the tuning at shares not chosen)."""
+    member writes the smallest multiple for its own student (self-distillation through generated text)."""
     base = RunConfig.from_dict(members[0].config)
     base.tags = {"stage": "synthetic"}
     teachers, budget, k = [r.run_dir for r in members], run_train_tokens(members[0]), len(members)
     out, device = runs.out / "runs" / "synthetic", pick_device()
-    store = RunStore(runs.results)
 
     def group(name: str, writers: list, multiple: int, fracs: tuple, seeds: tuple) -> StudentGroup:
         spec = SynthSpec(multiple * budget, p.synthetic_mode, streams=SYNTHETIC_STREAMS, sampling=Sampling(1.0))
@@ -165,31 +274,20 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[dict]) -> dict:
         return student_group(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes, device=device,
                              progress=progress_lines(runs.log))
 
-    def train(groups: list[StudentGroup]) -> list[dict]:
-        """Every group's students in one batch of runs on the workers (no group waits for another's to end)."""
-        trained = train_students(groups, executor=runs.executor, results=runs.results)
-        for r in trained:
-            r["rows"] = [store.get(s["run_id"], s["run_dir"]) for s in r["students"]]
-        return trained
-
-    try:
-        top, ordered = max(p.synthetic), sorted(p.synthetic)
-        middle = ordered[len(ordered) // 2]  # the share is tuned here: at 1x generated text barely moves the student
-        seeds = {m: tuple(k + j for j in range(p.synthetic_members if m == top else 1)) for m in ordered}
-        tuned = train([group(f"x{middle}", teachers, middle, p.synthetic_fracs, seeds[middle])])[0]
-        frac = tuned["frac"]
-        tuning = [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in tuned["students"]]
-        others = [m for m in ordered if m != middle]
-        groups = [group(f"x{m}", teachers, m, (frac,), seeds[m]) for m in others]
-        if p.synthetic_self_frac:
-            groups.append(group("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,)))
-        rest = train(groups)
-        trained = {middle: tuned, **dict(zip(others, rest))}
-        by_multiple = {m: [row for s, row in zip(trained[m]["students"], trained[m]["rows"]) if s["frac"] == frac]
-                       for m in ordered}
-        self_row = rest[-1]["rows"][0] if p.synthetic_self_frac else None
-        tried = [row for s, row in zip(tuned["students"], tuned["rows"]) if s["frac"] != frac]
-    finally:
-        store.close()
-    return {"frac": frac, "tuning": tuning, "mode": p.synthetic_mode, "budget": budget, "students": by_multiple,
-            "self": self_row, "tried": tried}
+    top, ordered = max(p.synthetic), sorted(p.synthetic)
+    middle = ordered[len(ordered) // 2]  # the share is tuned here: at 1x generated text barely moves the student
+    seeds = {m: tuple(k + j for j in range(p.synthetic_members if m == top else 1)) for m in ordered}
+    tuned = runs.students([group(f"x{middle}", teachers, middle, p.synthetic_fracs, seeds[middle])])[0]
+    frac = tuned["frac"]
+    tuning = [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in tuned["students"]]
+    others = [m for m in ordered if m != middle]
+    groups = [group(f"x{m}", teachers, m, (frac,), seeds[m]) for m in others]
+    if p.synthetic_self_frac:
+        groups.append(group("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,)))
+    rest = runs.students(groups)
+    trained = {middle: tuned, **dict(zip(others, rest))}
+    by_multiple = {m: [row for s, row in zip(trained[m]["students"], trained[m]["rows"]) if s["frac"] == frac]
+                   for m in ordered}
+    self_row = rest[-1]["rows"][0] if p.synthetic_self_frac else None
+    tried = [row for s, row in zip(tuned["students"], tuned["rows"]) if s["frac"] != frac]
+    return SyntheticStage(frac, tuning, p.synthetic_mode, budget, by_multiple, self_row, tried)
