@@ -11,9 +11,12 @@ import pytest
 from scarce.cli.main import main
 from scarce.errors import UserError
 from scarce.recipes import run_recipe
+from scarce.recipes.common import point_config
 from scarce.recipes.crossing import find_crossings
 from scarce.recipes.isoflop import flops_per_token_at
+from scarce.runs.launch import resolved_id
 from scarce.runs.store import RunStore
+from scarce.runs.sweep import SweepSpec, build_config, resolve_points
 
 
 def fake_train(cfg, run_dir, results):
@@ -134,3 +137,25 @@ def test_runs_crossings_flag(tiny_store, tmp_path, capsys):
     assert "crossing: id1 (20 params)" in capsys.readouterr().out
     assert main(["runs", "--results", str(tmp_path / "r"), "--crossings", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["larger"] == "id1"
+
+
+def test_point_config_keeps_its_run_ids():
+    """The one config builder (runs.sweep.build_config) gives the ids the recipes' and the sweep's configs had when
+    each forged a sweep spec of its own (hashes pinned from that code)."""
+    cfg = point_config({"model.depth": 3, "train.tokens": 12345, "tags.budget": 1e12}, data="/nowhere/store",
+                       preset="tiny", overrides={"optim.lr": 2e-3, "train.epochs": 2})
+    assert cfg.run_id("fp") == "4aa4123759936907" and cfg.tags["sweep"] == "point"
+    cfg = build_config("tiny", "/nowhere/store", {"optim.lr": 2e-3, "model.depth": 2, "data": "/other/store",
+                                                  "tags.x": "y"}, "grid")
+    assert cfg.run_id("fp") == "21a6f15e83dd9553" and cfg.data == "/other/store" and cfg.tags["sweep"] == "grid"
+
+
+def test_point_config_is_the_config_a_sweep_named_point_trains(tiny_store):
+    """The point's horizon replaces the overrides' as the sweep's merge has it (a plain dict merge kept both, and the
+    later of the preset's horizon fields won)."""
+    overrides, point = {"train.tokens_per_param": 5.0, "model.width": 64}, {"model.depth": 1, "train.epochs": 2.0}
+    cfg = point_config(point, data=str(tiny_store.path), preset="tiny", overrides=overrides)
+    assert (cfg.train.epochs, cfg.train.tokens_per_param, cfg.train.tokens) == (2.0, 0, 0)
+    swept = resolve_points(SweepSpec(name="point", data=str(tiny_store.path), preset="tiny", set=overrides,
+                                     points=[point]))
+    assert [p.run_id for p in swept] == [resolved_id(cfg)[1]]

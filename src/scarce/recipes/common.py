@@ -11,7 +11,7 @@ from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.runs.store import RunRow, RunStore, results_root
-from scarce.runs.sweep import SweepSpec, build_config, run_sweep
+from scarce.runs.sweep import SweepSpec, build_config, merge, run_sweep
 
 DEFAULT_SIZES = (2, 4, 6)
 
@@ -70,8 +70,9 @@ def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: s
 
 
 def point_config(point: dict, *, data: str, preset: str = "tiny", overrides: dict | None = None) -> RunConfig:
-    """The resolved config a sweep of `sweep_rows` would train for `point` (the preset, `overrides`, the point)."""
-    return build_config(SweepSpec(name="point", data=data, preset=preset), {**(overrides or {}), **point})
+    """The resolved config a sweep of `sweep_rows` would train for `point` (the preset, `overrides`, the point, merged
+    as the sweep merges them), tagged sweep 'point'."""
+    return build_config(preset, data, merge(overrides or {}, point), "point")
 
 
 def descent_loss(row: RunRow | None, name: str = "select_loss") -> float:

@@ -13,15 +13,14 @@ import torch
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.model.gpt import GPT, flops_per_token
-from scarce.recipes.common import Context, recipe_row, run_points
-from scarce.runs.sweep import SweepSpec, build_config
+from scarce.recipes.common import Context, point_config, recipe_row, run_points
 from scarce.train.trainer import resolve_config
 
 
 def flops_per_token_at(ctx: Context, depth: int) -> float:
     """Training FLOPs per token of the base config at `depth` (the model is built on the meta device)."""
-    spec = SweepSpec(name="probe", data=ctx.data, preset=ctx.preset, set=dict(ctx.overrides))
-    cfg = resolve_config(build_config(spec, {**spec.set, "model.depth": depth}), open_store(ctx.data))
+    cfg = point_config({"model.depth": depth}, data=ctx.data, preset=ctx.preset, overrides=ctx.overrides)
+    cfg = resolve_config(cfg, open_store(ctx.data))
     with torch.device("meta"):
         return flops_per_token(GPT(cfg.model))
 

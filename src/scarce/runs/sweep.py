@@ -254,17 +254,18 @@ def check_horizon(overrides: dict, where: str) -> None:
                         "--tokens-per-param must be), or leave the horizon fields out for the preset's")
 
 
-def build_config(spec: SweepSpec, overrides: dict) -> RunConfig:
-    """The resolved config of one point: preset + overrides; `tags.*` keys become tags; setting one
-    horizon clears the preset's other horizons."""
+def build_config(preset: str, data: str, overrides: dict, sweep: str) -> RunConfig:
+    """The resolved config of one point, for sweeps and recipes alike: `preset`, then `overrides` (a `data` key
+    replaces `data`; `tags.*` keys become tags; setting one horizon clears the preset's other horizons), tagged with
+    the `sweep` that trains it (a tag, so part of the run id)."""
     overrides = dict(overrides)
-    data = overrides.pop("data", spec.data)
+    data = overrides.pop("data", data)
     tags = {k[5:]: overrides.pop(k) for k in [k for k in overrides if k.startswith("tags.")]}
-    check_horizon(overrides, f"sweep {spec.name}:")
+    check_horizon(overrides, f"sweep {sweep}:")
     if any(k in overrides for k in HORIZONS):
         overrides = {**{k: 0 for k in HORIZONS}, **overrides}
-    cfg = apply_overrides(get_preset(spec.preset), overrides, flag=f"sweep {spec.name}:")
-    cfg.tags = {**cfg.tags, **tags, "sweep": spec.name}
+    cfg = apply_overrides(get_preset(preset), overrides, flag=f"sweep {sweep}:")
+    cfg.tags = {**cfg.tags, **tags, "sweep": sweep}
     cfg.data = str(Path(data).resolve())
     return cfg
 
@@ -273,7 +274,8 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
     out_dir = Path(spec.out) if spec.out else results_root(spec.results or None) / "sweeps" / spec.name
     points, seen = [], set()
     for overrides in point_overrides(spec):
-        cfg, run_id, fingerprint = resolved_id(build_config(spec, overrides))  # the one resolution of the point
+        cfg = build_config(spec.preset, spec.data, overrides, spec.name)
+        cfg, run_id, fingerprint = resolved_id(cfg)  # the one resolution of the point
         if run_id in seen:  # e.g. a search drawing the same choices twice
             continue
         seen.add(run_id)
