@@ -170,7 +170,7 @@ def check_positive(name: str, value: object) -> None:
 
 
 def ordered_documents(source: str, near_duplicates: float = 0.0, seed: int = 0,
-                       min_documents: int = len(FILL_ORDER)) -> tuple[list[str], dict]:
+                      min_documents: int = len(FILL_ORDER)) -> tuple[list[str], dict]:
     """The corpus deduplicated and sorted by document hash (salted by `seed`), and a description of it."""
     return sorted_by_hash(corpora.read_corpus(source), source, near_duplicates, seed, min_documents)
 
@@ -182,7 +182,7 @@ def order_key(doc_hash: bytes, seed: int) -> bytes:
 
 
 def sorted_by_hash(documents: Iterable[str], source: str, near_duplicates: float, seed: int = 0,
-                    min_documents: int = len(FILL_ORDER)) -> tuple[list[str], dict]:
+                   min_documents: int = len(FILL_ORDER)) -> tuple[list[str], dict]:
     """`min_documents`: splits per source document need one each; split per piece, one document suffices."""
     by_hash: dict[bytes, str] = {}
     seen = 0
@@ -298,7 +298,7 @@ def window_of(arr: np.ndarray, doc_hash: bytes, window: int) -> np.ndarray:
 
 
 def tokenize_splits(docs: list[str], req: PrepareRequest,
-                     existing: Tokenizer | None = None) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
+                    existing: Tokenizer | None = None) -> tuple[Tokenizer, dict[str, np.ndarray], dict]:
     """Cut the splits with `existing`, or with a BPE trained on train documents; returns (tokenizer, split
     arrays, held-out info)."""
     docs, sources = source_pieces(docs, req.doc_bytes, req.seed, req.piece_splits) if req.doc_bytes else (docs, None)

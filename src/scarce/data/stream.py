@@ -158,7 +158,7 @@ class _StreamFill:
 
 
 def stream_splits(req: PrepareRequest, tok: Tokenizer | None,
-                   status: StatusLine) -> tuple[Tokenizer, dict[str, np.ndarray], dict, dict]:
+                  status: StatusLine) -> tuple[Tokenizer, dict[str, np.ndarray], dict, dict]:
     """Cut the splits from the streamed corpus `req.source` as it streams (module docstring, steps 5-8); returns
     (tokenizer, split arrays, corpus info, tokenizer info)."""
     sample_bytes = req.tokenizer_bytes or STREAM_SAMPLE_BYTES
