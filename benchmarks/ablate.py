@@ -26,7 +26,7 @@ from scarce.config import parse_assignments
 from scarce.data.prepare import derive_store, prepare
 from scarce.recipes import run_recipe
 from scarce.report.ablation import write_report
-from scarce.runs.executors import make_executor
+from scarce.runs.executors import Execution
 
 VOCAB, HELDOUT_TOKENS = 1024, 50_000
 BASE = {"model.depth": 4, "model.width": 64, "model.head_dim": 32, "model.seq_len": 128, "train.batch_size": 16,
@@ -61,7 +61,7 @@ def main() -> None:
     one, two = (derive_store(full, work / f"train-{m * args.train_tokens}", m * args.train_tokens) for m in (1, 2))
     overrides = {**BASE, "train.epochs": args.epochs, **parse_assignments(args.set)}
     result = run_recipe("ablate", str(one.path), str(work / "ablate"), overrides=overrides,
-                        executor=make_executor("local", args.workers, None, 1), results=str(work / "results"),
+                        execution=Execution(results=str(work / "results")).held(args.workers, threads=1),
                         changes=[f"{k}:{KNOBS[k]}" for k in dict.fromkeys(args.knobs)], seeds=args.seeds,
                         stack=False, reference_data=[str(two.path), str(full.path)])
     print(write_report(result, work / "ablate").read_text())

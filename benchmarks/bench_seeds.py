@@ -20,7 +20,7 @@ from pathlib import Path
 from scarce.config import RunConfig
 from scarce.recipes.common import Context, run_points
 from scarce.rundir import read_config
-from scarce.runs.executors import make_executor
+from scarce.runs.executors import Execution
 from scarce.scaling import fit_efficiency
 
 
@@ -37,8 +37,8 @@ def main() -> None:
     standard = read_config(next((out / "runs").glob(f"bench-standard/{ref[0]['run_id']}")))
     point = _point(standard)
     ctx = Context(data=standard.data, out=str(out / "runs"), sizes=[1], preset=standard.preset,
-                  overrides={}, executor=make_executor("local", args.workers, threads=1),
-                  results=args.results or bench["results"], log=print)
+                  overrides={}, execution=Execution(results=args.results or bench["results"]).held(args.workers, threads=1),
+                  log=print)
     rows = run_points(ctx, "bench-seeds", [{**point, "train.seed": s} for s in range(1, args.seeds + 1)])
     ref_tokens, ref_loss = [r["train_tokens"] for r in ref], [r["val_loss"] for r in ref]
     budget = ref[0]["train_tokens"]

@@ -8,6 +8,7 @@ Prints each recipe's val loss and data efficiency and the reference; the bench r
 import sys
 
 from scarce.bench import CPU_FAMILY, BenchPreset, bench
+from scarce.runs.executors import Execution
 
 
 def main():
@@ -16,7 +17,7 @@ def main():
                     select_tokens=100_000, val_tokens=100_000, heldout_window=384, overrides=CPU_FAMILY, sizes=(4,),
                     standard_epochs=(8,), reference_epochs={2: (8,), 4: (8,), 8: (4,)}, lrs=(3e-3,),
                     weight_decays=(3.2,), epochs=(8,), max_rounds=0, members=4, downstream_items=0)
-    r = bench(f"{out}/out{vocab}", p, results=f"{out}/res{vocab}")
+    r = bench(f"{out}/out{vocab}", p, execution=Execution(results=f"{out}/res{vocab}"))
     print({k: (v["val_loss"], v["efficiency"]) for k, v in r.recipes.items()})
     print([(x["multiple"], x["val_loss"]) for x in r.reference])
 

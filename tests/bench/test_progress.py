@@ -15,7 +15,7 @@ from scarce.bench.stages import Runs, synthetic_stage
 from scarce.ensemble import member_token_logprobs
 from scarce.progress import StatusLine
 from scarce.rundir import Member
-from scarce.runs.executors import make_executor
+from scarce.runs.executors import Execution
 from scarce.runs.launch import train
 from scarce.runs.store import RunRow
 from tests.conftest import make_tiny_config
@@ -55,7 +55,7 @@ def _progress(said: list[str], what: str) -> list[dict]:
 def test_generation_in_the_synthetic_stage_shows_tokens_per_second(members, tmp_path, every_line):
     said: list[str] = []
     p = BenchPreset("progress", 6_000, members=2, synthetic=(1,), synthetic_self_frac=0.0, synthetic_passes=0.5)
-    runs = Runs(p, tmp_path, make_executor("local", 1, None, threads=1), str(tmp_path / "res"), said.append)
+    runs = Runs(p, tmp_path, Execution(results=str(tmp_path / "res")).held(1, threads=1), said.append)
     synthetic_stage(p, runs, members)
     lines = _progress(said, "generating")
     assert {x["unit"] for x in lines} == {"tokens"}

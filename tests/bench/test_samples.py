@@ -13,6 +13,7 @@ from scarce.bench import BENCH_PRESETS, BenchPreset, BenchResult, samples
 from scarce.bench.samples import combine_results
 from scarce.cli.main import main
 from scarce.errors import UserError
+from scarce.runs.executors import Execution
 
 RUN = {"model.aspect_ratio": 16, "model.head_dim": 16, "model.seq_len": 32, "train.batch_size": 4,
        "train.log_every": 1000}
@@ -136,7 +137,7 @@ def test_samples_at_once_on_shared_workers_read_the_same_numbers(tiny_preset, tm
 def test_a_failed_sample_stops_the_samples_at_once_without_waiting(monkeypatch, tmp_path):
     """One sample's error reaches the caller at once, while another sample is still busy in this process (a
     fit, an evaluation): the bench does not wait for it."""
-    def fake_bench(out, preset, data_seed=0, **kw):
+    def fake_bench(out, preset, data_seed, recipe, execution, log):
         if data_seed == 0:
             raise UserError("sample 0 failed")
         time.sleep(60)
@@ -144,5 +145,5 @@ def test_a_failed_sample_stops_the_samples_at_once_without_waiting(monkeypatch, 
     monkeypatch.setattr(samples, "bench", fake_bench)
     t0 = time.perf_counter()
     with pytest.raises(UserError, match="sample 0 failed"):
-        samples.bench_samples(tmp_path / "out", "cpu-tiny", samples=2, workers=2, log=lambda _: None)
+        samples.bench_samples(tmp_path / "out", "cpu-tiny", 2, execution=Execution(workers=2), log=lambda _: None)
     assert time.perf_counter() - t0 < 20

@@ -11,11 +11,12 @@ TINY = {"model.aspect_ratio": 32, "model.head_dim": 16, "model.seq_len": 32, "tr
 @pytest.fixture
 def make_context(tiny_store, tmp_path):
     from scarce.recipes.common import Context
+    from scarce.runs.executors import Execution
 
     def make(**kwargs):
         kwargs.setdefault("sizes", [1])
         kwargs.setdefault("overrides", dict(TINY))
-        return Context(data=str(tiny_store.path), out=str(tmp_path / "out"), results=str(tmp_path / "results"),
-                       log=lambda *a: None, **kwargs)
+        return Context(data=str(tiny_store.path), out=str(tmp_path / "out"),
+                       execution=Execution(results=str(tmp_path / "results")), log=lambda *a: None, **kwargs)
 
     return make

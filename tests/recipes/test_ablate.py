@@ -100,7 +100,7 @@ def sized_stores(tiny_store, tmp_path):
 def test_ablate_trains_pairs_and_reports_multiples(make_context, sized_stores, tiny_store, tmp_path, capsys):
     ctx = make_context()
     small, mid = sized_stores
-    args = dict(overrides={**ctx.overrides, "model.depth": 1, "train.epochs": 2}, results=ctx.results,
+    args = dict(overrides={**ctx.overrides, "model.depth": 1, "train.epochs": 2}, execution=ctx.execution,
                 log=lambda *a: None, changes=["wd:optim.weight_decay=0.8"], seeds=2,
                 reference_data=[str(mid.path), str(tiny_store.path)], n_boot=50)
     out = run_recipe("ablate", str(small.path), ctx.out, **args)
@@ -141,5 +141,5 @@ def test_ablate_command_writes_its_report(make_context, sized_stores, tiny_store
 def test_ablate_refuses_a_reference_on_another_val_split(make_context, sized_stores, stdlib_store, capsys):
     ctx = make_context()
     with pytest.raises(UserError, match="another val split"):
-        run_recipe("ablate", str(sized_stores[0].path), ctx.out, results=ctx.results, log=lambda *a: None,
+        run_recipe("ablate", str(sized_stores[0].path), ctx.out, execution=ctx.execution, log=lambda *a: None,
                    changes=["wd:optim.weight_decay=0.8"], reference_data=[str(stdlib_store.path)])

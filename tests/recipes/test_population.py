@@ -32,7 +32,7 @@ def test_reach_ratio_and_its_interval():
 
 def test_population_recipe_trains_and_measures_both_curves(make_context):
     ctx = make_context(sizes=[1])
-    out = run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, results=ctx.results,
+    out = run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, execution=ctx.execution,
                      log=lambda *a: None, trajectories=2, cycles=3, cycle_epochs=1.0, members=2, perturb=0.1,
                      chain_alpha=0.45, top_k=[1, 2])
     r = out["best"][1]
@@ -47,7 +47,7 @@ def test_population_recipe_trains_and_measures_both_curves(make_context):
     windows = np.load(Path(r["windows"]))
     assert windows["population_prior_3"].shape == (r["val_windows"],)
     assert json.loads((Path(ctx.out) / "recipe.json").read_text())["recipe"] == "population"
-    again = run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, results=ctx.results,
+    again = run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, execution=ctx.execution,
                        log=lambda *a: None, trajectories=2, cycles=3, cycle_epochs=1.0, members=2, perturb=0.1,
                        chain_alpha=0.45, top_k=[1, 2])
     assert again["best"][1]["population_curve"] == r["population_curve"]  # done runs are reused
@@ -56,5 +56,5 @@ def test_population_recipe_trains_and_measures_both_curves(make_context):
 def test_population_recipe_refuses_bad_options(make_context):
     ctx = make_context(sizes=[1])
     with pytest.raises(UserError, match="must be >= 1"):
-        run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, results=ctx.results,
+        run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, execution=ctx.execution,
                    log=lambda *a: None, trajectories=0)

@@ -33,7 +33,7 @@ def fake_train(cfg, run_dir, results):
 
 def recipe(make_context, name, **options):
     ctx = make_context(sizes=[1, 2], train_fn=fake_train)
-    return run_recipe(name, ctx.data, ctx.out, sizes=ctx.sizes, overrides=ctx.overrides, results=ctx.results,
+    return run_recipe(name, ctx.data, ctx.out, sizes=ctx.sizes, overrides=ctx.overrides, execution=ctx.execution,
                       train_fn=fake_train, log=lambda *a: None, **options), ctx
 
 
@@ -60,7 +60,7 @@ def test_ensemble_members_start_from_the_certified_optimum(make_context):
 def test_joint_trains_and_evaluates_real_ensembles(make_context):
     ctx = make_context(sizes=[1])
     base = {1: {"optim.lr": 3e-3, "optim.weight_decay": 0.2, "train.epochs": 0.05}}
-    out = run_recipe("joint", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, results=ctx.results,
+    out = run_recipe("joint", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, execution=ctx.execution,
                      log=lambda *a: None, members=2, base=base)
     losses = out["best"][1]["val_loss"]
     assert set(losses) == {1, 2} and all(math.isfinite(v) for v in losses.values())

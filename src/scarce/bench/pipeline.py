@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from scarce import atomic, rundir
 from scarce.bench.common import Log, tokens_per_window
 from scarce.bench.evaluations import Evaluations
 from scarce.bench.presets import BENCH_RECIPES, DEFAULT_RECIPE, STANDARD_WD, BenchPreset, get_bench_preset
+from scarce.bench.report import write_bench_report
 from scarce.bench.result import BenchResult
 from scarce.bench.results import bench_results
 from scarce.bench.stages import (
@@ -28,8 +28,7 @@ from scarce.data.prepare import derive_store, prepare
 from scarce.data.store import open_store
 from scarce.errors import UserError
 from scarce.recipes.common import point_config
-from scarce.report.report import write_bench_report
-from scarce.runs.executors import make_executor
+from scarce.runs.executors import Execution
 from scarce.runs.gpushare import check_request, plan_workers
 from scarce.runs.store import RunRow, results_root
 
@@ -40,38 +39,37 @@ def largest_standard(p: BenchPreset, stores: dict):
     return point_config(point, data=point["data"], preset=p.run_preset, overrides=p.overrides)
 
 
-def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | None = None,
-          recipe: str = DEFAULT_RECIPE, workers: int = 0, results: str | None = None, log: Log = print,
-          data_seed: int = 0, cost: dict | None = None, branch: bool = True,
-          workers_per_gpu: int | None = None, executor: str = "local", ray_address: str | None = None,
-          pool=None, threads: Callable[[], int] | None = None) -> BenchResult:
-    """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data_seed` > 0
-    prepares another sample of the preset's corpus (`prepare`'s seed) under OUT/stores/seed-N. `branch`: runs of
-    one setting share their stable phase where the preset's schedule allows (`scarce.runs.branch`). `workers` 0: on
-    GPUs `workers_per_gpu` on each (None or 0: measured on the preset's largest standard run), else one per core.
-    `executor` 'ray' trains the runs as Ray tasks (on the cluster at `ray_address`, else a local Ray instance).
-    `pool`: an executor shared with other benches running at the same time (`bench --samples`), used instead;
-    `threads`: the torch threads of this bench's own evaluations, asked before each (`Evaluations`)."""
+def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | int | None = None,
+          recipe: str = DEFAULT_RECIPE, execution: Execution | None = None, log: Log = print) -> BenchResult:
+    """Run the benchmark into `out` (see the module docstring); returns what bench.json holds. `data`: a token
+    store (its train split is the largest reference size), or a data seed: N > 0 prepares another sample of the
+    preset's corpus (`prepare`'s seed) under OUT/stores/seed-N (None, 0: the preset's corpus as drawn). The
+    `execution` (`scarce.runs.executors.Execution`) says where the runs train: `workers` 0 plans them (on GPUs
+    `workers_per_gpu` on each, measured on the preset's largest standard run, else one per core); its `branch`
+    lets runs of one setting share their stable phase where the preset's schedule allows; its `pool`, an executor
+    shared with other benches running at the same time (`bench --samples`), is used instead of making one; its
+    `threads`: those of this bench's own evaluations, asked before each (`Evaluations`)."""
     t0 = time.perf_counter()
+    data, data_seed = (None, data) if isinstance(data, int) else (data, 0)
     p = get_bench_preset(preset)
     if recipe not in BENCH_RECIPES:
         raise UserError(f"unknown bench recipe {recipe!r} (known: {', '.join(BENCH_RECIPES)})")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
-    results = str(results_root(results).resolve())
-    check_request(workers, workers_per_gpu)
-    make_executor(executor, 1, ray_address)  # a bad executor or address fails here, before any work
-    if data and data_seed:  # (prepare checks the seed itself)
-        raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
-                        "prepare it with `scarce prepare --seed N` instead")
+    execution = execution or Execution()
+    execution = dataclasses.replace(execution, results=str(results_root(execution.results).resolve()))
+    check_request(execution.workers, execution.workers_per_gpu)
+    execution.check()  # a bad executor or address fails here, before any work
     root = out / "stores" if data_seed == 0 else out / "stores" / f"seed-{data_seed}"
     stores = bench_stores(p, data, root, log, data_seed)
-    workers = pool.workers if pool else plan_workers(workers, workers_per_gpu, lambda: largest_standard(p, stores), log)
+    pool = execution.pool
+    workers = pool.workers if pool else plan_workers(execution.workers, execution.workers_per_gpu,
+                                                     lambda: largest_standard(p, stores), log)
     log(f"bench {p.name}: budget {p.budget_tokens:,} tokens, sizes {list(p.sizes)}, reference x{list(p.multiples)}, "
         f"~{p.token_passes() / 1e6:.1f}M token-passes before the regularized descents, "
-        f"{'as Ray tasks' if executor == 'ray' else f'on {workers} worker(s)'}")
-    runs = Runs(p, out, pool or make_executor(executor, workers, ray_address, threads=1), results, log, branch)
+        f"{'as Ray tasks' if execution.executor == 'ray' else f'on {workers} worker(s)'}")
+    runs = Runs(p, out, execution.held(workers, threads=1), log)
     base = _pretrain(p, runs, root, stores[1]) if p.pretrain_corpus else None
     init = {"init.source": base.run_dir} if base else {}
     stages = Stages(standard_stage(p, runs, stores, init), regularized_stage(p, runs, stores[1], init))
@@ -85,19 +83,20 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | N
             stages.synthetic = synthetic_stage(p, runs, members)
         if p.population:
             stages.population = population_stage(p, runs, chosen[p.largest], members)
-    ev = Evaluations(out, log, threads)
+    ev = Evaluations(out, log, execution.threads)
     result, fits = bench_results(p, recipe, stores, stages, ev)
     if base:
         result.cpt = _cpt(p, base, stores[1], ev)
     trained = runs.trained()  # the ledger: every row a stage was handed
-    result.out, result.results, result.workers, result.run_ids = str(out), results, workers, [r.id for r in trained]
+    result.out, result.results, result.workers = str(out), execution.results, workers
+    result.run_ids = [r.id for r in trained]
     result.token_passes = int(sum(r.tokens_seen or 0 for r in trained))
     result.data = str(stores[max(p.multiples)].path)
     result.data_seed = data_seed
     result.wall_seconds = time.perf_counter() - t0
     result.run_seconds = sum(rundir.own_seconds(r.summary or {}) for r in trained)  # a branch's shared part once
-    result.cost = cost
-    result.report = str(write_bench_report(out, result, fits, results))
+    result.cost = execution.cost
+    result.report = str(write_bench_report(out, result, fits, execution.results))
     atomic.write_json(out / "bench.json", result.to_json())
     return result
 

@@ -8,6 +8,7 @@ every sample, on none, or with the samples disagreeing."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
@@ -17,10 +18,11 @@ from scarce import atomic
 from scarce.bench.common import Log
 from scarce.bench.pipeline import bench
 from scarce.bench.presets import DEFAULT_RECIPE
+from scarce.bench.report import verdict_of
 from scarce.bench.result import BenchResult
 from scarce.errors import UserError
-from scarce.report.report import Doc, fmt, verdict_of, write_doc
-from scarce.runs.executors import ProcessExecutor, cpu_count, visible_gpus
+from scarce.report.report import Doc, fmt, write_doc
+from scarce.runs.executors import Execution, ProcessExecutor, cpu_count, visible_gpus
 from scarce.scaling.samples import combine_samples, within_sd_of_interval
 
 KINDS = ("parametric", "empirical")
@@ -32,44 +34,43 @@ sample is a whole bench."""
 
 
 def bench_samples(out: str | Path, preset: str = "cpu-tiny", samples: int = 3, recipe: str = DEFAULT_RECIPE,
-                  workers: int = 0, results: str | None = None, log: Log = print, cost: dict | None = None,
-                  workers_per_gpu: int | None = None, branch: bool = True, executor: str = "local",
-                  ray_address: str | None = None) -> dict:
+                  execution: Execution | None = None, log: Log = print) -> dict:
     """Run the bench on samples 0..S-1 of the preset's corpus and combine them; returns what samples.json holds."""
+    execution = execution or Execution()
     if samples < 2:
         raise UserError(f"--samples needs 2 or more samples of the corpus to combine, got {samples}")
     if samples > MAX_SAMPLES:  # each is a whole bench: a thread, a store and a results root of its own
         raise UserError(f"--samples {samples:,} is more than the {MAX_SAMPLES} samples a bench combines (each "
                         "sample is a whole bench, trained at the same time as the others); give fewer")
     out = Path(out)
-    n = workers or cpu_count()
-    kwargs = dict(recipe=recipe, results=results, cost=cost, branch=branch, workers_per_gpu=workers_per_gpu,
-                  executor=executor, ray_address=ray_address)
-    if executor != "local" or visible_gpus() or n < 2:  # one sample after another, each planning its workers
+    n = execution.workers or cpu_count()
+    if execution.executor != "local" or visible_gpus() or n < 2:  # one sample after another, each planning its workers
         per = []
         for seed in range(samples):
             log(f"bench sample {seed + 1} of {samples} (data seed {seed})")
-            per.append(bench(out / f"sample-{seed}", preset, workers=workers, log=log, data_seed=seed, **kwargs))
+            per.append(bench(out / f"sample-{seed}", preset, seed, recipe, execution, log))
     else:
-        per = _at_once(out, preset, samples, n, log, kwargs)
+        per = _at_once(out, preset, samples, recipe, dataclasses.replace(execution, workers=n), log)
     combined = combine_results(per)
     combined["report"] = str(write_samples_report(out, combined))
     atomic.write_json(out / "samples.json", combined)
     return combined
 
 
-def _at_once(out: Path, preset: str, samples: int, workers: int, log: Log, kwargs: dict) -> list[BenchResult]:
+def _at_once(out: Path, preset: str, samples: int, recipe: str, execution: Execution,
+             log: Log) -> list[BenchResult]:
     """The samples' benches at the same time, in threads sharing one pool of `workers` processes (a run store
     and results root each, as one after another): while one sample fits its laws or evaluates, or waits for
     its stage's last run, the others' runs use the cores. Same runs, same numbers; less idle time."""
+    workers = execution.workers
     log(f"bench: {samples} samples at once on {workers} shared worker(s) (data seeds 0..{samples - 1})")
     live = Live(samples)
 
     def one(seed: int) -> BenchResult:
         say = lambda line: log(f"[sample {seed}] {line}")
         try:
-            return bench(out / f"sample-{seed}", preset, workers=workers, log=say, data_seed=seed, pool=pool,
-                         threads=live.threads, **kwargs)
+            shared = dataclasses.replace(execution, pool=pool, threads=live.threads)
+            return bench(out / f"sample-{seed}", preset, seed, recipe, shared, say)
         finally:
             live.done()
 

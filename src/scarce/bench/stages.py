@@ -17,6 +17,7 @@ from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
 from scarce.recipes.standard import standard_points as recipe_standard_points
 from scarce.recipes.synthetic import StudentGroup, student_group, train_students
+from scarce.runs.executors import Execution
 from scarce.runs.store import RunRow, RunStore
 from scarce.sample import Sampling
 from scarce.synth import SynthSpec
@@ -198,9 +199,10 @@ class Runs:
     what is done), synthetic students as typed jobs. Every row handed out is kept in `ledger` (run id -> row, in
     the order trained): what the bench trained."""
 
-    def __init__(self, p: BenchPreset, out: Path, executor, results: str, log: Log, branch: bool = True):
-        self.p, self.out, self.executor, self.results, self.log = p, out, executor, results, log
-        self.branch = branch
+    def __init__(self, p: BenchPreset, out: Path, execution: Execution, log: Log):
+        """`execution` holds its executor (`Execution.held`) and names the results root."""
+        self.p, self.out, self.execution, self.log = p, out, execution, log
+        self.results = execution.results
         self.ledger: dict[str, RunRow] = {}
 
     def trained(self) -> list[RunRow]:
@@ -214,7 +216,7 @@ class Runs:
     def students(self, groups: list[StudentGroup]) -> list[dict]:
         """Every group's students in one batch of runs on the workers (`train_students`: no group waits for
         another's to end); each group's result with its students' run-store rows ("rows")."""
-        trained = train_students(groups, executor=self.executor, results=self.results)
+        trained = train_students(groups, executor=self.execution.pool, results=self.results)
         store = RunStore(self.results)
         try:
             for r in trained:
@@ -231,8 +233,7 @@ class Runs:
         overrides = {**self.p.overrides, "train.threads": 1, "train.eval_every": ONE_EVALUATION}
         rows = sweep_rows(f"bench-{sweep}", [points[i] for i in order], data=points[0]["data"],
                           out=str(self.out / "runs" / f"bench-{sweep}"), preset=self.p.run_preset, overrides=overrides,
-                          executor=self.executor, results=self.results, log=self.log, diverged=True,
-                          branch=self.branch, branch_epochs=branch_epochs)
+                          execution=self.execution, log=self.log, diverged=True, branch_epochs=branch_epochs)
         by_point = dict(zip(order, rows))
         failed = [points[i] for i, r in by_point.items() if r is None]
         if failed:

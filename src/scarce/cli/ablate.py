@@ -55,8 +55,8 @@ def run(args) -> int:
     options.check_seed(args.seed, "--seed")
     result = run_recipe("ablate", args.data, args.out, preset=args.preset,
                         overrides=parse_assignments(args.overrides, "--set"),
-                        executor=options.executor(args, args.threads or 0), retry_failed=args.retry_failed,
-                        results=args.results, changes=args.changes, seeds=args.seeds, seed=args.seed,
+                        execution=options.execution(args).held(options.workers(args), args.threads or 0),
+                        retry_failed=args.retry_failed, changes=args.changes, seeds=args.seeds, seed=args.seed,
                         reference=args.reference or "", reference_data=args.reference_data or [],
                         reference_depth=args.reference_depth, n_boot=args.boot, mode=args.mode,
                         stack=not args.no_stack)

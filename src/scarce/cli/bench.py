@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from scarce.bench import BENCH_PRESETS, BENCH_RECIPES, DEFAULT_RECIPE, BenchResult, bench
+from scarce.bench.report import verdict_of
 from scarce.bench.samples import bench_samples
 from scarce.cli import options
 from scarce.errors import UserError
-from scarce.report.report import interval, verdict_of
+from scarce.report.report import interval
 
 
 def add_parser(sub) -> None:
@@ -44,21 +45,20 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     options.use_tracker(args)
     options.check_out(args.out, "--out")
+    execution = options.execution(args, options.device_cost(args))
     if args.samples is not None:
         if args.data:
             raise UserError("--samples draws samples of the preset's corpus; a store given with --data is one "
                             "sample (prepare others with `scarce prepare --seed N`)")
         if args.data_seed:
             raise UserError("--samples runs data seeds 0..S-1 itself; leave out --data-seed")
-        combined = bench_samples(args.out, args.preset, args.samples, args.recipe, args.workers, args.results,
-                                 cost=options.device_cost(args), workers_per_gpu=args.workers_per_gpu,
-                                 branch=not args.no_branch, executor=args.executor, ray_address=args.ray_address)
+        combined = bench_samples(args.out, args.preset, args.samples, args.recipe, execution)
         print_samples(combined)
         return 0
-    print_summary(bench(args.out, args.preset, args.data, args.recipe, args.workers, args.results,
-                        data_seed=args.data_seed, cost=options.device_cost(args), branch=not args.no_branch,
-                        workers_per_gpu=args.workers_per_gpu, executor=args.executor,
-                        ray_address=args.ray_address))
+    if args.data and args.data_seed:  # (prepare checks the seed itself)
+        raise UserError("--data-seed draws another sample of the preset's corpus; with --data the store is given: "
+                        "prepare it with `scarce prepare --seed N` instead")
+    print_summary(bench(args.out, args.preset, args.data or args.data_seed, args.recipe, execution))
     return 0
 
 

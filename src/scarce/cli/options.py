@@ -21,7 +21,7 @@ from scarce.config import PRESETS, RunConfig, apply_overrides, get_preset, parse
 from scarce.ensemble import COMBINES, read_ensemble
 from scarce.errors import UserError
 from scarce.model import hf
-from scarce.runs.executors import EXECUTORS, make_executor
+from scarce.runs.executors import EXECUTORS, Execution, make_executor
 from scarce.runs.gpushare import plan_workers
 from scarce.runs.sweep import check_horizon
 from scarce.sample import Sampling
@@ -161,6 +161,14 @@ def add_executor(p, what: str = "runs") -> None:
 
 def executor(args, threads: int = 0, probe=None):
     return make_executor(args.executor, workers(args, probe), args.ray_address, threads)
+
+
+def execution(args, cost: dict | None = None) -> Execution:
+    """The `Execution` the options name: --executor, --workers, --workers-per-gpu, --ray-address, --results and
+    --no-branch where the command has them; `cost`: the device's price (`device_cost`)."""
+    return Execution(args.executor, args.workers, getattr(args, "workers_per_gpu", None),
+                     getattr(args, "results", None), not getattr(args, "no_branch", False),
+                     ray_address=args.ray_address, cost=cost)
 
 
 def add_set(p, what: str = "") -> None:

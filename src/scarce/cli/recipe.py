@@ -33,7 +33,7 @@ def run(args) -> int:
     recipe_options = {k.replace("-", "_"): v for k, v in parse_assignments(args.options, "--option").items()}
     result = run_recipe(args.name, args.data, args.out, sizes=args.sizes, preset=args.preset,
                         overrides=parse_assignments(args.overrides, "--set"),
-                        executor=options.executor(args, args.threads or 0), retry_failed=args.retry_failed,
-                        results=args.results, **recipe_options)
+                        execution=options.execution(args).held(options.workers(args), args.threads or 0),
+                        retry_failed=args.retry_failed, **recipe_options)
     print(json.dumps(result, indent=1, default=str))
     return 0

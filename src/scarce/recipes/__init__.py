@@ -1,7 +1,7 @@
 """Recipes: named functions that produce sweeps, plus the logic that selects among their runs.
 
-Each recipe takes a `Context` (token store, sizes, base preset and overrides, executor, results
-root) and recipe options, runs its sweeps (resumable: done points are skipped) and returns a JSON-able
+Each recipe takes a `Context` (token store, sizes, base preset and overrides, the execution: executor and
+results root) and recipe options, runs its sweeps (resumable: done points are skipped) and returns a JSON-able
 result; `run_recipe` also writes it to OUT/recipe.json and its fit table, if any, to OUT/<recipe>.csv.
 """
 
@@ -22,6 +22,7 @@ from scarce.recipes.isoflop import isoflop, miniseries
 from scarce.recipes.population import population
 from scarce.recipes.regularized import regularized
 from scarce.recipes.standard import data_scaling, standard
+from scarce.runs.executors import Execution
 from scarce.runs.store import RunStore
 
 RECIPES = {"standard": standard, "regularized": regularized, "ensemble": ensemble_scaling, "joint": joint,
@@ -36,7 +37,7 @@ def recipe_function(name: str):
 
 
 def run_recipe(name: str, data: str, out: str, sizes: list[int] | None = None, preset: str = "tiny",
-               overrides: dict | None = None, executor=None, retry_failed: bool = False, results: str | None = None,
+               overrides: dict | None = None, execution: Execution | None = None, retry_failed: bool = False,
                train_fn=None, log=print, **options) -> dict:
     """Run recipe `name` on the token store `data`; run folders and results go under `out`."""
     fn = recipe_function(name)
@@ -45,9 +46,9 @@ def run_recipe(name: str, data: str, out: str, sizes: list[int] | None = None, p
     if unknown:
         raise UserError(f"recipe {name}: unknown option {unknown[0]!r} (options: {', '.join(allowed) or 'none'})")
     ctx = Context(data=data, out=out, sizes=sizes, preset=preset, overrides=dict(overrides or {}),
-                  executor=executor, retry_failed=retry_failed, results=results, train_fn=train_fn, log=log)
+                  execution=execution or Execution(), retry_failed=retry_failed, train_fn=train_fn, log=log)
     result = fn(ctx, **options)
-    result["crossings"] = _crossings(result, results)
+    result["crossings"] = _crossings(result, ctx.execution.results)
     atomic.write_json(Path(out) / "recipe.json", json.loads(json.dumps(result, default=str)))
     if result.get("table"):
         _write_table(Path(out) / f"{name}.csv", result["table"])

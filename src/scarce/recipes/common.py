@@ -10,6 +10,7 @@ from pathlib import Path
 from scarce.config import RunConfig
 from scarce.data.store import open_store
 from scarce.errors import UserError
+from scarce.runs.executors import Execution
 from scarce.runs.store import RunRow, RunStore, results_root
 from scarce.runs.sweep import SweepSpec, build_config, merge, run_sweep
 
@@ -27,9 +28,10 @@ class Context:
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)
     """Config overrides applied to every run (e.g. batch size, sequence length, threads)."""
-    executor: object = None
+    execution: Execution = field(default_factory=Execution)
+    """Where the runs train and are recorded (`scarce.runs.executors.Execution`: its `pool`, else one after another
+    in this process)."""
     retry_failed: bool = False
-    results: str | None = None
     train_fn: Callable | None = None
     """Replaces the trainer (tests and synthetic objectives): train_fn(cfg, run_dir, results) -> summary."""
     log: Callable[[str], None] = print
@@ -39,28 +41,34 @@ class Context:
         if any(not isinstance(s, int) or s < 1 for s in self.sizes):
             raise UserError(f"sizes must be model depths >= 1, got {self.sizes}")
 
+    @property
+    def results(self) -> str | None:
+        """The results root the runs are recorded in (the execution's)."""
+        return self.execution.results
+
 
 def run_points(ctx: Context, sweep: str, points: list[dict], data: str | None = None,
                diverged: bool = False, branch_epochs=()) -> list[RunRow | None]:
     """Run the override sets `points` as the sweep `sweep` under OUT/sweep (done points are skipped) and
     return each point's row from the run store, in order (see `sweep_rows`)."""
     return sweep_rows(sweep, points, data=data or ctx.data, out=str(Path(ctx.out) / sweep), preset=ctx.preset,
-                      overrides=ctx.overrides, executor=ctx.executor, results=ctx.results,
-                      retry_failed=ctx.retry_failed, train_fn=ctx.train_fn, log=ctx.log, diverged=diverged,
-                      branch_epochs=branch_epochs)
+                      overrides=ctx.overrides, execution=ctx.execution, retry_failed=ctx.retry_failed,
+                      train_fn=ctx.train_fn, log=ctx.log, diverged=diverged, branch_epochs=branch_epochs)
 
 
 def sweep_rows(sweep: str, points: list[dict], *, data: str, out: str, preset: str = "tiny",
-               overrides: dict | None = None, executor=None, results: str | None = None, retry_failed: bool = False,
+               overrides: dict | None = None, execution: Execution | None = None, retry_failed: bool = False,
                train_fn: Callable | None = None, log: Callable[[str], None] = print,
-               diverged: bool = False, branch: bool = True, branch_epochs=()) -> list[RunRow | None]:
-    """Run `points` as one resumable sweep into `out` and return each point's run-store row, in order (None
-    where the point failed, or diverged unless `diverged` asks for those rows too: status 'diverged', no
-    summary). `branch`, `branch_epochs`: see `SweepSpec`."""
+               diverged: bool = False, branch_epochs=()) -> list[RunRow | None]:
+    """Run `points` as one resumable sweep into `out` on the `execution`'s executor (its `pool`; None: in this
+    process) and return each point's row from its run store, in order (None where the point failed, or diverged
+    unless `diverged` asks for those rows too: status 'diverged', no summary). The execution's `branch` and
+    `branch_epochs`: see `SweepSpec`."""
+    execution = execution or Execution()
     spec = SweepSpec(name=sweep, data=data, preset=preset, set=dict(overrides or {}), points=points, out=out,
-                     results=results or "", branch=branch, branch_epochs=list(branch_epochs))
-    report = run_sweep(spec, executor, retry_failed, train_fn=train_fn, log=log)
-    store = RunStore(results_root(results))
+                     results=execution.results or "", branch=execution.branch, branch_epochs=list(branch_epochs))
+    report = run_sweep(spec, execution.pool, retry_failed, train_fn=train_fn, log=log)
+    store = RunStore(results_root(execution.results))
     try:
         rows = [store.get(p.run_id) for p in report.points]
     finally:

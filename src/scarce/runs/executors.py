@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -278,3 +279,43 @@ def make_executor(name: str = "local", workers: int = 1, ray_address: str | None
     if ray_address:
         raise UserError("a Ray address needs the ray executor")
     return ProcessExecutor(workers, threads) if workers > 1 else LocalExecutor(threads)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how many runs train, and where they are recorded: the CLI's options in one object, handed from
+    the command through bench, recipes and sweeps (none of them takes these settings loose)."""
+
+    executor: str = "local"
+    """'local' (processes on this machine) or 'ray' (tasks on a Ray cluster)."""
+    workers: int = 0
+    """Local processes at once; 0 plans them (`scarce.runs.gpushare.plan_workers`: `workers_per_gpu` on each GPU,
+    else one per core)."""
+    workers_per_gpu: int | None = None
+    """Runs at once on each visible GPU when `workers` is 0 (None or 0: measured on the command's largest run)."""
+    results: str | None = None
+    """Results root holding runs.db (None: $SCARCE_RESULTS, else ./scarce-results)."""
+    branch: bool = True
+    """Runs of one setting that differ in epochs share their stable phase (`scarce.runs.branch`)."""
+    pool: object = None
+    """An executor already made (`make_executor`), used for every batch instead of making one: `held` sets it, and
+    benches running at the same time share one (`bench --samples`)."""
+    threads: Callable[[], int] | None = None
+    """The torch threads of the command's own work beside the runs (a bench's evaluations), asked before each;
+    None: its default."""
+    ray_address: str | None = None
+    """Address of an existing Ray cluster (None: a local Ray instance)."""
+    cost: dict | None = None
+    """What a device-hour is and costs (`--gpu`, `--gpu-price`, `--mfu`), for the hours and dollars a report
+    quotes; None: not priced."""
+
+    def check(self) -> None:
+        """Fail on a bad executor or Ray address before any work."""
+        make_executor(self.executor, 1, self.ray_address)
+
+    def held(self, workers: int = 1, threads: int = 0) -> Execution:
+        """This execution with its executor made once (`workers` processes, `threads` torch threads per run), for
+        every batch after; an execution holding one already is returned as it is."""
+        if self.pool is not None:
+            return self
+        return replace(self, workers=workers, pool=make_executor(self.executor, workers, self.ray_address, threads))
