@@ -223,7 +223,7 @@ def test_two_train_processes_with_one_out_end_with_one_run(full):
     assert err.startswith("error: ") and err.count("\n") == 1 and str(run) in err, err
     rows = RunStore(results).list()
     summary = json.loads((run / "summary.json").read_text())
-    assert [r.status for r in rows] == ["done"] and rows[0].config["train"]["seed"] == winner
+    assert [r.status for r in rows] == ["done"] and rows[0].config.train.seed == winner
     assert read_config(run).train.seed == winner and summary["run_id"] == rows[0].id
     steps = [r["step"] for r in _records(run) if r.get("type") == "eval"]
     assert steps == sorted(set(steps))  # one run's records, not two interleaved

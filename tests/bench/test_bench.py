@@ -258,7 +258,7 @@ def test_an_ablation_of_two_bench_runs_reads_the_bench_multiples(bench_run):
         std, reg = (store.get(result["recipes"][name]["run_ids"][0]) for name in ("standard", "regularized"))
     finally:
         store.close()
-    val = open_store(std.config["data"])
+    val = open_store(std.config.data)
     ref = reference_rows(str(results), val)
     assert [r.id for r in ref] == [p["run_id"] for p in result["reference"]]
     m = measure(val, {"baseline": [std], "reg": [reg]},
@@ -282,14 +282,14 @@ def test_report_lines_on_the_bench_store_join_runs_differing_in_the_swept_field_
         rows = store.list(status="done")
     finally:
         store.close()
-    assert len({r.config["data"] for r in rows}) >= 3 and len({r.config["tags"].get("stage") for r in rows}) >= 4
+    assert len({r.config.data for r in rows}) >= 3 and len({r.config.tags.get("stage") for r in rows}) >= 4
     fields = _swept(rows)
     assert "train.epochs" in fields
     for field in fields:
         lines = swept_lines(rows, field)
         assert sum(len(runs) for _, runs in lines) == sum(swept_value(r, field) is not None for r in rows)
         for _, runs in lines:
-            others = [{k: v for k, v in settings(r.config).items() if k != field} for r in runs]
+            others = [{k: v for k, v in settings(r.config.to_dict()).items() if k != field} for r in runs]
             assert all(o == others[0] for o in others), field
 
 
@@ -406,8 +406,8 @@ def test_recipe_tables_match_the_run_store_and_bench_json(bench_run):
             run = store.get(r["run_id"])
             for col in ("val_loss", "val_bpb", "select_loss"):
                 assert float(r[col]) == run[col], (r["run_id"], col)
-            assert float(r["weight_decay"]) == run["config"]["optim"]["weight_decay"]
-            slowrun = run["config"]["model"]["mlp"] == "swiglu" and run["config"]["optim"]["optimizer"] == "muon"
+            assert float(r["weight_decay"]) == run.config.optim.weight_decay
+            slowrun = run.config.model.mlp == "swiglu" and run.config.optim.optimizer == "muon"
             assert r["architecture"] == ("slowrun" if slowrun else "baseline")
         assert {r["architecture"] for r in single} == {"baseline", "slowrun"}
         ensemble = _csv(out / "tables" / "ensemble.csv")
@@ -547,4 +547,4 @@ def test_what_the_bench_trained_is_its_run_store(bench_run):
     assert len(result["run_ids"]) == len(set(result["run_ids"])) == len(rows)
     assert set(result["run_ids"]) == {r.id for r in rows}
     assert result["token_passes"] == sum(r.tokens_seen or 0 for r in rows)
-    assert any(r.config["tags"].get("stage") == "synthetic" for r in rows)
+    assert any(r.config.tags.get("stage") == "synthetic" for r in rows)

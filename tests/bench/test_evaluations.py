@@ -33,7 +33,7 @@ def test_a_run_is_evaluated_once_and_reads_as_evaluated_alone(tiny_store, tmp_pa
     assert said == ["evaluating 2 run(s) on val windows", "evaluating 1 run(s) on val windows"]
     assert np.array_equal(again[[0, 1, 3]], first[[1, 0, 0]])
     alone = evaluate_ensemble([Member.of_run(c.run_dir)], tiny_store.split("val"), tiny_store.token_bytes(),
-                              c.config["model"]["seq_len"], c.config["train"]["batch_size"], combine="prob")
+                              c.config.model.seq_len, c.config.train.batch_size, combine="prob")
     assert np.array_equal(again[2], alone["member_window_nll"][0])
     ev.prefixes([c, b])  # an ensemble's pass stores its members alone too
     assert np.array_equal(ev.windows([c, b]), np.stack([again[2], first[1]]))
@@ -45,17 +45,17 @@ def test_a_run_that_wrote_its_windows_is_not_evaluated_again(tiny_store, tmp_pat
 
     rows = _rows(tiny_store, tmp_path, (4, 5))
     for row in rows:
-        row.summary = json.loads((tmp_path / f"run-{row.config['train']['seed']}" / "summary.json").read_text())
+        row.summary = json.loads((tmp_path / f"run-{row.config.train.seed}" / "summary.json").read_text())
     said = []
     (tmp_path / "out").mkdir()
     got = Evaluations(tmp_path / "out", said.append).windows(rows)
     assert said == []  # both read from what the runs wrote beside their best weights
     cfg = rows[0].config
     alone = evaluate_ensemble([Member.of_run(r.run_dir) for r in rows], tiny_store.split("val"),
-                              tiny_store.token_bytes(), cfg["model"]["seq_len"], cfg["train"]["batch_size"],
+                              tiny_store.token_bytes(), cfg.model.seq_len, cfg.train.batch_size,
                               combine="prob")
     np.testing.assert_allclose(got, alone["member_window_nll"], rtol=1e-9)
-    assert abs(got[0].sum() / got.shape[1] / cfg["model"]["seq_len"] - rows[0].summary["val_loss"]) < 1e-9
+    assert abs(got[0].sum() / got.shape[1] / cfg.model.seq_len - rows[0].summary["val_loss"]) < 1e-9
 
     rows[1].summary["best_step"] += 1  # windows of another step than the best weights': evaluated
     (tmp_path / "out2").mkdir()
@@ -97,7 +97,7 @@ def test_an_ensemble_and_its_prefixes_are_one_pass(tiny_store, tmp_path):
     assert written["member_ids"] == [r.id for r in rows] and written["prefix_val_loss"] == report["prefix_val_loss"]
     cfg = rows[0].config
     separate = evaluate_ensemble([Member.of_run(r.run_dir) for r in rows], tiny_store.split("val"),
-                                 tiny_store.token_bytes(), cfg["model"]["seq_len"], cfg["train"]["batch_size"])
+                                 tiny_store.token_bytes(), cfg.model.seq_len, cfg.train.batch_size)
     np.testing.assert_allclose(prefixes, separate["prefix_window_nll"], rtol=1e-12)
     np.testing.assert_allclose(members, separate["member_window_nll"], rtol=1e-12)
     assert ev.ensemble(rows, "d1")["prefix_val_loss"] == report["prefix_val_loss"] and len(said) == 1
@@ -111,7 +111,7 @@ def test_a_precomputed_evaluation_of_another_combination_is_refused(tiny_store, 
     rows = _rows(tiny_store, tmp_path, (10,))
     members = [Member.of_run(rows[0].run_dir)]
     cfg = rows[0].config
-    done = evaluate_ensemble(members, tiny_store.split("val"), tiny_store.token_bytes(), cfg["model"]["seq_len"],
+    done = evaluate_ensemble(members, tiny_store.split("val"), tiny_store.token_bytes(), cfg.model.seq_len,
                              combine="prob")
     with pytest.raises(ValueError, match="combined by prob"):
         write_evaluation(tmp_path / "e", members, combine="logit", result=done)

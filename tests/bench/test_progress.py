@@ -88,5 +88,5 @@ def test_the_population_stage_s_token_log_probs_show_progress(members, tiny_stor
     said: list[str] = []
     cfg = members[0].config
     member_token_logprobs([Member.of_run(r.run_dir) for r in members], tiny_store.split("val"),
-                          cfg["model"]["seq_len"], progress=lambda: StatusLine(said.append, every=0.0))
+                          cfg.model.seq_len, progress=lambda: StatusLine(said.append, every=0.0))
     assert _progress(said, "scoring 2 model(s)")

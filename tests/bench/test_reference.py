@@ -58,7 +58,7 @@ def test_edge_shift_says_how_far_the_edge_could_move_the_multiple():
     for m, losses in ((1, {2: 4.2, 4: 4.0, 8: 4.1}), (2, {2: 4.0, 4: 3.9, 8: 3.85}), (4, {2: 3.9, 4: 3.8, 8: 3.7})):
         runs = [_row(m, e, v) for e, v in losses.items()]
         best = min(runs, key=lambda r: r.select_loss)
-        edge = "most" if best.config["train"]["epochs"] == 8 else ""
+        edge = "most" if best.config.train.epochs == 8 else ""
         reference.append({"multiple": m, "train_tokens": 1000 * m, "row": best, "edge": edge, "runs": runs})
     moved = edge_shift(reference, 3.9)
     assert moved["gains"] == "2x 0.050 nats, 4x 0.100 nats"

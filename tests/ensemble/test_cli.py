@@ -26,7 +26,7 @@ def test_ensemble_writes_members_and_prefix_curve(store, tmp_path):
     assert report["prefix_val_loss"][0] == pytest.approx(report["members"][0]["val_loss"])
     assert report["prefix_val_loss"][2] < min(m["val_loss"] for m in report["members"])
     rows = RunStore(tmp_path / "res").list(group=report["group"], status="done")
-    assert sorted(r["config"]["train"]["seed"] for r in rows) == [0, 1, 2]
+    assert sorted(r.config.train.seed for r in rows) == [0, 1, 2]
     # A rerun reuses the finished members and gives the same numbers.
     assert _ensemble(store, tmp_path / "ens", tmp_path / "res", "--members", "3") == 0
     assert json.loads((tmp_path / "ens" / "ensemble.json").read_text()) == report

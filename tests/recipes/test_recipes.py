@@ -15,7 +15,7 @@ from scarce.recipes.common import point_config
 from scarce.recipes.crossing import find_crossings
 from scarce.recipes.isoflop import flops_per_token_at
 from scarce.runs.launch import resolved_id
-from scarce.runs.store import RunStore
+from scarce.runs.store import RunRow, RunStore
 from scarce.runs.sweep import SweepSpec, build_config, resolve_points
 
 
@@ -49,9 +49,9 @@ def test_ensemble_members_start_from_the_certified_optimum(make_context):
     r = out["best"][1]
     assert r["base"]["optim.lr"] == 2e-3 and len(r["members"]) == 3 and len(r["ensembles"][2]) == 2
     members = RunStore(ctx.results).list(sweep="ensemble", group="ensemble-d1")
-    assert sorted(m["config"]["train"]["seed"] for m in members) == [0, 1, 2]
-    assert {m["config"]["train"]["epochs"] for m in members} == {2 * r["base"]["train.epochs"]}
-    assert {m["config"]["optim"]["weight_decay"] for m in members} == {0.5 * r["base"]["optim.weight_decay"]}
+    assert sorted(m.config.train.seed for m in members) == [0, 1, 2]
+    assert {m.config.train.epochs for m in members} == {2 * r["base"]["train.epochs"]}
+    assert {m.config.optim.weight_decay for m in members} == {0.5 * r["base"]["optim.weight_decay"]}
 
     joint, _ = recipe(make_context, "joint", members=2, base={"1": r["base"], "2": r["base"]}, evaluate=False)
     assert [(row["depth"], row["members"]) for row in joint["table"]] == [(1, 1), (1, 2), (2, 1), (2, 2)]
@@ -72,7 +72,7 @@ def test_isoflop_sets_each_horizon_from_its_budget(make_context):
     out, ctx = recipe(make_context, "isoflop", budgets=[1e9, 3e9])
     fpt = flops_per_token_at(ctx, 2)
     rows = RunStore(ctx.results).list(sweep="isoflop", where={"model.depth": 2})
-    assert sorted(r["config"]["train"]["tokens"] for r in rows) == [int(1e9 / fpt), int(3e9 / fpt)]
+    assert sorted(r.config.train.tokens for r in rows) == [int(1e9 / fpt), int(3e9 / fpt)]
     assert set(out["best"]) == {1e9, 3e9} and len(out["table"]) == 4
     header = (Path(ctx.out) / "isoflop.csv").read_text().splitlines()[0].split(",")
     assert {"params", "tokens", "flops", "loss"} <= set(header)
@@ -104,8 +104,7 @@ def test_crossing_check_flags_a_larger_model_above_a_smaller_one(tmp_path):
     small = write_curve(tmp_path / "s", [(100, 5.0), (200, 4.0), (300, 3.5)])
     good = write_curve(tmp_path / "g", [(100, 4.8), (200, 3.8), (300, 3.2)])
     bad = write_curve(tmp_path / "b", [(100, 4.9), (250, 3.9), (300, 3.6)])
-    row = lambda i, p, d, sel=1.0: {"id": i, "status": "done", "params": p, "run_dir": d, "sweep": "f",
-                                    "data": "x", "select_loss": sel}
+    row = lambda i, p, d, sel=1.0: RunRow(i, "done", d, {}, sweep="f", data="x", params=p, select_loss=sel)
     assert find_crossings([row("s", 10, small), row("g", 20, good)]) == []
     found = find_crossings([row("s", 10, small), row("g", 20, good), row("b", 30, bad)])
     assert [(c["smaller"], c["larger"]) for c in found] == [("s", "b"), ("g", "b")]

@@ -41,7 +41,7 @@ def rows(tmp_path) -> list[RunRow]:
 
 
 def _differing(a: RunRow, b: RunRow) -> set[str]:
-    sa, sb = settings(a.config), settings(b.config)
+    sa, sb = settings(a.config.to_dict()), settings(b.config.to_dict())
     return {k for k in sa.keys() | sb.keys() if sa.get(k) != sb.get(k)}
 
 
@@ -68,7 +68,7 @@ def test_tables_rank_within_a_store_and_stage(rows):
     groups = run_groups(rows)
     assert len(groups) == 4
     for (data, stage), runs in groups.items():
-        assert {(r.config["data"], r.config["tags"]["stage"]) for r in runs} == {(data, stage)}
+        assert {(r.config.data, r.config.tags["stage"]) for r in runs} == {(data, stage)}
         assert [r.select_loss for r in runs] == sorted(r.select_loss for r in runs)
 
 
@@ -83,7 +83,7 @@ def test_the_report_of_a_bench_like_store(rows, tmp_path):
         metrics = [{"type": "train", "step": s, "loss": 4.0 - s / 10} for s in range(1, points + 1)]
         metrics.append({"type": "eval", "step": points, "tokens_seen": 64 * points, "val_loss": r.val_loss})
         (run_dir / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
-        store.start(r.id, r.config, run_dir)
+        store.start(r.id, r.config.to_dict(), run_dir)
         store.finish(r.id, r.summary, run_dir)
     store.close()
     out = tmp_path / "report"

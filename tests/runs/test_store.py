@@ -82,7 +82,7 @@ def test_runs_lists_every_status_the_store_uses(tmp_path, capsys):
 
 
 def test_rows_come_back_typed(tmp_path):
-    """A row is a RunRow: its columns as typed fields, the config as stored and as a RunConfig, JSON-able."""
+    """A row is a RunRow: its columns as typed fields, the config a RunConfig (stored as its dict), JSON-able."""
     cfg = get_preset("tiny").to_dict()
     store = RunStore(tmp_path)
     store.start("abc", cfg, tmp_path / "run", data="/data")
@@ -91,6 +91,6 @@ def test_rows_come_back_typed(tmp_path):
     store.close()
     assert isinstance(row, RunRow) and row.status == "done" and row.val_loss == 3.5 and row.params == 1000
     assert row.run_dir == str((tmp_path / "run").resolve()) and row.summary["select_loss"] == 3.6
-    assert isinstance(row.run_config(), RunConfig) and row.run_config().to_dict() == cfg
+    assert isinstance(row.config, RunConfig) and row.config.to_dict() == cfg
     assert json.loads(json.dumps(row.as_dict()))["config"] == cfg
     assert [f.name for f in dataclasses.fields(RunRow)][:3] == ["id", "status", "run_dir"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from scarce.errors import UserError
 from scarce.progress import Lines, StatusLine
+from scarce.runs.store import RunRow
 
 Log = Callable[[str], None]
 
@@ -28,8 +29,8 @@ def identified(fit) -> bool:
     return not fit.flags.get("at_bound") and (fit.estimates["E"].value or 0) > 0
 
 
-def tokens_per_window(row: dict) -> int:
-    return int(row.config["model"]["seq_len"])
+def tokens_per_window(row: RunRow) -> int:
+    return int(row.config.model.seq_len)
 
 
 def fmt(d: dict) -> str:
@@ -44,12 +45,12 @@ def interval_text(e: dict) -> str:
 
 
 def ensemble_json(e: dict) -> dict:
-    return {"member_ids": [r["id"] for r in e["rows"]], "member_val_loss": [m["val_loss"] for m in e["members"]],
+    return {"member_ids": [r.id for r in e["rows"]], "member_val_loss": [m["val_loss"] for m in e["members"]],
             "member_val_bpb": [m["val_bpb"] for m in e["members"]], "prefix_val_loss": e["prefix_val_loss"],
-            "prefix_val_bpb": e["prefix_val_bpb"], "member_flops": [r["flops"] for r in e["rows"]]}
+            "prefix_val_bpb": e["prefix_val_bpb"], "member_flops": [r.flops for r in e["rows"]]}
 
 
-def bench_row(row: dict) -> dict:
+def bench_row(row: RunRow) -> dict:
     return {"run_id": row.id, "val_loss": row.val_loss, "select_loss": row.select_loss, "flops": row.flops}
 
 
@@ -57,11 +58,10 @@ def recipe_entry(loss: float, bpb: float, flops: float, run_ids: list[str]) -> d
     return {"val_loss": loss, "val_bpb": bpb, "flops": flops, "run_ids": run_ids, "efficiency": {}}
 
 
-def knobs(row: dict) -> dict:
+def knobs(row: RunRow) -> dict:
     c = row.config
-    return {"depth": c["model"]["depth"], "architecture": c["tags"].get("stack", "baseline"),
-            "epochs": c["train"]["epochs"], "weight_decay": c["optim"]["weight_decay"],
-            "dropout": c["model"]["dropout"], "lr": c["optim"]["lr"], "seed": c["train"]["seed"]}
+    return {"depth": c.model.depth, "architecture": c.tags.get("stack", "baseline"), "epochs": c.train.epochs,
+            "weight_decay": c.optim.weight_decay, "dropout": c.model.dropout, "lr": c.optim.lr, "seed": c.train.seed}
 
 
 def quietly(fn, *args, **kwargs):

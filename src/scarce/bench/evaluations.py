@@ -38,7 +38,7 @@ class Evaluations:
         """(len(rows), windows) summed val NLL of each run's weights. Cached per run (and val split): a run
         the bench scores in several findings, or as an ensemble's member, is evaluated once; a run that wrote
         them at the evaluation that chose its best weights (`rundir.best_val_windows`) is not evaluated again."""
-        store = open_store(rows[0].config["data"])
+        store = open_store(rows[0].config.data)
         paths = [self._run_path(r, store) for r in rows]
         for row, path in zip(rows, paths):
             if not path.is_file() and (own := self._own_windows(row, store)) is not None:
@@ -50,11 +50,11 @@ class Evaluations:
 
     def prefixes(self, rows: list[dict]) -> np.ndarray:
         """(len(rows), windows): the logit-averaged ensemble of the first k runs, k = 1..len(rows)."""
-        return self._evaluate(rows, "prefix_window_nll", "logit", open_store(rows[0].config["data"]))
+        return self._evaluate(rows, "prefix_window_nll", "logit", open_store(rows[0].config.data))
 
     @staticmethod
     def _own_windows(row, store) -> np.ndarray | None:
-        seq_len = row.config["model"]["seq_len"]
+        seq_len = row.config.model.seq_len
         found = rundir.best_val_windows(row.run_dir, (row.summary or {}).get("best_step", -1),
                                         store.manifest["splits"]["val"]["sha256"], seq_len)
         whole = (len(store.split("val")) - 1) // seq_len
@@ -86,8 +86,8 @@ class Evaluations:
         cfg = rows[0].config
         self.log(message or f"evaluating {len(rows)} run(s) on val windows")
         self._own_threads()
-        r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg["model"]["seq_len"],
-                              cfg["train"]["batch_size"], combine=combine, device=self.device, cache_dir=self.out,
+        r = evaluate_ensemble(members, store.split("val"), store.token_bytes(), cfg.model.seq_len,
+                              cfg.train.batch_size, combine=combine, device=self.device, cache_dir=self.out,
                               progress=progress_lines(self.log))
         for row, nll in zip(rows, r["member_window_nll"]):  # each member alone, whatever the combination
             atomic.write_array(self._run_path(row, store), nll)
@@ -126,7 +126,7 @@ class Evaluations:
             if cached.get("member_ids") == ids:
                 return {**cached, "rows": rows}
         # One pass serves both: ensemble.json's losses and the per-window prefixes `prefixes` reads.
-        done = self._pass(rows, "logit", open_store(rows[0].config["data"]),
+        done = self._pass(rows, "logit", open_store(rows[0].config.data),
                           message=f"evaluating the ensemble of {len(rows)} members ({name}) on val, every prefix")
         report = write_evaluation(path.parent, [Member.of_run(row.run_dir) for row in rows],
                                   extra={"member_ids": ids}, device=self.device, result=done)

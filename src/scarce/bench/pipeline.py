@@ -157,7 +157,8 @@ def _pretrain(p: BenchPreset, runs: Runs, root: Path, cpt_store) -> RunRow:
 
 def _cpt(p: BenchPreset, base: RunRow, store, ev: Evaluations) -> dict:
     """Where continued pretraining starts: the pretrained model and its loss on the CPT corpus's val."""
-    on_cpt = dataclasses.replace(base, id=f"{base.id}@{store.fingerprint}", config={**base.config, "data": str(store.path)})
+    on_cpt = dataclasses.replace(base, id=f"{base.id}@{store.fingerprint}",
+                                 config=dataclasses.replace(base.config, data=str(store.path)))
     nll = ev.windows([on_cpt])[0]
     return {"pretrain_corpus": p.pretrain_corpus, "corpus": p.corpus, "pretrain_tokens": p.pretrain_tokens,
             "pretrain_epochs": p.pretrain_epochs, "base_run": base.id, "base_run_dir": base.run_dir,

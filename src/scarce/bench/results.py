@@ -30,6 +30,7 @@ from scarce.recipes.common import run_train_tokens
 from scarce.recipes.population import TOP_K as POPULATION_TOP_K
 from scarce.recipes.population import epochs_ratio, measure_population, population_members
 from scarce.rundir import Member
+from scarce.runs.store import RunRow
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
 
@@ -71,7 +72,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
         k = len(e["rows"])
         default = f"ensemble-k{k}"
         recipes[default] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1],
-                                        sum(r["flops"] for r in e["rows"]), [r["id"] for r in e["rows"]])
+                                        sum(r.flops for r in e["rows"]), [r.id for r in e["rows"]])
         prefix_draws = m.prefixes(e["rows"])
         draws[default] = prefix_draws[:, -1]
         if k >= 3:  # intervals from the losses on resampled val windows (3-4 points say little otherwise)
@@ -79,13 +80,13 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
     if len(p.sizes) >= 3:
         rows = [chosen[d]["row"] for d in p.sizes]
         fits["regularized_params"] = quietly(fit_power_law, [r.summary["non_embedding_params"] for r in rows],
-                                             [r["val_loss"] for r in rows], y_draws=m.runs(rows))
+                                             [r.val_loss for r in rows], y_draws=m.runs(rows))
     if p.joint and len(ens_evals) >= 3 and all(len(e["rows"]) >= 3 for e in ens_evals.values()):
         n, k, loss, joint_draws = [], [], [], []
         for e in ens_evals.values():
             joint_draws.append(m.prefixes(e["rows"]))
             for i, value in enumerate(e["prefix_val_loss"]):
-                n.append(e["rows"][0]["summary"]["non_embedding_params"])
+                n.append(e["rows"][0].summary["non_embedding_params"])
                 k.append(i + 1)
                 loss.append(value)
         fits["joint"] = quietly(fit_joint, n, k, loss, n_boot=p.n_boot, y_draws=np.hstack(joint_draws))
@@ -125,7 +126,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
         preset=p.name, recipe=recipe, default_recipe=default, budget_tokens=budget, recipes=recipes,
         efficiency=recipes[default]["efficiency"], fits={k: fit_json(f) for k, f in fits.items() if f},
         reference=[{"multiple": r["multiple"], "train_tokens": r["train_tokens"], "run_id": r["row"].id,
-                    "epochs": r["row"].config["train"]["epochs"], "epochs_tried": r["epochs_tried"],
+                    "epochs": r["row"].config.train.epochs, "epochs_tried": r["epochs_tried"],
                     "edge": r["edge"], "val_loss": r["row"].val_loss, "val_bpb": r["row"].val_bpb,
                     "select_loss": r["row"].select_loss, "flops": r["row"].flops} for r in reference],
         single=[{"run_id": r.id, "chosen": any(r.id == c["row"].id for c in chosen.values()), **knobs(r),
@@ -154,8 +155,8 @@ def edge_shift(reference: list[dict], loss: float) -> dict | None:
     for r in reference:
         row, val = r["row"], r["row"].val_loss
         if r["edge"] == "most" and r.get("runs"):
-            fewer = max((x for x in r["runs"] if x.config["train"]["epochs"] < row.config["train"]["epochs"]),
-                        key=lambda x: x.config["train"]["epochs"], default=None)
+            fewer = max((x for x in r["runs"] if x.config.train.epochs < row.config.train.epochs),
+                        key=lambda x: x.config.train.epochs, default=None)
             gain = max(0.0, fewer.val_loss - val) if fewer is not None else 0.0
             gains.append(f"{r['multiple']}x {gain:.3f} nats")
             val -= gain
@@ -199,23 +200,23 @@ def bench_warnings(fits: dict, reference: list[dict], covers: dict, recipes: dic
     return out
 
 
-def _choose_reference(p: BenchPreset, standard: list[dict]) -> list[dict]:
+def _choose_reference(p: BenchPreset, standard: list[RunRow]) -> list[dict]:
     """Per size of data: the reference size's run best on select (epochs chosen on select, never val),
     flagged when the chosen epochs sit at an edge of the grid tried."""
     out = []
     for m in p.multiples:
-        mine = [r for r in standard if r.config["tags"]["multiple"] == m
-                and r.config["model"]["depth"] == p.reference_depth]
+        mine = [r for r in standard if r.config.tags["multiple"] == m
+                and r.config.model.depth == p.reference_depth]
         best = best_on_select(mine)
-        tried = sorted(r.config["train"]["epochs"] for r in mine)
-        e = best.config["train"]["epochs"]
+        tried = sorted(r.config.train.epochs for r in mine)
+        e = best.config.train.epochs
         edge = "" if len(tried) < 2 or tried[0] < e < tried[-1] else ("most" if e == tried[-1] else "fewest")
         out.append({"multiple": m, "train_tokens": run_train_tokens(best), "row": best, "epochs_tried": tried,
                     "edge": edge, "runs": mine})
     return out
 
 
-def _downstream(p: BenchPreset, store, groups: dict, runs: list[dict], ev: Evaluations) -> dict:
+def _downstream(p: BenchPreset, store, groups: dict, runs: list[RunRow], ev: Evaluations) -> dict:
     """Accuracy on the embedded task of each recipe (`groups`: name -> its runs, an ensemble when several)
     and of every run on the budget, with percentile intervals over items; and whether lower val loss goes
     with higher accuracy across those runs: Spearman's rho, its interval resampling items and runs together."""
@@ -254,14 +255,14 @@ def _downstream(p: BenchPreset, store, groups: dict, runs: list[dict], ev: Evalu
         correlation = {"rho": rho, "low": float(np.quantile(draws, 0.025)) if draws else None,
                        "high": float(np.quantile(draws, 0.975)) if draws else None, "runs": len(runs)}
     return {"task": nextline.TASK, "items": len(items), "random": nextline.RANDOM_BASELINE, "recipes": recipes,
-            "runs": [{"run_id": r["id"], "val_loss": r["val_loss"], "accuracy": float(a)}
+            "runs": [{"run_id": r.id, "val_loss": r.val_loss, "accuracy": float(a)}
                      for r, a in zip(runs, table.mean(axis=1))],
             "correlation": correlation}
 
 
-def _standard_table(p: BenchPreset, standard: list[dict], ev: Evaluations) -> list[dict]:
-    rows = [r for r in standard if r.config["tags"]["multiple"] == 1]
-    return [{"depth": r.config["model"]["depth"], "epochs": r.config["train"]["epochs"],
+def _standard_table(p: BenchPreset, standard: list[RunRow], ev: Evaluations) -> list[dict]:
+    rows = [r for r in standard if r.config.tags["multiple"] == 1]
+    return [{"depth": r.config.model.depth, "epochs": r.config.train.epochs,
              "params": r.summary["non_embedding_params"], "select_loss": r.select_loss,
              "val_loss": r.val_loss, "run_id": r.id, "row": r} for r in rows]
 
@@ -304,11 +305,11 @@ def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measur
     the bench's paired draws (val windows and each trajectory's seed noise, the members' for the target)."""
     ce, members = p.population_cycle_epochs, ensemble["rows"]
     bpb_per_nat = ensemble["prefix_val_bpb"][-1] / ensemble["prefix_val_loss"][-1]  # one split: tokens / (bytes ln 2)
-    cycles = round(trajectories[0].config["train"]["epochs"] / ce)
+    cycles = round(trajectories[0].config.train.epochs / ce)
     pop = population_members([r.run_dir for r in trajectories], cycles)
     ind = [Member.of_run(r.run_dir) for r in members]
-    member_epochs = [r.config["train"]["epochs"] for r in members]
-    curves, windows = measure_population(open_store(members[0].config["data"]), pop, ind, len(trajectories), ce,
+    member_epochs = [r.config.train.epochs for r in members]
+    curves, windows = measure_population(open_store(members[0].config.data), pop, ind, len(trajectories), ce,
                                          member_epochs, list(POPULATION_TOP_K), m.ev.device, progress_lines(m.ev.log))
     atomic.write_arrays(m.ev.out / "population" / "windows.npz", **windows)
     ids, flops = [r.id for r in trajectories], sum(r.flops for r in trajectories)
@@ -322,7 +323,7 @@ def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measur
     epochs, total = [q["epochs"] for q in curves["population_curve"]], sum(member_epochs)
     ratio = np.array([epochs_ratio(epochs, row, t, total) for row, t in zip(curve, target)])
     curves["reach_measured"] = interval(curves["reach"]["prior"]["value"], ratio)
-    curves["trajectories"] = [{**bench_row(r), "epochs": r.config["train"]["epochs"], "seed": r.config["train"]["seed"]}
+    curves["trajectories"] = [{**bench_row(r), "epochs": r.config.train.epochs, "seed": r.config.train.seed}
                               for r in trajectories]
     curves["members"] = [bench_row(r) for r in members]
     curves["cycle_epochs"], curves["overrides"] = ce, dict(p.population_overrides)

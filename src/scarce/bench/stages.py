@@ -3,12 +3,13 @@ batch, every row handed out kept in its ledger) and returns a small typed result
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scarce.bench.common import Log, progress_lines
 from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
-from scarce.config import RunConfig, slowrun_overrides
+from scarce.config import slowrun_overrides
 from scarce.device import pick_device
 from scarce.errors import UserError
 from scarce.recipes.common import run_train_tokens, sweep_rows
@@ -114,10 +115,10 @@ def grow_reference(p: BenchPreset, runs: Runs, stores: dict, standard: list[RunR
     for _ in range(p.reference_growth):
         points = []
         for m in p.multiples:
-            mine = [r for r in standard if r.config["tags"]["multiple"] == m
-                    and r.config["model"]["depth"] == p.reference_depth]
-            most = max(r.config["train"]["epochs"] for r in mine)
-            if best_on_select(mine).config["train"]["epochs"] == most:
+            mine = [r for r in standard if r.config.tags["multiple"] == m
+                    and r.config.model.depth == p.reference_depth]
+            most = max(r.config.train.epochs for r in mine)
+            if best_on_select(mine).config.train.epochs == most:
                 points += _standard(p, stores[m], [p.reference_depth], [most * 2], m, init)
         if not points:
             break
@@ -187,7 +188,7 @@ def population_points(p: BenchPreset, chosen: dict, members: list) -> list[dict]
     """The population's trajectories at the chosen setting: cyclic runs of `p.population_cycle_epochs` per cycle,
     as many whole cycles as make their epochs together those of the ensemble's `members`."""
     point, ce = chosen["point"], p.population_cycle_epochs
-    total = sum(r.config["train"]["epochs"] for r in members)
+    total = sum(r.config.train.epochs for r in members)
     cycles = max(1, round(total / (p.population * ce)))
     return [{**point, "optim.schedule": "cyclic", "optim.cycle_epochs": ce, "train.epochs": cycles * ce,
              **p.population_overrides, "train.seed": POPULATION_SEED + t, "tags.stage": "population",
@@ -263,7 +264,7 @@ def synthetic_stage(p: BenchPreset, runs: Runs, members: list[RunRow]) -> Synthe
     (`scarce.recipes.synthetic`): the ensemble of `members` writes each multiple of the budget (temperature 1),
     the share of synthetic batches is chosen on select at the middle multiple and kept for the others; and one
     member writes the smallest multiple for its own student (self-distillation through generated text)."""
-    base = RunConfig.from_dict(members[0].config)
+    base = copy.deepcopy(members[0].config)
     base.tags = {"stage": "synthetic"}
     teachers, budget, k = [r.run_dir for r in members], run_train_tokens(members[0]), len(members)
     out, device = runs.out / "runs" / "synthetic", pick_device()

@@ -214,7 +214,7 @@ def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
         raise UserError(f"ablate: no run store at {results} (a results root holding runs.db)")
     rs = RunStore(results, read_only=True)
     try:
-        rows = [r for r in rs.list(status="done") if r.config["tags"].get("stage") == "standard"
+        rows = [r for r in rs.list(status="done") if r.config.tags.get("stage") == "standard"
                 and r.select_loss is not None]
     finally:
         rs.close()
@@ -225,7 +225,7 @@ def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
     if len(sizes) < 3:
         raise UserError(f"ablate: the run store {results} holds standard runs on {len(sizes)} size(s) of data on this "
                         "val split; a reference law needs 3 (run `scarce bench`, or give reference_data)")
-    depths = set.intersection(*({r.config["model"]["depth"] for r in rs_} for rs_ in sizes.values()))
+    depths = set.intersection(*({r.config.model.depth for r in rs_} for rs_ in sizes.values()))
     if depth:
         if depth not in depths:
             raise UserError(f"ablate: no reference runs of depth {depth} on every size of data (depths: {sorted(depths)})")
@@ -233,20 +233,20 @@ def reference_rows(results: str, store, depth: int = 0) -> list[RunRow]:
     if len(depths) != 1:
         raise UserError(f"ablate: the reference runs share depths {sorted(depths)}; choose one (reference_depth)")
     d = depths.pop()
-    return [min((r for r in sizes[n] if r.config["model"]["depth"] == d), key=lambda r: r.select_loss)
+    return [min((r for r in sizes[n] if r.config.model.depth == d), key=lambda r: r.select_loss)
             for n in sorted(sizes)]
 
 
 def _val_sha(row: RunRow) -> str | None:
     try:
-        return open_store(row.config["data"]).manifest["splits"]["val"]["sha256"]
+        return open_store(row.config.data).manifest["splits"]["val"]["sha256"]
     except UserError:  # the store was moved or deleted: its runs cannot be checked, so they are not used
         return None
 
 
 def run_windows(row: RunRow, store) -> np.ndarray:
     """(windows,) summed val NLL of a run's best weights: the copy the run wrote when it chose them, else a pass."""
-    seq_len = row.config["model"]["seq_len"]
+    seq_len = row.config.model.seq_len
     val = store.split("val")
     found = best_val_windows(row.run_dir, (row.summary or {}).get("best_step", -1),
                              store.manifest["splits"]["val"]["sha256"], seq_len)
@@ -254,7 +254,7 @@ def run_windows(row: RunRow, store) -> np.ndarray:
         return found
     device = pick_device()
     r = evaluate_ensemble([Member.of_run(row.run_dir)], val, store.token_bytes(), seq_len,
-                          row.config["train"]["batch_size"], combine="prob", device=device)
+                          row.config.train.batch_size, combine="prob", device=device)
     return np.asarray(r["member_window_nll"][0], dtype=np.float64)
 
 
@@ -264,7 +264,7 @@ def run_windows(row: RunRow, store) -> np.ndarray:
 def measure(store, by_config: dict[str, list[RunRow]], comparisons: list[dict], ref_rows: list[RunRow],
             n_boot: int) -> dict:
     """Every comparison's difference, multiple and cost with their intervals (see the module docstring)."""
-    tpw = int(next(iter(by_config.values()))[0].config["model"]["seq_len"])
+    tpw = int(next(iter(by_config.values()))[0].config.model.seq_len)
     seen: dict[str, np.ndarray] = {}
 
     def of(row: RunRow) -> np.ndarray:  # a run can be a config's and the reference's (reference_data's 1x point)
@@ -274,7 +274,7 @@ def measure(store, by_config: dict[str, list[RunRow]], comparisons: list[dict], 
 
     windows = {name: np.stack([of(r) for r in rs]) for name, rs in by_config.items()}
     losses = {name: np.array([r.val_loss for r in rs]) for name, rs in by_config.items()}
-    ref_tpw = int(ref_rows[0].config["model"]["seq_len"])
+    ref_tpw = int(ref_rows[0].config.model.seq_len)
     ref_windows = np.stack([of(r) for r in ref_rows])
     d = Draws(windows, losses, tpw, n_boot)
     law = d.reference_law([run_train_tokens(r) for r in ref_rows], [r.val_loss for r in ref_rows], ref_windows, ref_tpw,

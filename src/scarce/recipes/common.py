@@ -115,4 +115,4 @@ def recipe_row(row: RunRow | None) -> dict | None:
 
 def run_train_tokens(row: RunRow) -> int:
     """Unique train tokens of the store a run trained on."""
-    return open_store(row.config["data"]).split_tokens("train")
+    return open_store(row.config.data).split_tokens("train")

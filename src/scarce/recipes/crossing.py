@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from scarce.rundir import read_metrics
+from scarce.runs.store import RunRow
 
 
 def val_curve(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -27,31 +28,31 @@ def _numbers(record: dict, *keys: str) -> bool:
     return all(isinstance(record.get(k), (int, float)) for k in keys)
 
 
-def representatives(rows: list[dict]) -> dict[tuple[str, int], dict]:
+def representatives(rows: list[RunRow]) -> dict[tuple[str, int], RunRow]:
     """Per family (sweep and token store) and size (params): the done run best on select."""
-    chosen: dict[tuple[str, int], dict] = {}
+    chosen: dict[tuple[str, int], RunRow] = {}
     for r in rows:
-        if r.get("status") != "done" or not r.get("params"):
+        if r.status != "done" or not r.params:
             continue
-        key = (f"{r.get('sweep') or ''} {r.get('data') or ''}".strip(), int(r["params"]))
-        if key not in chosen or (r["select_loss"] or np.inf) < (chosen[key]["select_loss"] or np.inf):
+        key = (f"{r.sweep or ''} {r.data or ''}".strip(), int(r.params))
+        if key not in chosen or (r.select_loss or np.inf) < (chosen[key].select_loss or np.inf):
             chosen[key] = r
     return chosen
 
 
-def find_crossings(rows: list[dict], tol: float = 0.0) -> list[dict]:
+def find_crossings(rows: list[RunRow], tol: float = 0.0) -> list[dict]:
     """Pairs (smaller, larger) of one family where the larger model's val loss exceeds the smaller's by
     more than `tol` nats at equal tokens; with the first such token count and the largest excess."""
     reps = representatives(rows)
     out = []
     for name in sorted({s for s, _ in reps}):
         family = sorted(((p, r) for (s, p), r in reps.items() if s == name), key=lambda pr: pr[0])
-        curves = {p: val_curve(r["run_dir"]) for p, r in family}
+        curves = {p: val_curve(r.run_dir) for p, r in family}
         for i, (p_small, small) in enumerate(family):
             for p_large, large in family[i + 1:]:
                 crossing = _crossing(curves[p_small], curves[p_large], tol)
                 if crossing:
-                    out.append({"family": name, "smaller": small["id"], "larger": large["id"],
+                    out.append({"family": name, "smaller": small.id, "larger": large.id,
                                 "smaller_params": p_small, "larger_params": p_large, **crossing})
     return out
 

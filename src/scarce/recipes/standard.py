@@ -36,8 +36,7 @@ def _knobs(row: dict | None) -> dict | None:
     if row is None:
         return None
     c = row.config
-    return {"optim.lr": c["optim"]["lr"], "optim.weight_decay": c["optim"]["weight_decay"],
-            "train.epochs": c["train"]["epochs"]}
+    return {"optim.lr": c.optim.lr, "optim.weight_decay": c.optim.weight_decay, "train.epochs": c.train.epochs}
 
 
 def data_scaling(ctx: Context, data_sizes: list[int] | None = None, lrs: list[float] = LRS,

@@ -40,7 +40,7 @@ def settings(config: dict, prefix: str = "") -> dict[str, str]:
 
 def swept_value(row: RunRow, field: str) -> float | None:
     """The run's numeric value of `field`, or None where its config has none."""
-    value = json.loads(settings(row.config).get(field, "null"))
+    value = json.loads(settings(row.config.to_dict()).get(field, "null"))
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     return value if ok else None
 
@@ -49,7 +49,7 @@ def swept_lines(rows: list[RunRow], field: str) -> list[tuple[dict[str, str], li
     """The lines of a plot against `field`: the runs holding a number for it, grouped by every other setting that
     varies among them (`settings`), each line ordered by `field`. A line so joins runs that differ in `field` alone.
     Returns (the settings that tell the line from the others, its runs), the longest lines first."""
-    keyed = [(settings(r.config), r) for r in rows if swept_value(r, field) is not None]
+    keyed = [(settings(r.config.to_dict()), r) for r in rows if swept_value(r, field) is not None]
     names = {k for s, _ in keyed for k in s} - {field}
     varying = sorted(k for k in names if len({s.get(k) for s, _ in keyed}) > 1)
     lines: dict[tuple, list[RunRow]] = {}
@@ -89,7 +89,7 @@ def run_groups(rows: list[RunRow]) -> dict[tuple[str, str], list[RunRow]]:
     its path and the stage. A table ranks a run only within its group."""
     groups: dict[tuple[str, str], list[RunRow]] = {}
     for r in rows:
-        groups.setdefault((str(r.config.get("data", "")), str(r.config.get("tags", {}).get("stage", ""))), []).append(r)
+        groups.setdefault((str(r.config.data), str(r.config.tags.get("stage", ""))), []).append(r)
     order = sorted(groups, key=lambda k: (store_train_tokens(k[0]) or math.inf, k))
     return {k: sorted(groups[k], key=_select) for k in order}
 

@@ -320,7 +320,7 @@ def _curves_section(doc: Doc, out: Path, groups: dict, names: dict[str, str]) ->
     logged too few points for a curve is named under the plot."""
     doc.h2("Training curves")
     ranked = [r for rank in itertools.zip_longest(*groups.values()) for r in rank if r is not None][:CURVES]
-    labels = [f"{r.id} ({names[str(r.config.get('data', ''))]}, {r.tags.get('stage') or 'no stage'})" for r in ranked]
+    labels = [f"{r.id} ({names[str(r.config.data)]}, {r.tags.get('stage') or 'no stage'})" for r in ranked]
     short = plot_curves([(label, read_metrics(r.run_dir)) for label, r in zip(labels, ranked)],
                         out / "plots" / "curves.png", min_points=MIN_CURVE_POINTS)
     few = [r.id for label, r in zip(labels, ranked) if label in short]
@@ -346,18 +346,18 @@ NOT_SWEPT = {"train.seed", "init.seed", "data"}
 def _isoflop_section(doc: Doc, out: Path, rows: list[dict]) -> None:
     """IsoFLOP curves and the compute-optimal size (Chinchilla approach 2) of the runs an IsoFLOP recipe tagged
     with their budget (`tags.budget`), when 2+ budgets hold 3+ sizes each."""
-    runs = [r for r in rows if isinstance(r.config.get("tags", {}).get("budget"), (int, float))]
+    runs = [r for r in rows if isinstance(r.config.tags.get("budget"), (int, float))]
     budgets = {}
     for r in runs:
-        budgets.setdefault(float(r.config["tags"]["budget"]), []).append(r)
-    runs = [r for group in budgets.values() if len({x.config["model"]["depth"] for x in group}) >= 3 for r in group]
-    if len({float(r.config["tags"]["budget"]) for r in runs}) < 2:
+        budgets.setdefault(float(r.config.tags["budget"]), []).append(r)
+    runs = [r for group in budgets.values() if len({x.config.model.depth for x in group}) >= 3 for r in group]
+    if len({float(r.config.tags["budget"]) for r in runs}) < 2:
         return
     doc.h2("IsoFLOP")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = fit_approach2([r.params for r in runs], [float(r.config["tags"]["budget"]) for r in runs],
+            fit = fit_approach2([r.params for r in runs], [float(r.config.tags["budget"]) for r in runs],
                                 [r.val_loss for r in runs])
     except UserError as e:
         doc.p(f"The IsoFLOP runs could not be fitted: {e}.")
@@ -378,7 +378,7 @@ def _ensembles_section(doc: Doc, out: Path, rows: list[dict]) -> None:
     found = {}
     for r in rows:
         folder = Path(r.run_dir).parent.parent
-        if r.config.get("tags", {}).get("group") and (folder / "ensemble.json").is_file():
+        if r.config.tags.get("group") and (folder / "ensemble.json").is_file():
             found.setdefault(folder, None)
     curves, table = [], []
     for folder in found:
@@ -414,7 +414,7 @@ def _swept(rows: list[dict]) -> list[str]:
     """The numeric settings that take 2+ values across the runs, those of the most runs first."""
     values: dict[str, set] = {}
     for r in rows:
-        for name, value in flat_config(r.config).items():
+        for name, value in flat_config(r.config.to_dict()).items():
             values.setdefault(name, set()).add(value)
     swept = [n for n, v in values.items() if len(v) >= 2 and n not in NOT_SWEPT and not n.startswith("tags.")]
     return sorted(swept, key=lambda n: -len(values[n]))[:SWEPT_PLOTS]
@@ -440,7 +440,7 @@ def _compared_row(which: str, results: str | None, have_store: bool) -> RunRow:
 
 def _compare_section(doc: Doc, out: Path, rows: list[RunRow]) -> None:
     doc.h2("Compared runs")
-    flats = [flat_config(r.config) for r in rows]
+    flats = [flat_config(r.config.to_dict()) for r in rows]
     names = sorted({n for f in flats for n in f if len({g.get(n) for g in flats}) > 1} - NOT_SWEPT)
     doc.table(["id", *names, "select_loss", "val_loss", "val_bpb"],
               [[r.id, *[f.get(n) for n in names], r.select_loss, r.val_loss, r.val_bpb]

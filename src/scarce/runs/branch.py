@@ -143,7 +143,7 @@ def phases(points: list[tuple[RunConfig, str, Path]], pending: list[int], store:
     try:
         kept = {}
         for row in store.list():
-            cfg = RunConfig.from_dict(row.config)
+            cfg = row.config
             if not_branchable(cfg) is None:
                 kept.setdefault(family(cfg, row.data or ""), set()).add(row.run_dir)
     finally:

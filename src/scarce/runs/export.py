@@ -24,11 +24,11 @@ def run_record(row: RunRow) -> dict:
     s, cfg = row.summary or {}, row.config
     return {
         "id": row.id, "sweep": row.sweep or "", "group": row.group_id or "", "preset": row.preset or "",
-        "stage": row.tags.get("stage", ""), "depth": cfg["model"]["depth"], "params": s.get("params"),
-        "non_embedding_params": s.get("non_embedding_params"), "train_tokens": store_train_tokens(cfg["data"]),
-        "tokens_seen": s.get("tokens_seen"), "epochs": s.get("epochs", cfg["train"]["epochs"]),
-        "lr": cfg["optim"]["lr"], "weight_decay": cfg["optim"]["weight_decay"], "dropout": cfg["model"]["dropout"],
-        "seed": cfg["train"]["seed"], "flops": s.get("flops"), "val_loss": s.get("val_loss"),
+        "stage": row.tags.get("stage", ""), "depth": cfg.model.depth, "params": s.get("params"),
+        "non_embedding_params": s.get("non_embedding_params"), "train_tokens": store_train_tokens(cfg.data),
+        "tokens_seen": s.get("tokens_seen"), "epochs": s.get("epochs", cfg.train.epochs),
+        "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay, "dropout": cfg.model.dropout,
+        "seed": cfg.train.seed, "flops": s.get("flops"), "val_loss": s.get("val_loss"),
         "val_bpb": s.get("val_bpb"), "select_loss": s.get("select_loss"), "wall_seconds": row.wall_seconds,
         "run_dir": row.run_dir,
     }
@@ -46,7 +46,7 @@ def curve_records(row: RunRow) -> list[dict]:
     params = (row.summary or {}).get("params")
     out = []
     keys = ("step", "tokens_seen", "flops", "select_loss", "val_loss")
-    for rec in read_metrics(row["run_dir"]):
+    for rec in read_metrics(row.run_dir):
         if rec.get("type") == "eval" and all(isinstance(rec.get(k), (int, float)) for k in keys) and rec["step"] > 0:
             out.append({"id": row.id, "params": params, "tokens": rec["tokens_seen"], "flops": rec["flops"],
                         "select_loss": rec["select_loss"], "val_loss": rec["val_loss"]})

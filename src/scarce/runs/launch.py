@@ -248,7 +248,7 @@ def _ensure_recorded(run_id: str, cfg: RunConfig, run_dir, data: str, summary: d
     store = RunStore(results)
     try:
         row = store.get(run_id, run_dir)
-        if row is None or row["status"] != "done":
+        if row is None or row.status != "done":
             if row is None:
                 store.start(run_id, cfg.to_dict(), run_dir, data)
             store.finish(run_id, summary, run_dir)

@@ -76,8 +76,8 @@ class RunRow:
     status: str
     """One of STATUSES."""
     run_dir: str
-    config: dict
-    """The resolved config as stored (`RunConfig.to_dict()`; `run_config()` gives it typed)."""
+    config: RunConfig
+    """The resolved config, typed (stored as `RunConfig.to_dict()` JSON; a dict given here is parsed)."""
     summary: dict | None = None
     """summary.json of a done run; None before."""
     preset: str | None = None
@@ -109,6 +109,10 @@ class RunRow:
                 raise ValueError(f"its {key} is not JSON") from None
             if not isinstance(d[key], dict) and (key == "config" or d[key] is not None):
                 raise ValueError(f"its {key} is not a JSON object")
+        try:
+            d["config"] = RunConfig.from_dict(d["config"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"its config is not a run config ({e})") from None
         for key in ("id", "status", "run_dir"):
             if not isinstance(d.get(key), str):
                 raise ValueError(f"its {key} is {d.get(key)!r}, not text")
@@ -123,20 +127,21 @@ class RunRow:
         return cls(id=summary["run_id"], status="done", run_dir=str(run_dir), config=config, summary=summary,
                    **{c: summary.get(c) for c in METRIC_COLUMNS})
 
-    def run_config(self) -> RunConfig:
-        """The stored config, typed."""
-        return RunConfig.from_dict(self.config)
+    def __post_init__(self):
+        if isinstance(self.config, dict):
+            self.config = RunConfig.from_dict(self.config)
 
     @property
     def tags(self) -> dict:
-        return self.config.get("tags", {})
+        return self.config.tags
 
     def as_dict(self) -> dict:
-        """The row as plain JSON-able data (`scarce runs --json`)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The row as plain JSON-able data (`scarce runs --json`), its config as stored."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"config": self.config.to_dict()}
 
     def __getitem__(self, key: str):
-        """Field access by name, as rows were read before they were typed (scripts under benchmarks/)."""
+        """Field access by name, as rows were read before they were typed (scripts under benchmarks/ and tests; the
+        library reads attributes)."""
         try:
             return getattr(self, key)
         except AttributeError:
@@ -275,7 +280,7 @@ class RunStore:
         if damaged:
             print(f"warning: skipped {len(damaged)} damaged row(s) of {self.path} (first, {damaged[0]})",
                   file=sys.stderr)
-        return [r for r in rows if _matches(r.config, where or {})]
+        return [r for r in rows if _matches(r.config.to_dict(), where or {})] if where else rows
 
     def _select(self, sql: str, args: list) -> list[sqlite3.Row]:
         try:
