@@ -14,8 +14,8 @@ MOST = 6
 
 
 def _functions():
-    for info in pkgutil.iter_modules(scarce.bench.__path__):
-        module = importlib.import_module(f"scarce.bench.{info.name}")
+    for info in pkgutil.walk_packages(scarce.bench.__path__, "scarce.bench."):  # the stage package's modules too
+        module = importlib.import_module(info.name)
         for obj in vars(module).values():
             if getattr(obj, "__module__", None) != module.__name__:
                 continue

@@ -65,7 +65,7 @@ def test_bench_stages_call_the_recipes_and_hold_no_recipe_logic():
         for name in recipe_fns:
             assert name in called, f"{stage} does not call {name}"
             assert getattr(stages, name).__module__.startswith("scarce.recipes."), name
-    for path in Path(stages.__file__).parent.glob("*.py"):
+    for path in Path(stages.__file__).parent.rglob("*.py"):  # the stage package's modules too
         tree = ast.parse(path.read_text())
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}

@@ -38,7 +38,6 @@ class Bench:
     m: Measured
     reference: list[dict]
     default: str = "regularized"
-    population: dict | None = None
 
     @property
     def chosen(self) -> dict:
@@ -90,7 +89,7 @@ def overfits(b: Bench) -> list[dict]:
     stops = len(sizes) >= 2 and best_by_size[sizes[-1]] > best_by_size[sizes[-2]] - 0.01
     what = ("1", "the standard recipe overfits",
             "Kim et al.: the standard recipe's loss rises with epochs and parameters at a fixed budget")
-    return [_finding(what, verdict, per_size[-1] if per_size else {},
+    return [finding(what, verdict, per_size[-1] if per_size else {},
                      "nats (val at the most epochs - val at the epochs best on select, largest size)",
                      f"{clear} of {len(per_size)} sizes have their best epochs (on select) inside the grid with the "
                      f"rise above its 95% interval; best standard val by size {fmt(best_by_size)}; the largest size "
@@ -133,7 +132,7 @@ def scales_in_parameters(b: Bench) -> list[dict]:
         steps_down = all(s["high"] is not None and s["high"] < 0 for s in steps)
         verdict = gap_verdict if gap_verdict != "reproduced" or steps_down else "not shown"
     certified = sum(c["descent"]["certified"] for c in b.chosen.values())
-    return [_finding(("2", name, pub), verdict, e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
+    return [finding(("2", name, pub), verdict, e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
                      f"regularized val by size {fmt({x: r.val_loss for x, r in zip(b.p.sizes, rows)})} (each size minus "
                      f"the next smaller, paired with seed noise: {_fmt_steps(steps)}); asymptote minus the standard "
                      f"best ({'-' if std is None else f'{std.val_loss:.4f}'}, on select): {_fmt_est(gap)}"
@@ -150,9 +149,9 @@ def ensembles_below(b: Bench) -> list[dict]:
         "Kim et al.: ensembles 3.34 against the regularized asymptote 3.43"
     ks, law = b.fits.get("k_scaling"), b.fits.get("regularized_params")
     if ks is None:
-        return [_finding(("3", name, pub), "not run", {}, "", "no ensemble of 3 members or more")]
+        return [finding(("3", name, pub), "not run", {}, "", "no ensemble of 3 members or more")]
     if not identified(ks):
-        return [_finding(("3", name, pub), "not identified", estimate(ks, "E"), "nats (asymptote of L(K) at the largest size)",
+        return [finding(("3", name, pub), "not identified", estimate(ks, "E"), "nats (asymptote of L(K) at the largest size)",
                          f"the K-scaling asymptote is not identified ({'; '.join(getattr(ks, 'warnings', []))})")]
     e_k = estimate(ks, "E")
     if identified(law):
@@ -162,7 +161,7 @@ def ensembles_below(b: Bench) -> list[dict]:
         against, other, value = "the best regularized run (the regularized asymptote is not identified)", \
             b.m.runs([best])[:, 0], best.val_loss
     gap = difference(_aligned(ks, "E"), other, e_k["value"] - value)
-    return [_finding(("3", name, pub), judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)",
+    return [finding(("3", name, pub), judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)",
                      f"minus {against}, paired: {_fmt_est(gap)}", gap=gap)]
 
 
@@ -174,11 +173,11 @@ def joint_limit(b: Bench) -> list[dict]:
     joint = b.fits.get("joint")
     if joint is None or isinstance(joint, Unfitted):
         why = "ensembles at every size not run" if not b.p.joint else getattr(joint, "reason", "not fitted")
-        return [_finding(("4", name, pub), "not run", {}, "nats", why)]
+        return [finding(("4", name, pub), "not run", {}, "nats", why)]
     e = estimate(joint, "E")
     keys = [k for k in joint.estimates if k.startswith("E_N=")]
     if joint.flags.get("at_bound") or not identified(joint):
-        return [_finding(("4", name, pub), "not identified", e, "nats",
+        return [finding(("4", name, pub), "not identified", e, "nats",
                          f"a fit of the joint limit is at a bound: {'; '.join(joint.warnings)}")]
     draws = joint.data["aligned"]
     steps = [{"from": a, "to": c, **difference(draws[c], draws[a], joint.value(c) - joint.value(a))}
@@ -190,7 +189,7 @@ def joint_limit(b: Bench) -> list[dict]:
         verdict = "reproduced"
     else:
         verdict = "not shown"
-    return [_finding(("4", name, pub), verdict, e, "nats (joint E)",
+    return [finding(("4", name, pub), verdict, e, "nats (joint E)",
                      f"size steps of the K-asymptote E_N, paired: {_fmt_steps(steps)}; E minus the largest size's "
                      f"E_N: {_fmt_est(below)}", size_steps=steps, below_largest=below)]
 
@@ -207,7 +206,7 @@ def distillation(b: Bench) -> list[dict]:
     """5a, 5b, 5c: logit distillation on the budget, with seed noise (each student is one run)."""
     if b.stages.distillation is None or b.p.largest not in b.ens:
         none = "not run (the preset does not distill)"
-        return [_finding((f"5{x}", name, pub), "not run", {}, "", none) for x, name, pub in DISTILL_FINDINGS]
+        return [finding((f"5{x}", name, pub), "not run", {}, "", none) for x, name, pub in DISTILL_FINDINGS]
     rows, dist = b.ens[b.p.largest]["rows"], b.stages.distillation
     one, student, self_ = (b.m.runs([r])[:, 0] for r in (rows[0], dist.student, dist.self_student))
     ens = b.m.prefixes(rows)[:, -1]
@@ -218,13 +217,13 @@ def distillation(b: Bench) -> list[dict]:
     chain_gain = difference(ens, chain, ens_loss - chain_loss)
     k = len(rows)
     return [
-        _finding(("5a", DISTILL_FINDINGS[0][1], DISTILL_FINDINGS[0][2]), judge(share, 0.5, "above"), share,
+        finding(("5a", DISTILL_FINDINGS[0][1], DISTILL_FINDINGS[0][2]), judge(share, 0.5, "above"), share,
                  f"share of the {k}-member ensemble's gain over one member kept by the student",
                  f"student val {dist.student.val_loss:.4f}", above=0.5),
-        _finding(("5b", DISTILL_FINDINGS[1][1], DISTILL_FINDINGS[1][2]), judge(self_gain, 0.0, "above"), self_gain,
+        finding(("5b", DISTILL_FINDINGS[1][1], DISTILL_FINDINGS[1][2]), judge(self_gain, 0.0, "above"), self_gain,
                  "nats (teacher val - self-distilled student val)",
                  f"self-distilled val {dist.self_student.val_loss:.4f}", above=0.0),
-        _finding(("5c", DISTILL_FINDINGS[2][1], DISTILL_FINDINGS[2][2]), judge(chain_gain, 0.0, "above"), chain_gain,
+        finding(("5c", DISTILL_FINDINGS[2][1], DISTILL_FINDINGS[2][2]), judge(chain_gain, 0.0, "above"), chain_gain,
                  f"nats (independent {k}-ensemble val - chain {k}-ensemble val)",
                  f"alpha {b.p.distill_alpha}, T {b.p.distill_temperature}", above=0.0),
     ]
@@ -254,7 +253,7 @@ def efficiency(b: Bench) -> list[dict]:
     size = _against_published(est) if verdict != "not identified" else "its size is not identified"
     others = "; ".join(f"{n} {interval_text(r['efficiency'].get('parametric') or {})}"
                        for n, r in b.recipes.items() if n != "standard")
-    return [_finding(("6", name, pub), verdict, est if verdict != "not identified" else {},
+    return [finding(("6", name, pub), verdict, est if verdict != "not identified" else {},
                      (f"x (the regularized recipe's {kind} multiple" if kind != "none" else
                       "x (no multiple: the regularized loss lies outside the reference's losses")
                      + f"; the reference law {'is identified' if identified(ref) else 'is at a bound'})",
@@ -303,7 +302,7 @@ def synthetic(b: Bench) -> list[dict]:
     a member's seed moves the ensemble)."""
     if b.stages.synthetic is None or b.p.largest not in b.ens:
         none = "not run (the preset has no synthetic stage)"
-        return [_finding((fid, name, pub), "not run", {}, "", none) for fid, name, pub in SYNTHETIC_FINDINGS]
+        return [finding((fid, name, pub), "not run", {}, "", none) for fid, name, pub in SYNTHETIC_FINDINGS]
     syn, rows = b.stages.synthetic, b.ens[b.p.largest]["rows"]
     k = len(rows)
     firsts = {int(x): r[0] for x, r in syn.students.items()}
@@ -317,7 +316,7 @@ def synthetic(b: Bench) -> list[dict]:
     share = share_kept(one, ens, mean_student, (rows[0].val_loss - student_loss) / (rows[0].val_loss - ens_loss))
     noise = b.m.unit_noise.get(seeds[0].id, b.m.noise)
     vals = ", ".join(f"{r.val_loss:.4f}" for r in seeds)
-    out = [_finding(SYNTHETIC_FINDINGS[0], judge(share, 0.5, "above"), share,
+    out = [finding(SYNTHETIC_FINDINGS[0], judge(share, 0.5, "above"), share,
                     f"share of the {k}-member ensemble's gain over one member kept by the student"
                     + (f" (the mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
                     f"student on {chosen}x the budget of {syn.mode} text (share {syn.frac:g}, chosen on "
@@ -325,12 +324,12 @@ def synthetic(b: Bench) -> list[dict]:
                     above=0.5)]
     if syn.self_student:
         gain = difference(one, b.m.runs([syn.self_student])[:, 0], rows[0].val_loss - syn.self_student.val_loss)
-        out.append(_finding(SYNTHETIC_FINDINGS[1], judge(gain, 0.0, "above"), gain,
+        out.append(finding(SYNTHETIC_FINDINGS[1], judge(gain, 0.0, "above"), gain,
                             "nats (teacher val - its student's val)",
                             f"one member writes {min(firsts)}x the budget; its student (share "
                             f"{b.p.synthetic_self_frac:g}): val {syn.self_student.val_loss:.4f}", above=0.0))
     else:
-        out.append(_finding(SYNTHETIC_FINDINGS[1], "not run", {}, "", "not run"))
+        out.append(finding(SYNTHETIC_FINDINGS[1], "not run", {}, "", "not run"))
     ms = sorted(firsts)
     law = b.fits.get("synthetic")
     e = estimate(law, "E") if identified(law) else {}
@@ -341,44 +340,15 @@ def synthetic(b: Bench) -> list[dict]:
     curve = ", ".join(f"{x}x: {firsts[x]['val_loss']:.4f}" for x in ms)
     asymptote = (f"asymptote {_fmt_est(e)}" if e else "asymptote not identified" if law is not None
                  else "fewer than 3 sizes: no fit")
-    out.append(_finding(SYNTHETIC_FINDINGS[2], judge(fall, 0.0, "above") if fall else "not run", fall,
+    out.append(finding(SYNTHETIC_FINDINGS[2], judge(fall, 0.0, "above") if fall else "not run", fall,
                         f"nats (student val at {ms[0]}x - at {ms[-1]}x generated, paired)",
                         f"student val by generated tokens {curve}; {asymptote}", fall=fall, asymptote=e, above=0.0))
     return out
 
 
-POPULATION_FINDING = ("8", "a population of cyclic snapshots reaches the independent ensemble with several-fold "
-                      "fewer epochs", "q0: matches a 256-epoch independent ensemble with ~56 epochs, 4.6x fewer "
-                      "(3.8x at matched ensemble size)")
-REACH_CRITERION = 3.0
-"""Finding 8 holds when the ratio's interval lies above 3: the population needs at most a third of the epochs."""
-
-
-def population_reach(b: Bench) -> list[dict]:
-    """8. The independent ensemble's epochs over the epochs the population (learned prior, fitted on select) needs
-    to reach that ensemble's val loss, interpolated in log epochs along the population's curve; its interval from
-    the paired draws (val windows, seed noise). Reproduced when it lies above 3 (at most a third of the epochs)."""
-    fid, name, published = POPULATION_FINDING
-    if not b.population:
-        return [_finding((fid, name, published), "not run", {}, "", "not run (the preset has no population stage)")]
-    pop, est = b.population, b.population["reach_measured"]
-    reach, last = pop["reach"]["prior"], pop["population_curve"][-1]
-    k = len(pop["members"])
-    where = {"above": "the population's first point is already below it (the ratio is at least this)",
-             "below": "the population never reaches it within its epochs (the ratio is below "
-                      f"{reach['target_epochs'] / last['epochs']:.2f})"}.get(reach["censored"], "")
-    detail = (f"{len(pop['trajectories'])} trajectories of {pop['trajectories'][0]['epochs']:g} epochs in cycles of "
-              f"{pop['cycle_epochs']:g}: val {last['prior']:.4f} (prior, top {last['prior_k']}) and "
-              f"{last['uniform_logit']:.4f} (uniform logit) at {last['epochs']:g} epochs; the {k}-member ensemble "
-              f"{reach['target_loss']:.4f} at {reach['target_epochs']:g} epochs" + (f"; {where}" if where else ""))
-    return [_finding((fid, name, published), judge(est, REACH_CRITERION, "above"), est,
-                     "x fewer epochs (ensemble epochs / population epochs to reach its val loss)", detail,
-                     above=REACH_CRITERION, censored=reach["censored"])]
-
-
-FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, distillation, efficiency, synthetic,
-            population_reach)
-"""Every finding in report order, each a function of the bench's measurements (`Bench`) to its records."""
+FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, distillation, efficiency, synthetic)
+"""Every finding of the built-in stages in report order, each a function of the bench's measurements (`Bench`) to
+its records; the findings of the protocol's stages (`scarce.bench.stage`) follow them, in the registry's order."""
 
 
 def _fmt_est(e: dict) -> str:
@@ -392,7 +362,7 @@ def _fmt_steps(steps: list[dict]) -> str:
     return ", ".join(f"{s['to']} - {s['from']}: {_fmt_est(s)}" for s in steps)
 
 
-def _finding(what: tuple[str, str, str], verdict: str, est: dict, unit: str, detail: str, **extra) -> dict:
+def finding(what: tuple[str, str, str], verdict: str, est: dict, unit: str, detail: str, **extra) -> dict:
     """A finding's record (`what`: its id, name and the published claim): its verdict (one of VERDICTS) and, for
     readers of older bench.json, `reproduced` (true, false, or null when neither). `above=t` in `extra` says it holds when its interval lies above t (so
     several samples can be judged on their combined interval, `scarce.bench.samples`)."""

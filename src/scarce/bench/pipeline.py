@@ -13,12 +13,12 @@ from scarce.bench.presets import BENCH_RECIPES, DEFAULT_RECIPE, STANDARD_WD, Ben
 from scarce.bench.report import write_bench_report
 from scarce.bench.result import BenchResult
 from scarce.bench.results import bench_results
+from scarce.bench.stage import STAGES, StageContext
 from scarce.bench.stages import (
     Runs,
     Stages,
     distill_stage,
     ensemble_stage,
-    population_stage,
     regularized_stage,
     standard_points,
     standard_stage,
@@ -81,8 +81,10 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | i
             stages.distillation = distill_stage(p, runs, chosen[p.largest], members)
         if p.synthetic:
             stages.synthetic = synthetic_stage(p, runs, members)
-        if p.population:
-            stages.population = population_stage(p, runs, chosen[p.largest], members)
+    ctx = StageContext(p, recipe, runs, stores, stages)
+    for stage in STAGES:  # the protocol's stages, in order (`scarce.bench.stage`)
+        if stage.wanted(p, recipe):
+            stages.named[stage.name] = stage.run(ctx)
     ev = Evaluations(out, log, execution.threads)
     result, fits = bench_results(p, recipe, stores, stages, ev)
     if base:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scarce.bench.stage import STAGES
 from scarce.report.plots import plot_epochs, plot_loss_vs_compute, plot_members, plot_reference_points
 from scarce.report.report import (
     Doc,
@@ -39,7 +40,8 @@ def write_bench_report(out: str | Path, result, fits: dict, results: str | None 
     _joint_section(doc, out, result, fits)
     _distillation_section(doc, out, result)
     _synthetic_section(doc, out, result, fits)
-    _population_section(doc, out, result)
+    for stage in STAGES:
+        stage.report(doc, out, result.stages.get(stage.json_key()), fits)
     doc.h2("Compute")
     plot_loss_vs_compute(records, out / "plots" / "loss_vs_compute.png", result.ensemble)
     doc.img("plots/loss_vs_compute.png", "Val loss against training FLOPs (log scale) of every run of the bench; "
@@ -227,28 +229,6 @@ def _synthetic_section(doc: Doc, out: Path, result, fits: dict) -> None:
         doc.p("Student against generated tokens: not fitted (it needs at least 3 sizes of generation).")
 
 
-def _population_section(doc: Doc, out: Path, result) -> None:
-    pop = getattr(result, "population", None)
-    if not pop:
-        return
-    traj, reach = pop["trajectories"], pop["reach_measured"]
-    doc.h2("Population against the ensemble")
-    doc.p(f"{len(traj)} cyclic trajectories of {traj[0]['epochs']:g} epochs at the chosen setting, cycles of "
-          f"{pop['cycle_epochs']:g} epochs, each cycle end a member ({', '.join(f'{k}={v}' for k, v in pop['overrides'].items())}); "
-          f"the learned prior is fitted on select at every point, its top-K chosen on select. The ensemble's "
-          f"{len(pop['members'])} members reach {pop['reach']['prior']['target_loss']:.4f} with "
-          f"{pop['reach']['prior']['target_epochs']:g} epochs; those epochs over the epochs the population (prior) "
-          f"needs to reach it: {reach['value']:.2f} (95% [{reach['low']:.2f}, {reach['high']:.2f}], val windows and "
-          "seed noise; 0 where it never reaches it)" + (f", censored {pop['reach']['prior']['censored']}."
-                                                        if pop['reach']['prior']['censored'] else "."))
-    rows = [["population", q["members"], q["epochs"], q["uniform_logit"], q["uniform_prob"], q["prior"], q["prior_k"]]
-            for q in pop["population_curve"]]
-    rows += [["ensemble", q["members"], q["epochs"], q["logit"], q["prob"], "", ""] for q in pop["independent_curve"]]
-    cols = ["kind", "members", "total epochs", "val (uniform logit)", "val (uniform prob)", "val (prior)", "prior K"]
-    doc.table(cols, rows)
-    write_csv(out / "tables" / "population.csv", cols, rows)
-
-
 def _recipe_text(name: str) -> str:
     if name == "standard":
         return "weight decay 0.1, no dropout, epochs chosen on select: the 1x reference run"
@@ -266,12 +246,7 @@ def _recipe_text(name: str) -> str:
                 "logits averaged")
     if name.startswith("ensemble-k"):
         return f"the regularized setting best on select, trained with {name[len('ensemble-k'):]} seeds, logits averaged"
-    if name == "population-prior":
-        return ("cyclic trajectories at the chosen setting, as many epochs as the ensemble, their cycle-end snapshots "
-                "weighed by a prior fitted on select (probability mixture, top-K chosen on select)")
-    if name == "population-uniform":
-        return "the same snapshots, logits averaged uniformly"
-    return name
+    return next((text for stage in STAGES if (text := stage.describe(name))), name)
 
 
 def _recipes_section(doc: Doc, out: Path, result) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from scarce.bench.stage import STAGES
+
 
 @dataclass
 class BenchResult:
@@ -45,10 +47,10 @@ class BenchResult:
     synthetic: dict | None = None
     """Students on real plus generated text: the mode, the share chosen on select (and the shares tried), and per
     multiple of the budget the students' val losses; the self-distilled student."""
-    population: dict | None = None
-    """The population stage: its trajectories, its allocation curve beside the ensemble's (val loss against total
-    epochs; uniform and learned-prior weights), the prior over both, and the epochs-to-reach ratio with its
-    interval (`reach_measured`: val windows and seed noise; `reach`: val windows alone, censoring noted)."""
+    stages: dict = field(default_factory=dict)
+    """The entries of the protocol's stages (`scarce.bench.stage.STAGES`), by each stage's JSON key, None for a
+    stage that did not run: bench.json holds each at its top level, here (each stage's docstring says what it
+    holds)."""
     hygiene: dict = field(default_factory=dict)
     """|select - val| on the reference runs and standard errors of paired loss differences (`hygiene_of`)."""
     cpt: dict | None = None
@@ -84,9 +86,14 @@ class BenchResult:
     `--mfu`): each recipe's training FLOPs as device-hours and dollars; None when no device was named."""
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """bench.json: the fields in order, each stage's entry at the top level where `stages` stands."""
+        out = {}
+        for name, value in dataclasses.asdict(self).items():
+            out.update(value if name == "stages" else {name: value})
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> BenchResult:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        known = {f.name for f in dataclasses.fields(cls)} - {"stages"}
+        entries = {key: d.get(key) for key in (s.json_key() for s in STAGES)}
+        return cls(**{k: v for k, v in d.items() if k in known}, stages=entries)

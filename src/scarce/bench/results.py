@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from scarce import atomic
 from scarce.bench.common import (
     Unfitted,
     bench_row,
@@ -13,7 +12,6 @@ from scarce.bench.common import (
     estimate,
     fit_json,
     knobs,
-    progress_lines,
     quietly,
     recipe_entry,
     tokens_per_window,
@@ -23,13 +21,10 @@ from scarce.bench.findings import Bench, check_findings, hygiene_of
 from scarce.bench.measured import Measured, interval, reference_noise, seed_noise
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
+from scarce.bench.stage import STAGES, Measure
 from scarce.bench.stages import DistillStage, Stages, SyntheticStage, best_on_select
-from scarce.data.store import open_store
 from scarce.eval import nextline
 from scarce.recipes.common import run_train_tokens
-from scarce.recipes.population import TOP_K as POPULATION_TOP_K
-from scarce.recipes.population import epochs_ratio, measure_population, population_members
-from scarce.rundir import Member
 from scarce.runs.store import RunRow
 from scarce.scaling import empirical_efficiency, fit_efficiency, fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
@@ -96,8 +91,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
         draws["joint-limit"] = fits["joint"].data["aligned"]["E"]  # the joint fit's own draws, paired
     if synthetic:
         add_synthetic(synthetic, m, (recipes, draws, fits), ens_evals[p.largest]["rows"] if ens_evals else [])
-    pop = (add_population(p, stages.population.trajectories, ens_evals[p.largest], m, recipes, draws)
-           if stages.population else None)
+    ms = Measure(p, m, ens_evals, recipes, draws, fits)
+    entries = {s.json_key(): s.results(ms, stages.named[s.name]) if s.name in stages.named else None for s in STAGES}
     covers = _covers(m, ref_noise, misfit)
     for name, entry in recipes.items():
         loss_draws = np.column_stack([ref_draws, draws[name]])
@@ -109,7 +104,8 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
             entry["disagree"] = _disagreement(fits[f"efficiency_parametric:{name}"],
                                               fits[f"efficiency_empirical:{name}"])
     std_table = _standard_table(p, stages.standard.rows, ev)
-    findings = check_findings(Bench(p, stages, std_table, fits, recipes, ens_evals, m, reference, default, pop))
+    b = Bench(p, stages, std_table, fits, recipes, ens_evals, m, reference, default)
+    findings = check_findings(b) + [f for s in STAGES for f in s.findings(b, entries[s.json_key()])]
     downstream = None
     if p.downstream_items:
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
@@ -141,7 +137,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
                       "run_id": c["row"].id, "params": c["row"].summary["non_embedding_params"]}
                      for d, c in chosen.items()],
         distillation=None if stages.distillation is None else distillation_json(stages.distillation),
-        synthetic=None if synthetic is None else synthetic_json(synthetic), population=pop,
+        synthetic=None if synthetic is None else synthetic_json(synthetic), stages=entries,
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
         intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
     return result, fits
@@ -295,39 +291,6 @@ def add_synthetic(synthetic: SyntheticStage, m: Measured, into: tuple[dict, dict
         ms = sorted(firsts)
         fits["synthetic"] = quietly(fit_power_law, [k * synthetic.budget for k in ms],
                                     [firsts[k].val_loss for k in ms], y_draws=m.runs([firsts[k] for k in ms]))
-
-
-def add_population(p: BenchPreset, trajectories: list, ensemble: dict, m: Measured, recipes: dict,
-                   draws: dict) -> dict:
-    """The population stage's measurements (`scarce.recipes.population.measure_population`) against the largest
-    size's ensemble (its evaluation: rows and every prefix's loss), and two recipes of its own at matched epochs: the population under its learned prior
-    (fitted on select, its top-K chosen on select) and under uniform logit averaging. The epochs-to-reach ratio gets
-    the bench's paired draws (val windows and each trajectory's seed noise, the members' for the target)."""
-    ce, members = p.population_cycle_epochs, ensemble["rows"]
-    bpb_per_nat = ensemble["prefix_val_bpb"][-1] / ensemble["prefix_val_loss"][-1]  # one split: tokens / (bytes ln 2)
-    cycles = round(trajectories[0].config.train.epochs / ce)
-    pop = population_members([r.run_dir for r in trajectories], cycles)
-    ind = [Member.of_run(r.run_dir) for r in members]
-    member_epochs = [r.config.train.epochs for r in members]
-    curves, windows = measure_population(open_store(members[0].config.data), pop, ind, len(trajectories), ce,
-                                         member_epochs, list(POPULATION_TOP_K), m.ev.device, progress_lines(m.ev.log))
-    atomic.write_arrays(m.ev.out / "population" / "windows.npz", **windows)
-    ids, flops = [r.id for r in trajectories], sum(r.flops for r in trajectories)
-    last = curves["population_curve"][-1]
-    for name, loss, key in (("population-prior", last["prior"], "prior"),
-                            ("population-uniform", last["uniform_logit"], "logit")):
-        recipes[name] = recipe_entry(loss, loss * bpb_per_nat, flops, ids)
-        draws[name] = m.of(windows[f"population_{key}_{cycles}"], ids)
-    curve = np.column_stack([m.of(windows[f"population_prior_{c}"], ids) for c in range(1, cycles + 1)])
-    target = m.prefixes(members)[:, -1]
-    epochs, total = [q["epochs"] for q in curves["population_curve"]], sum(member_epochs)
-    ratio = np.array([epochs_ratio(epochs, row, t, total) for row, t in zip(curve, target)])
-    curves["reach_measured"] = interval(curves["reach"]["prior"]["value"], ratio)
-    curves["trajectories"] = [{**bench_row(r), "epochs": r.config.train.epochs, "seed": r.config.train.seed}
-                              for r in trajectories]
-    curves["members"] = [bench_row(r) for r in members]
-    curves["cycle_epochs"], curves["overrides"] = ce, dict(p.population_overrides)
-    return curves
 
 
 def _student_group(synthetic: SyntheticStage | None) -> list:

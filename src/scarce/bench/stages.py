@@ -83,22 +83,16 @@ class SyntheticStage:
 
 
 @dataclass
-class PopulationStage:
-    """The population's cyclic trajectories at the largest size's chosen setting."""
-
-    trajectories: list[RunRow]
-
-
-@dataclass
 class Stages:
-    """What every stage of one bench returned; a stage the preset or recipe skips is None (or empty)."""
+    """What every stage of one bench returned; a stage the preset or recipe skips is None (or empty). The stages of
+    the protocol (`scarce.bench.stage.STAGES`) are in `named`, by name."""
 
     standard: StandardStage
     regularized: RegularizedStage
     ensembles: EnsembleStage = field(default_factory=lambda: EnsembleStage({}))
     distillation: DistillStage | None = None
     synthetic: SyntheticStage | None = None
-    population: PopulationStage | None = None
+    named: dict = field(default_factory=dict)
 
 
 def standard_stage(p: BenchPreset, runs: Runs, stores: dict, init: dict | None = None) -> StandardStage:
@@ -173,26 +167,6 @@ def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[RunRow
     chain = chain_distill(point, members[0], k, p.distill_alpha, p.distill_temperature,
                           lambda points: runs.run("distill", points))
     return DistillStage(student, self_student, chain)
-
-
-POPULATION_SEED = 1000
-"""Seeds of the population's trajectories: POPULATION_SEED + t, apart from the ensemble's members' 1..K-1."""
-
-
-def population_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[RunRow]) -> PopulationStage:
-    """The population's trajectories (`population_points`), trained."""
-    return PopulationStage(runs.run("population", population_points(p, chosen, members)))
-
-
-def population_points(p: BenchPreset, chosen: dict, members: list) -> list[dict]:
-    """The population's trajectories at the chosen setting: cyclic runs of `p.population_cycle_epochs` per cycle,
-    as many whole cycles as make their epochs together those of the ensemble's `members`."""
-    point, ce = chosen["point"], p.population_cycle_epochs
-    total = sum(r.config.train.epochs for r in members)
-    cycles = max(1, round(total / (p.population * ce)))
-    return [{**point, "optim.schedule": "cyclic", "optim.cycle_epochs": ce, "train.epochs": cycles * ce,
-             **p.population_overrides, "train.seed": POPULATION_SEED + t, "tags.stage": "population",
-             "tags.trajectory": t} for t in range(p.population)]
 
 
 class Runs:
