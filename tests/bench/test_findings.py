@@ -8,9 +8,10 @@ import pytest
 
 from scarce.bench import BenchPreset
 from scarce.bench.common import quietly
-from scarce.bench.findings import Bench, check_findings, distillation, joint_limit, synthetic
+from scarce.bench.findings import Bench, check_findings, distillation, joint_limit
 from scarce.bench.measured import Measured
-from scarce.bench.stages import DistillStage, RegularizedStage, Stages, StandardStage, SyntheticStage
+from scarce.bench.stage.synthetic import SyntheticStage, synthetic_findings
+from scarce.bench.stages import DistillStage, RegularizedStage, Stages, StandardStage
 from scarce.runs.store import RunRow
 from scarce.scaling import fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
@@ -123,7 +124,7 @@ def test_unmeasured_findings_say_so():
     found = _check((2, 3), {2: U_SHAPED[2], 3: U_SHAPED[3]}, _chosen({2: 4.8, 3: 4.6}))
     assert found["2"]["verdict"] == "not run" and found["3"]["verdict"] == "not run"  # 2 sizes, no ensemble
     assert all(found[k]["verdict"] == "not run" and found[k]["reproduced"] is None
-               for k in ("4", "5a", "5b", "5c", "5a-seq", "5b-seq", "7"))  # 8: tests/bench/stage/test_population.py
+               for k in ("4", "5a", "5b", "5c"))  # 5a-seq, 5b-seq, 7, 8: the stages' own (tests/bench/stage/)
 
 
 class CurveEvaluations(FakeEvaluations):
@@ -203,17 +204,17 @@ def _synthetic_bench(shares: list[float]):
     m.use([r.id for r in students], SeedNoise.pooled([[r.val_loss for r in students]]))
     syn = SyntheticStage(0.9, [], "unconditioned", 1000, {4: students}, None, [])
     ens = {4: {"rows": members, "prefix_val_loss": curve}}
-    return Bench(_preset((2, 4)), _stages(synthetic=syn), [], {}, {}, ens, m, [])
+    return Bench(_preset((2, 4)), _stages(named={"synthetic": syn}), [], {}, {}, ens, m, [])
 
 
 def test_a_share_from_two_seeds_that_disagree_is_not_reproduced():
     # seeds keeping 76% and 46% of the gain: their mean (61%) is above 50%, but two seeds this far apart do not
     # show it (the students' own seed noise: sd ~0.02 nats on one degree of freedom)
-    found = _by_id(synthetic(_synthetic_bench([0.76, 0.46])))
+    found = _by_id(synthetic_findings(_synthetic_bench([0.76, 0.46])))
     assert found["5a-seq"]["value"] == pytest.approx(0.61, abs=0.01)
     assert found["5a-seq"]["verdict"] != "reproduced" and found["5a-seq"]["low"] < 0.5
 
 
 def test_a_share_from_seeds_that_agree_is_reproduced():
-    found = _by_id(synthetic(_synthetic_bench([0.80, 0.82, 0.79, 0.81, 0.80])))
+    found = _by_id(synthetic_findings(_synthetic_bench([0.80, 0.82, 0.79, 0.81, 0.80])))
     assert found["5a-seq"]["verdict"] == "reproduced" and found["5a-seq"]["low"] > 0.5

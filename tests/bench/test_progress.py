@@ -11,7 +11,8 @@ from scarce.bench import common
 from scarce.bench.evaluations import Evaluations
 from scarce.bench.presets import BenchPreset
 from scarce.bench.results import _downstream
-from scarce.bench.stages import Runs, synthetic_stage
+from scarce.bench.stage.synthetic import synthetic_stage
+from scarce.bench.stages import Runs
 from scarce.ensemble import member_token_logprobs
 from scarce.progress import StatusLine
 from scarce.rundir import Member

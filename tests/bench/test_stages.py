@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from scarce.bench import stages
 from scarce.bench.presets import BENCH_PRESETS, STANDARD_WD
+from scarce.bench.stage import STAGES
 from scarce.bench.stages import distill_stage, ensemble_points, standard_points
 from scarce.recipes.distill import distill_points
 from scarce.recipes.ensemble import member_points
@@ -57,14 +59,18 @@ STAGE_RECIPES = {"_standard": ["recipe_standard_points"], "ensemble_points": ["m
 def test_bench_stages_call_the_recipes_and_hold_no_recipe_logic():
     """An import check: every stage calls its recipe functions (imported from scarce.recipes), and no module of
     bench/ builds a search, a sweep or a distillation objective of its own."""
-    tree = ast.parse(Path(stages.__file__).read_text())
-    runs = next(c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "Runs")
-    funcs = {f.name: f for f in [*tree.body, *runs.body] if isinstance(f, ast.FunctionDef)}
+    funcs, module_of = {}, {}
+    for module in (stages, *(sys.modules[type(s).__module__] for s in STAGES)):  # the protocol's stage modules too
+        tree = ast.parse(Path(module.__file__).read_text())
+        classes = [c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "Runs"]
+        for f in [*tree.body, *(x for c in classes for x in c.body)]:
+            if isinstance(f, ast.FunctionDef):
+                funcs[f.name], module_of[f.name] = f, module
     for stage, recipe_fns in STAGE_RECIPES.items():
         called = {n.func.id for n in ast.walk(funcs[stage]) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         for name in recipe_fns:
             assert name in called, f"{stage} does not call {name}"
-            assert getattr(stages, name).__module__.startswith("scarce.recipes."), name
+            assert getattr(module_of[stage], name).__module__.startswith("scarce.recipes."), name
     for path in Path(stages.__file__).parent.rglob("*.py"):  # the stage package's modules too
         tree = ast.parse(path.read_text())
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}

@@ -20,7 +20,8 @@ Only select chooses (epochs, settings); val is used only to report. Every run ev
 end: the epoch count is the early stopping, as in the published recipes. Differences between models are
 paired on the same val windows and get moving-block bootstrap intervals (`scarce.scaling.paired`).
 
-The package: `presets` (the budgets), `stages` (run points, run through the run store), `evaluations`,
+The package: `presets` (the budgets), `stages` (run points, run through the run store), `stage` (the stages that
+are one module each: run, results, findings and report section; `stage.STAGES` lists them), `evaluations`,
 `results` (fits and efficiency), `findings`, `result` (bench.json), `pipeline` (the order of it all).
 """
 

@@ -135,7 +135,7 @@ def scales_in_parameters(b: Bench) -> list[dict]:
     return [finding(("2", name, pub), verdict, e_reg, "nats (asymptote E of L(N) = E + A·N^-alpha)",
                      f"regularized val by size {fmt({x: r.val_loss for x, r in zip(b.p.sizes, rows)})} (each size minus "
                      f"the next smaller, paired with seed noise: {_fmt_steps(steps)}); asymptote minus the standard "
-                     f"best ({'-' if std is None else f'{std.val_loss:.4f}'}, on select): {_fmt_est(gap)}"
+                     f"best ({'-' if std is None else f'{std.val_loss:.4f}'}, on select): {fmt_est(gap)}"
                      + ("" if e_reg or law is None else f"; the law is at a bound ({'; '.join(law.warnings)})")
                      + f"; {certified} of {len(b.chosen)} descents certified",
                      weight_decays=[c["descent"]["best"]["optim.weight_decay"] for c in b.chosen.values()],
@@ -162,7 +162,7 @@ def ensembles_below(b: Bench) -> list[dict]:
             b.m.runs([best])[:, 0], best.val_loss
     gap = difference(_aligned(ks, "E"), other, e_k["value"] - value)
     return [finding(("3", name, pub), judge(gap, 0.0, "below"), e_k, "nats (asymptote of L(K) at the largest size)",
-                     f"minus {against}, paired: {_fmt_est(gap)}", gap=gap)]
+                     f"minus {against}, paired: {fmt_est(gap)}", gap=gap)]
 
 
 def joint_limit(b: Bench) -> list[dict]:
@@ -191,7 +191,7 @@ def joint_limit(b: Bench) -> list[dict]:
         verdict = "not shown"
     return [finding(("4", name, pub), verdict, e, "nats (joint E)",
                      f"size steps of the K-asymptote E_N, paired: {_fmt_steps(steps)}; E minus the largest size's "
-                     f"E_N: {_fmt_est(below)}", size_steps=steps, below_largest=below)]
+                     f"E_N: {fmt_est(below)}", size_steps=steps, below_largest=below)]
 
 
 def share_kept(base: np.ndarray, target: np.ndarray, candidate: np.ndarray, value: float) -> dict:
@@ -285,73 +285,12 @@ DISTILL_FINDINGS = (
 )
 
 
-SYNTHETIC_FINDINGS = (
-    ("5a-seq", "an ensemble's student on text the ensemble writes keeps most of its gain",
-     "Kim et al. (Section 5: unconditional samples at T 1, real:synthetic 10:90): 83% of an 8-member ensemble's gain"),
-    ("5b-seq", "self-distillation through generated text helps",
-     "Kim et al. (Section 5: real:synthetic 25:75): the self-distilled student beats its teacher"),
-    ("7", "the student's loss falls as the teachers write more",
-     "arXiv 2603.18534: loss falls with generations per real document up to 32 (1.48x; stitched megadocs 1.80x)"),
-)
-
-
-def synthetic(b: Bench) -> list[dict]:
-    """5a-seq and 5b-seq under Kim et al.'s protocol (students trained on generated text), and 7: the student's
-    val loss against generated tokens, its fitted asymptote, and whether the most generated text beats the least
-    (paired). The students' seed noise is their own repeats' (a seed of a student moves its share by far more than
-    a member's seed moves the ensemble)."""
-    if b.stages.synthetic is None or b.p.largest not in b.ens:
-        none = "not run (the preset has no synthetic stage)"
-        return [finding((fid, name, pub), "not run", {}, "", none) for fid, name, pub in SYNTHETIC_FINDINGS]
-    syn, rows = b.stages.synthetic, b.ens[b.p.largest]["rows"]
-    k = len(rows)
-    firsts = {int(x): r[0] for x, r in syn.students.items()}
-    chosen = min(firsts, key=lambda x: firsts[x].select_loss)  # on select, never val
-    seeds = next(r for x, r in syn.students.items() if int(x) == chosen)
-    one, ens = b.m.runs([rows[0]])[:, 0], b.m.prefixes(rows)[:, -1]
-    # the students' mean loss: with several seeds, the share of the average student, not of one
-    mean_student = b.m.of(b.m.ev.windows(seeds).mean(axis=0), [r.id for r in seeds])
-    student_loss = float(np.mean([r.val_loss for r in seeds]))
-    ens_loss = b.ens[b.p.largest]["prefix_val_loss"][-1]
-    share = share_kept(one, ens, mean_student, (rows[0].val_loss - student_loss) / (rows[0].val_loss - ens_loss))
-    noise = b.m.unit_noise.get(seeds[0].id, b.m.noise)
-    vals = ", ".join(f"{r.val_loss:.4f}" for r in seeds)
-    out = [finding(SYNTHETIC_FINDINGS[0], judge(share, 0.5, "above"), share,
-                    f"share of the {k}-member ensemble's gain over one member kept by the student"
-                    + (f" (the mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
-                    f"student on {chosen}x the budget of {syn.mode} text (share {syn.frac:g}, chosen on "
-                    f"select): val {vals}; seed noise sd {noise.seed_sd:.4f} nats on {noise.df} degrees of freedom",
-                    above=0.5)]
-    if syn.self_student:
-        gain = difference(one, b.m.runs([syn.self_student])[:, 0], rows[0].val_loss - syn.self_student.val_loss)
-        out.append(finding(SYNTHETIC_FINDINGS[1], judge(gain, 0.0, "above"), gain,
-                            "nats (teacher val - its student's val)",
-                            f"one member writes {min(firsts)}x the budget; its student (share "
-                            f"{b.p.synthetic_self_frac:g}): val {syn.self_student.val_loss:.4f}", above=0.0))
-    else:
-        out.append(finding(SYNTHETIC_FINDINGS[1], "not run", {}, "", "not run"))
-    ms = sorted(firsts)
-    law = b.fits.get("synthetic")
-    e = estimate(law, "E") if identified(law) else {}
-    fall = {}
-    if len(ms) >= 2:
-        d = b.m.runs([firsts[ms[0]], firsts[ms[-1]]])
-        fall = difference(d[:, 0], d[:, 1], firsts[ms[0]].val_loss - firsts[ms[-1]].val_loss)
-    curve = ", ".join(f"{x}x: {firsts[x]['val_loss']:.4f}" for x in ms)
-    asymptote = (f"asymptote {_fmt_est(e)}" if e else "asymptote not identified" if law is not None
-                 else "fewer than 3 sizes: no fit")
-    out.append(finding(SYNTHETIC_FINDINGS[2], judge(fall, 0.0, "above") if fall else "not run", fall,
-                        f"nats (student val at {ms[0]}x - at {ms[-1]}x generated, paired)",
-                        f"student val by generated tokens {curve}; {asymptote}", fall=fall, asymptote=e, above=0.0))
-    return out
-
-
-FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, distillation, efficiency, synthetic)
+FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, distillation, efficiency)
 """Every finding of the built-in stages in report order, each a function of the bench's measurements (`Bench`) to
 its records; the findings of the protocol's stages (`scarce.bench.stage`) follow them, in the registry's order."""
 
 
-def _fmt_est(e: dict) -> str:
+def fmt_est(e: dict) -> str:
     if not e or e.get("value") is None:
         return "-"
     end = lambda v: "-" if v is None else f"{v:+.4f}"
@@ -359,7 +298,7 @@ def _fmt_est(e: dict) -> str:
 
 
 def _fmt_steps(steps: list[dict]) -> str:
-    return ", ".join(f"{s['to']} - {s['from']}: {_fmt_est(s)}" for s in steps)
+    return ", ".join(f"{s['to']} - {s['from']}: {fmt_est(s)}" for s in steps)
 
 
 def finding(what: tuple[str, str, str], verdict: str, est: dict, unit: str, detail: str, **extra) -> dict:

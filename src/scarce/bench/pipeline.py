@@ -22,7 +22,6 @@ from scarce.bench.stages import (
     regularized_stage,
     standard_points,
     standard_stage,
-    synthetic_stage,
 )
 from scarce.data.prepare import derive_store, prepare
 from scarce.data.store import open_store
@@ -79,8 +78,6 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | i
         members = stages.ensembles.members[p.largest]
         if p.distill:
             stages.distillation = distill_stage(p, runs, chosen[p.largest], members)
-        if p.synthetic:
-            stages.synthetic = synthetic_stage(p, runs, members)
     ctx = StageContext(p, recipe, runs, stores, stages)
     for stage in STAGES:  # the protocol's stages, in order (`scarce.bench.stage`)
         if stage.wanted(p, recipe):

@@ -39,7 +39,6 @@ def write_bench_report(out: str | Path, result, fits: dict, results: str | None 
     _ensemble_section(doc, out, result, fits)
     _joint_section(doc, out, result, fits)
     _distillation_section(doc, out, result)
-    _synthetic_section(doc, out, result, fits)
     for stage in STAGES:
         stage.report(doc, out, result.stages.get(stage.json_key()), fits)
     doc.h2("Compute")
@@ -204,31 +203,6 @@ def _distillation_section(doc: Doc, out: Path, result) -> None:
     write_csv(out / "tables" / "distillation.csv", ["run", "val_loss", "run_id"], rows)
 
 
-def _synthetic_section(doc: Doc, out: Path, result, fits: dict) -> None:
-    syn = getattr(result, "synthetic", None)
-    if not syn:
-        return
-    doc.h2("Students on generated text")
-    doc.p(f"The largest size's ensemble writes {syn['mode']} text at temperature 1 (`scarce synth`); each student of "
-          f"the chosen setting trains on the real budget mixed with it, a share {syn['frac']:g} of its batches "
-          "synthetic (chosen on select among " + ", ".join(f"{t['frac']:g}" for t in syn["tuning"]) + ").")
-    rows = [[int(m), s["generated_tokens"], s["select_loss"], s["val_loss"], s["run_id"]]
-            for m, students in sorted(syn["students"].items(), key=lambda x: int(x[0])) for s in students]
-    if syn.get("self"):
-        rows.append(["self (one member writes)", "", syn["self"]["select_loss"], syn["self"]["val_loss"],
-                     syn["self"]["run_id"]])
-    cols = ["generated (x budget)", "generated_tokens", "select_loss", "val_loss", "run_id"]
-    doc.table(cols, rows)
-    write_csv(out / "tables" / "synthetic.csv", cols, rows)
-    if plot_fit_of(fits.get("synthetic"), out / "plots" / "synthetic.png", xlabel="generated tokens G",
-                 ylabel="student val loss (nats/token)", title="Student against generated tokens"):
-        doc.img("plots/synthetic.png", "The student's val loss against the tokens its teachers wrote, with the "
-                "power law L(G) = E + A·G^(-alpha) and its 95% band (log-log); E is the loss with unlimited "
-                "generated text of this kind.")
-    else:
-        doc.p("Student against generated tokens: not fitted (it needs at least 3 sizes of generation).")
-
-
 def _recipe_text(name: str) -> str:
     if name == "standard":
         return "weight decay 0.1, no dropout, epochs chosen on select: the 1x reference run"
@@ -236,14 +210,6 @@ def _recipe_text(name: str) -> str:
         return "the regularized setting best on select, one model"
     if name == "joint-limit":
         return "the two-step joint limit (infinitely many members of infinitely large models), extrapolated"
-    if name == "synthetic-student":
-        return ("one model of the chosen setting on the budget mixed with text the ensemble writes, the size of "
-                "generation chosen on select")
-    if name.startswith("synthetic-ensemble-k"):
-        return f"{name[len('synthetic-ensemble-k'):]} such students (seeds) at the largest generation, logits averaged"
-    if name.startswith("teachers+synthetic-k"):
-        return (f"the teachers' ensemble with those students added ({name[len('teachers+synthetic-k'):]} models), "
-                "logits averaged")
     if name.startswith("ensemble-k"):
         return f"the regularized setting best on select, trained with {name[len('ensemble-k'):]} seeds, logits averaged"
     return next((text for stage in STAGES if (text := stage.describe(name))), name)

@@ -22,7 +22,7 @@ from scarce.bench.measured import Measured, interval, reference_noise, seed_nois
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
 from scarce.bench.stage import STAGES, Measure
-from scarce.bench.stages import DistillStage, Stages, SyntheticStage, best_on_select
+from scarce.bench.stages import DistillStage, Stages, best_on_select
 from scarce.eval import nextline
 from scarce.recipes.common import run_train_tokens
 from scarce.runs.store import RunRow
@@ -33,7 +33,7 @@ from scarce.scaling.noise import SeedNoise
 def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
                   ev: Evaluations) -> tuple[BenchResult, dict]:
     """The result and the fit objects (the report plots them)."""
-    chosen, synthetic = stages.regularized.chosen, stages.synthetic
+    chosen = stages.regularized.chosen
     reference = _choose_reference(p, stages.standard.rows)
     ref_rows = [r["row"] for r in reference]
     ref_tokens = [r["train_tokens"] for r in reference]
@@ -47,10 +47,9 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
     first = 0 if p.member_epochs_factor == 1 and p.member_wd_factor == 1 else 1
     m = Measured(ev, p.n_boot, tokens_per_window(ref_rows[0]),
                  seed_noise(ev, p.n_boot, [e["rows"][first:] for e in ens_evals.values()]))
-    students = _student_group(synthetic)
-    if len(students) >= 2:
-        m.use([r.id for rows in synthetic.students.values() for r in rows]
-              + ([synthetic.self_student.id] if synthetic.self_student else []), seed_noise(ev, p.n_boot, [students]))
+    for s in STAGES:
+        if s.name in stages.named:
+            s.noise(m, p, stages.named[s.name])
     ref_noise, misfit = reference_noise(m.noise, ref_tokens, ref_loss, quietly(fit_power_law, ref_tokens, ref_loss,
                                                                               n_boot=0))
     m.use([r.id for r in ref_rows], ref_noise)
@@ -89,8 +88,6 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
         limit = fits["joint"].estimates["E"]
         recipes["joint-limit"] = recipe_entry(limit.value, None, None, [])
         draws["joint-limit"] = fits["joint"].data["aligned"]["E"]  # the joint fit's own draws, paired
-    if synthetic:
-        add_synthetic(synthetic, m, (recipes, draws, fits), ens_evals[p.largest]["rows"] if ens_evals else [])
     ms = Measure(p, m, ens_evals, recipes, draws, fits)
     entries = {s.json_key(): s.results(ms, stages.named[s.name]) if s.name in stages.named else None for s in STAGES}
     covers = _covers(m, ref_noise, misfit)
@@ -137,7 +134,7 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
                       "run_id": c["row"].id, "params": c["row"].summary["non_embedding_params"]}
                      for d, c in chosen.items()],
         distillation=None if stages.distillation is None else distillation_json(stages.distillation),
-        synthetic=None if synthetic is None else synthetic_json(synthetic), stages=entries,
+        stages=entries,
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
         intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
     return result, fits
@@ -263,43 +260,6 @@ def _standard_table(p: BenchPreset, standard: list[RunRow], ev: Evaluations) -> 
              "val_loss": r.val_loss, "run_id": r.id, "row": r} for r in rows]
 
 
-def add_synthetic(synthetic: SyntheticStage, m: Measured, into: tuple[dict, dict, dict], teachers: list) -> None:
-    """Recipes from the synthetic stage (into `into`: recipes, draws, fits): the student chosen on select among the
-    generated sizes, the ensemble of the students at the largest size when there are several, the teachers'
-    ensemble with those students added (teachers first); and the student's val loss against generated tokens as a
-    power law (three sizes or more), its interval from the paired draws."""
-    recipes, draws, fits = into
-    firsts = {int(k): rows[0] for k, rows in synthetic.students.items()}
-    best = min(firsts.values(), key=lambda r: r.select_loss)
-    recipes["synthetic-student"] = recipe_entry(best.val_loss, best.val_bpb, best.flops, [best.id])
-    draws["synthetic-student"] = m.runs([best])[:, 0]
-    top = synthetic.students[max(synthetic.students, key=int)]
-    if len(top) > 1:
-        e = m.ev.ensemble(top, "synthetic")
-        name = f"synthetic-ensemble-k{len(top)}"
-        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r.flops for r in top),
-                                     [r.id for r in top])
-        draws[name] = m.prefixes(top)[:, -1]
-    if teachers:
-        both = list(teachers) + list(top)
-        e = m.ev.ensemble(both, "teachers-synthetic")
-        name = f"teachers+synthetic-k{len(both)}"
-        recipes[name] = recipe_entry(e["prefix_val_loss"][-1], e["prefix_val_bpb"][-1], sum(r.flops for r in both),
-                                     [r.id for r in both])
-        draws[name] = m.prefixes(both)[:, -1]
-    if len(firsts) >= 3:
-        ms = sorted(firsts)
-        fits["synthetic"] = quietly(fit_power_law, [k * synthetic.budget for k in ms],
-                                    [firsts[k].val_loss for k in ms], y_draws=m.runs([firsts[k] for k in ms]))
-
-
-def _student_group(synthetic: SyntheticStage | None) -> list:
-    """The synthetic students that repeat one setting (the multiple with the most seeds), or []."""
-    if not synthetic:
-        return []
-    return max(synthetic.students.values(), key=len)
-
-
 def _covers(m: Measured, ref_noise: SeedNoise, misfit: dict | None) -> dict:
     """What every multiple's interval covers, and what it leaves out."""
     seeds = m.noise.to_json_dict() if m.noise.df else None
@@ -322,13 +282,6 @@ def _disagreement(parametric, empirical) -> dict | None:
     if ratio["low"] is None or ratio["low"] <= 1 <= ratio["high"]:
         return None
     return ratio
-
-
-def synthetic_json(synthetic: SyntheticStage) -> dict:
-    return {"mode": synthetic.mode, "frac": synthetic.frac, "tuning": synthetic.tuning, "budget": synthetic.budget,
-            "students": {str(m): [{**bench_row(r), "generated_tokens": int(m) * synthetic.budget} for r in rows]
-                         for m, rows in synthetic.students.items()},
-            "self": None if synthetic.self_student is None else bench_row(synthetic.self_student)}
 
 
 def distillation_json(d: DistillStage) -> dict:

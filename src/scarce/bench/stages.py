@@ -3,25 +3,21 @@ batch, every row handed out kept in its ledger) and returns a small typed result
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scarce.bench.common import Log, progress_lines
+from scarce.bench.common import Log
 from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import slowrun_overrides
-from scarce.device import pick_device
 from scarce.errors import UserError
-from scarce.recipes.common import run_train_tokens, sweep_rows
+from scarce.recipes.common import sweep_rows
 from scarce.recipes.distill import chain_distill, distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
 from scarce.recipes.standard import standard_points as recipe_standard_points
-from scarce.recipes.synthetic import StudentGroup, student_group, train_students
+from scarce.recipes.synthetic import StudentGroup, train_students
 from scarce.runs.executors import Execution
 from scarce.runs.store import RunRow, RunStore
-from scarce.sample import Sampling
-from scarce.synth import SynthSpec
 
 
 def standard_points(p: BenchPreset, stores: dict, init: dict | None = None) -> list[dict]:
@@ -69,20 +65,6 @@ class DistillStage:
 
 
 @dataclass
-class SyntheticStage:
-    """Students on real plus generated text: the share chosen on select (`tuning`: every share tried with its select
-    loss), multiple -> the students at it, the self-distilled student, and the tuning's students not chosen."""
-
-    frac: float
-    tuning: list[dict]
-    mode: str
-    budget: int
-    students: dict[int, list[RunRow]]
-    self_student: RunRow | None
-    tried: list[RunRow]
-
-
-@dataclass
 class Stages:
     """What every stage of one bench returned; a stage the preset or recipe skips is None (or empty). The stages of
     the protocol (`scarce.bench.stage.STAGES`) are in `named`, by name."""
@@ -91,7 +73,6 @@ class Stages:
     regularized: RegularizedStage
     ensembles: EnsembleStage = field(default_factory=lambda: EnsembleStage({}))
     distillation: DistillStage | None = None
-    synthetic: SyntheticStage | None = None
     named: dict = field(default_factory=dict)
 
 
@@ -227,43 +208,3 @@ def _cost(point: dict) -> float:
 
 def best_on_select(rows: list[RunRow]) -> RunRow:
     return min(rows, key=lambda r: r.select_loss)
-
-
-SYNTHETIC_STREAMS = 128
-"""Rows the teachers write together (one shard of the synthetic store each batch)."""
-
-
-def synthetic_stage(p: BenchPreset, runs: Runs, members: list[RunRow]) -> SyntheticStage:
-    """Students of the largest size's chosen setting on real plus generated text, through the recipe
-    (`scarce.recipes.synthetic`): the ensemble of `members` writes each multiple of the budget (temperature 1),
-    the share of synthetic batches is chosen on select at the middle multiple and kept for the others; and one
-    member writes the smallest multiple for its own student (self-distillation through generated text)."""
-    base = copy.deepcopy(members[0].config)
-    base.tags = {"stage": "synthetic"}
-    teachers, budget, k = [r.run_dir for r in members], run_train_tokens(members[0]), len(members)
-    out, device = runs.out / "runs" / "synthetic", pick_device()
-
-    def group(name: str, writers: list, multiple: int, fracs: tuple, seeds: tuple) -> StudentGroup:
-        spec = SynthSpec(multiple * budget, p.synthetic_mode, streams=SYNTHETIC_STREAMS, sampling=Sampling(1.0))
-        runs.log(f"synthetic {name}: {len(writers)} teacher(s) write {spec.tokens:,} tokens; students at share(s) "
-                 f"{', '.join(f'{f:g}' for f in fracs)}, {len(seeds)} seed(s)")
-        return student_group(base, writers, out / name, spec, fracs, seeds, p.synthetic_passes, device=device,
-                             progress=progress_lines(runs.log))
-
-    top, ordered = max(p.synthetic), sorted(p.synthetic)
-    middle = ordered[len(ordered) // 2]  # the share is tuned here: at 1x generated text barely moves the student
-    seeds = {m: tuple(k + j for j in range(p.synthetic_members if m == top else 1)) for m in ordered}
-    tuned = runs.students([group(f"x{middle}", teachers, middle, p.synthetic_fracs, seeds[middle])])[0]
-    frac = tuned["frac"]
-    tuning = [{"frac": s["frac"], "select_loss": s["select_loss"]} for s in tuned["students"]]
-    others = [m for m in ordered if m != middle]
-    groups = [group(f"x{m}", teachers, m, (frac,), seeds[m]) for m in others]
-    if p.synthetic_self_frac:
-        groups.append(group("self", teachers[:1], min(p.synthetic), (p.synthetic_self_frac,), (k,)))
-    rest = runs.students(groups)
-    trained = {middle: tuned, **dict(zip(others, rest))}
-    by_multiple = {m: [row for s, row in zip(trained[m]["students"], trained[m]["rows"]) if s["frac"] == frac]
-                   for m in ordered}
-    self_row = rest[-1]["rows"][0] if p.synthetic_self_frac else None
-    tried = [row for s, row in zip(tuned["students"], tuned["rows"]) if s["frac"] != frac]
-    return SyntheticStage(frac, tuning, p.synthetic_mode, budget, by_multiple, self_row, tried)

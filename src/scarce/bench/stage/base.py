@@ -5,7 +5,8 @@ pipeline, the results, the findings and the report iterate over that registry; n
 1. `wanted(p, recipe)`: whether the preset and the recipe ask for it;
 2. `run(ctx)`: its runs, trained through the bench's `Runs` (`StageContext`: the preset, the stores, the stages before);
    returns its typed result;
-3. `results(ms, result)`: its entry of bench.json under its `key` (a dict; None when it did not run), measured with
+3. `noise(m, p, result)`: seed noise of its own, where it repeats a setting (`Measured.use`); then
+   `results(ms, result)`: its entry of bench.json under its `key` (a dict; None when it did not run), measured with
    the bench's paired draws (`Measure`), adding its recipes (and their draws and fits) to the bench's;
 4. `findings(b, entry)`: its findings' records (`scarce.bench.findings.Bench`), "not run" ones when entry is None;
 5. `report(doc, out, entry, fits)`: its section of the report (nothing when entry is None), and `describe(recipe)`:
@@ -68,6 +69,10 @@ class Stage:
 
     def run(self, ctx: StageContext) -> Any:
         raise NotImplementedError
+
+    def noise(self, m: Measured, p: BenchPreset, result: Any) -> None:
+        """Seed noise the stage measures itself (`Measured.use`), before any draws are made."""
+        return None
 
     def results(self, ms: Measure, result: Any) -> dict:
         raise NotImplementedError
