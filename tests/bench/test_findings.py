@@ -8,10 +8,11 @@ import pytest
 
 from scarce.bench import BenchPreset
 from scarce.bench.common import quietly
-from scarce.bench.findings import Bench, check_findings, distillation, joint_limit
+from scarce.bench.findings import Bench, check_findings, joint_limit
 from scarce.bench.measured import Measured
+from scarce.bench.stage.distillation import DistillStage, distillation_findings
 from scarce.bench.stage.synthetic import SyntheticStage, synthetic_findings
-from scarce.bench.stages import DistillStage, RegularizedStage, Stages, StandardStage
+from scarce.bench.stages import RegularizedStage, Stages, StandardStage
 from scarce.runs.store import RunRow
 from scarce.scaling import fit_joint, fit_power_law
 from scarce.scaling.noise import SeedNoise
@@ -124,7 +125,7 @@ def test_unmeasured_findings_say_so():
     found = _check((2, 3), {2: U_SHAPED[2], 3: U_SHAPED[3]}, _chosen({2: 4.8, 3: 4.6}))
     assert found["2"]["verdict"] == "not run" and found["3"]["verdict"] == "not run"  # 2 sizes, no ensemble
     assert all(found[k]["verdict"] == "not run" and found[k]["reproduced"] is None
-               for k in ("4", "5a", "5b", "5c"))  # 5a-seq, 5b-seq, 7, 8: the stages' own (tests/bench/stage/)
+               for k in ("4",))  # 5a-5c, 5a-seq, 5b-seq, 7, 8: the stages' own (scarce.bench.stage)
 
 
 class CurveEvaluations(FakeEvaluations):
@@ -186,7 +187,7 @@ def test_distillation_share_of_the_ensemble_gain(student, verdict):
     dist = DistillStage(_run(4, 8, student, 10**5, "s"), _run(4, 8, 4.45, 10**5, "self"),
                         [_run(4, 8, 4.4, 10**5, f"c{k}") for k in range(4)])
     m = _measured()
-    found = _by_id(distillation(Bench(_preset((2, 4)), _stages(distillation=dist), [], {}, {}, ens, m, [])))
+    found = _by_id(distillation_findings(Bench(_preset((2, 4)), _stages(named={"distillation": dist}), [], {}, {}, ens, m, [])))
     # the ensemble of 4 sits 0.04 below one member (FakeEvaluations.prefixes): a student at 4.40 keeps it all
     assert found["5a"]["verdict"] == verdict
     assert found["5b"]["verdict"] == "reproduced" and found["5b"]["value"] == pytest.approx(0.05, abs=1e-3)

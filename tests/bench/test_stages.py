@@ -10,7 +10,8 @@ from types import SimpleNamespace
 from scarce.bench import stages
 from scarce.bench.presets import BENCH_PRESETS, STANDARD_WD
 from scarce.bench.stage import STAGES
-from scarce.bench.stages import distill_stage, ensemble_points, standard_points
+from scarce.bench.stage.distillation import distill_stage
+from scarce.bench.stages import ensemble_points, standard_points
 from scarce.recipes.distill import distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.standard import standard_points as recipe_points

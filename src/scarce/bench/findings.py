@@ -202,39 +202,6 @@ def share_kept(base: np.ndarray, target: np.ndarray, candidate: np.ndarray, valu
     return interval(value, np.where(np.isfinite(share), share, np.nan))
 
 
-def distillation(b: Bench) -> list[dict]:
-    """5a, 5b, 5c: logit distillation on the budget, with seed noise (each student is one run)."""
-    if b.stages.distillation is None or b.p.largest not in b.ens:
-        none = "not run (the preset does not distill)"
-        return [finding((f"5{x}", name, pub), "not run", {}, "", none) for x, name, pub in DISTILL_FINDINGS]
-    rows, dist = b.ens[b.p.largest]["rows"], b.stages.distillation
-    one, student, self_ = (b.m.runs([r])[:, 0] for r in (rows[0], dist.student, dist.self_student))
-    ens = b.m.prefixes(rows)[:, -1]
-    chain = b.m.prefixes(dist.chain)[:, -1]
-    ens_loss, chain_loss = b.ens[b.p.largest]["prefix_val_loss"][-1], _ensemble_loss(b, dist.chain)
-    share = share_kept(one, ens, student, (rows[0].val_loss - dist.student.val_loss) / (rows[0].val_loss - ens_loss))
-    self_gain = difference(one, self_, rows[0].val_loss - dist.self_student.val_loss)
-    chain_gain = difference(ens, chain, ens_loss - chain_loss)
-    k = len(rows)
-    return [
-        finding(("5a", DISTILL_FINDINGS[0][1], DISTILL_FINDINGS[0][2]), judge(share, 0.5, "above"), share,
-                 f"share of the {k}-member ensemble's gain over one member kept by the student",
-                 f"student val {dist.student.val_loss:.4f}", above=0.5),
-        finding(("5b", DISTILL_FINDINGS[1][1], DISTILL_FINDINGS[1][2]), judge(self_gain, 0.0, "above"), self_gain,
-                 "nats (teacher val - self-distilled student val)",
-                 f"self-distilled val {dist.self_student.val_loss:.4f}", above=0.0),
-        finding(("5c", DISTILL_FINDINGS[2][1], DISTILL_FINDINGS[2][2]), judge(chain_gain, 0.0, "above"), chain_gain,
-                 f"nats (independent {k}-ensemble val - chain {k}-ensemble val)",
-                 f"alpha {b.p.distill_alpha}, T {b.p.distill_temperature}", above=0.0),
-    ]
-
-
-def _ensemble_loss(b: Bench, rows: list) -> float:
-    """The mean val loss of the ensemble of `rows` from its per-window NLLs."""
-    w = b.m.ev.prefixes(rows)[-1]
-    return float(w.sum() / (w.size * b.m.tpw))
-
-
 def efficiency(b: Bench) -> list[dict]:
     """6. The regularized recipe's multiple over the standard recipe, read off the reference law where that law is
     identified, else off the reference curve itself where the loss lies inside it: above 1x with its interval;
@@ -276,16 +243,7 @@ def _against_published(est: dict) -> str:
     return f"{interval_text(est)}: " + ", ".join(parts)
 
 
-DISTILL_FINDINGS = (
-    ("a", "an ensemble distilled into one student keeps most of its gain (logit distillation on the budget)",
-     "Kim et al.: 83% of an 8-member ensemble's gain (their protocol: generated text, 5a-seq)"),
-    ("b", "self-distillation helps (logit distillation on the budget)",
-     "Kim et al.: self-distillation improves a model of the same size"),
-    ("c", "chain distillation beats independent members", "Slowrun: chain (alpha 0.5, T 1) took 8 members from 7x to 8x"),
-)
-
-
-FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, distillation, efficiency)
+FINDINGS = (overfits, scales_in_parameters, ensembles_below, joint_limit, efficiency)
 """Every finding of the built-in stages in report order, each a function of the bench's measurements (`Bench`) to
 its records; the findings of the protocol's stages (`scarce.bench.stage`) follow them, in the registry's order."""
 

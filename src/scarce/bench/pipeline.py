@@ -17,7 +17,6 @@ from scarce.bench.stage import STAGES, StageContext
 from scarce.bench.stages import (
     Runs,
     Stages,
-    distill_stage,
     ensemble_stage,
     regularized_stage,
     standard_points,
@@ -73,11 +72,7 @@ def bench(out: str | Path, preset: str | BenchPreset = "cpu-tiny", data: str | i
     init = {"init.source": base.run_dir} if base else {}
     stages = Stages(standard_stage(p, runs, stores, init), regularized_stage(p, runs, stores[1], init))
     if recipe == "ensemble" and p.members > 1:
-        chosen = stages.regularized.chosen
-        stages.ensembles = ensemble_stage(p, runs, chosen)
-        members = stages.ensembles.members[p.largest]
-        if p.distill:
-            stages.distillation = distill_stage(p, runs, chosen[p.largest], members)
+        stages.ensembles = ensemble_stage(p, runs, stages.regularized.chosen)
     ctx = StageContext(p, recipe, runs, stores, stages)
     for stage in STAGES:  # the protocol's stages, in order (`scarce.bench.stage`)
         if stage.wanted(p, recipe):

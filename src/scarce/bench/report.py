@@ -38,7 +38,6 @@ def write_bench_report(out: str | Path, result, fits: dict, results: str | None 
     _recipe_section(doc, out, result)
     _ensemble_section(doc, out, result, fits)
     _joint_section(doc, out, result, fits)
-    _distillation_section(doc, out, result)
     for stage in STAGES:
         stage.report(doc, out, result.stages.get(stage.json_key()), fits)
     doc.h2("Compute")
@@ -189,18 +188,6 @@ def _joint_section(doc: Doc, out: Path, result, fits: dict) -> None:
     write_csv(out / "tables" / "joint.csv", cols, rows)
     if plot_fit_of(fits.get("joint"), out / "plots" / "joint.png", title="joint limit"):
         doc.img("plots/joint.png", "Two-step joint fit: K to infinity at each size, then the asymptotes in N.")
-
-
-def _distillation_section(doc: Doc, out: Path, result) -> None:
-    d = result.distillation
-    if not d:
-        return
-    doc.h2("Distillation at the largest size")
-    rows = [["ensemble to student", d["student"]["val_loss"], d["student"]["run_id"]],
-            ["self-distillation", d["self"]["val_loss"], d["self"]["run_id"]]]
-    rows += [[f"chain member {i}", r["val_loss"], r["run_id"]] for i, r in enumerate(d["chain"])]
-    doc.table(["run", "val_loss", "run_id"], rows)
-    write_csv(out / "tables" / "distillation.csv", ["run", "val_loss", "run_id"], rows)
 
 
 def _recipe_text(name: str) -> str:
@@ -365,5 +352,3 @@ def _bounds(row: list) -> list:
     if value is None or (low is None and high is None):
         return row
     return [name, est, value, "-inf" if low is None else low, "inf" if high is None else high]
-
-

@@ -42,8 +42,6 @@ class BenchResult:
     """Per size: the certified descent's best point, loss, certificate and run."""
     ensembles: dict = field(default_factory=dict)
     """Depth -> {member_ids, prefix_val_loss, member_val_loss}: every size's ensemble (joint limit)."""
-    distillation: dict | None = None
-    """Students of the largest size: ensemble to student, self-distillation, chain, with their val losses."""
     stages: dict = field(default_factory=dict)
     """The entries of the protocol's stages (`scarce.bench.stage.STAGES`), by each stage's JSON key, None for a
     stage that did not run: bench.json holds each at its top level, here (each stage's docstring says what it

@@ -7,7 +7,6 @@ from scipy.stats import spearmanr
 
 from scarce.bench.common import (
     Unfitted,
-    bench_row,
     ensemble_json,
     estimate,
     fit_json,
@@ -22,7 +21,7 @@ from scarce.bench.measured import Measured, interval, reference_noise, seed_nois
 from scarce.bench.presets import BenchPreset
 from scarce.bench.result import BenchResult
 from scarce.bench.stage import STAGES, Measure
-from scarce.bench.stages import DistillStage, Stages, best_on_select
+from scarce.bench.stages import Stages, best_on_select
 from scarce.eval import nextline
 from scarce.recipes.common import run_train_tokens
 from scarce.runs.store import RunRow
@@ -102,7 +101,10 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
                                               fits[f"efficiency_empirical:{name}"])
     std_table = _standard_table(p, stages.standard.rows, ev)
     b = Bench(p, stages, std_table, fits, recipes, ens_evals, m, reference, default)
-    findings = check_findings(b) + [f for s in STAGES for f in s.findings(b, entries[s.json_key()])]
+    findings = check_findings(b)
+    for s in STAGES:  # each stage's findings before the one it names, else after all
+        at = next((i for i, f in enumerate(findings) if f["id"] == s.findings_before), len(findings))
+        findings[at:at] = s.findings(b, entries[s.json_key()])
     downstream = None
     if p.downstream_items:
         groups = {"standard": [reference[0]["row"]], "regularized": [best_reg]}
@@ -133,7 +135,6 @@ def bench_results(p: BenchPreset, recipe: str, stores: dict, stages: Stages,
                       "evaluations": c["descent"]["evaluations"], "certificate": c["descent"]["certificate"],
                       "run_id": c["row"].id, "params": c["row"].summary["non_embedding_params"]}
                      for d, c in chosen.items()],
-        distillation=None if stages.distillation is None else distillation_json(stages.distillation),
         stages=entries,
         hygiene=hygiene_of(reference, findings, std_table, chosen, ev, p.n_boot), downstream=downstream, smoke=p.smoke,
         intervals=covers, warnings=bench_warnings(fits, reference, covers, recipes, default))
@@ -282,7 +283,3 @@ def _disagreement(parametric, empirical) -> dict | None:
     if ratio["low"] is None or ratio["low"] <= 1 <= ratio["high"]:
         return None
     return ratio
-
-
-def distillation_json(d: DistillStage) -> dict:
-    return {"student": bench_row(d.student), "self": bench_row(d.self_student), "chain": [bench_row(r) for r in d.chain]}

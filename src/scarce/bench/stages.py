@@ -11,7 +11,6 @@ from scarce.bench.presets import ONE_EVALUATION, STANDARD_WD, BenchPreset
 from scarce.config import slowrun_overrides
 from scarce.errors import UserError
 from scarce.recipes.common import sweep_rows
-from scarce.recipes.distill import chain_distill, distill_points
 from scarce.recipes.ensemble import member_points
 from scarce.recipes.regularized import AXES, axes, descend
 from scarce.recipes.standard import standard_points as recipe_standard_points
@@ -55,16 +54,6 @@ class EnsembleStage:
 
 
 @dataclass
-class DistillStage:
-    """Logit distillation at the largest size: the ensemble's student, one member's (self-distillation), and the
-    chain (member 0 first)."""
-
-    student: RunRow
-    self_student: RunRow
-    chain: list[RunRow]
-
-
-@dataclass
 class Stages:
     """What every stage of one bench returned; a stage the preset or recipe skips is None (or empty). The stages of
     the protocol (`scarce.bench.stage.STAGES`) are in `named`, by name."""
@@ -72,7 +61,6 @@ class Stages:
     standard: StandardStage
     regularized: RegularizedStage
     ensembles: EnsembleStage = field(default_factory=lambda: EnsembleStage({}))
-    distillation: DistillStage | None = None
     named: dict = field(default_factory=dict)
 
 
@@ -136,18 +124,6 @@ def ensemble_stage(p: BenchPreset, runs: Runs, chosen: dict) -> EnsembleStage:
     points = {d: ensemble_points(p, chosen[d]) for d in depths}
     rows = iter(runs.run("ensemble", [x for d in depths for x in points[d]]))
     return EnsembleStage({d: [chosen[d]["row"]] + [next(rows) for _ in points[d]] for d in depths})
-
-
-def distill_stage(p: BenchPreset, runs: Runs, chosen: dict, members: list[RunRow]) -> DistillStage:
-    """At the largest size, logit distillation (`scarce.recipes.distill`) at the preset's alpha and temperature:
-    the ensemble into a student, one member into a student of its own size (self-distillation), and a chain of
-    K members, each learning from the one before."""
-    point, k = {**chosen["point"], "tags.stage": "distill"}, len(members)
-    student, self_student = runs.run("distill", distill_points(point, [r.run_dir for r in members],
-                                                               p.distill_alpha, p.distill_temperature))
-    chain = chain_distill(point, members[0], k, p.distill_alpha, p.distill_temperature,
-                          lambda points: runs.run("distill", points))
-    return DistillStage(student, self_student, chain)
 
 
 class Runs:

@@ -33,3 +33,14 @@ def test_a_stage_that_did_not_run_reads_none():
     assert all(d[s.json_key()] is None for s in STAGES)
     assert BenchResult.from_json({k: v for k, v in d.items() if k not in {s.json_key() for s in STAGES}}).stages \
         == {s.json_key(): None for s in STAGES}
+
+
+def test_a_stage_that_did_not_run_finds_its_findings_not_run():
+    from scarce.bench.findings import Bench
+    from scarce.bench.presets import BENCH_PRESETS
+    from scarce.bench.stages import RegularizedStage, Stages, StandardStage
+
+    b = Bench(BENCH_PRESETS["cpu-tiny"], Stages(StandardStage([]), RegularizedStage({}, [])), [], {}, {}, {}, None, [])
+    for s in STAGES:
+        found = s.findings(b, None)
+        assert all(f["verdict"] == "not run" for f in found), s.name

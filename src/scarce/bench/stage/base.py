@@ -60,6 +60,9 @@ class Stage:
 
     name: str = ""
     key: str = ""
+    findings_before: str = ""
+    """The id of the bench's own finding (`scarce.bench.findings.FINDINGS`) its findings come before in the
+    report; '' after them all."""
 
     def json_key(self) -> str:
         return self.key or self.name
