@@ -40,18 +40,23 @@ SCENARIOS = {
 }
 
 
+TOKENS = 2
+"""Tokens per window of the synthetic runs (a config's least seq_len): each window's summed loss is TOKENS times its
+per-token loss, so the draws equal those of one-token windows bit for bit (a power of two scales exactly)."""
+
+
 class WindowEvaluations:
-    """Per-window losses (tokens per window 1) of the trial's runs, by run id."""
+    """Per-window summed losses (TOKENS tokens per window) of the trial's runs, by run id."""
 
     def __init__(self, windows: dict):
         self.w = windows
 
     def windows(self, rows) -> np.ndarray:
-        return np.stack([self.w[r["id"]] for r in rows])
+        return np.stack([self.w[r.id] * TOKENS for r in rows])
 
 
 def _row(run_id: str, windows: np.ndarray) -> RunRow:
-    return RunRow(run_id, "done", "", {"model": {"seq_len": 1}}, {}, val_loss=float(windows.mean()))
+    return RunRow(run_id, "done", "", {"model": {"seq_len": TOKENS}}, {}, val_loss=float(windows.mean()))
 
 
 def trial(t: int, n_boot: int = 400, sigma: float = 0.006, multiple: float = 2.0, bump: float = 0.0,
@@ -72,7 +77,7 @@ def trial(t: int, n_boot: int = 400, sigma: float = 0.006, multiple: float = 2.0
     ev = WindowEvaluations(windows)
     refs, seeds = [rows[i] for i in ids[:4]], [rows[i] for i in ids[4:]]
     D, ref_loss = MULTIPLES * BUDGET, [r.val_loss for r in refs]
-    m = Measured(ev, n_boot, 1, seed_noise(ev, n_boot, [seeds]) if seed_noise_on else SeedNoise(0.0, 0))
+    m = Measured(ev, n_boot, TOKENS, seed_noise(ev, n_boot, [seeds]) if seed_noise_on else SeedNoise(0.0, 0))
     if seed_noise_on:
         ref_noise, _ = reference_noise(m.noise, D, ref_loss, fit_power_law(D, ref_loss, n_boot=0))
         m.use([r.id for r in refs], ref_noise)
