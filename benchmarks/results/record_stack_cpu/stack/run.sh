@@ -18,5 +18,6 @@ exec .venv/bin/scarce ablate --data /work/runs/after/sample-0/stores/train-10000
   --set optim.ema_decay=0.0 --set optim.avg_last=3 \
   --change muoneq:optim.muon_row_norm=true,optim.muon_orth=polar-express,optim.muon_momentum_warmup=300,optim.muon_momentum_start=0.85 \
   --change swa:optim.swa_epochs=3 \
+  --change xsa_learn:model.xsa=true,model.xsa_learn=true \
   --change loop_last:model.loop_layers=0:3,model.loop_extra=1,model.loop_from=0.7,model.loop_backprop=last \
   --change record:optim.muon_row_norm=true,optim.muon_orth=polar-express,optim.muon_momentum_warmup=300,optim.muon_momentum_start=0.85,optim.swa_epochs=3,optim.wd_schedule=record,optim.warmdown_power=0.5,model.init=record,model.drop_path=0.05,model.iha=all,train.doc_shuffle=true
