@@ -811,10 +811,7 @@ def with_slowrun_stack(cfg: RunConfig) -> RunConfig:
     """Turn on, at the config's size, every technique of the NanoGPT Slowrun 1-hour record (qlabs-eng/slowrun,
     train.py of record 20, 2026-04-26) that scarce has a knob for, with the record's value. Learning rates,
     size and horizon stay the config's; docs/architecture.md maps each record line to its field."""
-    model = dataclasses.replace(cfg.model, **{**SLOWRUN_MODEL, **SLOWRUN_RECORD_MODEL})
-    optim = dataclasses.replace(cfg.optim, **{**SLOWRUN_OPTIM, **SLOWRUN_RECORD_OPTIM})
-    train = dataclasses.replace(cfg.train, **SLOWRUN_RECORD_TRAIN)
-    return dataclasses.replace(cfg, model=model, optim=optim, train=train)
+    return apply_overrides(cfg, slowrun_overrides(record=True))
 
 
 SLOWRUN_MODEL = dict(
