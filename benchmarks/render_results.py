@@ -293,12 +293,13 @@ def population_size(recipe) -> dict:
     return best[sorted(best, key=int)[0]] if best else {}
 
 
-def ratio(est, epochs) -> str:
-    """An epochs ratio with its interval, without an 'x' (it is no data multiple); censored, the bound it gives
-    (`epochs`: the population's epochs at its last point)."""
+def ratio(est, epochs, unit: str = "epochs") -> str:
+    """An epochs (or FLOPs) ratio with its interval, without an 'x' (it is no data multiple); censored, the bound it
+    gives (`epochs`: the population's epochs, or FLOPs, at its last point)."""
     if est.get("censored") == "below":
         share = num(100 * est.get("reached_share", 0), 0)
-        return f"not reached within {num(epochs, 0)} epochs: below {num(est['target_epochs'] / epochs, 2)} ({share}% of draws reach it)"
+        spent = num(epochs, 0) if unit == "epochs" else f"{epochs:.3g}"
+        return f"not reached within {spent} {unit}: below {num(est['target_epochs'] / epochs, 2)} ({share}% of draws reach it)"
     return interval(est, 2) + (" (at least: reached at the first point)" if est.get("censored") == "above" else "")
 
 
@@ -319,6 +320,10 @@ def render_population(recipes, labels) -> str:
     rows.append(["ensemble epochs / population epochs to reach it, prior [95% val windows]"] + pick(
         lambda s: ratio(s["reach"]["prior"], last(s))))
     rows.append(["the same, uniform logit"] + pick(lambda s: ratio(s["reach"]["logit"], last(s))))
+    if any(s.get("reach_flops") for s in sizes):  # recipes run since snapshots record their FLOPs
+        rows.append(["ensemble FLOPs / population FLOPs to reach it (a chain's teacher forwards counted), prior"] + pick(
+            lambda s: ratio(s["reach_flops"]["prior"], s["population_curve"][-1]["flops"], "FLOPs")
+            if s.get("reach_flops") else DASH))
     rows.append(["prior gain at the last point: uniform prob - prior [95%]"] + pick(
         lambda s: interval(s["prior_gain"], 4)))
     rows.append(["prior over population and ensemble: val (top K), the population's weight"] + pick(

@@ -299,11 +299,14 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_weights(path: Path, state: dict[str, torch.Tensor], loops: int = 0) -> None:
+def save_weights(path: Path, state: dict[str, torch.Tensor], loops: int = 0, flops: float | None = None) -> None:
     """Weights as safetensors, with the digest of the tensors in the file's own metadata (so the file and
-    its digest are written in one atomic rename), and the looped passes the weights were evaluated with."""
+    its digest are written in one atomic rename), the looped passes the weights were evaluated with and, for a
+    snapshot, the run's training FLOPs up to it (`flops`)."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     meta = {"sha256": tensors_digest(tensors), "loops": str(loops)}
+    if flops is not None:
+        meta["flops"] = repr(float(flops))
 
     def write(tmp: str) -> None:
         save_file(tensors, tmp, metadata=meta)
@@ -376,6 +379,19 @@ class Member:
         load_state(model, load_weights(self.weights), self.weights)
         model.loops = self.loops(cfg)
         return model.to(device).eval().requires_grad_(False)
+
+    def flops(self) -> float | None:
+        """Training FLOPs spent on these weights: a snapshot's, written beside it (the run up to it); for a run's
+        own weights its whole training (summary.json: they were chosen after it); None where neither says
+        (snapshots written before it was recorded)."""
+        with safe_open(str(self.weights), framework="pt") as f:
+            written = (f.metadata() or {}).get("flops")
+        if written is not None:
+            return float(written)
+        if self.weights.parent.name != "snapshots" and (self.run_dir / SUMMARY).is_file():
+            flops = read_json(self.run_dir / SUMMARY).get("flops")
+            return float(flops) if isinstance(flops, (int, float)) else None
+        return None
 
     def loops(self, cfg: RunConfig) -> int:
         """Extra looped passes of these weights: as written beside them; for weights saved before that was

@@ -46,6 +46,16 @@ def test_population_recipe_trains_and_measures_both_curves(make_context):
     assert set(r["reach"]) == {"prior", "logit"} and r["reach"]["prior"]["target_epochs"] == 6.0
     windows = np.load(Path(r["windows"]))
     assert windows["population_prior_3"].shape == (r["val_windows"],)
+    # the FLOPs axis: each cycle's snapshots record the run's FLOPs up to them (the chain's teacher forwards, from
+    # cycle 1 on, included), the last one the run's own; the members' are their runs'
+    runs = [t["flops"] for t in r["trajectories"]]
+    assert r["population_curve"][-1]["flops"] == pytest.approx(sum(runs))
+    f = [p["flops"] for p in r["population_curve"]]
+    assert f[0] > 0 and f[2] - f[1] == pytest.approx(f[1] - f[0])  # cycles 1 and 2 both have the teacher
+    assert f[1] - f[0] > f[0]  # cycle 0 had none: a third of a step's FLOPs more per token after it
+    assert r["independent_curve"][-1]["flops"] == pytest.approx(sum(m["flops"] for m in r["members"]))
+    assert set(r["reach_flops"]) == {"prior", "logit"}
+    assert r["reach_flops"]["prior"]["target_epochs"] == pytest.approx(r["independent_curve"][-1]["flops"])
     assert json.loads((Path(ctx.out) / "recipe.json").read_text())["recipe"] == "population"
     again = run_recipe("population", ctx.data, ctx.out, sizes=[1], overrides=ctx.overrides, execution=ctx.execution,
                        log=lambda *a: None, trajectories=2, cycles=3, cycle_epochs=1.0, members=2, perturb=0.1,

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from scarce.config import ObjectiveConfig, OptimConfig, RunConfig
 from scarce.errors import UserError
+from scarce.model.gpt import forward_flops_per_token
 from scarce.rundir import snapshots
 from scarce.runs.launch import resume, train
 from scarce.train.distill import Distillation
@@ -148,3 +149,37 @@ def test_cycles_the_run_cannot_hold_are_one_line_errors(stdlib_store, tmp_path, 
     chain = dataclasses.replace(tiny_config(stdlib_store), objective=ObjectiveConfig(kind="chain"))
     with pytest.raises(UserError, match="needs optim.schedule=cyclic"):
         train(chain, tmp_path / "chain", results=tmp_path / "r", quiet=True)
+
+
+@pytest.mark.parametrize("chain_from, taught", [(1, 8), (2, 4)])
+def test_the_chains_teacher_forwards_are_counted_in_the_runs_flops(stdlib_store, tmp_path, tiny_config, chain_from,
+                                                                   taught):
+    """12 steps in cycles of 4: the teacher (the snapshot before) runs one forward per token from cycle
+    chain_from on, a third of a training step's FLOPs of the same model; the run's flops hold both."""
+    cfg = population_config(tiny_config, stdlib_store, **{"objective.chain_from": chain_from})
+    full = train(cfg, tmp_path / "pop", results=tmp_path / "r", quiet=True)
+    trainer = Trainer(RunConfig.from_dict(cfg.to_dict()), tmp_path / "pop", quiet=True)
+    per_step = trainer.tokens_per_step
+    forward = forward_flops_per_token(trainer.model)
+    assert forward == pytest.approx(trainer.flops_per_token / 3)
+    assert full["teacher_flops"] == pytest.approx(taught * per_step * forward)
+    assert full["flops"] == pytest.approx(12 * per_step * trainer.flops_per_token + full["teacher_flops"])
+    plain = train(population_config(tiny_config, stdlib_store, **{"objective.kind": "ce"}), tmp_path / "ce",
+                  results=tmp_path / "r", quiet=True)
+    assert "teacher_flops" not in plain and plain["flops"] == pytest.approx(12 * per_step * trainer.flops_per_token)
+
+
+def test_a_distilled_runs_flops_count_every_teachers_forward(stdlib_store, tmp_path, tiny_config):
+    """An ensemble teacher of two runs of another depth: one forward of each per token, at the student's context."""
+    teachers = []
+    for seed in (0, 1):
+        t = tiny_config(stdlib_store, **{"train.tokens": 2 * 8 * 64, "train.seed": seed, "model.depth": 3})
+        train(t, tmp_path / f"t{seed}", results=tmp_path / "r", quiet=True)
+        teachers.append(str(tmp_path / f"t{seed}"))
+    cfg = tiny_config(stdlib_store, **{"train.tokens": 3 * 8 * 64, "objective.kind": "distill",
+                                       "objective.teachers": teachers})
+    out = train(cfg, tmp_path / "student", results=tmp_path / "r", quiet=True)
+    trainer = Trainer(RunConfig.from_dict(cfg.to_dict()), tmp_path / "student", quiet=True)
+    forward = sum(forward_flops_per_token(t, trainer.cfg.model.seq_len) for t in trainer.objective.teachers)
+    assert forward > 0 and out["teacher_flops"] == pytest.approx(out["tokens_seen"] * forward)
+    assert out["flops"] == pytest.approx(out["tokens_seen"] * trainer.flops_per_token + out["teacher_flops"])

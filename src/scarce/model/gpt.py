@@ -190,15 +190,32 @@ def flops_per_token(model: GPT, loops: int | None = None) -> float:
     count once per pass (`loops` extra passes; default: the model's current setting); the multi-token
     head adds a second unembedding. Sliding windows are counted as full attention (an upper bound)."""
     cfg = model.cfg
-    matmul = param_counts(model)["non_embedding"] + cfg.vocab_size * cfg.d_model  # head (tied or not)
+    loops = model.loops if loops is None else loops
+    # with truncated backprop the passes before the last are forward only: a third of a trained pass each
+    matmul, attention = _matmul_and_attention(model, loops if cfg.loop_backprop == "all" else loops / 3, cfg.seq_len)
     if model.mtp is not None:
         matmul += cfg.vocab_size * cfg.d_model
-    attention = 12 * cfg.depth * cfg.d_model * cfg.seq_len
-    loops = model.loops if loops is None else loops
-    if cfg.loop_range is not None and loops:
-        a, b = cfg.loop_range
-        # with truncated backprop the passes before the last are forward only: a third of a trained pass each
-        extra = loops if cfg.loop_backprop == "all" else loops / 3
-        matmul += extra * sum(p.numel() for block in model.blocks[a:b] for p in block.parameters())
-        attention += extra * (b - a) * 12 * cfg.d_model * cfg.seq_len
     return 6.0 * matmul + attention
+
+
+def forward_flops_per_token(model: GPT, seq_len: int | None = None, loops: int | None = None) -> float:
+    """FLOPs per token of one forward pass without a backward (a distillation teacher's): a third of
+    `flops_per_token`'s convention, 2 x matmul parameters plus 4 * layers * width * `seq_len` (default the
+    model's), every looped pass counted whole (`loops` extra passes; default the model's current setting) and
+    the multi-token head left out (a forward without targets does not run it)."""
+    loops = model.loops if loops is None else loops
+    matmul, attention = _matmul_and_attention(model, loops, seq_len or model.cfg.seq_len)
+    return 2.0 * matmul + attention / 3
+
+
+def _matmul_and_attention(model: GPT, extra: float, seq_len: int) -> tuple[float, float]:
+    """Matmul parameters of one pass (the head once) and the training attention term 12 * layers * width *
+    seq_len, with `extra` passes through the looped layers added."""
+    cfg = model.cfg
+    matmul = param_counts(model)["non_embedding"] + cfg.vocab_size * cfg.d_model  # head (tied or not)
+    attention = 12 * cfg.depth * cfg.d_model * seq_len
+    if cfg.loop_range is not None and extra:
+        a, b = cfg.loop_range
+        matmul += extra * sum(p.numel() for block in model.blocks[a:b] for p in block.parameters())
+        attention += extra * (b - a) * 12 * cfg.d_model * seq_len
+    return matmul, attention

@@ -154,6 +154,11 @@ def measure_population(store, pop: list[Member], ind: list[Member], width: int, 
     windows["mixture_prior"], windows["mixture_prob"] = both["prior_window_nll"], both["uniform_window_nll"]
     epochs = [p["epochs"] for p in population_curve]
     target = windows[f"independent_logit_{len(ind)}"]
+    pop_flops, ind_flops = curve_flops(pop, width), np.cumsum([m.flops() or np.nan for m in ind]).tolist()
+    for point, f in zip(population_curve, pop_flops):
+        point["flops"] = f
+    for point, f in zip(independent_curve, ind_flops):
+        point["flops"] = None if np.isnan(f) else float(f)
     curves = {
         "population_curve": population_curve, "independent_curve": independent_curve,
         "mixture": {"members": len(fit), "epochs": epochs[-1] + sum(member_epochs), "prior": both["val_loss"],
@@ -163,11 +168,24 @@ def measure_population(store, pop: list[Member], ind: list[Member], width: int, 
         "reach": {kind: reach_ratio(epochs, [windows[f"population_{kind}_{c}"] for c in range(1, cycles + 1)],
                                     target, sum(member_epochs), seq_len)
                   for kind in ("prior", "logit")},
+        "reach_flops": None if None in pop_flops or np.isnan(ind_flops[-1]) else {
+            kind: reach_ratio(pop_flops, [windows[f"population_{kind}_{c}"] for c in range(1, cycles + 1)], target,
+                              float(ind_flops[-1]), seq_len) for kind in ("prior", "logit")},
         "prior_gain": paired_gain(windows[f"population_prob_{cycles}"], windows[f"population_prior_{cycles}"],
                                   seq_len),
         "val_windows": len(target), "window_tokens": seq_len,
     }
     return curves, windows
+
+
+def curve_flops(pop: list[Member], width: int) -> list[float | None]:
+    """Training FLOPs of the population after each cycle: the cycle's snapshots' FLOPs summed over the
+    trajectories (teacher forwards of a chain included); None at a cycle whose snapshots do not record them."""
+    out = []
+    for c in range(len(pop) // width):
+        flops = [m.flops() for m in pop[c * width:(c + 1) * width]]
+        out.append(None if None in flops else float(sum(flops)))
+    return out
 
 
 def epochs_to_reach(epochs: list[float], losses: list[float], target: float) -> float:

@@ -28,13 +28,13 @@ from scarce.data.tokenizer import hf_tokenizer
 from scarce.errors import Diverged, UserError
 from scarce.eval.loss import evaluate
 from scarce.model import hf
-from scarce.model.gpt import GPT, flops_per_token, param_counts
+from scarce.model.gpt import GPT, flops_per_token, forward_flops_per_token, param_counts
 from scarce.model.looping import loop_switch_step, loops_at
 from scarce.progress import format_seconds, progress_bar
 from scarce.train import checkpoint as ckpt
 from scarce.train import parallel
 from scarce.train.augment import offset_targets, replace_tokens
-from scarce.train.distill import CycleChain, build_objective
+from scarce.train.distill import CycleChain, Distillation, build_objective
 from scarce.train.ema import BLENDS, blend, build_averager
 from scarce.train.optim import build_optimizer, muon_momentum, set_lr, set_momentum, set_weight_decay
 from scarce.train.perturb import perturb_scale, perturb_weights
@@ -305,6 +305,7 @@ class Trainer:
         self.swa_start = swa_start(self.cfg.optim, self.steps, self.loader.steps_per_epoch)
         self.eval_every = t.eval_every or max(1, self.steps // 8)
         self.tokens_per_step = t.batch_size * accum * self.rt.world * self.cfg.model.seq_len
+        self._teacher_micros: np.ndarray | None = None
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log records written after the checkpoint: the resumed run writes them again."""
@@ -387,7 +388,38 @@ class Trainer:
         switch = loop_switch_step(self.cfg.model, self.steps)
         looped = 0 if switch is None else max(0, step - switch)
         extra = flops_per_token(self.model, self.cfg.model.loop_extra) - self.flops_per_token if looped else 0.0
-        return self.tokens_per_step * (step * self.flops_per_token + looped * extra)
+        return self.tokens_per_step * (step * self.flops_per_token + looped * extra) + self.teacher_flops(step)
+
+    def teacher_flops(self, step: int) -> float:
+        """FLOPs of the teachers' forward passes in the first `step` steps (objectives distill and chain): one
+        forward of every teacher on each micro-batch that ran them, at the run's sequence length. A chain's teacher
+        is the snapshot ending the cycle before, from cycle chain_from on; `objective.distill_on=real` skips the
+        micro-batches mixed in from other stores."""
+        if not isinstance(self.objective, Distillation):
+            return 0.0
+        seq_len, micro_tokens = self.cfg.model.seq_len, self.tokens_per_step / self.accum
+        if not isinstance(self.objective, CycleChain):
+            per_token = sum(forward_flops_per_token(t, seq_len) for t in self.objective.teachers)
+            return micro_tokens * per_token * self.teacher_micros(0, step)
+        total, first = 0.0, max(1, self.cfg.objective.chain_from)
+        for cycle in range(first, math.ceil(step / self.cycle)):
+            # the teacher is the snapshot taken after step cycle x length - 1, with the passes the model made then
+            loops = loops_at(self.cfg.model, cycle * self.cycle - 1, self.steps)
+            per_token = forward_flops_per_token(self.model, seq_len, loops)
+            total += micro_tokens * per_token * self.teacher_micros(cycle * self.cycle, min(step, (cycle + 1) * self.cycle))
+        return total
+
+    def teacher_micros(self, start: int, stop: int) -> int:
+        """Micro-batches of steps [start, stop) that run the teachers: all of them, or with distill_on=real only
+        those the mix draws from the main store (`loader.source`, a function of the step)."""
+        if stop <= start:
+            return 0
+        if self.cfg.objective.distill_on == "all" or not isinstance(self.loader, MixLoader):
+            return (stop - start) * self.accum
+        if self._teacher_micros is None:
+            real = [sum(self.loader.source(s, m) == 0 for m in range(self.accum)) for s in range(self.steps)]
+            self._teacher_micros = np.concatenate([[0], np.cumsum(real)])
+        return int(self._teacher_micros[min(stop, self.steps)] - self._teacher_micros[start])
 
     def apply_average_blend(self) -> float | None:
         """Load the blend of averaged (EMA or last-k) and last weights with the lowest select loss
@@ -452,7 +484,8 @@ class Trainer:
             if self.snapshot_due(done):  # before the checkpoint: a resume from it finds the snapshots it needs
                 weights = self.parallelism.weights(self.model)
                 if self.rt.is_main:
-                    rundir.save_weights(rundir.snapshot_path(self.run_dir, done), weights, self.model.loops)
+                    rundir.save_weights(rundir.snapshot_path(self.run_dir, done), weights, self.model.loops,
+                                        self.flops_at(done))
             if done % self.eval_every == 0 or done == self.steps:
                 t_eval = time.perf_counter()
                 blend = self.apply_average_blend() if done == self.steps else None
@@ -500,6 +533,8 @@ class Trainer:
             "device": self.rt.device, "precision": self.rt.precision, "compiled": self.compiled,
             "data": self.store.fingerprint,
         }
+        if isinstance(self.objective, Distillation):  # of "flops": the teachers' forward passes
+            summary["teacher_flops"] = self.teacher_flops(s.step)
         branch = self.run_dir / rundir.BRANCH_RECORD
         if branch.exists():  # trained from a trunk's checkpoint (scarce.runs.branch): its time includes the trunk's
             summary["branched_from"] = json.loads(branch.read_text())

@@ -55,6 +55,16 @@ def population_points(p: BenchPreset, chosen: dict, members: list) -> list[dict]
              "tags.trajectory": t} for t in range(p.population)]
 
 
+def _flops_text(reach: dict | None) -> str:
+    """The same ratio counted in training FLOPs (a chain's teacher forwards included), where the runs recorded them."""
+    if not reach:
+        return ""
+    if reach["censored"] == "below":
+        return "; in training FLOPs (teacher forwards counted) not reached"
+    return (f"; in training FLOPs (teacher forwards counted) {reach['value']:.2f} [{reach['low']:.2f}, "
+            f"{reach['high']:.2f}] (val windows)")
+
+
 class Population(Stage):
     """bench.json's `population`: its trajectories, its allocation curve beside the ensemble's (val loss against
     total epochs; uniform and learned-prior weights), the prior over both, and the epochs-to-reach ratio with its
@@ -119,7 +129,7 @@ class Population(Stage):
                   f"cycles of {entry['cycle_epochs']:g}: val {last['prior']:.4f} (prior, top {last['prior_k']}) and "
                   f"{last['uniform_logit']:.4f} (uniform logit) at {last['epochs']:g} epochs; the {k}-member "
                   f"ensemble {reach['target_loss']:.4f} at {reach['target_epochs']:g} epochs"
-                  + (f"; {where}" if where else ""))
+                  + (f"; {where}" if where else "") + _flops_text((entry.get("reach_flops") or {}).get("prior")))
         return [finding(FINDING, judge(est, REACH_CRITERION, "above"), est,
                         "x fewer epochs (ensemble epochs / population epochs to reach its val loss)", detail,
                         above=REACH_CRITERION, censored=reach["censored"])]
