@@ -237,7 +237,12 @@ def test_bench_population_stage_against_the_ensemble(bench_run):
         cfg = read_config(t)
         assert cfg.optim.schedule == "cyclic" and cfg.objective.kind == "chain" and cfg.optim.wd_schedule == "anti"
         assert len(snapshots(t)) == round(cfg.train.epochs / cfg.optim.cycle_epochs)
-    assert {"population-prior", "population-uniform"} <= set(result["recipes"])
+    assert {"population-prior", "population-uniform", "population+ensemble-prior"} <= set(result["recipes"])
+    both = result["recipes"]["population+ensemble-prior"]
+    assert both["val_loss"] == pytest.approx(pop["mixture"]["prior"])
+    assert set(both["run_ids"]) == {t["run_id"] for t in pop["trajectories"]} | set(members)
+    assert both["flops"] == pytest.approx(result["recipes"]["population-prior"]["flops"]
+                                          + sum(m["flops"] for m in pop["members"]))
     eight = next(f for f in result["findings"] if f["id"] == "8")
     assert eight["verdict"] in VERDICTS and eight["value"] == pytest.approx(pop["reach"]["prior"]["value"])
     assert eight["low"] <= eight["value"] <= eight["high"] or eight["value"] == 0

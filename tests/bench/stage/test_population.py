@@ -83,6 +83,10 @@ def test_finding_8_is_judged_on_the_reach_interval_and_not_run_without_the_stage
     (low,) = STAGE.findings(None, {**ENTRY, "reach_measured": {"value": 2.0, "low": 1.5, "high": 2.5}})
     assert low["verdict"] == "not reproduced" and low["verdict"] in VERDICTS
     assert "2 trajectories of 2 epochs" in eight["detail"] and "3-member ensemble" in eight["detail"]
+    assert "FLOPs" not in eight["detail"]  # trajectories whose snapshots recorded no FLOPs
+    flops = {"prior": {"value": 1.5, "low": 1.2, "high": 1.9, "censored": ""}}
+    (counted,) = STAGE.findings(None, {**ENTRY, "reach_flops": flops})
+    assert "in training FLOPs (teacher forwards counted) 1.50 [1.20, 1.90]" in counted["detail"]
 
 
 def test_the_report_section_and_table_only_where_the_stage_ran(tmp_path):

@@ -33,6 +33,8 @@ RECIPES = {
     "population-prior": "cyclic trajectories at the chosen setting, as many epochs as the ensemble, their cycle-end "
                         "snapshots weighed by a prior fitted on select (probability mixture, top-K chosen on select)",
     "population-uniform": "the same snapshots, logits averaged uniformly",
+    "population+ensemble-prior": "the population's snapshots and the ensemble's members together, weighed by a prior "
+                                 "fitted on select (probability mixture, top-K chosen on select): the compute of both",
 }
 """The recipes the stage adds, and what each is."""
 
@@ -102,6 +104,11 @@ class Population(Stage):
                                 ("population-uniform", last["uniform_logit"], "logit")):
             ms.recipes[name] = recipe_entry(loss, loss * bpb_per_nat, flops, ids)
             ms.draws[name] = m.of(windows[f"population_{key}_{cycles}"], ids)
+        both = ids + [r.id for r in members]
+        ms.recipes["population+ensemble-prior"] = recipe_entry(
+            curves["mixture"]["prior"], curves["mixture"]["prior"] * bpb_per_nat,
+            flops + sum(r.flops for r in members), both)
+        ms.draws["population+ensemble-prior"] = m.of(windows["mixture_prior"], both)
         curve = np.column_stack([m.of(windows[f"population_prior_{c}"], ids) for c in range(1, cycles + 1)])
         target = m.prefixes(members)[:, -1]
         epochs, total = [q["epochs"] for q in curves["population_curve"]], sum(member_epochs)
