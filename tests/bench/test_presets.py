@@ -48,4 +48,26 @@ def test_whole_presets_are_the_presets_of_before_pieces(tmp_path):
     stores = {m: SimpleNamespace(path=tmp_path / f"train-{m}") for m in (1, 2, 4, 8)}
     assert standard_points(BENCH_PRESETS["cpu-small-whole"], stores) == standard_points(BENCH_PRESETS["cpu-small"], stores)
     assert all(p.piece_bytes == 0 for n, p in BENCH_PRESETS.items()
-               if n not in ("cpu-small", "cpu-full", "cpu-small-synth"))
+               if n not in ("cpu-small", "cpu-full", "cpu-small-synth", "cpu-full-population"))
+
+
+def test_cpu_full_population_is_cpu_full_past_the_ensemble(tmp_path):
+    """8 members and the population stage under the record's primitives, without the synthetic stage; its
+    trajectories are valid runs (cyclic, chain from cycle 2, perturbation) at a chosen setting of cpu-full's family."""
+    from dataclasses import replace
+
+    from scarce.bench.presets import RECORD_POPULATION
+    from scarce.bench.stage.population import population_points
+    from scarce.recipes.common import point_config
+
+    full, pop = BENCH_PRESETS["cpu-full"], BENCH_PRESETS["cpu-full-population"]
+    assert replace(full, name=pop.name, members=8, population=2, population_overrides=RECORD_POPULATION, synthetic=(),
+                   synthetic_fracs=(0.9,), synthetic_members=1) == pop
+    chosen = {"point": {"model.depth": 4, "optim.lr": 3e-3, "optim.weight_decay": 3.2, "train.epochs": 16.0}}
+    members = [SimpleNamespace(config=SimpleNamespace(train=SimpleNamespace(epochs=16.0)))] * pop.members
+    points = population_points(pop, chosen, members)
+    assert len(points) == 2 and sum(p["train.epochs"] for p in points) == 8 * 16
+    for p in points:
+        cfg = point_config(p, data=str(tmp_path), overrides=pop.overrides)
+        assert cfg.optim.schedule == "cyclic" and cfg.objective.kind == "chain" and cfg.objective.chain_from == 2
+        assert cfg.optim.perturb == 0.25 and cfg.optim.wd_schedule == "anti" and cfg.train.epochs == 64

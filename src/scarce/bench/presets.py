@@ -268,6 +268,22 @@ for _name in ("cpu-small", "cpu-full", "cpu-small-synth"):
     BENCH_PRESETS[f"{_name}-whole"] = replace(BENCH_PRESETS[_name], name=f"{_name}-whole")
     BENCH_PRESETS[_name] = replace(BENCH_PRESETS[_name], piece_bytes=PIECE_BYTES)
 
+# cpu-full past the ensemble: 8 members at every size (the joint limit's K-law from K = 1..8) and the population
+# stage, 2 trajectories under the unlimited record's primitives as measured at cpu-small's budget
+# (benchmarks/results/population_cpu.md: cycles of 2 epochs, chain alpha 0.45 T 1.2 from cycle 2, perturbation
+# 0.25 to 0.05), whose epochs together are the 8 members' at the largest size. That measurement's lowest val, the
+# population and the ensemble under one prior, is the stage's recipe `population+ensemble-prior`. Without cpu-full's
+# synthetic stage (measured by cpu-full and cpu-small-synth). Estimated, not yet run: cpu-full's stages but the
+# synthetic took ~40 min from a fresh store (bench_cpu_full.md), 4 more members per size ~6 min, the trajectories
+# (128 epochs of the chosen depth-4 setting, x1.3 for the chain's teacher forwards, x2 per token if the slowrun stack
+# is chosen there as it was in cpu-full) ~55 min on 2 workers, their 64 snapshots' passes over select and val
+# ~25 min: ~2-2.5 h on 2 cores.
+RECORD_POPULATION = {**POPULATION, "objective.kind": "chain", "objective.alpha": 0.45, "objective.temperature": 1.2,
+                     "objective.chain_from": 2, "optim.perturb": 0.25, "optim.perturb_final": 0.05}
+BENCH_PRESETS["cpu-full-population"] = replace(
+    BENCH_PRESETS["cpu-full"], name="cpu-full-population", members=8, population=2,
+    population_overrides=RECORD_POPULATION, synthetic=(), synthetic_fracs=(0.9,), synthetic_members=1)
+
 
 def get_bench_preset(preset: str | BenchPreset) -> BenchPreset:
     if isinstance(preset, BenchPreset):
