@@ -19,6 +19,8 @@ is replaced by the table that kind renders from that JSON (paths relative to ben
     population-curve one such recipe.json: both allocation curves (val loss against total epochs)
     ablation         a recipe.json of `scarce ablate`: each change's paired val difference and data multiple [95%]
                      and its cost
+    member-recipe    member_recipe.json of benchmarks/member_recipe.py: ensembles of each member recipe per seed,
+                     over the seeds with their data multiple, and the recipes' paired differences
 
 `only=1,6,7` after the kind keeps those findings (findings, sample-findings). A path may carry a column label:
 `bench_cpu_small/bench.json="sample 0, cosine"` (compare).
@@ -355,6 +357,28 @@ def render_ablation(recipe, _opts) -> str:
                                  rows)
 
 
+def render_member_recipe(r, _opts) -> str:
+    """member_recipe.json (benchmarks/member_recipe.py): every seed's ensembles of each member recipe, each recipe's
+    ensembles over the seeds [95%] with their data multiple, and each recipe's paired difference from the first."""
+    names, K = r["recipes"], r["members"]
+    per_seed = [[s, name, ", ".join(num(x, 4) for x in v["member_val"])] + [num(x, 4) for x in v["val_by_k"]]
+                for s in r["seeds"] for name in names for v in [r["per_seed"][str(s)][name]]]
+    out = [table(["seed", "members' recipe (epochs x, wd x)", "members' val"]
+                 + [f"ensemble val, K={k}" for k in range(1, K + 1)], per_seed)]
+    mult = "reference" in r
+    levels = [[e["recipe"], e["members"], interval(e["val"], 4)]
+              + ([unbounded_multiple(e["multiple_empirical"]) + (" (extrapolated)" if e["multiple_empirical"]
+                                                                  ["extrapolated"] else "")] if mult else [])
+              for e in r["levels"]]
+    out.append(table(["recipe", "K", "val, mean over seeds [95%]"]
+                     + (["data multiple, empirical [95%]"] if mult else []), levels))
+    diffs = [[f"{c['recipe']} - {c['against']}", c["members"], interval(c["delta"], 4),
+              ", ".join(f"{x:+.4f}" for x in c["by_seed"]), "yes" if c["better_on_every_seed"] else "no"]
+             for c in r["comparisons"]]
+    out.append(table(["recipes", "K", "Δ val [95%]", "by seed", "lower on every seed"], diffs))
+    return "\n\n".join(out)
+
+
 def law_multiple(est):
     """The law's multiple, 'n/i (...)' where the law sits at a bound."""
     text = unbounded_multiple(est)
@@ -373,7 +397,7 @@ def unbounded_multiple(est):
 
 SINGLE = {"multiples": render_multiples, "findings": render_findings, "samples": render_samples,
           "sample-findings": render_sample_findings, "population-curve": render_population_curve,
-          "ablation": render_ablation}
+          "ablation": render_ablation, "member-recipe": render_member_recipe}
 SIDE_BY_SIDE = {"compare": render_compare, "population": render_population}
 KINDS = set(SINGLE) | set(SIDE_BY_SIDE)
 
