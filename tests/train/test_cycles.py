@@ -183,3 +183,17 @@ def test_a_distilled_runs_flops_count_every_teachers_forward(stdlib_store, tmp_p
     forward = sum(forward_flops_per_token(t, trainer.cfg.model.seq_len) for t in trainer.objective.teachers)
     assert forward > 0 and out["teacher_flops"] == pytest.approx(out["tokens_seen"] * forward)
     assert out["flops"] == pytest.approx(out["tokens_seen"] * trainer.flops_per_token + out["teacher_flops"])
+
+
+def test_a_population_trajectory_trains_on_the_bench_s_slowrun_stack(stdlib_store, tmp_path, tiny_config):
+    """cpu-full-population's trajectories run at the chosen setting, which may be the slowrun stack (Muon, the
+    multi-token head, windows, softcap, dropout): the cycles, the chain and the perturbation train there too."""
+    from scarce.config import slowrun_overrides
+
+    cyclic = ("optim.schedule", "optim.final_lr_frac", "optim.wd_schedule")  # the population's, over the stack's
+    stack = {k: v for k, v in slowrun_overrides(looping=False).items() if k not in cyclic}
+    cfg = population_config(tiny_config, stdlib_store, **stack)
+    assert cfg.optim.optimizer == "muon" and cfg.objective.kind == "chain" and cfg.optim.schedule == "cyclic"
+    out = train(cfg, tmp_path / "stack", results=tmp_path / "r", quiet=True)
+    assert math.isfinite(out["val_loss"]) and len(snapshots(tmp_path / "stack")) == 3
+    assert out["teacher_flops"] > 0
