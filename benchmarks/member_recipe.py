@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from scarce.recipes.common import Context, point_config, run_points, run_train_t
 from scarce.recipes.population import member_points
 from scarce.rundir import Member
 from scarce.runs.executors import Execution
-from scarce.scaling.laws import LEVEL, quantiles
+from scarce.scaling.laws import LEVEL, fit_power_law, quantiles
 
 N_BOOT = 1000
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -138,6 +139,23 @@ def measure(a, rows, keys, recipes) -> dict:
                 row["multiple_empirical"] = {**interval(point[0], np.array([b[0] for b in boot])),
                                              "extrapolated": point[1]}
             levels.append(row)
+    asymptotes = {}
+    for name in names:  # the K-law L(K) = E + A K^-alpha of each recipe's mean ensembles, as the bench's finding 3
+        ks = list(range(1, a.members + 1))
+        draws = np.stack([d.loss(f"{name}@{k}")[1] for k in ks], axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_power_law(ks, [d.loss(f"{name}@{k}")[0] for k in ks], y_draws=draws)
+        e = fit.estimates["E"]
+        asymptotes[name] = {"E": {"value": e.value, "low": e.low, "high": e.high},
+                            "alpha": fit.estimates["alpha"].value, "warnings": list(fit.warnings),
+                            "draws": fit.data["aligned"]["E"]}
+    for name in names[1:]:  # the difference of asymptotes on the refits both recipes made (nan where one failed)
+        diff = asymptotes[name]["draws"] - asymptotes[names[0]]["draws"]
+        value = asymptotes[name]["E"]["value"] - asymptotes[names[0]]["E"]["value"]
+        asymptotes[name]["E_minus_first"] = interval(value, diff[np.isfinite(diff)])
+    for v in asymptotes.values():
+        del v["draws"]
     comparisons = []
     for name in names[1:]:
         for k in range(1, a.members + 1):
@@ -149,7 +167,7 @@ def measure(a, rows, keys, recipes) -> dict:
                                 "seed_noise": noise.to_json_dict()})
     out = {"data": a.data, "depth": a.depth, "members": a.members, "seeds": a.seeds, "recipes": names,
            "val_windows": d.n_windows, "window_tokens": seq_len, "n_boot": N_BOOT, "per_seed": per_seed,
-           "levels": levels, "comparisons": comparisons}
+           "levels": levels, "comparisons": comparisons, "asymptotes": asymptotes}
     if law is not None:
         out["reference"] = {**law["json"], "results": a.reference, "warnings": law["warnings"]}
     return out

@@ -376,6 +376,11 @@ def render_member_recipe(r, _opts) -> str:
               ", ".join(f"{x:+.4f}" for x in c["by_seed"]), "yes" if c["better_on_every_seed"] else "no"]
              for c in r["comparisons"]]
     out.append(table(["recipes", "K", "Δ val [95%]", "by seed", "lower on every seed"], diffs))
+    if r.get("asymptotes"):
+        rows = [[name, interval(a["E"], 4), num(a["alpha"], 2), interval(a.get("E_minus_first"), 4),
+                 "; ".join(a["warnings"]) or DASH] for name, a in r["asymptotes"].items()]
+        out.append(table(["recipe", "K-law asymptote E [95%]", "alpha", "E minus the first recipe's [95%]", "fit"],
+                         rows))
     return "\n\n".join(out)
 
 
