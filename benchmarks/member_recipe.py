@@ -31,6 +31,7 @@ from scarce.config import parse_assignments
 from scarce.data.store import open_store
 from scarce.device import pick_device
 from scarce.ensemble import evaluate_ensemble
+from scarce.errors import UserError
 from scarce.recipes.ablate import Draws, empirical_multiple, reference_rows, run_windows
 from scarce.recipes.common import Context, point_config, run_points, run_train_tokens
 from scarce.recipes.population import member_points
@@ -64,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--train-only", action="store_true")
     ap.add_argument("--reference", help="a bench's results root: its standard runs are the reference for the multiples (`scarce ablate --reference`)")
+    ap.add_argument("--reference-depth", type=int, default=0, help="the reference runs' depth (default: the one depth "
+                    "every size of data has)")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     a = ap.parse_args(argv)
     recipes = [parse_recipe(r) for r in a.recipes]
@@ -85,7 +88,11 @@ def main(argv=None) -> int:
         return 1
     if a.train_only:
         return 0
-    result = measure(a, rows, keys, recipes)
+    try:
+        result = measure(a, rows, keys, recipes)
+    except UserError as e:
+        print(f"member_recipe: {e}", file=sys.stderr)
+        return 1
     atomic.write_text(Path(a.out) / "member_recipe.json", json.dumps(result, indent=1))
     print(render_member_recipe(result, {}))
     return 0
@@ -102,6 +109,8 @@ def measure(a, rows, keys, recipes) -> dict:
     cfg = rows[0].config
     seq_len, batch = cfg.model.seq_len, cfg.train.batch_size
     device = pick_device()
+    # the reference first (a wrong one fails before the passes over the members): the one depth every size has
+    ref = reference_rows(a.reference, store, a.reference_depth) if a.reference else None
     names = [f"{e:g}/{w:g}" for e, w in recipes]
     windows: dict[str, list] = {}  # "recipe@k" -> per seed (windows,) summed NLL
     losses: dict[str, list] = {}
@@ -122,7 +131,6 @@ def measure(a, rows, keys, recipes) -> dict:
               N_BOOT)
     law = None
     if a.reference:
-        ref = reference_rows(a.reference, store, a.depth)
         law = d.reference_law([run_train_tokens(r) for r in ref], [r.val_loss for r in ref],
                               np.stack([run_windows(r, store) for r in ref]), ref[0].config.model.seq_len,
                               [r.id for r in ref])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from scarce.errors import UserError
+from scarce.recipes.population import chain_overrides
 
 BENCH_RECIPES = {
     "ensemble": "the regularized recipe (certified descent per size), then an ensemble of K seeds; joint limit "
@@ -279,8 +280,7 @@ for _name in ("cpu-small", "cpu-full", "cpu-small-synth"):
 # (128 epochs of the chosen depth-4 setting, x1.3 for the chain's teacher forwards, x2 per token if the slowrun stack
 # is chosen there as it was in cpu-full) ~55 min on 2 workers, their 64 snapshots' passes over select and val
 # ~25 min: ~2-2.5 h on 2 cores.
-RECORD_POPULATION = {**POPULATION, "objective.kind": "chain", "objective.alpha": 0.45, "objective.temperature": 1.2,
-                     "objective.chain_from": 2, "optim.perturb": 0.25, "optim.perturb_final": 0.05}
+RECORD_POPULATION = {**POPULATION, **chain_overrides(0.45, 1.2, 2), "optim.perturb": 0.25, "optim.perturb_final": 0.05}
 BENCH_PRESETS["cpu-full-population"] = replace(
     BENCH_PRESETS["cpu-full"], name="cpu-full-population", members=8, population=2,
     population_overrides=RECORD_POPULATION, synthetic=(), synthetic_fracs=(0.9,), synthetic_members=1)

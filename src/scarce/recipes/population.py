@@ -42,15 +42,20 @@ def population_points(depth: int, trajectories: int, cycles: int, cycle_epochs: 
                       seed: int) -> list[dict]:
     """The trajectories' override sets: cyclic runs of `cycles` cycles; `perturb` (first, last), `chain`
     (alpha, temperature, first cycle; alpha 0: no chain)."""
-    alpha, temperature, first = chain
     common = {"model.depth": depth, "optim.schedule": "cyclic", "optim.cycle_epochs": cycle_epochs,
               "optim.final_lr_frac": lr_floor, "optim.wd_schedule": "anti" if wd_floor < 1 else "constant",
               "optim.wd_floor": wd_floor, "optim.perturb": perturb[0], "optim.perturb_final": perturb[1],
               "train.epochs": cycles * cycle_epochs, "tags.group": f"population-d{depth}"}
-    if alpha:
-        common |= {"objective.kind": "chain", "objective.alpha": alpha, "objective.temperature": temperature,
-                   "objective.chain_from": first}
+    if chain[0]:
+        common |= chain_overrides(*chain)
     return [{**common, "train.seed": seed + t, "tags.trajectory": t} for t in range(trajectories)]
+
+
+def chain_overrides(alpha: float, temperature: float, first: int) -> dict:
+    """The overrides of chain distillation inside a cyclic run: each cycle from `first` on learns from the snapshot
+    before it at weight `alpha` and temperature `temperature`."""
+    return {"objective.kind": "chain", "objective.alpha": alpha, "objective.temperature": temperature,
+            "objective.chain_from": first}
 
 
 def member_points(depth: int, members: int, epochs: float, wd_factor: float, seed: int, base_wd: float) -> list[dict]:
