@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from scarce import atomic
+from scarce.bench.measured import interval
 from scarce.config import parse_assignments
 from scarce.data.store import open_store
 from scarce.device import pick_device
@@ -37,7 +38,7 @@ from scarce.recipes.common import Context, point_config, run_points, run_train_t
 from scarce.recipes.population import member_points
 from scarce.rundir import Member
 from scarce.runs.executors import Execution
-from scarce.scaling.laws import LEVEL, fit_power_law, quantiles
+from scarce.scaling.laws import fit_power_law
 
 N_BOOT = 1000
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -161,7 +162,7 @@ def measure(a, rows, keys, recipes) -> dict:
     for name in names[1:]:  # the difference of asymptotes on the refits both recipes made (nan where one failed)
         diff = asymptotes[name]["draws"] - asymptotes[names[0]]["draws"]
         value = asymptotes[name]["E"]["value"] - asymptotes[names[0]]["E"]["value"]
-        asymptotes[name]["E_minus_first"] = interval(value, diff[np.isfinite(diff)])
+        asymptotes[name]["E_minus_first"] = interval(value, diff)  # failed refits (nan) are left out
     for v in asymptotes.values():
         del v["draws"]
     comparisons = []
@@ -179,12 +180,6 @@ def measure(a, rows, keys, recipes) -> dict:
     if law is not None:
         out["reference"] = {**law["json"], "results": a.reference, "warnings": law["warnings"]}
     return out
-
-
-def interval(value: float, draws: np.ndarray) -> dict:
-    d = np.asarray(draws, dtype=float)
-    lo, hi = quantiles(d[np.isfinite(d)], LEVEL)
-    return {"value": float(value), "low": lo, "high": hi}
 
 
 if __name__ == "__main__":
